@@ -1,0 +1,628 @@
+"""
+One Discord gateway shard of one bot, as an explicit state machine.
+
+A shard connects, waits for HELLO, then IDENTIFYs (after the bot's identify
+limiter grants a slot) or RESUMEs a stored session, and relays every
+dispatch it receives.  Whatever happens to the connection, the machine
+decides whether to resume, identify afresh, wait, or give up and disable the
+bot.  It talks to the network only through ``connect`` and the
+:class:`IGatewayConnection` it returns, and to time only through ``clock``,
+so it is tested without sockets.
+"""
+
+from __future__ import annotations
+
+import sys
+from random import Random
+from typing import Any, Callable, Protocol
+
+import orjson
+from automat import MethodicalMachine, NoTransition
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from dccrelay.gateway import codes
+from dccrelay.gateway.heartbeat import Heartbeat
+from dccrelay.gateway.limiter import IdentifyLimiter
+from dccrelay.store import SessionState
+
+GATEWAY_QUERY = "?v=10&encoding=json"
+
+
+class IGatewayConnection(Protocol):
+    """
+    One open websocket to the gateway, as the shard sees it.
+    """
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Send one JSON payload as a text frame."""
+
+    def close(self, code: int) -> None:
+        """Start a close handshake with ``code``."""
+
+
+class IGatewayListener(Protocol):
+    """
+    What a gateway connection reports to its shard.
+    """
+
+    def frame_received(self, data: bytes) -> None:
+        """One text frame, as received."""
+
+    def connection_closed(self, code: int | None, reason: str) -> None:
+        """The connection is gone; ``code`` is None without a close frame."""
+
+
+Connect = Callable[[str, IGatewayListener], "Deferred[IGatewayConnection]"]
+OnDispatch = Callable[[bytes, dict[str, Any]], None]
+
+
+def gateway_url(base: str) -> str:
+    """
+    The websocket URL to open for a gateway base URL (v10, JSON).
+    """
+    return base.split("?", 1)[0].rstrip("/") + "/" + GATEWAY_QUERY
+
+
+class Shard:
+    """
+    One shard's connection to the Discord gateway.
+
+    :param connect: opens a websocket to a URL, reporting to a listener.
+    :param limiter: the bot's identify limiter.
+    :param on_dispatch: gets each dispatch's original bytes and its parse.
+    :param on_session: gets the new session state after READY, or ``None``
+        when the session can no longer be resumed.
+    :param on_fatal: gets a reason a person can act on when Discord refuses
+        the bot for good.
+    :param retry_policy: seconds to wait before reconnect attempt ``n``.
+    """
+
+    _machine = MethodicalMachine()
+    _log = Logger()
+
+    def __init__(
+        self,
+        *,
+        alias: str,
+        token: str,
+        intents: int,
+        shard_id: int,
+        shard_count: int,
+        gateway_base: str,
+        session: SessionState | None,
+        clock: IReactorTime,
+        random: Random,
+        connect: Connect,
+        limiter: IdentifyLimiter,
+        on_dispatch: OnDispatch,
+        on_session: Callable[[SessionState | None], None],
+        on_fatal: Callable[[str], None],
+        retry_policy: Callable[[int], float],
+    ) -> None:
+        self.alias = alias
+        self._token = token
+        self._intents = intents
+        self.shard_id = shard_id
+        self.shard_count = shard_count
+        self._gateway_base = gateway_base
+        self._session = session
+        self.seq: int | None = session.seq if session else None
+        self._clock = clock
+        self._random = random
+        self._connect_to = connect
+        self._limiter = limiter
+        self._on_dispatch = on_dispatch
+        self._on_session = on_session
+        self._on_fatal = on_fatal
+        self._retry_policy = retry_policy
+        self._connection: IGatewayConnection | None = None
+        self._pending: Deferred[Any] | None = None
+        self._reconnect_timer: IDelayedCall | None = None
+        self._planned_delay: float | None = None
+        self._stopped: Deferred[None] | None = None
+        self._heartbeat = Heartbeat(clock, random, self._send_heartbeat, self._zombie)
+        self.attempts = 0
+        self.identifies = 0
+        self.resumes = 0
+        self.last_close: str | None = None
+
+    # -- states ---------------------------------------------------------------
+
+    @_machine.state(initial=True, serialized="idle")
+    def idle(self) -> None:
+        "Not started."
+
+    @_machine.state(serialized="waiting for identify slot")
+    def waiting_for_slot(self) -> None:
+        "Waiting for the bot's identify limiter."
+
+    @_machine.state(serialized="connecting")
+    def connecting(self) -> None:
+        "Opening the websocket."
+
+    @_machine.state(serialized="connecting")
+    def waiting_for_hello(self) -> None:
+        "Open; HELLO not seen yet."
+
+    @_machine.state(serialized="identifying")
+    def identifying(self) -> None:
+        "IDENTIFY sent; waiting for READY."
+
+    @_machine.state(serialized="resuming")
+    def resuming(self) -> None:
+        "RESUME sent; Discord replays what was missed, then RESUMED."
+
+    @_machine.state(serialized="ready")
+    def ready(self) -> None:
+        "Receiving dispatches."
+
+    @_machine.state(serialized="reconnecting")
+    def closing(self) -> None:
+        "We closed the connection and will reconnect once it is gone."
+
+    @_machine.state(serialized="reconnecting")
+    def waiting_to_reconnect(self) -> None:
+        "Disconnected; a timer will reconnect."
+
+    @_machine.state(serialized="stopping")
+    def stopping(self) -> None:
+        "Closing for good (shutdown or disable)."
+
+    @_machine.state(serialized="stopped")
+    def stopped(self) -> None:
+        "Stopped; the session may still be resumable later."
+
+    @_machine.state(serialized="disabled")
+    def disabled(self) -> None:
+        "Discord refused the bot; nothing more will happen."
+
+    @_machine.serializer()
+    def _state_name(self, state: str) -> str:
+        return state
+
+    # -- inputs ---------------------------------------------------------------
+
+    @_machine.input()
+    def _begin_identify(self) -> None:
+        "Start a new session."
+
+    @_machine.input()
+    def _begin_resume(self) -> None:
+        "Go back to a stored session."
+
+    @_machine.input()
+    def _slot_granted(self) -> None:
+        "The limiter lets this shard IDENTIFY."
+
+    @_machine.input()
+    def _connection_made(self, connection: IGatewayConnection) -> None:
+        "The websocket is open."
+
+    @_machine.input()
+    def _connection_failed(self, why: str) -> None:
+        "The websocket could not be opened."
+
+    @_machine.input()
+    def _hello_identify(self, interval: float) -> None:
+        "HELLO arrived and there is no session to resume."
+
+    @_machine.input()
+    def _hello_resume(self, interval: float) -> None:
+        "HELLO arrived and there is a session to resume."
+
+    @_machine.input()
+    def _ready_received(self, payload: dict[str, Any]) -> None:
+        "READY: a new session."
+
+    @_machine.input()
+    def _resumed_received(self) -> None:
+        "RESUMED: the replay is complete."
+
+    @_machine.input()
+    def _must_reconnect(self, why: str) -> None:
+        "Zombie connection, op 7 or a resumable op 9: close, then resume."
+
+    @_machine.input()
+    def _session_invalidated(self, why: str) -> None:
+        "op 9 (not resumable): close, wait 1-5 s, identify afresh."
+
+    @_machine.input()
+    def _connection_lost(self, why: str) -> None:
+        "The connection is gone."
+
+    @_machine.input()
+    def _closed_fatally(self, reason: str) -> None:
+        "Discord closed with a code that reconnecting cannot help."
+
+    @_machine.input()
+    def _reconnect_due(self) -> None:
+        "The reconnect timer fired."
+
+    @_machine.input()
+    def _stop(self, code: int) -> None:
+        "Shut down (the relay stops, or the bot is disabled)."
+
+    # -- outputs --------------------------------------------------------------
+
+    @_machine.output()
+    def _request_slot(self) -> None:
+        self._pending = self._limiter.acquire(self.shard_id)
+        self._pending.addCallbacks(self._got_slot, self._ignore_cancel)
+
+    @_machine.output()
+    def _connect_to_gateway(self) -> None:
+        self._open(gateway_url(self._gateway_base))
+
+    @_machine.output()
+    def _connect_to_resume_url(self) -> None:
+        assert self._session is not None
+        self._open(gateway_url(self._session.resume_url))
+
+    @_machine.output()
+    def _remember_connection(self, connection: IGatewayConnection) -> None:
+        self._pending = None
+        self._connection = connection
+
+    @_machine.output()
+    def _note_failure(self, why: str) -> None:
+        self._pending = None
+        self.last_close = why
+        self._log.info(
+            "{alias} shard {shard}: could not connect to the gateway: {why}",
+            alias=self.alias, shard=self.shard_id, why=why,
+        )
+
+    @_machine.output()
+    def _send_identify(self, interval: float) -> None:
+        self._heartbeat.start(interval / 1000.0)
+        self.identifies += 1
+        self._send(
+            {
+                "op": codes.IDENTIFY,
+                "d": {
+                    "token": self._token,
+                    "intents": self._intents,
+                    "properties": {
+                        "os": sys.platform,
+                        "browser": "dccrelay",
+                        "device": "dccrelay",
+                    },
+                    "shard": [self.shard_id, self.shard_count],
+                },
+            }
+        )
+
+    @_machine.output()
+    def _send_resume(self, interval: float) -> None:
+        assert self._session is not None
+        self._heartbeat.start(interval / 1000.0)
+        self.resumes += 1
+        self._send(
+            {
+                "op": codes.RESUME,
+                "d": {
+                    "token": self._token,
+                    "session_id": self._session.session_id,
+                    "seq": self.seq,
+                },
+            }
+        )
+
+    @_machine.output()
+    def _keep_session(self, payload: dict[str, Any]) -> None:
+        d = payload.get("d") or {}
+        self._session = SessionState(
+            shard_id=self.shard_id,
+            shard_count=self.shard_count,
+            session_id=str(d.get("session_id", "")),
+            seq=self.seq,
+            resume_url=str(d.get("resume_gateway_url") or self._gateway_base),
+        )
+        self._on_session(self._session)
+
+    @_machine.output()
+    def _connected(self) -> None:
+        self.attempts = 0
+        self.last_close = None
+        self._log.info(
+            "{alias} shard {shard}: {state}",
+            alias=self.alias, shard=self.shard_id, state=self.state,
+        )
+
+    @_machine.output()
+    def _close_to_resume(self, why: str) -> None:
+        self._log.info(
+            "{alias} shard {shard}: reconnecting to resume: {why}",
+            alias=self.alias, shard=self.shard_id, why=why,
+        )
+        self.last_close = why
+        self._planned_delay = 0.0
+        self._close(codes.RESUMABLE_CLOSE)
+
+    @_machine.output()
+    def _close_to_identify(self, why: str) -> None:
+        self._log.info(
+            "{alias} shard {shard}: session invalidated, identifying afresh: {why}",
+            alias=self.alias, shard=self.shard_id, why=why,
+        )
+        self.last_close = why
+        self._forget_session()
+        # Discord: wait a random 1-5 s before identifying again.
+        self._planned_delay = 1.0 + 4.0 * self._random.random()
+        self._close(codes.RESUMABLE_CLOSE)
+
+    @_machine.output()
+    def _drop_connection(self, why: str) -> None:
+        self._heartbeat.stop()
+        self._connection = None
+        if self._planned_delay is None:
+            self.last_close = why
+
+    @_machine.output()
+    def _schedule_reconnect(self, why: str) -> None:
+        if self._planned_delay is not None and self.attempts == 0:
+            delay = self._planned_delay
+        else:
+            delay = max(self._planned_delay or 0.0, self._retry_policy(self.attempts))
+        self._planned_delay = None
+        self.attempts += 1
+        self._reconnect_timer = self._clock.callLater(delay, self._reconnect_now)
+
+    @_machine.output()
+    def _cancel_pending(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+        if self._reconnect_timer is not None and self._reconnect_timer.active():
+            self._reconnect_timer.cancel()
+        self._reconnect_timer = None
+
+    @_machine.output()
+    def _close_for_stop(self, code: int) -> None:
+        self._close(code)
+
+    @_machine.output()
+    def _finish_stop(self) -> None:
+        self._heartbeat.stop()
+        self._connection = None
+        if self._stopped is not None:
+            stopped, self._stopped = self._stopped, None
+            stopped.callback(None)
+
+    @_machine.output()
+    def _disable(self, reason: str) -> None:
+        self._heartbeat.stop()
+        self._connection = None
+        self.last_close = reason
+        self._forget_session()
+        self._log.warn(
+            "{alias} shard {shard}: disabled: {reason}",
+            alias=self.alias, shard=self.shard_id, reason=reason,
+        )
+        self._on_fatal(reason)
+
+    # -- transitions ------------------------------------------------------------
+
+    idle.upon(_begin_identify, enter=waiting_for_slot, outputs=[_request_slot])
+    idle.upon(_begin_resume, enter=connecting, outputs=[_connect_to_resume_url])
+    idle.upon(_stop, enter=stopped, outputs=[_finish_stop])
+
+    waiting_for_slot.upon(_slot_granted, enter=connecting, outputs=[_connect_to_gateway])
+    waiting_for_slot.upon(_stop, enter=stopped, outputs=[_cancel_pending, _finish_stop])
+
+    connecting.upon(_connection_made, enter=waiting_for_hello, outputs=[_remember_connection])
+    connecting.upon(
+        _connection_failed, enter=waiting_to_reconnect,
+        outputs=[_note_failure, _schedule_reconnect],
+    )
+    connecting.upon(_stop, enter=stopped, outputs=[_cancel_pending, _finish_stop])
+
+    waiting_for_hello.upon(_hello_identify, enter=identifying, outputs=[_send_identify])
+    waiting_for_hello.upon(_hello_resume, enter=resuming, outputs=[_send_resume])
+
+    identifying.upon(_ready_received, enter=ready, outputs=[_keep_session, _connected])
+    resuming.upon(_resumed_received, enter=ready, outputs=[_connected])
+
+    for _live in (waiting_for_hello, identifying, resuming, ready):
+        _live.upon(_must_reconnect, enter=closing, outputs=[_close_to_resume])
+        _live.upon(_session_invalidated, enter=closing, outputs=[_close_to_identify])
+        _live.upon(
+            _connection_lost, enter=waiting_to_reconnect,
+            outputs=[_drop_connection, _schedule_reconnect],
+        )
+        _live.upon(_closed_fatally, enter=disabled, outputs=[_disable])
+        _live.upon(_stop, enter=stopping, outputs=[_close_for_stop])
+    del _live
+
+    closing.upon(
+        _connection_lost, enter=waiting_to_reconnect,
+        outputs=[_drop_connection, _schedule_reconnect],
+    )
+    closing.upon(_closed_fatally, enter=disabled, outputs=[_disable])
+    closing.upon(_stop, enter=stopping, outputs=[])
+    # Late frames from a connection we are already leaving change nothing.
+    closing.upon(_must_reconnect, enter=closing, outputs=[])
+    closing.upon(_session_invalidated, enter=closing, outputs=[])
+
+    waiting_to_reconnect.upon(_reconnect_due, enter=idle, outputs=[])
+    waiting_to_reconnect.upon(_stop, enter=stopped, outputs=[_cancel_pending, _finish_stop])
+
+    stopping.upon(_connection_lost, enter=stopped, outputs=[_finish_stop])
+    stopping.upon(_closed_fatally, enter=stopped, outputs=[_finish_stop])
+    stopping.upon(_must_reconnect, enter=stopping, outputs=[])
+    stopping.upon(_session_invalidated, enter=stopping, outputs=[])
+
+    stopped.upon(_stop, enter=stopped, outputs=[_finish_stop])
+    disabled.upon(_stop, enter=disabled, outputs=[_finish_stop])
+
+    # -- the outside world ----------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """
+        The shard's state, as shown in status.
+        """
+        return self._state_name()  # type: ignore[no-any-return]
+
+    @property
+    def session(self) -> SessionState | None:
+        """
+        What a RESUME would need now, with the latest seq.
+        """
+        if self._session is None:
+            return None
+        return SessionState(
+            shard_id=self._session.shard_id,
+            shard_count=self._session.shard_count,
+            session_id=self._session.session_id,
+            seq=self.seq,
+            resume_url=self._session.resume_url,
+        )
+
+    def start(self) -> None:
+        """
+        Connect: resume the stored session if there is one, else identify.
+        """
+        if self._session is not None:
+            self._begin_resume()
+        else:
+            self._begin_identify()
+
+    def stop(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[None]:
+        """
+        Close the connection.  With the default code the session stays
+        resumable; 1000 ends it.
+
+        :return: fires once the connection is gone.
+        """
+        if self._stopped is None:
+            self._stopped = Deferred()
+        stopped = self._stopped
+        if code == codes.SESSION_ENDING_CLOSE:
+            self._forget_session()
+        self._stop(code)
+        return stopped
+
+    # IGatewayListener
+
+    def frame_received(self, data: bytes) -> None:
+        """
+        Turn one gateway frame into the machine's inputs.
+        """
+        try:
+            payload = orjson.loads(data)
+            op = payload["op"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self._log.warn(
+                "{alias} shard {shard}: ignoring a malformed gateway frame",
+                alias=self.alias, shard=self.shard_id,
+            )
+            return
+        try:
+            if op == codes.DISPATCH:
+                self._dispatch(data, payload)
+            elif op == codes.HEARTBEAT_ACK:
+                self._heartbeat.acked()
+            elif op == codes.HEARTBEAT:
+                self._heartbeat.beat_now()
+            elif op == codes.HELLO:
+                interval = float(payload["d"]["heartbeat_interval"])
+                if self._session is not None:
+                    self._hello_resume(interval)
+                else:
+                    self._hello_identify(interval)
+            elif op == codes.RECONNECT:
+                self._must_reconnect("Discord asked for a reconnect (op 7)")
+            elif op == codes.INVALID_SESSION:
+                if payload.get("d") is True and self._session is not None:
+                    self._must_reconnect("invalid session, resumable (op 9)")
+                else:
+                    self._session_invalidated("invalid session (op 9)")
+        except NoTransition:
+            self._log.warn(
+                "{alias} shard {shard}: unexpected op {op} while {state}",
+                alias=self.alias, shard=self.shard_id, op=op, state=self.state,
+            )
+        except (KeyError, TypeError, ValueError):
+            self._log.warn(
+                "{alias} shard {shard}: malformed op {op} payload",
+                alias=self.alias, shard=self.shard_id, op=op,
+            )
+
+    def connection_closed(self, code: int | None, reason: str) -> None:
+        """
+        Decide what the end of a connection means.
+        """
+        why = f"closed with code {code}" if code else "connection lost"
+        if reason:
+            why += f" ({reason[:100]})"
+        if code in codes.FATAL_CLOSE_REASONS:
+            self._closed_fatally(codes.FATAL_CLOSE_REASONS[code])
+            return
+        if code in codes.NEW_SESSION_CODES:
+            self._forget_session()
+        self._connection_lost(why)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _dispatch(self, data: bytes, payload: dict[str, Any]) -> None:
+        seq = payload.get("s")
+        if isinstance(seq, int):
+            self.seq = seq
+        kind = payload.get("t")
+        # READY and RESUMED belong to the session, not to the bot: READY
+        # carries the session id.
+        if kind == "READY":
+            self._ready_received(payload)
+        elif kind == "RESUMED":
+            self._resumed_received()
+        else:
+            self._on_dispatch(data, payload)
+
+    def _send(self, payload: dict[str, Any]) -> None:
+        if self._connection is not None:
+            self._connection.send(payload)
+
+    def _send_heartbeat(self) -> None:
+        self._send({"op": codes.HEARTBEAT, "d": self.seq})
+
+    def _zombie(self) -> None:
+        self._must_reconnect("no heartbeat ACK: zombie connection")
+
+    def _close(self, code: int) -> None:
+        self._heartbeat.stop()
+        if self._connection is not None:
+            self._connection.close(code)
+
+    def _forget_session(self) -> None:
+        if self._session is not None:
+            self._session = None
+            self.seq = None
+            self._on_session(None)
+
+    def _open(self, url: str) -> None:
+        self._pending = self._connect_to(url, self)
+        self._pending.addCallbacks(self._opened, self._open_failed)
+
+    def _opened(self, connection: IGatewayConnection) -> None:
+        self._connection_made(connection)
+
+    def _open_failed(self, failure: Failure) -> None:
+        if failure.check(CancelledError):
+            return
+        self._connection_failed(failure.getErrorMessage() or failure.type.__name__)
+
+    def _reconnect_now(self) -> None:
+        self._reconnect_timer = None
+        self._reconnect_due()
+        self.start()
+
+    def _got_slot(self, _: None) -> None:
+        self._pending = None
+        self._slot_granted()
+
+    def _ignore_cancel(self, failure: Failure) -> None:
+        failure.trap(CancelledError)

@@ -1,0 +1,350 @@
+"""
+One bot's relay: its gateway shards, its compiled filter and its delivery
+channel, and the rule for what to restart when its settings change.
+
+Data flows one way through it: shard -> filter -> delivery channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from random import Random
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from dccrelay.delivery import IDeliveryChannel
+from dccrelay.gateway import codes
+from dccrelay.gateway.limiter import IdentifyLimiter
+from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
+from dccrelay.gateway.shard import Connect, Shard
+from dccrelay.settings import RelaySettings
+from dccrelay.store import IRelayStore, SessionState
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+@dataclass
+class RelayEnvironment:
+    """
+    What every relay on a node shares.
+    """
+
+    clock: IReactorTime
+    random: Random
+    store: IRelayStore
+    rest: DiscordREST
+    connect: Connect
+    compile_filter: Callable[[str, Any], Predicate]
+    make_delivery: Callable[..., IDeliveryChannel]
+    retry_policy: Callable[[int], float]
+
+
+class Counters:
+    """
+    What a relay has seen, for status and metrics.
+    """
+
+    __slots__ = ("received", "matched")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.matched = 0
+
+
+class Relay:
+    """
+    One registered bot.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        alias: str,
+        settings: RelaySettings,
+        env: RelayEnvironment,
+        *,
+        on_fatal: Callable[[str, str], object],
+        enabled: bool = True,
+        disable_reason: str | None = None,
+    ) -> None:
+        self.alias = alias
+        self.settings = settings
+        self.enabled = enabled
+        self.disable_reason = disable_reason
+        self._env = env
+        self._on_fatal = on_fatal
+        self._predicate = env.compile_filter(settings.filter, settings.criteria)
+        self._delivery = self._new_delivery(())
+        self.shards: list[Shard] = []
+        self._limiter: IdentifyLimiter | None = None
+        self._gateway_error: str | None = None
+        self._gateway_attempts = 0
+        self._gateway_timer: IDelayedCall | None = None
+        self._starting: Deferred[None] | None = None
+        self.counters = Counters()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> Deferred[None]:
+        """
+        Open the gateway session, resuming stored shard sessions.
+        """
+        if not self.enabled or self.shards or self._starting is not None:
+            return succeed(None)
+        self._starting = self._start_gateway()
+        return self._starting
+
+    @inlineCallbacks
+    def _start_gateway(self) -> Any:
+        try:
+            info = yield self._env.rest.get_gateway_bot(self.settings.token)
+        except DiscordHTTPError as e:
+            self._starting = None
+            if e.token_rejected:
+                self._fatal(
+                    "Discord rejected the token (HTTP 401): re-register with a valid "
+                    "bot token from the Developer Portal"
+                )
+            else:
+                self._retry_gateway(f"GET /gateway/bot failed: HTTP {e.status}")
+            return
+        except Exception as e:
+            self._starting = None
+            self._retry_gateway(f"could not reach Discord: {type(e).__name__}")
+            return
+        stored = yield self._env.store.load_sessions(self.alias)
+        self._starting = None
+        if not self.enabled or self.shards:
+            return
+        shards = self.settings.shards
+        count = shards if isinstance(shards, int) else info.shards
+        self._gateway_error = None
+        self._gateway_attempts = 0
+        self._limiter = IdentifyLimiter(
+            self._env.clock, info.max_concurrency, info.remaining, info.reset_after
+        )
+        for shard_id in range(count):
+            session = stored.get(shard_id)
+            if session is not None and session.shard_count != count:
+                session = None
+            self.shards.append(self._new_shard(shard_id, count, info.url, session))
+        for shard in self.shards:
+            shard.start()
+
+    def _retry_gateway(self, why: str) -> None:
+        self._gateway_error = why
+        delay = self._env.retry_policy(self._gateway_attempts)
+        self._gateway_attempts += 1
+        self._log.info(
+            "{alias}: {why}; retrying in {delay:.1f}s", alias=self.alias, why=why, delay=delay
+        )
+        self._gateway_timer = self._env.clock.callLater(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._gateway_timer = None
+        self.start()
+
+    def _new_shard(
+        self, shard_id: int, count: int, url: str, session: SessionState | None
+    ) -> Shard:
+        assert self._limiter is not None
+        return Shard(
+            alias=self.alias,
+            token=self.settings.token,
+            intents=self.settings.intents,
+            shard_id=shard_id,
+            shard_count=count,
+            gateway_base=url,
+            session=session,
+            clock=self._env.clock,
+            random=self._env.random,
+            connect=self._env.connect,
+            limiter=self._limiter,
+            on_dispatch=self._on_dispatch,
+            on_session=lambda state, shard_id=shard_id: self._save_session(shard_id, state),
+            on_fatal=self._fatal,
+            retry_policy=self._env.retry_policy,
+        )
+
+    def _new_delivery(self, initial: Any) -> IDeliveryChannel:
+        return self._env.make_delivery(
+            alias=self.alias,
+            dst=self.settings.dst,
+            client_secret=self.settings.client_secret,
+            initial=initial,
+        )
+
+    def stop_gateway(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[Any]:
+        """
+        Close every shard; with the default code the sessions stay
+        resumable and their latest seq is saved.
+        """
+        if self._gateway_timer is not None and self._gateway_timer.active():
+            self._gateway_timer.cancel()
+        self._gateway_timer = None
+        shards, self.shards = self.shards, []
+        if self._limiter is not None:
+            self._limiter.stop()
+            self._limiter = None
+        closing = [shard.stop(code) for shard in shards]
+        saves = [
+            self._env.store.save_session(self.alias, shard.session)
+            for shard in shards
+            if code != codes.SESSION_ENDING_CLOSE and shard.session is not None
+        ]
+        return DeferredList(closing + saves, consumeErrors=True)
+
+    @inlineCallbacks
+    def stop(self) -> Any:
+        """
+        Stop everything, keeping Discord sessions resumable.
+        """
+        yield self.stop_gateway()
+        yield self._delivery.stop()
+
+    @inlineCallbacks
+    def forget(self) -> Any:
+        """
+        Stop everything and end the Discord sessions (the bot is deleted).
+        """
+        yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+        yield self._delivery.stop()
+
+    # -- settings -------------------------------------------------------------
+
+    @inlineCallbacks
+    def apply(self, settings: RelaySettings) -> Any:
+        """
+        Change only what the new settings change; re-enable if disabled.
+        """
+        old, self.settings = self.settings, settings
+        if old.filter_key() != settings.filter_key():
+            self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
+        if old.delivery_key() != settings.delivery_key():
+            previous = self._delivery
+            yield previous.stop()
+            self._delivery = self._new_delivery(previous.pending())
+        if old.gateway_key() != settings.gateway_key() and (self.shards or self._starting):
+            # Another token or intents: the old session is of no more use.
+            yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+            self._starting = None
+        self.enabled = True
+        yield self.start()
+
+    @inlineCallbacks
+    def disable(self, reason: str) -> Any:
+        """
+        End the gateway session until the bot registers again.
+        """
+        self.enabled = False
+        self.disable_reason = reason
+        yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+
+    def _fatal(self, reason: str) -> None:
+        if not self.enabled:
+            return
+        # Not from inside the shard's transition: disabling stops the shard.
+        self._env.clock.callLater(0, self._on_fatal, self.alias, reason)
+
+    # -- the data path ------------------------------------------------------------
+
+    def _on_dispatch(self, data: bytes, payload: dict[str, Any]) -> None:
+        counters = self.counters
+        counters.received += 1
+        try:
+            matched = self._predicate(payload)
+        except Exception:
+            self._log.failure("{alias}: the filter raised", alias=self.alias)
+            return
+        if matched:
+            counters.matched += 1
+            self._delivery.deliver(data)
+
+    def _save_session(self, shard_id: int, state: SessionState | None) -> None:
+        if state is None:
+            d = self._env.store.forget_session(self.alias, shard_id)
+        else:
+            d = self._env.store.save_session(self.alias, state)
+        d.addErrback(self._log_store_failure)
+
+    def _log_store_failure(self, failure: Failure) -> None:
+        self._log.failure("{alias}: saving session state failed", failure, alias=self.alias)
+
+    def checkpoint(self) -> Deferred[Any]:
+        """
+        Save every shard's latest seq, so a relay killed without warning
+        resumes close to where it was.
+        """
+        return DeferredList(
+            [
+                self._env.store.save_session(self.alias, shard.session)
+                for shard in self.shards
+                if shard.session is not None
+            ],
+            consumeErrors=True,
+        )
+
+    # -- status -------------------------------------------------------------
+
+    def public_status(self) -> dict[str, Any]:
+        """
+        What anyone may see: no token, secret, dst or criteria.
+        """
+        delivery = self._delivery.status()
+        return {
+            "alias": self.alias,
+            "enabled": self.enabled,
+            "lastDisableReason": self.disable_reason,
+            "gatewayError": self._gateway_error,
+            "shards": [
+                {"id": shard.shard_id, "state": shard.state, "lastClose": shard.last_close}
+                for shard in self.shards
+            ],
+            "delivery": {"state": delivery["state"]},
+            "queued": delivery["queued"],
+            "dropped": delivery["dropped"],
+            "lastDeliveryError": delivery["lastError"],
+            "counters": {
+                "received": self.counters.received,
+                "matched": self.counters.matched,
+                "delivered": delivery["delivered"],
+            },
+        }
+
+    def full_status(self) -> dict[str, Any]:
+        """
+        What the bot's owner may see: status and settings, token masked.
+        """
+        status = self.public_status()
+        s = self.settings
+        status["settings"] = {
+            "token": mask_token(s.token),
+            "intents": s.intents,
+            "criteria": s.criteria,
+            "filter": s.filter,
+            "dst": s.dst,
+            "shards": s.shards,
+            "delivery": {"protocol": s.delivery_protocol},
+            "typingWhileWaking": s.typing_while_waking,
+            "deferInteractions": s.defer_interactions,
+            "wakeUrl": s.wake_url,
+        }
+        for entry, shard in zip(status["shards"], self.shards):
+            entry["identifies"] = shard.identifies
+            entry["resumes"] = shard.resumes
+            entry["seq"] = shard.seq
+        return status
+
+
+def mask_token(token: str) -> str:
+    """
+    Enough of a token to recognise it, not to use it: Discord tokens start
+    with the bot's base64 user id, which is public anyway.
+    """
+    head = token.split(".", 1)[0]
+    return (head[:8] if len(head) >= 8 else "") + "…"

@@ -1,0 +1,268 @@
+"""
+A bot's registration: the JSON body of ``PUT /relays/{alias}``, validated
+into :class:`RelaySettings`, and what changed between two of them.
+
+The body's first five fields (``token``, ``intents``, ``criteria``, ``dst``,
+``clientSecret``) are exactly what the prototype's client sends, so those
+bots keep working unchanged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from hyperlink import DecodedURL
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from dccrelay.filters import DEFAULT_BACKEND, DEFAULT_CRITERIA, CriteriaError
+
+ALIAS = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+
+# GUILD_MESSAGES | DIRECT_MESSAGES, as the prototype's sample bot asks.
+DEFAULT_INTENTS = (1 << 9) | (1 << 12)
+
+# Every intent bit Discord documents (see DISCORD.md); others are refused
+# here rather than by Discord's 4013 close later.
+KNOWN_INTENTS = sum(
+    1 << bit for bit in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 21, 24, 25)
+)
+
+MAX_SHARDS = 1024
+
+REGISTRATION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["token", "dst", "clientSecret"],
+    "additionalProperties": False,
+    "properties": {
+        "token": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[!-~]+$"},
+        "intents": {"type": "integer", "minimum": 0},
+        "criteria": {},
+        "filter": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"},
+        "dst": {"type": "string", "minLength": 1, "maxLength": 2048},
+        "clientSecret": {"type": "string", "minLength": 8, "maxLength": 256, "pattern": r"^[ -~]+$"},
+        "shards": {
+            "oneOf": [
+                {"const": "auto"},
+                {"type": "integer", "minimum": 1, "maximum": MAX_SHARDS},
+            ]
+        },
+        "delivery": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"protocol": {"enum": [1, 2]}},
+        },
+        "typingWhileWaking": {"type": "boolean"},
+        "deferInteractions": {"type": "boolean"},
+        "wakeUrl": {"type": "string", "maxLength": 2048},
+    },
+}
+
+_validator = Draft202012Validator(REGISTRATION_SCHEMA)
+
+
+class SettingsError(ValueError):
+    """
+    A registration body is unacceptable.
+
+    :ivar message: what is wrong, for a person.
+    :ivar pointer: JSON pointer to the offending field ("" for the body).
+    """
+
+    def __init__(self, message: str, pointer: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.pointer = pointer
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """
+    Everything a bot registered, validated.
+    """
+
+    token: str
+    dst: str
+    client_secret: str
+    intents: int = DEFAULT_INTENTS
+    criteria: Any = field(default_factory=lambda: DEFAULT_CRITERIA)
+    filter: str = DEFAULT_BACKEND
+    shards: str | int = "auto"
+    delivery_protocol: int = 1
+    typing_while_waking: bool = False
+    defer_interactions: bool = False
+    wake_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The form the store keeps.
+        """
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> RelaySettings:
+        """
+        Rebuild settings that :meth:`to_json` produced.
+        """
+        return cls(**stored)
+
+    def gateway_key(self) -> tuple[object, ...]:
+        """
+        What, when changed, needs a new Discord gateway session.
+        """
+        return (self.token, self.intents, self.shards)
+
+    def filter_key(self) -> tuple[object, ...]:
+        """
+        What, when changed, needs the filter compiled again.
+        """
+        return (self.filter, _canonical(self.criteria))
+
+    def delivery_key(self) -> tuple[object, ...]:
+        """
+        What, when changed, needs a new connection to the bot.
+        """
+        return (self.dst, self.client_secret, self.delivery_protocol)
+
+
+def _canonical(value: Any) -> Any:
+    # Criteria compare by content: key order in the JSON body is not a change.
+    if isinstance(value, dict):
+        return tuple(sorted((k, _canonical(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list",) + tuple(_canonical(v) for v in value)
+    return (type(value).__name__, value)
+
+
+def _pointer(path: Any) -> str:
+    return "".join(
+        "/" + str(part).replace("~", "~0").replace("/", "~1") for part in path
+    )
+
+
+def _schema_message(error: ValidationError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        return f"unknown field: {error.message}"
+    if where:
+        return f"{where}: {error.message}"
+    return error.message
+
+
+def validate_alias(alias: str) -> None:
+    """
+    :raise SettingsError: if ``alias`` is not 1–64 letters, digits or ``_``.
+    """
+    if not ALIAS.match(alias):
+        raise SettingsError(
+            "alias must be 1 to 64 characters of A-Z, a-z, 0-9 and _", "/alias"
+        )
+
+
+def _check_url_host_is_public(url: DecodedURL, name: str) -> None:
+    host = url.host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        raise SettingsError(
+            f"{name} points at {host}, a loopback address; the operator has not "
+            "allowed private destinations",
+            "/" + name,
+        )
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not address.is_global:
+        raise SettingsError(
+            f"{name} points at {host}, a private, loopback or reserved address; "
+            "the operator has not allowed private destinations",
+            "/" + name,
+        )
+
+
+def _parse_url(text: str, name: str, schemes: tuple[str, ...]) -> DecodedURL:
+    try:
+        url = DecodedURL.from_text(text)
+    except (ValueError, TypeError) as e:
+        raise SettingsError(f"{name} is not a URL: {e}", "/" + name)
+    if url.scheme not in schemes or not url.host:
+        raise SettingsError(
+            f"{name} must be an absolute {' or '.join(schemes)} URL, got {text!r}",
+            "/" + name,
+        )
+    if any(c in text for c in "\r\n\t "):
+        raise SettingsError(f"{name} must not contain whitespace", "/" + name)
+    return url
+
+
+def parse_settings(
+    body: Any,
+    *,
+    compile_filter: Callable[[str, Any], object],
+    allow_private_dst: bool,
+) -> RelaySettings:
+    """
+    Validate a registration body.
+
+    :param compile_filter: ``(filter_name, criteria)``; raises
+        :class:`CriteriaError` or :class:`LookupError` for criteria that
+        cannot run, so that bad criteria are refused now, never discovered
+        later.
+    :raise SettingsError: naming the first problem found.
+    """
+    errors = sorted(_validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        raise SettingsError(_schema_message(first), _pointer(first.absolute_path))
+
+    intents = body.get("intents", DEFAULT_INTENTS)
+    if intents & ~KNOWN_INTENTS:
+        raise SettingsError(
+            f"intents has bits Discord does not define: {intents & ~KNOWN_INTENTS:#x}",
+            "/intents",
+        )
+
+    dst = _parse_url(body["dst"], "dst", ("ws", "wss", "http", "https"))
+    if dst.scheme in ("http", "https"):
+        raise SettingsError(
+            "webhook delivery (http/https dst) is not available in this version; "
+            "use a ws:// or wss:// dst",
+            "/dst",
+        )
+    protocol = body.get("delivery", {}).get("protocol", 1)
+    if protocol != 1:
+        raise SettingsError(
+            "delivery protocol 2 is not available in this version; use 1",
+            "/delivery/protocol",
+        )
+    wake_url = body.get("wakeUrl")
+    if wake_url is not None:
+        parsed_wake = _parse_url(wake_url, "wakeUrl", ("http", "https"))
+    if not allow_private_dst:
+        _check_url_host_is_public(dst, "dst")
+        if wake_url is not None:
+            _check_url_host_is_public(parsed_wake, "wakeUrl")
+
+    settings = RelaySettings(
+        token=body["token"],
+        dst=body["dst"],
+        client_secret=body["clientSecret"],
+        intents=intents,
+        criteria=body.get("criteria", DEFAULT_CRITERIA),
+        filter=body.get("filter", DEFAULT_BACKEND),
+        shards=body.get("shards", "auto"),
+        delivery_protocol=protocol,
+        typing_while_waking=body.get("typingWhileWaking", False),
+        defer_interactions=body.get("deferInteractions", False),
+        wake_url=wake_url,
+    )
+    try:
+        compile_filter(settings.filter, settings.criteria)
+    except CriteriaError as e:
+        raise SettingsError(f"criteria: {e.message}", "/criteria" + e.pointer)
+    except LookupError as e:
+        raise SettingsError(str(e).strip("'\""), "/filter")
+    return settings

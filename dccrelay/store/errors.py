@@ -1,0 +1,31 @@
+"""
+Errors that any :class:`dccrelay.store.IRelayStore` may fail with.
+"""
+
+from __future__ import annotations
+
+
+class SchemaTooNew(Exception):
+    """
+    The database was migrated by a newer dccrelay than this one, so this code
+    cannot know what its schema means.
+    """
+
+    def __init__(self, description: str, found: int, known: int) -> None:
+        super().__init__(
+            f"{description} has schema version {found}, but this dccrelay "
+            f"only knows versions up to {known}: a newer dccrelay has "
+            f"upgraded it. Run that newer dccrelay, or point this one at "
+            f"another database."
+        )
+        self.found = found
+        self.known = known
+
+
+class StoreClosed(Exception):
+    """
+    The store was used after :meth:`dccrelay.store.IRelayStore.close`.
+    """
+
+    def __init__(self, description: str) -> None:
+        super().__init__(f"{description} is closed")

@@ -1,0 +1,375 @@
+"""
+The embedded store: registrations and gateway sessions in one SQLite file.
+
+Every sqlite3 call runs on a one-thread adbapi pool, so the reactor thread
+never waits on the disk; one connection is enough because SQLite serialises
+writers anyway.  The file holds bot tokens, so it is created 0600 (in a 0700
+directory if the directory is missing) before SQLite ever opens it.  The
+schema carries its version in ``PRAGMA user_version`` and migrates itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, TypeVar, cast
+
+from twisted.enterprise.adbapi import Connection, ConnectionPool, Transaction
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from . import IRelayStore, SessionState, StoredRelay
+from .errors import SchemaTooNew, StoreClosed
+
+_T = TypeVar("_T")
+
+#: The path that asks for a private, throw-away database (for tests).
+MEMORY = ":memory:"
+
+#: Step ``n`` takes the schema from version ``n`` to ``n + 1`` and runs in one
+#: transaction with the version bump.  Append steps; never edit a released one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE relays (
+            alias TEXT PRIMARY KEY NOT NULL,
+            settings TEXT NOT NULL,  -- JSON, as RelaySettings.to_json
+            enabled INTEGER NOT NULL,
+            disable_reason TEXT,
+            created_at REAL NOT NULL,  -- seconds since the epoch
+            updated_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE sessions (
+            alias TEXT NOT NULL REFERENCES relays (alias) ON DELETE CASCADE,
+            shard_id INTEGER NOT NULL,
+            shard_count INTEGER NOT NULL,
+            session_id TEXT NOT NULL,
+            seq INTEGER,
+            resume_url TEXT NOT NULL,
+            PRIMARY KEY (alias, shard_id)
+        )
+        """,
+    ),
+)
+
+# SQLite's own files next to the database; they hold the same secrets.
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+@implementer(IRelayStore)
+class SQLiteStore:
+    """
+    An :class:`IRelayStore` in one SQLite file.
+
+    :param path: the database file, or :data:`MEMORY`.
+    :param reactor: provides ``IReactorCore``, ``IReactorFromThreads`` and
+        (unless ``now`` is given) ``IReactorTime``.
+    :param now: the wall clock for ``created_at``/``updated_at``.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        path: str,
+        reactor: IReactorCore,
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        self.path = path
+        self.description = f"SQLite database at {path}"
+        self._reactor = cast(IReactorFromThreads, reactor)
+        self._now = now if now is not None else cast(IReactorTime, reactor).seconds
+        self._closing: Deferred[None] | None = None
+        if path == MEMORY:
+            target, uri = path, False
+        else:
+            # mode=rw: SQLite must never create the file itself, with the
+            # umask's mode; _prepare_files creates it privately first.
+            target, uri = Path(path).absolute().as_uri() + "?mode=rw", True
+        self._pool = ConnectionPool(
+            "sqlite3",
+            target,
+            uri=uri,
+            # adbapi closes leftover connections on the reactor thread if the
+            # reactor stops before close().
+            check_same_thread=False,
+            # We begin transactions ourselves, so that migrations' DDL is
+            # transactional too (sqlite3 only begins them before DML).
+            isolation_level=None,
+            cp_min=1,
+            cp_max=1,
+            cp_reactor=reactor,
+            cp_openfun=_configure,
+        )
+        self._pool.threadpool.name = "dccrelay-sqlite"
+
+    def open(self) -> Deferred[None]:
+        """
+        Create the file privately if needed, then create or migrate the
+        schema.
+
+        :raises SchemaTooNew: (in the Deferred) if a newer dccrelay migrated
+            the database.
+        """
+        if self._closing is not None:
+            return fail(StoreClosed(self.description))
+        ready: Deferred[None]
+        if self.path == MEMORY:
+            ready = succeed(None)
+        else:
+            # The pool has one thread, so this runs before the connection opens.
+            ready = deferToThreadPool(
+                self._reactor, self._pool.threadpool, _prepare_files, self.path
+            )
+        return ready.addCallback(self._migrate).addCallback(self._opened)
+
+    def _migrate(self, _: None) -> Deferred[tuple[int, int, str]]:
+        return cast(
+            "Deferred[tuple[int, int, str]]",
+            self._pool.runWithConnection(_migrate, self.description),
+        )
+
+    def _opened(self, result: tuple[int, int, str]) -> None:
+        before, after, journal_mode = result
+        if before != after:
+            self.log.info(
+                "Migrated {store} from schema version {before} to {after}",
+                store=self.description,
+                before=before,
+                after=after,
+            )
+        if journal_mode != "wal" and self.path != MEMORY:
+            self.log.warn(
+                "{store} could not switch to write-ahead logging (the file "
+                "system may not support it); it uses journal mode {mode}",
+                store=self.description,
+                mode=journal_mode,
+            )
+
+    def close(self) -> Deferred[None]:
+        """
+        Let queued work finish, then close the connection and stop the
+        pool's thread.  Safe to call more than once.
+        """
+        if self._closing is None:
+            self._closing = self._shut_down()
+        done: Deferred[None] = Deferred()
+        self._closing.addCallback(lambda _: done.callback(None))
+        return done
+
+    def _shut_down(self) -> Deferred[None]:
+        pool = self._pool
+
+        def disconnect() -> None:
+            # On the pool's thread, behind any queued work: closing
+            # checkpoints the WAL, which is disk work for this thread, not the
+            # reactor's.
+            connection = pool.connections.get(pool.threadID())
+            if connection is not None:
+                pool.disconnect(connection)
+
+        def stop_pool(result: object) -> object:
+            # The thread is idle now, so joining it does not block the reactor.
+            pool.close()
+            return result
+
+        closed = deferToThreadPool(self._reactor, pool.threadpool, disconnect)
+        closed.addBoth(stop_pool)
+        # close() never fails: there is nothing its caller could do instead.
+        return closed.addErrback(
+            lambda failure: self.log.failure(
+                "Closing {store} failed", failure, store=self.description
+            )
+        )
+
+    def _interact(self, work: Callable[..., _T], *args: Any) -> Deferred[_T]:
+        if self._closing is not None:
+            return fail(StoreClosed(self.description))
+        return cast("Deferred[_T]", self._pool.runInteraction(work, *args))
+
+    def load_relays(self) -> Deferred[list[StoredRelay]]:
+        return self._interact(_load_relays)
+
+    def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
+        try:
+            # Encoded here rather than on the pool's thread, so a caller that
+            # changes its dict afterwards cannot race the write.
+            encoded = json.dumps(settings, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):
+            return fail()
+        return self._interact(_save_relay, alias, encoded, self._now())
+
+    def delete_relay(self, alias: str) -> Deferred[bool]:
+        return self._interact(_delete_relay, alias)
+
+    def disable_relay(self, alias: str, reason: str) -> Deferred[None]:
+        return self._interact(_disable_relay, alias, reason, self._now())
+
+    def load_sessions(self, alias: str) -> Deferred[dict[int, SessionState]]:
+        return self._interact(_load_sessions, alias)
+
+    def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
+        """
+        Remember one shard's session, unless the relay is unknown or disabled:
+        a shard that is still winding down must not bring back a session that
+        :meth:`disable_relay` or :meth:`delete_relay` dropped.
+        """
+        return self._interact(_save_session, alias, state)
+
+    def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
+        return self._interact(_forget_session, alias, shard_id)
+
+
+# Everything below runs on the pool's thread and touches no store state.
+
+
+def _prepare_files(path: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, mode=0o700)
+    except FileExistsError:
+        pass  # The operator's directory: its mode is theirs to choose.
+    else:
+        os.chmod(parent, 0o700)  # makedirs's mode passes through the umask.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # Tightens a file made by an older, looser setup.
+    finally:
+        os.close(fd)
+    # SQLite gives new side files the database's mode; old ones may differ.
+    for suffix in _SIDE_FILES:
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
+def _configure(connection: sqlite3.Connection) -> None:
+    # Readers never wait for the writer, and a commit is one append.
+    connection.execute("PRAGMA journal_mode = WAL")
+    # With WAL this cannot corrupt the database; a power cut may lose the
+    # last commits, which for session state only costs a fresh IDENTIFY.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    # Off by default and per connection; sessions cascade with their relay.
+    connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _user_version(connection: Connection) -> int:
+    version: int = connection.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _migrate(connection: Connection, description: str) -> tuple[int, int, str]:
+    before = version = _user_version(connection)
+    known = len(MIGRATIONS)
+    while True:
+        # IMMEDIATE, and the version read again inside the transaction, so
+        # that two processes opening the file at once cannot both migrate.
+        connection.execute("BEGIN IMMEDIATE")
+        version = _user_version(connection)
+        if version >= known:
+            connection.execute("ROLLBACK")
+            break
+        for statement in MIGRATIONS[version]:
+            connection.execute(statement)
+        # PRAGMA takes no parameters; the value is our own integer.
+        connection.execute(f"PRAGMA user_version = {version + 1:d}")
+        connection.execute("COMMIT")
+    if version > known:
+        raise SchemaTooNew(description, version, known)
+    journal_mode: str = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    return before, version, journal_mode
+
+
+def _load_relays(txn: Transaction) -> list[StoredRelay]:
+    txn.execute(
+        "SELECT alias, settings, enabled, disable_reason FROM relays ORDER BY alias"
+    )
+    return [
+        StoredRelay(alias, json.loads(settings), bool(enabled), reason)
+        for alias, settings, enabled, reason in txn.fetchall()
+    ]
+
+
+def _save_relay(txn: Transaction, alias: str, settings: str, now: float) -> None:
+    # An upsert, not INSERT OR REPLACE: replacing deletes the row first, and
+    # that delete would cascade to the relay's sessions.
+    txn.execute(
+        """
+        INSERT INTO relays
+            (alias, settings, enabled, disable_reason, created_at, updated_at)
+        VALUES (?, ?, 1, NULL, ?, ?)
+        ON CONFLICT (alias) DO UPDATE SET
+            settings = excluded.settings,
+            enabled = 1,
+            updated_at = excluded.updated_at
+        """,
+        (alias, settings, now, now),
+    )
+
+
+def _delete_relay(txn: Transaction, alias: str) -> bool:
+    txn.execute("DELETE FROM relays WHERE alias = ?", (alias,))
+    return bool(txn.rowcount > 0)
+
+
+def _disable_relay(txn: Transaction, alias: str, reason: str, now: float) -> None:
+    txn.execute("BEGIN IMMEDIATE")
+    txn.execute(
+        """
+        UPDATE relays SET enabled = 0, disable_reason = ?, updated_at = ?
+        WHERE alias = ?
+        """,
+        (reason, now, alias),
+    )
+    txn.execute("DELETE FROM sessions WHERE alias = ?", (alias,))
+    # adbapi commits when this returns, or rolls back if it raised.
+
+
+def _load_sessions(txn: Transaction, alias: str) -> dict[int, SessionState]:
+    txn.execute(
+        """
+        SELECT shard_id, shard_count, session_id, seq, resume_url
+        FROM sessions WHERE alias = ? ORDER BY shard_id
+        """,
+        (alias,),
+    )
+    return {row[0]: SessionState(*row) for row in txn.fetchall()}
+
+
+def _save_session(txn: Transaction, alias: str, state: SessionState) -> None:
+    txn.execute(
+        """
+        INSERT INTO sessions
+            (alias, shard_id, shard_count, session_id, seq, resume_url)
+        SELECT ?, ?, ?, ?, ?, ?
+        WHERE EXISTS (SELECT 1 FROM relays WHERE alias = ? AND enabled)
+        ON CONFLICT (alias, shard_id) DO UPDATE SET
+            shard_count = excluded.shard_count,
+            session_id = excluded.session_id,
+            seq = excluded.seq,
+            resume_url = excluded.resume_url
+        """,
+        (
+            alias,
+            state.shard_id,
+            state.shard_count,
+            state.session_id,
+            state.seq,
+            state.resume_url,
+            alias,
+        ),
+    )
+
+
+def _forget_session(txn: Transaction, alias: str, shard_id: int) -> None:
+    txn.execute(
+        "DELETE FROM sessions WHERE alias = ? AND shard_id = ?", (alias, shard_id)
+    )

@@ -1,0 +1,136 @@
+"""
+``twistd dcc``: the relay's command-line options and the service tree
+they build.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from random import SystemRandom
+from typing import Any
+
+from treq.client import HTTPClient
+from twisted.application import strports
+from twisted.application.internet import backoffPolicy
+from twisted.application.service import IService, MultiService
+from twisted.python import usage
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from dccrelay import __version__
+from dccrelay.delivery.websocket import WebSocketDelivery
+from dccrelay.filters import compile_criteria
+from dccrelay.gateway.connection import GatewayConnector
+from dccrelay.gateway.rest import DiscordREST
+from dccrelay.manager import RelayManager
+from dccrelay.relay import RelayEnvironment
+from dccrelay.settings import parse_settings
+from dccrelay.store.sqlite import SQLiteStore
+from dccrelay.web.site import build_site
+
+STORE_FILE = "dcc.sqlite3"
+
+
+def _positive_number(name: str, kind: type = float) -> Any:
+    def coerce(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if number is None or number <= 0:
+            unit = "a positive whole number" if kind is int else "a positive number"
+            raise ValueError(f"--{name} must be {unit}, got {value!r}")
+        return number
+
+    coerce.coerceDoc = ""  # type: ignore[attr-defined]
+    return coerce
+
+
+class Options(usage.Options):
+    """
+    The options of ``twistd dcc``.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Hold Discord gateway connections for many bots, filter each bot's "
+        "dispatches with its own criteria, and deliver the matching ones to "
+        "the bot's URL."
+    )
+
+    optParameters = [
+        ["listen", None, "tcp:8080:interface=127.0.0.1",
+         "Twisted endpoint description of the HTTP API."],
+        ["data-dir", None, "./dcc-data", "Where the SQLite store lives."],
+        ["discord-api", None, "https://discord.com/api/v10",
+         "Discord REST base; the gateway URL comes from /gateway/bot."],
+        ["idle-timeout", None, 60.0,
+         "Seconds before an idle bot connection is closed.", _positive_number("idle-timeout")],
+        ["queue-limit", None, 1000,
+         "Dispatches kept per bot while it is unreachable.", _positive_number("queue-limit", int)],
+        ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
+    ]
+    optFlags = [
+        ["allow-private-dst", None,
+         "Allow dst on loopback/private addresses (local development)."],
+    ]
+
+    def opt_version(self) -> None:
+        """
+        Print the version and exit.
+        """
+        print(f"dccrelay {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        api = self["discord-api"]
+        if not api.startswith(("https://", "http://")):
+            raise usage.UsageError(f"--discord-api must be an http(s) URL, got {api!r}")
+
+
+def build_environment(options: Options, reactor: Any, store: SQLiteStore) -> RelayEnvironment:
+    """
+    What every relay of the node shares.
+    """
+    pool = HTTPConnectionPool(reactor)
+    http = HTTPClient(Agent(reactor, pool=pool))
+    return RelayEnvironment(
+        clock=reactor,
+        random=SystemRandom(),
+        store=store,
+        rest=DiscordREST(http, options["discord-api"]),
+        connect=GatewayConnector(reactor).connect,
+        compile_filter=compile_criteria,
+        make_delivery=partial(
+            WebSocketDelivery,
+            reactor,
+            idle_timeout=options["idle-timeout"],
+            queue_limit=options["queue-limit"],
+        ),
+        retry_policy=backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0),
+    )
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """
+    The relay: its store and relays, and the HTTP API.
+    """
+    if reactor is None:
+        from twisted.internet import reactor  # type: ignore[no-redef]
+    data_dir = options["data-dir"]
+    store = SQLiteStore(os.path.join(data_dir, STORE_FILE), reactor)
+    env = build_environment(options, reactor, store)
+    manager = RelayManager(env, store, options["max-relays"])
+
+    root = MultiService()
+    manager.setServiceParent(root)
+    site = build_site(
+        manager,
+        partial(
+            parse_settings,
+            compile_filter=compile_criteria,
+            allow_private_dst=options["allow-private-dst"],
+        ),
+    )
+    strports.service(options["listen"], site, reactor=reactor).setServiceParent(root)
+    return root

@@ -1,0 +1,49 @@
+"""
+HTTP Basic authentication with a bot's clientSecret.
+
+The prototype's client sends ``Authorization: Basic base64(clientSecret)``,
+with the secret itself shaped ``user:password``; the whole decoded value is
+compared with the stored secret, in constant time.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+from base64 import b64decode
+
+from twisted.web.server import Request
+
+from dccrelay.web.responses import HTTPError
+
+CHALLENGE = {b"WWW-Authenticate": b'Basic realm="dccrelay", charset="UTF-8"'}
+
+
+def presented_secret(request: Request) -> bytes | None:
+    """
+    The decoded Basic credentials of ``request``, if any.
+    """
+    header = request.getHeader(b"authorization")
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def require_secret(request: Request, secret: str) -> None:
+    """
+    :raise HTTPError: 401, unless ``request`` presents ``secret``.
+    """
+    presented = presented_secret(request)
+    if presented is None:
+        raise HTTPError(
+            401, "this needs the relay's clientSecret as HTTP Basic credentials",
+            headers=CHALLENGE,
+        )
+    if not hmac.compare_digest(presented, secret.encode("utf-8")):
+        raise HTTPError(401, "wrong clientSecret for this alias", headers=CHALLENGE)

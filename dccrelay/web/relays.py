@@ -1,0 +1,166 @@
+"""
+The registration API: ``/relays`` and ``/relays/{alias}``.
+
+See DESIGN.md, "Registration API".  A ``PUT`` creates a relay without
+credentials and updates one only with its current clientSecret; the body's
+secret may differ from the one presented, which is how a secret is rotated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from dccrelay.manager import RelayManager, TooManyRelays
+from dccrelay.settings import RelaySettings, SettingsError, validate_alias
+from dccrelay.web.auth import require_secret
+from dccrelay.web.request import MAX_BODY, CappedRequest
+from dccrelay.web.responses import HTTPError, json_handler
+
+ParseSettings = Callable[[Any], RelaySettings]
+
+
+def read_json_body(request: Request) -> Any:
+    """
+    The request's JSON body.
+
+    :raise HTTPError: 413 or 400, saying what is wrong.
+    """
+    if isinstance(request, CappedRequest) and request.too_large:
+        raise HTTPError(413, f"the body is larger than {MAX_BODY} bytes")
+    content_type = request.getHeader(b"content-type") or ""
+    if content_type and "json" not in content_type.lower():
+        raise HTTPError(415, f"the body must be application/json, not {content_type[:80]}")
+    raw = request.read_body() if isinstance(request, CappedRequest) else request.content.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise HTTPError(400, f"the body is not valid JSON: {e}", "")
+
+
+class RelayCollection(Resource):
+    """
+    ``GET /relays``: the public status of every relay.
+    """
+
+    def __init__(self, manager: RelayManager, parse_settings: ParseSettings) -> None:
+        super().__init__()
+        self._manager = manager
+        self._parse_settings = parse_settings
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        try:
+            alias = path.decode("ascii")
+            validate_alias(alias)
+        except (UnicodeDecodeError, SettingsError):
+            return InvalidAlias()
+        return RelayResource(self._manager, self._parse_settings, alias)
+
+    @json_handler
+    def render_GET(self, request: Request) -> tuple[int, Any]:
+        relays = self._manager.relays
+        return 200, {"relays": [relays[alias].public_status() for alias in sorted(relays)]}
+
+
+class InvalidAlias(Resource):
+    """
+    Anything under ``/relays/`` that is not a valid alias.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> object:
+        return self._refuse(request)
+
+    @json_handler
+    def _refuse(self, request: Request) -> tuple[int, Any]:
+        raise HTTPError(
+            400, "alias must be 1 to 64 characters of A-Z, a-z, 0-9 and _", "/alias"
+        )
+
+
+class RelayResource(Resource):
+    """
+    ``/relays/{alias}``: one bot's registration.
+    """
+
+    def __init__(self, manager: RelayManager, parse_settings: ParseSettings, alias: str) -> None:
+        super().__init__()
+        self._manager = manager
+        self._parse_settings = parse_settings
+        self.alias = alias
+        self.putChild(b"disable", DisableResource(manager, alias))
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self
+        return super().getChild(path, request)
+
+    @json_handler
+    def render_PUT(self, request: Request) -> Any:
+        relay = self._manager.relays.get(self.alias)
+        if relay is not None:
+            require_secret(request, relay.settings.client_secret)
+        body = read_json_body(request)
+        try:
+            settings = self._parse_settings(body)
+        except SettingsError as e:
+            raise HTTPError(400, e.message, e.pointer)
+        d = self._manager.put(self.alias, settings)
+
+        def answered(created: bool) -> tuple[int, Any]:
+            status = self._manager.relays[self.alias].full_status()
+            return (201 if created else 200), status
+
+        def full(failure: Any) -> None:
+            failure.trap(TooManyRelays)
+            raise HTTPError(
+                503,
+                f"this relay already holds its maximum of {self._manager.max_relays} bots",
+                headers={b"Retry-After": b"3600"},
+            )
+
+        return d.addCallbacks(answered, full)
+
+    @json_handler
+    def render_DELETE(self, request: Request) -> Any:
+        relay = self._manager.relays.get(self.alias)
+        if relay is None:
+            return 200, {"alias": self.alias, "deleted": False}
+        require_secret(request, relay.settings.client_secret)
+        d = self._manager.delete(self.alias)
+        return d.addCallback(lambda existed: (200, {"alias": self.alias, "deleted": existed}))
+
+    @json_handler
+    def render_GET(self, request: Request) -> tuple[int, Any]:
+        relay = self._manager.relays.get(self.alias)
+        if relay is None:
+            raise HTTPError(404, f"no relay is registered as {self.alias}")
+        require_secret(request, relay.settings.client_secret)
+        return 200, relay.full_status()
+
+
+class DisableResource(Resource):
+    """
+    ``POST /relays/{alias}/disable``: end the gateway session; a later PUT
+    re-enables.
+    """
+
+    isLeaf = True
+
+    def __init__(self, manager: RelayManager, alias: str) -> None:
+        super().__init__()
+        self._manager = manager
+        self.alias = alias
+
+    @json_handler
+    def render_POST(self, request: Request) -> Any:
+        relay = self._manager.relays.get(self.alias)
+        if relay is None:
+            raise HTTPError(404, f"no relay is registered as {self.alias}")
+        require_secret(request, relay.settings.client_secret)
+        d = self._manager.disable(self.alias, "disabled by its owner through the API")
+        return d.addCallback(lambda _: (200, relay.full_status()))

@@ -1,0 +1,91 @@
+"""
+JSON answers and errors for the registration API, from one place.
+
+Every error is ``{"error": "...", "field": "<json pointer>"}`` with a status
+code; handlers raise :class:`HTTPError` and return ``(code, body)``.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+import orjson
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+
+_log = Logger()
+
+
+class HTTPError(Exception):
+    """
+    An answer other than success, with a message a person can act on.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[bytes, bytes] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            answer["field"] = self.field
+        return answer
+
+
+def write_json(request: Request, code: int, body: Any) -> None:
+    """
+    Finish ``request`` with a JSON body.
+    """
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.write(orjson.dumps(body))
+    request.finish()
+
+
+def json_handler(
+    handler: Callable[..., Any],
+) -> Callable[[Any, Request], object]:
+    """
+    Make a ``render_*`` method out of a handler that returns ``(code, body)``
+    or a Deferred of it, and raises :class:`HTTPError` for errors.
+    """
+
+    @wraps(handler)
+    def render(self: Any, request: Request) -> object:
+        finished = []
+        request.notifyFinish().addBoth(finished.append)
+
+        def answer(result: tuple[int, Any]) -> None:
+            if not finished:
+                write_json(request, *result)
+
+        def fail(failure: Failure) -> None:
+            if finished:
+                return
+            if failure.check(HTTPError):
+                error: HTTPError = failure.value  # type: ignore[assignment]
+                for name, value in error.headers.items():
+                    request.setHeader(name, value)
+                write_json(request, error.code, error.body())
+                return
+            _log.failure("unexpected error answering {path}", failure, path=request.path)
+            write_json(request, 500, {"error": "internal error; see the relay's log"})
+
+        d: Deferred[Any] = maybeDeferred(handler, self, request)
+        d.addCallbacks(answer, fail)
+        return NOT_DONE_YET
+
+    return render

@@ -1,0 +1,54 @@
+"""
+The relay's HTTP resource tree, built in one place.
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from dccrelay.manager import RelayManager
+from dccrelay.web.relays import ParseSettings, RelayCollection
+from dccrelay.web.request import CappedRequest
+from dccrelay.web.responses import json_handler
+from dccrelay.web.status_page import StatusPage
+
+
+class Health(Resource):
+    """
+    ``GET /healthz``: 200 once the relays are loaded, 503 before.
+    """
+
+    isLeaf = True
+
+    def __init__(self, manager: RelayManager) -> None:
+        super().__init__()
+        self._manager = manager
+
+    @json_handler
+    def render_GET(self, request: Request) -> tuple[int, object]:
+        if self._manager.ready.called:
+            return 200, {"status": "ok", "relays": len(self._manager.relays)}
+        return 503, {"status": "starting"}
+
+
+def build_resource(manager: RelayManager, parse_settings: ParseSettings) -> Resource:
+    """
+    ``/``, ``/relays``, ``/relays/{alias}``, ``/healthz``.
+    """
+    root = Resource()
+    status = StatusPage(manager)
+    root.putChild(b"", status)
+    root.putChild(b"relays", RelayCollection(manager, parse_settings))
+    root.putChild(b"healthz", Health(manager))
+    return root
+
+
+def build_site(manager: RelayManager, parse_settings: ParseSettings) -> Site:
+    """
+    The site the relay serves, with bodies capped.
+    """
+    site = Site(build_resource(manager, parse_settings))
+    site.requestFactory = CappedRequest
+    site.displayTracebacks = False
+    return site

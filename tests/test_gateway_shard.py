@@ -1,0 +1,359 @@
+"""
+Tests for :mod:`dccrelay.gateway.shard`: the shard state machine, driven
+frame by frame on a fake clock.
+"""
+
+from __future__ import annotations
+
+from random import Random
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from dccrelay.gateway import codes
+from dccrelay.gateway.limiter import IdentifyLimiter
+from dccrelay.gateway.shard import Shard
+from dccrelay.store import SessionState
+
+HELLO = orjson.dumps({"op": 10, "d": {"heartbeat_interval": 41250}})
+
+
+def frame(op: int, d: Any = None, s: int | None = None, t: str | None = None) -> bytes:
+    return orjson.dumps({"op": op, "d": d, "s": s, "t": t})
+
+
+def ready_frame(session_id: str = "abc", s: int = 1) -> bytes:
+    return frame(
+        0,
+        {"session_id": session_id, "resume_gateway_url": "wss://resume.example"},
+        s=s,
+        t="READY",
+    )
+
+
+class FakeConnection:
+    """
+    Records what the shard sends and how it closes.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.closed_with: int | None = None
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.sent.append(payload)
+
+    def close(self, code: int) -> None:
+        self.closed_with = code
+
+    def ops(self) -> list[int]:
+        return [p["op"] for p in self.sent]
+
+
+class ShardTests(SynchronousTestCase):
+    """
+    The shard's behaviour at each step of a gateway session.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.connections: list[FakeConnection] = []
+        self.urls: list[str] = []
+        self.pending: list[Deferred[Any]] = []
+        self.dispatches: list[bytes] = []
+        self.sessions: list[SessionState | None] = []
+        self.fatal: list[str] = []
+        self.refuse_connections = False
+
+    def connect(self, url: str, listener: Any) -> Deferred[Any]:
+        self.urls.append(url)
+        if self.refuse_connections:
+            return fail(ConnectionRefusedError("refused"))
+        connection = FakeConnection()
+        self.connections.append(connection)
+        return succeed(connection)
+
+    def make_shard(self, session: SessionState | None = None, limiter: IdentifyLimiter | None = None, shard_id: int = 0) -> Shard:
+        return Shard(
+            alias="bot",
+            token="TOKEN",
+            intents=4608,
+            shard_id=shard_id,
+            shard_count=1,
+            gateway_base="wss://gateway.example",
+            session=session,
+            clock=self.clock,
+            random=Random(4),
+            connect=self.connect,
+            limiter=limiter or IdentifyLimiter(self.clock),
+            on_dispatch=lambda data, payload: self.dispatches.append(data),
+            on_session=self.sessions.append,
+            on_fatal=self.fatal.append,
+            retry_policy=lambda attempt: 2.0 ** attempt,
+        )
+
+    def ready_shard(self) -> tuple[Shard, FakeConnection]:
+        shard = self.make_shard()
+        shard.start()
+        shard.frame_received(HELLO)
+        shard.frame_received(ready_frame())
+        return shard, self.connections[-1]
+
+    def test_identifies_after_hello(self) -> None:
+        """
+        A new shard connects to the gateway URL with v=10 and JSON, and sends
+        IDENTIFY with the bot's token, intents and shard once HELLO arrives.
+        """
+        shard = self.make_shard()
+        shard.start()
+        self.assertEqual(self.urls, ["wss://gateway.example/?v=10&encoding=json"])
+        self.assertEqual(shard.state, "connecting")
+        shard.frame_received(HELLO)
+        self.assertEqual(shard.state, "identifying")
+        identify = self.connections[0].sent[0]
+        self.assertEqual(identify["op"], codes.IDENTIFY)
+        self.assertEqual(identify["d"]["token"], "TOKEN")
+        self.assertEqual(identify["d"]["intents"], 4608)
+        self.assertEqual(identify["d"]["shard"], [0, 1])
+        self.assertEqual(
+            sorted(identify["d"]["properties"]), ["browser", "device", "os"]
+        )
+
+    def test_ready_keeps_session_and_is_not_relayed(self) -> None:
+        """
+        READY stores the session id, resume URL and seq, and is not offered
+        to the bot: it carries the session id.
+        """
+        shard, _ = self.ready_shard()
+        self.assertEqual(shard.state, "ready")
+        self.assertEqual(self.dispatches, [])
+        self.assertEqual(
+            self.sessions,
+            [SessionState(0, 1, "abc", 1, "wss://resume.example")],
+        )
+
+    def test_dispatch_bytes_and_seq(self) -> None:
+        """
+        Dispatches go on as the exact bytes received, and the seq follows.
+        """
+        shard, _ = self.ready_shard()
+        data = b'{"op":0,"s":2,"t":"MESSAGE_CREATE","d":{"content":"hi \\u00e9"}}'
+        shard.frame_received(data)
+        self.assertEqual(self.dispatches, [data])
+        self.assertEqual(shard.seq, 2)
+
+    def test_heartbeat_jitter_and_interval(self) -> None:
+        """
+        The first heartbeat goes after interval * random(), carrying the
+        last seq; then one every interval while ACKs come back.
+        """
+        shard, connection = self.ready_shard()
+        jitter = Random(4).random()
+        self.clock.advance(41.25 * jitter - 0.01)
+        self.assertNotIn(codes.HEARTBEAT, connection.ops())
+        self.clock.advance(0.02)
+        self.assertEqual(connection.sent[-1], {"op": 1, "d": 1})
+        shard.frame_received(frame(11))
+        self.clock.advance(41.25)
+        self.assertEqual(connection.ops().count(codes.HEARTBEAT), 2)
+
+    def test_zombie_resumes(self) -> None:
+        """
+        A heartbeat still unacknowledged at the next one means a zombie
+        connection: close with a non-1000 code, then RESUME on the resume URL.
+        """
+        shard, connection = self.ready_shard()
+        self.clock.advance(41.25)
+        self.clock.advance(41.25)
+        self.assertEqual(connection.closed_with, codes.RESUMABLE_CLOSE)
+        shard.connection_closed(1006, "gone")
+        self.clock.advance(0)
+        self.assertEqual(self.urls[-1], "wss://resume.example/?v=10&encoding=json")
+        shard.frame_received(HELLO)
+        resume = self.connections[-1].sent[0]
+        self.assertEqual(resume, {"op": 6, "d": {"token": "TOKEN", "session_id": "abc", "seq": 1}})
+        self.assertEqual(shard.state, "resuming")
+
+    def test_replay_then_resumed(self) -> None:
+        """
+        Dispatches replayed during RESUME are relayed; RESUMED is not.
+        """
+        shard, _ = self.ready_shard()
+        shard.connection_closed(1006, "")
+        self.clock.advance(1)
+        shard.frame_received(HELLO)
+        replay = frame(0, {"x": 1}, s=2, t="MESSAGE_CREATE")
+        shard.frame_received(replay)
+        shard.frame_received(frame(0, None, s=3, t="RESUMED"))
+        self.assertEqual(self.dispatches, [replay])
+        self.assertEqual(shard.state, "ready")
+        self.assertEqual(shard.resumes, 1)
+        self.assertEqual(shard.identifies, 1)
+
+    def test_server_heartbeat_request(self) -> None:
+        """
+        op 1 from Discord is answered with a heartbeat at once.
+        """
+        shard, connection = self.ready_shard()
+        shard.frame_received(frame(1))
+        self.assertEqual(connection.sent[-1], {"op": 1, "d": 1})
+
+    def test_reconnect_op7(self) -> None:
+        """
+        op 7 closes with a resumable code and resumes at resume_gateway_url.
+        """
+        shard, connection = self.ready_shard()
+        shard.frame_received(frame(7))
+        self.assertEqual(connection.closed_with, codes.RESUMABLE_CLOSE)
+        shard.connection_closed(codes.RESUMABLE_CLOSE, "")
+        self.clock.advance(0)
+        self.assertEqual(self.urls[-1], "wss://resume.example/?v=10&encoding=json")
+
+    def test_invalid_session_not_resumable(self) -> None:
+        """
+        op 9 with d=false forgets the session, waits 1-5 s, then identifies
+        afresh on the main gateway URL.
+        """
+        shard, connection = self.ready_shard()
+        shard.frame_received(frame(9, False))
+        self.assertEqual(self.sessions[-1], None)
+        shard.connection_closed(codes.RESUMABLE_CLOSE, "")
+        self.clock.advance(0.99)
+        self.assertEqual(len(self.urls), 1)
+        self.clock.advance(4.02)
+        self.assertEqual(len(self.urls), 2)
+        self.assertEqual(self.urls[-1], "wss://gateway.example/?v=10&encoding=json")
+
+    def test_invalid_session_resumable(self) -> None:
+        """
+        op 9 with d=true reconnects and resumes.
+        """
+        shard, connection = self.ready_shard()
+        shard.frame_received(frame(9, True))
+        shard.connection_closed(codes.RESUMABLE_CLOSE, "")
+        self.clock.advance(0)
+        shard.frame_received(HELLO)
+        self.assertEqual(self.connections[-1].sent[0]["op"], codes.RESUME)
+
+    def test_fatal_close_codes(self) -> None:
+        """
+        Every close code Discord calls fatal disables the bot with a reason
+        that says what to fix, and nothing reconnects.
+        """
+        for code in (4004, 4010, 4011, 4012, 4013, 4014):
+            self.fatal.clear()
+            self.urls.clear()
+            shard, _ = self.ready_shard()
+            shard.connection_closed(code, "")
+            self.assertEqual(shard.state, "disabled")
+            self.assertEqual(len(self.fatal), 1)
+            self.assertIn(f"({code} ", self.fatal[0])
+            self.clock.advance(3600)
+            self.assertEqual(len(self.urls), 1)
+
+    def test_new_session_close_codes(self) -> None:
+        """
+        4007 and 4009 mean the session is gone: identify afresh.
+        """
+        for code in (4007, 4009):
+            shard, _ = self.ready_shard()
+            shard.connection_closed(code, "")
+            self.clock.advance(60)
+            shard.frame_received(HELLO)
+            self.assertEqual(self.connections[-1].sent[0]["op"], codes.IDENTIFY)
+
+    def test_other_close_codes_resume_with_backoff(self) -> None:
+        """
+        Every other close code reconnects and resumes, waiting longer after
+        each failed attempt.
+        """
+        for code in (1000, 1001, 1006, 4000, 4001, 4002, 4003, 4005, 4008):
+            shard, _ = self.ready_shard()
+            shard.connection_closed(code, "")
+            self.assertEqual(shard.state, "reconnecting")
+            self.clock.advance(1.01)
+            shard.frame_received(HELLO)
+            self.assertEqual(self.connections[-1].sent[0]["op"], codes.RESUME, code)
+
+    def test_backoff_grows_when_connecting_fails(self) -> None:
+        """
+        A gateway that refuses connections is retried after 1, 2, 4... s.
+        """
+        shard, _ = self.ready_shard()
+        self.refuse_connections = True
+        shard.connection_closed(1006, "")
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.urls), 2)
+        self.clock.advance(1.99)
+        self.assertEqual(len(self.urls), 2)
+        self.clock.advance(0.02)
+        self.assertEqual(len(self.urls), 3)
+        self.assertEqual(shard.state, "reconnecting")
+        self.assertIn("refused", shard.last_close or "")
+
+    def test_stop_keeps_session_resumable(self) -> None:
+        """
+        Stopping closes with a code that keeps the Discord session
+        resumable, and fires once the connection is gone.
+        """
+        shard, connection = self.ready_shard()
+        stopped = shard.stop()
+        self.assertEqual(connection.closed_with, codes.RESUMABLE_CLOSE)
+        self.assertNoResult(stopped)
+        shard.connection_closed(codes.RESUMABLE_CLOSE, "")
+        self.successResultOf(stopped)
+        self.assertEqual(shard.state, "stopped")
+        self.assertIsNotNone(shard.session)
+        self.clock.advance(3600)
+        self.assertEqual(len(self.urls), 1)
+
+    def test_stop_with_1000_ends_session(self) -> None:
+        """
+        Stopping with 1000 (the bot is deleted) forgets the session.
+        """
+        shard, connection = self.ready_shard()
+        shard.stop(1000)
+        self.assertEqual(connection.closed_with, 1000)
+        self.assertIsNone(shard.session)
+
+    def test_resume_from_stored_session(self) -> None:
+        """
+        A shard created with a stored session connects to its resume URL
+        and RESUMEs with the stored seq, without asking for an identify slot.
+        """
+        limiter = IdentifyLimiter(self.clock, remaining=0, reset_after=3600)
+        shard = self.make_shard(
+            SessionState(0, 1, "old", 41, "wss://resume.example"), limiter
+        )
+        shard.start()
+        shard.frame_received(HELLO)
+        self.assertEqual(self.urls, ["wss://resume.example/?v=10&encoding=json"])
+        self.assertEqual(self.connections[0].sent[0]["d"]["seq"], 41)
+
+    def test_waits_for_identify_slot(self) -> None:
+        """
+        Shards of one bot with max_concurrency 1 identify 5 s apart, and
+        show that they are waiting.
+        """
+        limiter = IdentifyLimiter(self.clock, max_concurrency=1)
+        first = self.make_shard(limiter=limiter, shard_id=0)
+        second = self.make_shard(limiter=limiter, shard_id=1)
+        first.start()
+        second.start()
+        self.assertEqual(second.state, "waiting for identify slot")
+        self.assertEqual(len(self.urls), 1)
+        self.clock.advance(5)
+        self.assertEqual(len(self.urls), 2)
+        self.assertEqual(second.state, "connecting")
+
+    def test_malformed_frames_ignored(self) -> None:
+        """
+        Frames that are not JSON objects with an op change nothing.
+        """
+        shard, _ = self.ready_shard()
+        for data in (b"not json", b"[]", b'{"d": 1}', b'{"op": 10, "d": null}'):
+            shard.frame_received(data)
+        self.assertEqual(shard.state, "ready")
