@@ -595,3 +595,19 @@ class SQLiteFileTests(TestCase):
         )
         self.assertEqual(await store.load_sessions("alpha"), {0: session(0)})
         self.assertFalse(os.path.exists(MEMORY))
+
+
+class MemoryRelayStoreTests(IRelayStoreTestsMixin, TestCase):
+    """
+    The in-memory store that unit tests use keeps the same contract.
+    """
+
+    def setUp(self) -> None:
+        from dccrelay.testing.memory_store import MemoryDatabase
+
+        self.database = MemoryDatabase()
+
+    def make_store(self) -> IRelayStore:
+        from dccrelay.testing.memory_store import MemoryRelayStore
+
+        return MemoryRelayStore(self.database)

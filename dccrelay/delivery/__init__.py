@@ -1,0 +1,62 @@
+"""
+Delivery: getting matching dispatches from the relay to the bot.
+
+Every way of reaching a bot (websocket v1 today; websocket v2 and webhooks
+later) is a *delivery channel* for one bot, and they all look the same to the
+relay: :class:`IDeliveryChannel`.  The pieces they share live in small
+modules beside this one: :mod:`dccrelay.delivery.queue` (the bounded backlog
+that drops the oldest and counts what it dropped), :mod:`.timers` (retry
+backoff and idle close on an injected clock) and :mod:`.errors` (short,
+secret-free descriptions of why a bot could not be reached).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zope.interface import Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+#: The values of ``status()["state"]``, for every channel.
+STATES = ("idle", "connecting", "connected", "waiting to retry", "stopped")
+
+
+class IDeliveryChannel(Interface):
+    """
+    Carries one bot's dispatches to the bot, in order.
+
+    A channel is created with the bot's ``dst`` and ``clientSecret`` and an
+    optional ``initial`` iterable of payloads (what an earlier channel still
+    held).  When ``dst`` or the secret changes the relay stops the old
+    channel and builds a new one with ``initial=old.pending()``.
+    """
+
+    def deliver(payload: bytes) -> None:
+        """
+        Queue one gateway payload (its original bytes) for the bot.
+
+        Never raises.  Opens a connection when one is needed.  When the
+        backlog is full the oldest payload is dropped and counted.
+        """
+
+    def stop() -> Deferred[None]:
+        """
+        Close any connection and cancel every timer.
+
+        :return: fires once the connection is gone.  What was not delivered stays available from
+            :meth:`pending`.
+        """
+
+    def pending() -> list[bytes]:
+        """
+        :return: the payloads still waiting, oldest first.
+        """
+
+    def status() -> dict[str, object]:
+        """
+        :return: ``{"state": one of STATES, "queued": int, "dropped": int,
+            "delivered": int, "lastError": str | None}``.  ``lastError``
+            describes the bot's side only and never holds a secret.
+        """

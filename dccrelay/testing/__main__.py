@@ -1,0 +1,128 @@
+"""
+Run the Discord simulator by hand::
+
+    python -m dccrelay.testing --token my-test-token
+
+then start the relay with ``--discord-api`` set to the printed URL, register
+a bot with the same token, and drive Discord's side with curl, e.g.::
+
+    curl -X POST localhost:8090/_sim/bots/my-test-token/messages -d '{"content": "hi"}'
+    curl -X POST localhost:8090/_sim/bots/my-test-token/close -d '{"code": 4000}'
+    curl localhost:8090/_sim/state
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import react
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+from dccrelay.testing.simulator import DiscordSimulator
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dccrelay.testing",
+        description="A strict Discord gateway and REST simulator for trying dccrelay locally.",
+    )
+    parser.add_argument(
+        "--listen",
+        default="tcp:8090:interface=127.0.0.1",
+        help="Twisted endpoint to serve on (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        action="append",
+        help="a bot token the simulator accepts; repeat for more bots (default: sim-token)",
+    )
+    parser.add_argument("--user-id", default="1111", help="the first bot's user id")
+    parser.add_argument(
+        "--shards", type=int, default=1, help="shard count each bot must use (0: any)"
+    )
+    parser.add_argument("--max-concurrency", type=int, default=1)
+    parser.add_argument("--remaining", type=int, default=1000, help="identifies left today")
+    parser.add_argument(
+        "--privileged-intents",
+        type=int,
+        default=0,
+        help="privileged intent bits enabled for the bots (e.g. 32768 for MESSAGE_CONTENT)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval", type=int, default=41250, help="milliseconds, sent in HELLO"
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a disconnected session stays resumable",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log debug events too")
+    args = parser.parse_args(argv)
+    for name in ("max_concurrency", "heartbeat_interval"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.shards < 0:
+        parser.error("--shards must be 0 (any count) or more")
+    return args
+
+
+async def main(reactor: Any, argv: Sequence[str]) -> None:
+    """Listen, add the bots, print where everything is, run until stopped."""
+    args = parse_args(argv)
+    level = LogLevel.debug if args.verbose else LogLevel.info
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)]
+            )
+        ],
+        redirectStandardIO=False,
+    )
+    sim = DiscordSimulator(
+        reactor,
+        heartbeat_interval=args.heartbeat_interval,
+        random=random.Random(),
+        session_timeout=args.session_timeout,
+        control_api=True,
+    )
+    await sim.listen(args.listen)
+    tokens = args.token or ["sim-token"]
+    for offset, token in enumerate(tokens):
+        sim.add_bot(
+            token,
+            str(int(args.user_id) + offset),
+            shards=args.shards or None,
+            max_concurrency=args.max_concurrency,
+            remaining=args.remaining,
+            privileged_intents=args.privileged_intents,
+        )
+    print(f"Discord API (--discord-api): {sim.api_url}")
+    print(f"gateway:                     {sim.gateway_url}")
+    print(f"resume_gateway_url:          {sim.resume_url}")
+    print(f"control API:                 {sim.control_url}/state")
+    print(f"bot tokens:                  {', '.join(tokens)}")
+    print(
+        "try: curl -X POST "
+        f"{sim.control_url}/bots/{tokens[0]}/messages -d '{{\"content\": \"hi\"}}'"
+    )
+    sys.stdout.flush()
+    forever: Deferred[None] = Deferred()
+    reactor.addSystemEventTrigger("before", "shutdown", sim.stop)
+    await forever
+
+
+if __name__ == "__main__":
+    react(lambda reactor: Deferred.fromCoroutine(main(reactor, sys.argv[1:])))

@@ -1,0 +1,162 @@
+"""
+The slice of Discord's REST API (v10) a relay uses, under ``/api/v10``:
+
+- ``GET /gateway`` -> ``{"url": ...}``;
+- ``GET /gateway/bot`` (``Authorization: Bot <token>``) -> url, shards and
+  ``session_start_limit``;
+- ``POST /channels/{id}/typing`` -> 204;
+- ``POST /channels/{id}/messages`` -> 200 and a message object.
+
+A missing or unknown bot token is 401 ``{"message": "401: Unauthorized",
+"code": 0}``; an unknown route 404, a known route with another method 405.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from dccrelay.testing import objects
+from dccrelay.testing._http import BodyError, no_content, read_object, respond, route
+
+if TYPE_CHECKING:
+    from dccrelay.testing.simulator import DiscordSimulator, SimulatedBot
+
+_UNAUTHORIZED = {"message": "401: Unauthorized", "code": 0}
+_NOT_FOUND = {"message": "404: Not Found", "code": 0}
+_METHOD_NOT_ALLOWED = {"message": "405: Method Not Allowed", "code": 0}
+
+#: Longest message content Discord accepts.
+MAX_CONTENT = 2000
+
+_Handler = Callable[[Request, list[str]], bytes]
+
+
+def _form_error(field: str, code: str, message: str) -> dict[str, Any]:
+    return {
+        "message": "Invalid Form Body",
+        "code": 50035,
+        "errors": {field: {"_errors": [{"code": code, "message": message}]}},
+    }
+
+
+class DiscordAPI(Resource):
+    """Mounted at ``/api``; serves ``v10`` only."""
+
+    isLeaf = True
+
+    def __init__(self, simulator: DiscordSimulator) -> None:
+        super().__init__()
+        self._sim = simulator
+
+    def render(self, request: Request) -> bytes:
+        """Route by path and method."""
+        segments = route(request)
+        if not segments or segments[0] != "v10":
+            return respond(request, 404, _NOT_FOUND)
+        handlers = self._handlers(segments[1:])
+        if handlers is None:
+            return respond(request, 404, _NOT_FOUND)
+        handler = handlers.get(request.method)
+        if handler is None:
+            return respond(request, 405, _METHOD_NOT_ALLOWED)
+        return handler(request, segments[1:])
+
+    def _handlers(self, path: list[str]) -> dict[bytes, _Handler] | None:
+        if path == ["gateway"]:
+            return {b"GET": self._gateway}
+        if path == ["gateway", "bot"]:
+            return {b"GET": self._gateway_bot}
+        if len(path) == 3 and path[0] == "channels" and path[2] == "typing":
+            return {b"POST": self._typing}
+        if len(path) == 3 and path[0] == "channels" and path[2] == "messages":
+            return {b"POST": self._create_message}
+        return None
+
+    def _bot(self, request: Request) -> SimulatedBot | None:
+        header = request.getHeader(b"authorization")
+        if header is None or not header.startswith(b"Bot "):
+            return None
+        return self._sim.bot_for_token(header[len(b"Bot ") :].decode("utf-8", "replace"))
+
+    def _gateway(self, request: Request, path: list[str]) -> bytes:
+        return respond(request, 200, {"url": self._sim.gateway_url})
+
+    def _gateway_bot(self, request: Request, path: list[str]) -> bytes:
+        bot = self._bot(request)
+        if bot is None:
+            return respond(request, 401, _UNAUTHORIZED)
+        return respond(
+            request,
+            200,
+            {
+                "url": self._sim.gateway_url,
+                "shards": bot.shards or 1,
+                "session_start_limit": bot.session_start_limit(),
+            },
+        )
+
+    def _typing(self, request: Request, path: list[str]) -> bytes:
+        bot = self._bot(request)
+        if bot is None:
+            return respond(request, 401, _UNAUTHORIZED)
+        channel_id = path[1]
+        if not channel_id.isdigit():
+            return self._not_snowflake(request, channel_id)
+        self._sim.typing.append((bot.token, channel_id))
+        self._sim.record("typing", channel_id)
+        return no_content(request)
+
+    def _create_message(self, request: Request, path: list[str]) -> bytes:
+        bot = self._bot(request)
+        if bot is None:
+            return respond(request, 401, _UNAUTHORIZED)
+        channel_id = path[1]
+        if not channel_id.isdigit():
+            return self._not_snowflake(request, channel_id)
+        try:
+            body = read_object(request)
+        except BodyError:
+            return respond(
+                request,
+                400,
+                {"message": "The request body contains invalid JSON.", "code": 50109},
+            )
+        content = body.get("content", "")
+        if not isinstance(content, str):
+            return respond(
+                request, 400, _form_error("content", "STRING_TYPE_CONVERT", "Must be a string.")
+            )
+        if len(content) > MAX_CONTENT:
+            return respond(
+                request,
+                400,
+                _form_error("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."),
+            )
+        if not content and not any(
+            body.get(key) for key in ("embeds", "sticker_ids", "components", "poll")
+        ):
+            return respond(request, 400, {"message": "Cannot send an empty message", "code": 50006})
+        self._sim.messages.append((bot.token, channel_id, body))
+        self._sim.record("message", channel_id)
+        now = self._sim.clock.seconds()
+        message = objects.message(
+            message_id=self._sim.snowflake(),
+            channel_id=channel_id,
+            guild_id=None,
+            author=objects.user(bot.user_id, bot.username, bot=True),
+            content=content,
+            now=now,
+        )
+        if isinstance(body.get("embeds"), list):
+            message["embeds"] = body["embeds"]
+        return respond(request, 200, message)
+
+    def _not_snowflake(self, request: Request, value: str) -> bytes:
+        return respond(
+            request,
+            400,
+            _form_error("channel_id", "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.'),
+        )

@@ -1,0 +1,203 @@
+"""
+The Discord simulator's REST API and its ``/_sim`` control API, over
+loopback HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from tests.test_simulator import TOKEN, SimulatorTestCase
+
+
+class RestTestCase(SimulatorTestCase):
+    """A simulator and an HTTP client whose connections are closed after."""
+
+    def setUp(self) -> Any:
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        self.http = HTTPClient(Agent(reactor, pool=pool))
+        self.addCleanup(pool.closeCachedConnections)
+        return super().setUp()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = TOKEN,
+        body: Any = None,
+        raw: bytes | None = None,
+        base: str | None = None,
+    ) -> tuple[int, Any]:
+        """Make a request; the status and the parsed JSON body (or None)."""
+        headers: dict[bytes | str, list[bytes | str]] = {}
+        if token is not None:
+            headers["Authorization"] = [f"Bot {token}"]
+        data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        response = await self.http.request(
+            method, (base or self.sim.api_url) + path, headers=headers, data=data
+        )
+        content = await response.content()
+        return response.code, orjson.loads(content) if content else None
+
+
+class RestTests(RestTestCase):
+    """GET /gateway(/bot), typing, messages, errors."""
+
+    async def test_gateway(self) -> None:
+        """GET /gateway gives the gateway URL, no token needed."""
+        self.assertEqual(
+            await self.call("GET", "/gateway", token=None), (200, {"url": self.sim.gateway_url})
+        )
+
+    async def test_gateway_bot(self) -> None:
+        """GET /gateway/bot gives url, shards and session_start_limit."""
+        self.sim.add_bot(token="token-m", user_id="9", shards=4, max_concurrency=2, remaining=7)
+        status, body = await self.call("GET", "/gateway/bot", token="token-m")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["url"], self.sim.gateway_url)
+        self.assertEqual(body["shards"], 4)
+        limit = body["session_start_limit"]
+        self.assertEqual(
+            (limit["total"], limit["remaining"], limit["max_concurrency"]), (1000, 7, 2)
+        )
+        self.assertTrue(0 < limit["reset_after"] <= 86_400_000)
+
+    async def test_gateway_bot_unauthorized(self) -> None:
+        """A wrong or missing token gets Discord's 401 body."""
+        unauthorized = (401, {"message": "401: Unauthorized", "code": 0})
+        self.assertEqual(await self.call("GET", "/gateway/bot", token="wrong"), unauthorized)
+        self.assertEqual(await self.call("GET", "/gateway/bot", token=None), unauthorized)
+
+    async def test_typing(self) -> None:
+        """POST /channels/{id}/typing is 204 and recorded."""
+        self.assertEqual(await self.call("POST", "/channels/3333/typing"), (204, None))
+        self.assertEqual(self.sim.typing, [(TOKEN, "3333")])
+        self.assertIn(("typing", "3333"), self.sim.events)
+
+    async def test_typing_unauthorized(self) -> None:
+        """Typing without a valid token is 401 and not recorded."""
+        status, _ = await self.call("POST", "/channels/3333/typing", token="wrong")
+        self.assertEqual(status, 401)
+        self.assertEqual(self.sim.typing, [])
+
+    async def test_create_message(self) -> None:
+        """POST /channels/{id}/messages answers a message object and records it."""
+        status, body = await self.call("POST", "/channels/3333/messages", body={"content": "hi"})
+        self.assertEqual(status, 200)
+        self.assertEqual(body["content"], "hi")
+        self.assertEqual(body["channel_id"], "3333")
+        self.assertEqual(body["author"]["id"], "1111")
+        self.assertTrue(body["author"]["bot"])
+        self.assertEqual(self.sim.messages, [(TOKEN, "3333", {"content": "hi"})])
+
+    async def test_empty_message(self) -> None:
+        """A message without content is refused like Discord does (50006)."""
+        status, body = await self.call("POST", "/channels/3333/messages", body={})
+        self.assertEqual((status, body["code"]), (400, 50006))
+        self.assertEqual(self.sim.messages, [])
+
+    async def test_long_message(self) -> None:
+        """Content over 2000 characters is an invalid form body (50035)."""
+        status, body = await self.call(
+            "POST", "/channels/3333/messages", body={"content": "x" * 2001}
+        )
+        self.assertEqual((status, body["code"]), (400, 50035))
+        self.assertIn("content", body["errors"])
+
+    async def test_invalid_json_body(self) -> None:
+        """A body that is not JSON is refused (50109)."""
+        status, body = await self.call("POST", "/channels/3333/messages", raw=b"{")
+        self.assertEqual((status, body["code"]), (400, 50109))
+
+    async def test_channel_not_snowflake(self) -> None:
+        """A channel id that is not a snowflake is a 400."""
+        status, body = await self.call("POST", "/channels/general/typing")
+        self.assertEqual((status, body["code"]), (400, 50035))
+
+    async def test_unknown_route(self) -> None:
+        """Unknown routes, versions and the root are JSON 404s."""
+        not_found = (404, {"message": "404: Not Found", "code": 0})
+        self.assertEqual(await self.call("GET", "/users/@me"), not_found)
+        self.assertEqual(
+            await self.call("GET", "/api/v9/gateway", base=self.sim.control_url[: -len("/_sim")]),
+            not_found,
+        )
+        self.assertEqual(
+            await self.call("GET", "/", base=self.sim.control_url[: -len("/_sim")]), not_found
+        )
+
+    async def test_wrong_method(self) -> None:
+        """A known route with another method is a JSON 405."""
+        self.assertEqual(
+            await self.call("POST", "/gateway"),
+            (405, {"message": "405: Method Not Allowed", "code": 0}),
+        )
+
+    async def test_control_api_off_by_default(self) -> None:
+        """Without control_api, /_sim is not served."""
+        status, _ = await self.call("GET", "/state", base=self.sim.control_url)
+        self.assertEqual(status, 404)
+
+
+class ControlAPITests(RestTestCase):
+    """/_sim: what a person drives with curl."""
+
+    control_api = True
+
+    async def sim_call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return await self.call(method, path, body=body, token=None, base=self.sim.control_url)
+
+    async def test_state(self) -> None:
+        """GET /_sim/state shows the URLs and bots, tokens masked."""
+        status, body = await self.sim_call("GET", "/state")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["api_url"], self.sim.api_url)
+        self.assertEqual(body["bots"][0]["user_id"], "1111")
+        self.assertNotIn(TOKEN, orjson.dumps(body).decode())
+
+    async def test_inject_message(self) -> None:
+        """POST /_sim/bots/{token}/messages dispatches a MESSAGE_CREATE."""
+        client, _ = await self.ready_client()
+        status, body = await self.sim_call(
+            "POST", f"/bots/{TOKEN}/messages", {"content": "hello there"}
+        )
+        self.assertEqual(status, 200)
+        self.assertEqual(body["d"]["content"], "hello there")
+        self.assertEqual(await client.next(), body)
+
+    async def test_inject_without_session(self) -> None:
+        """Injecting before anything identified is a 409 that says so."""
+        status, body = await self.sim_call("POST", f"/bots/{TOKEN}/messages", {"content": "x"})
+        self.assertEqual(status, 409)
+        self.assertIn("identified", body["error"])
+
+    async def test_close(self) -> None:
+        """POST /_sim/bots/{token}/close closes the bot's connections."""
+        client, _ = await self.ready_client()
+        status, _ = await self.sim_call("POST", f"/bots/{TOKEN}/close", {"code": 4000})
+        self.assertEqual(status, 200)
+        self.assertEqual(await client.close_code(), 4000)
+
+    async def test_close_bad_code(self) -> None:
+        """A close code a websocket cannot carry is refused with 400."""
+        await self.ready_client()
+        status, _ = await self.sim_call("POST", f"/bots/{TOKEN}/close", {"code": 1006})
+        self.assertEqual(status, 400)
+
+    async def test_unknown_bot(self) -> None:
+        """Acting on an unknown token is a 404."""
+        status, _ = await self.sim_call("POST", "/bots/nope/drop")
+        self.assertEqual(status, 404)
+
+    async def test_add_bot(self) -> None:
+        """POST /_sim/bots adds a bot that can then use the API."""
+        status, _ = await self.sim_call("POST", "/bots", {"token": "token-new", "user_id": "77"})
+        self.assertEqual(status, 200)
+        status, _ = await self.call("GET", "/gateway/bot", token="token-new")
+        self.assertEqual(status, 200)
