@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter
-from dccrelay.gateway.shard import Shard
+from dccrelay.gateway.shard import CLOSE_TIMEOUT, CONNECT_TIMEOUT, HELLO_TIMEOUT, Shard
 from dccrelay.store import SessionState
 
 HELLO = orjson.dumps({"op": 10, "d": {"heartbeat_interval": 41250}})
@@ -42,12 +42,16 @@ class FakeConnection:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.closed_with: int | None = None
+        self.aborted = False
 
     def send(self, payload: dict[str, Any]) -> None:
         self.sent.append(payload)
 
     def close(self, code: int) -> None:
         self.closed_with = code
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def ops(self) -> list[int]:
         return [p["op"] for p in self.sent]
@@ -67,11 +71,14 @@ class ShardTests(SynchronousTestCase):
         self.sessions: list[SessionState | None] = []
         self.fatal: list[str] = []
         self.refuse_connections = False
+        self.hang_connections = False
 
     def connect(self, url: str, listener: Any) -> Deferred[Any]:
         self.urls.append(url)
         if self.refuse_connections:
             return fail(ConnectionRefusedError("refused"))
+        if self.hang_connections:
+            return Deferred()
         connection = FakeConnection()
         self.connections.append(connection)
         return succeed(connection)
@@ -357,3 +364,44 @@ class ShardTests(SynchronousTestCase):
         for data in (b"not json", b"[]", b'{"d": 1}', b'{"op": 10, "d": null}'):
             shard.frame_received(data)
         self.assertEqual(shard.state, "ready")
+
+    def test_zombie_close_is_cut_after_deadline(self) -> None:
+        """
+        A zombie connection that never answers the close frame is cut after
+        a few seconds, and the shard resumes.
+        """
+        shard, connection = self.ready_shard()
+        shard.frame_received(frame(7))
+        self.clock.advance(CLOSE_TIMEOUT - 0.1)
+        self.assertFalse(connection.aborted)
+        self.clock.advance(0.2)
+        self.assertTrue(connection.aborted)
+        shard.connection_closed(1006, "")
+        self.clock.advance(0)
+        self.assertEqual(len(self.urls), 2)
+
+    def test_connect_timeout(self) -> None:
+        """
+        A websocket that does not open in time counts as a failed connect
+        and is retried.
+        """
+        self.hang_connections = True
+        shard = self.make_shard()
+        shard.start()
+        self.clock.advance(CONNECT_TIMEOUT + 0.1)
+        self.assertEqual(shard.state, "reconnecting")
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.urls), 2)
+
+    def test_hello_timeout(self) -> None:
+        """
+        A connection on which HELLO never arrives is closed and replaced.
+        """
+        shard = self.make_shard()
+        shard.start()
+        connection = self.connections[0]
+        self.clock.advance(HELLO_TIMEOUT + 0.1)
+        self.assertEqual(connection.closed_with, codes.RESUMABLE_CLOSE)
+        shard.connection_closed(codes.RESUMABLE_CLOSE, "")
+        self.clock.advance(0)
+        self.assertEqual(len(self.urls), 2)

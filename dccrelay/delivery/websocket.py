@@ -26,11 +26,9 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IReactorTime,
-    IStreamClientEndpoint,
     ITCPTransport,
 )
 from twisted.internet.protocol import connectionDone
@@ -48,6 +46,7 @@ from dccrelay.delivery.errors import (
 )
 from dccrelay.delivery.queue import Backlog
 from dccrelay.delivery.timers import Deadline, IdleTimer, RetryTimer
+from dccrelay.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 
 #: seconds the bot gets to finish a close handshake before the TCP
 #: connection is cut (Autobahn's own timers for this are switched off)
@@ -147,13 +146,7 @@ class _BotConnectionFactory(WebSocketClientFactory):
         # Autobahn runs its timers on txaio's reactor, the global one, not on
         # ours: switch them all off.  The channel keeps its own handshake and
         # close deadlines on the injected reactor.
-        self.setProtocolOptions(
-            openHandshakeTimeout=0,
-            closeHandshakeTimeout=0,
-            serverConnectionDropTimeout=0,
-            autoPingInterval=0,
-            autoPingTimeout=0,
-        )
+        self.setProtocolOptions(**AUTOBAHN_TIMERS_OFF)
         self.alias = alias
         self.on_open = on_open
         self.on_closing = on_closing
@@ -216,12 +209,9 @@ class WebSocketDelivery:
             on_closing=self._closing,
             on_lost=self._lost,
         )
-        endpoint: IStreamClientEndpoint = HostnameEndpoint(
-            reactor, self._factory.host, self._factory.port, timeout=connect_timeout
+        self._endpoint = client_endpoint(
+            reactor, self._factory, tls_options_for, connect_timeout
         )
-        if self._factory.isSecure:
-            endpoint = wrapClientTLS(tls_options_for(self._factory.host), endpoint)
-        self._endpoint = endpoint
         self._retry = RetryTimer(reactor, retry_policy, self._connect)
         self._idle = IdleTimer(reactor, idle_timeout, self._idle_close)
         # one deadline at a time: the handshake while CONNECTING, the end of

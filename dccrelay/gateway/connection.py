@@ -3,7 +3,7 @@ The Autobahn websocket client that carries one shard's gateway connection.
 
 The protocol knows nothing of Discord: it hands each text frame's bytes to
 its listener (a :class:`~dccrelay.gateway.shard.Shard`) and reports how the
-connection ended.  All decisions are the shard's.
+connection ended.  All decisions, deadlines included, are the shard's.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import orjson
+import txaio
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from hyperlink import URL
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from dccrelay import __version__
 from dccrelay.gateway.shard import IGatewayConnection, IGatewayListener
+from dccrelay.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 
 USER_AGENT = f"dccrelay/{__version__}"
 
@@ -32,33 +32,15 @@ class HandshakeFailed(Exception):
     """
 
 
-def websocket_endpoint(
-    reactor: Any,
-    url: str,
-    tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
-    timeout: float = 30.0,
-) -> IStreamClientEndpoint:
-    """
-    An endpoint for a ``ws://`` or ``wss://`` URL; ``wss`` verifies the
-    server's certificate for the URL's host name.
-    """
-    parsed = URL.from_text(url)
-    secure = parsed.scheme == "wss"
-    port = parsed.port or (443 if secure else 80)
-    endpoint: IStreamClientEndpoint = HostnameEndpoint(
-        reactor, parsed.host, port, timeout=timeout
-    )
-    if secure:
-        endpoint = wrapClientTLS(tls_options_for(parsed.host), endpoint)
-    return endpoint
-
-
 class GatewayProtocol(WebSocketClientProtocol):
     """
     Frames in, frames out, for one shard.
     """
 
     _log = Logger()
+    # Autobahn logs handshakes and frames at debug level, and IDENTIFY holds
+    # the bot's token: keep this class's Autobahn logger above debug.
+    log = txaio.make_logger(level="info")  # type: ignore[attr-defined]
     listener: IGatewayListener
     opened: Deferred[IGatewayConnection] | None
 
@@ -87,6 +69,10 @@ class GatewayProtocol(WebSocketClientProtocol):
     def close(self, code: int) -> None:
         self.sendClose(code)
 
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abortConnection()
+
 
 class GatewayConnector:
     """
@@ -97,24 +83,25 @@ class GatewayConnector:
         self,
         reactor: Any,
         tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
+        tcp_timeout: float = 30.0,
     ) -> None:
         self._reactor = reactor
         self._tls_options_for = tls_options_for
+        self._tcp_timeout = tcp_timeout
 
     def connect(self, url: str, listener: IGatewayListener) -> Deferred[IGatewayConnection]:
         """
         Open ``url``; fires once the websocket handshake is complete.
+        Cancelling it abandons the attempt.
         """
         factory = WebSocketClientFactory(url, reactor=self._reactor, useragent=USER_AGENT)
-        # Heartbeats are Discord's job and the shard's, not websocket pings.
-        factory.setProtocolOptions(autoPingInterval=0, openHandshakeTimeout=30)
+        factory.setProtocolOptions(**AUTOBAHN_TIMERS_OFF)
         protocols: list[GatewayProtocol] = []
 
         def cancel(_: Deferred[IGatewayConnection]) -> None:
             connecting.cancel()
             for protocol in protocols:
-                if protocol.transport is not None:
-                    protocol.transport.abortConnection()
+                protocol.abort()
 
         opened: Deferred[IGatewayConnection] = Deferred(cancel)
 
@@ -127,7 +114,9 @@ class GatewayConnector:
             return protocol
 
         factory.buildProtocol = build  # type: ignore[method-assign]
-        endpoint = websocket_endpoint(self._reactor, url, self._tls_options_for)
+        endpoint = client_endpoint(
+            self._reactor, factory, self._tls_options_for, self._tcp_timeout
+        )
         connecting = endpoint.connect(factory)
 
         def failed(failure: Failure) -> None:

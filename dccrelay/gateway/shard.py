@@ -30,6 +30,13 @@ from dccrelay.store import SessionState
 
 GATEWAY_QUERY = "?v=10&encoding=json"
 
+# Seconds allowed to open the websocket (TCP, TLS and handshake), then for
+# HELLO, and for the other side to finish a close handshake before the
+# connection is cut.
+CONNECT_TIMEOUT = 30.0
+HELLO_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 5.0
+
 
 class IGatewayConnection(Protocol):
     """
@@ -41,6 +48,9 @@ class IGatewayConnection(Protocol):
 
     def close(self, code: int) -> None:
         """Start a close handshake with ``code``."""
+
+    def abort(self) -> None:
+        """Cut the connection now, without a close handshake."""
 
 
 class IGatewayListener(Protocol):
@@ -121,6 +131,7 @@ class Shard:
         self._connection: IGatewayConnection | None = None
         self._pending: Deferred[Any] | None = None
         self._reconnect_timer: IDelayedCall | None = None
+        self._deadline: IDelayedCall | None = None
         self._planned_delay: float | None = None
         self._stopped: Deferred[None] | None = None
         self._heartbeat = Heartbeat(clock, random, self._send_heartbeat, self._zombie)
@@ -265,6 +276,7 @@ class Shard:
     def _remember_connection(self, connection: IGatewayConnection) -> None:
         self._pending = None
         self._connection = connection
+        self._set_deadline(HELLO_TIMEOUT, self._must_reconnect, "no HELLO from Discord")
 
     @_machine.output()
     def _note_failure(self, why: str) -> None:
@@ -277,6 +289,7 @@ class Shard:
 
     @_machine.output()
     def _send_identify(self, interval: float) -> None:
+        self._clear_deadline()
         self._heartbeat.start(interval / 1000.0)
         self.identifies += 1
         self._send(
@@ -298,6 +311,7 @@ class Shard:
     @_machine.output()
     def _send_resume(self, interval: float) -> None:
         assert self._session is not None
+        self._clear_deadline()
         self._heartbeat.start(interval / 1000.0)
         self.resumes += 1
         self._send(
@@ -356,6 +370,7 @@ class Shard:
 
     @_machine.output()
     def _drop_connection(self, why: str) -> None:
+        self._clear_deadline()
         self._heartbeat.stop()
         self._connection = None
         if self._planned_delay is None:
@@ -386,6 +401,7 @@ class Shard:
 
     @_machine.output()
     def _finish_stop(self) -> None:
+        self._clear_deadline()
         self._heartbeat.stop()
         self._connection = None
         if self._stopped is not None:
@@ -394,6 +410,7 @@ class Shard:
 
     @_machine.output()
     def _disable(self, reason: str) -> None:
+        self._clear_deadline()
         self._heartbeat.stop()
         self._connection = None
         self.last_close = reason
@@ -596,6 +613,17 @@ class Shard:
         self._heartbeat.stop()
         if self._connection is not None:
             self._connection.close(code)
+            # A zombie connection never answers the close frame.
+            self._set_deadline(CLOSE_TIMEOUT, self._connection.abort)
+
+    def _set_deadline(self, seconds: float, action: Callable[..., object], *args: object) -> None:
+        self._clear_deadline()
+        self._deadline = self._clock.callLater(seconds, action, *args)
+
+    def _clear_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
 
     def _forget_session(self) -> None:
         if self._session is not None:
@@ -605,6 +633,7 @@ class Shard:
 
     def _open(self, url: str) -> None:
         self._pending = self._connect_to(url, self)
+        self._pending.addTimeout(CONNECT_TIMEOUT, self._clock)
         self._pending.addCallbacks(self._opened, self._open_failed)
 
     def _opened(self, connection: IGatewayConnection) -> None:
