@@ -85,7 +85,7 @@ class Relay:
         self._gateway_error: str | None = None
         self._gateway_attempts = 0
         self._gateway_timer: IDelayedCall | None = None
-        self._starting: Deferred[None] | None = None
+        self._starting = False
         self.counters = Counters()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -94,17 +94,21 @@ class Relay:
         """
         Open the gateway session, resuming stored shard sessions.
         """
-        if not self.enabled or self.shards or self._starting is not None:
+        if not self.enabled or self.shards or self._starting:
             return succeed(None)
-        self._starting = self._start_gateway()
-        return self._starting
+        self._starting = True
+
+        def started(result: object) -> object:
+            self._starting = False
+            return result
+
+        return self._start_gateway().addBoth(started)
 
     @inlineCallbacks
     def _start_gateway(self) -> Any:
         try:
             info = yield self._env.rest.get_gateway_bot(self.settings.token)
         except DiscordHTTPError as e:
-            self._starting = None
             if e.token_rejected:
                 self._fatal(
                     "Discord rejected the token (HTTP 401): re-register with a valid "
@@ -114,11 +118,9 @@ class Relay:
                 self._retry_gateway(f"GET /gateway/bot failed: HTTP {e.status}")
             return
         except Exception as e:
-            self._starting = None
             self._retry_gateway(f"could not reach Discord: {type(e).__name__}")
             return
         stored = yield self._env.store.load_sessions(self.alias)
-        self._starting = None
         if not self.enabled or self.shards:
             return
         shards = self.settings.shards
@@ -232,7 +234,6 @@ class Relay:
         if old.gateway_key() != settings.gateway_key() and (self.shards or self._starting):
             # Another token or intents: the old session is of no more use.
             yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
-            self._starting = None
         self.enabled = True
         yield self.start()
 

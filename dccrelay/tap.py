@@ -13,7 +13,7 @@ from typing import Any
 from treq.client import HTTPClient
 from twisted.application import strports
 from twisted.application.internet import backoffPolicy
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
 
@@ -88,11 +88,23 @@ class Options(usage.Options):
             raise usage.UsageError(f"--discord-api must be an http(s) URL, got {api!r}")
 
 
-def build_environment(options: Options, reactor: Any, store: SQLiteStore) -> RelayEnvironment:
+class HTTPPoolService(Service):
+    """
+    Closes the node's outgoing HTTP connections when the relay stops.
+    """
+
+    def __init__(self, pool: HTTPConnectionPool) -> None:
+        self.pool = pool
+
+    def stopService(self) -> Any:
+        super().stopService()
+        return self.pool.closeCachedConnections()
+
+
+def build_environment(options: Options, reactor: Any, store: SQLiteStore, pool: HTTPConnectionPool) -> RelayEnvironment:
     """
     What every relay of the node shares.
     """
-    pool = HTTPConnectionPool(reactor)
     http = HTTPClient(Agent(reactor, pool=pool))
     return RelayEnvironment(
         clock=reactor,
@@ -119,10 +131,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         from twisted.internet import reactor  # type: ignore[no-redef]
     data_dir = options["data-dir"]
     store = SQLiteStore(os.path.join(data_dir, STORE_FILE), reactor)
-    env = build_environment(options, reactor, store)
+    pool = HTTPConnectionPool(reactor)
+    env = build_environment(options, reactor, store, pool)
     manager = RelayManager(env, store, options["max-relays"])
 
     root = MultiService()
+    # Added first, so stopped last: after the relays.
+    HTTPPoolService(pool).setServiceParent(root)
+    manager.setName("relays")
     manager.setServiceParent(root)
     site = build_site(
         manager,
@@ -132,5 +148,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             allow_private_dst=options["allow-private-dst"],
         ),
     )
-    strports.service(options["listen"], site, reactor=reactor).setServiceParent(root)
+    http = strports.service(options["listen"], site, reactor=reactor)
+    http.setName("http")
+    http.setServiceParent(root)
     return root

@@ -26,8 +26,8 @@ def presented_secret(request: Request) -> bytes | None:
     header = request.getHeader(b"authorization")
     if not header:
         return None
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
+    scheme, _, encoded = header.partition(b" ")
+    if scheme.lower() != b"basic":
         return None
     try:
         return b64decode(encoded.strip(), validate=True)

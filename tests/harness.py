@@ -1,0 +1,190 @@
+"""
+Pieces for loopback end-to-end tests: the real relay service, a real bot
+receiver, and waiting without sleeping longer than needed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+from treq.client import HTTPClient
+from autobahn.twisted.resource import WebSocketResource
+from twisted.application.service import IService
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import deferLater
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from dccrelay.client.receiver import DispatchReceiverFactory, DispatchReceiverProtocol
+from dccrelay.tap import Options, makeService
+
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+
+# No persistent connections: a test's reactor must be clean when it ends.
+http = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+SECRET = "admin:bG9vcGJhY2stc2VjcmV0"
+
+
+async def wait_for(
+    condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> Any:
+    """
+    Poll ``condition`` every 10 ms until it is true; fail after ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await deferLater(reactor, 0.01, lambda: None)
+
+
+class BotReceiver:
+    """
+    A bot's websocket endpoint on loopback, built on ``dccrelay.client``.
+    """
+
+    def __init__(self, secret: str = SECRET) -> None:
+        self.received: list[bytes] = []
+        self.queue: DeferredQueue[bytes] = DeferredQueue()
+        self.factory = DispatchReceiverFactory(secret, self._on_dispatch, reactor=reactor)
+        self.factory.protocol = _TrackingProtocol
+        self.factory.opened = 0  # type: ignore[attr-defined]
+        self.factory.open_now = 0  # type: ignore[attr-defined]
+        self.port: IListeningPort | None = None
+        self.port_number = 0
+
+    def _on_dispatch(self, data: bytes) -> None:
+        self.received.append(data)
+        self.queue.put(data)
+
+    @property
+    def opened(self) -> int:
+        return self.factory.opened  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def open_now(self) -> int:
+        return self.factory.open_now  # type: ignore[attr-defined, no-any-return]
+
+    async def start(self, port: int = 0) -> str:
+        root = Resource()
+        dcc = Resource()
+        v1 = Resource()
+        root.putChild(b"dcc", dcc)
+        dcc.putChild(b"v1", v1)
+        v1.putChild(b"cookout", WebSocketResource(self.factory))
+        self.port = await serverFromString(
+            reactor, f"tcp:{port}:interface=127.0.0.1"
+        ).listen(Site(root))
+        self.port_number = self.port.getHost().port
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """
+        Where the bot listens (or listened, and will again).
+        """
+        return f"ws://127.0.0.1:{self.port_number}/dcc/v1/cookout"
+
+    async def stop(self) -> None:
+        if self.port is not None:
+            port, self.port = self.port, None
+            await port.stopListening()
+        for protocol in list(_TrackingProtocol.live):
+            if protocol.factory is self.factory and protocol.transport is not None:
+                protocol.transport.abortConnection()
+        await wait_for(lambda: self.open_now == 0, what="bot connections to close")
+
+
+class _TrackingProtocol(DispatchReceiverProtocol):
+    live: set[_TrackingProtocol] = set()
+
+    def onOpen(self) -> None:
+        super().onOpen()
+        self._open = True
+        self.live.add(self)
+        self.factory.opened += 1
+        self.factory.open_now += 1
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        if getattr(self, "_open", False):
+            self._open = False
+            self.live.discard(self)
+            self.factory.open_now -= 1
+
+
+class RelayProcess:
+    """
+    The real ``twistd dcc`` service tree, in this process, on loopback.
+    """
+
+    def __init__(self, data_dir: str, discord_api: str, *extra: str) -> None:
+        options = Options()
+        options.parseOptions(
+            [
+                "--listen", LOOPBACK,
+                "--data-dir", data_dir,
+                "--discord-api", discord_api,
+                "--allow-private-dst",
+                *extra,
+            ]
+        )
+        self.service: IService = makeService(options, reactor)
+        self.base = ""
+
+    async def start(self) -> None:
+        self.service.startService()
+        http = self.service.getServiceNamed("http")
+        # strports' service keeps the listening port here once bound.
+        port = await http._waitingForPort  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+        manager = self.service.getServiceNamed("relays")
+        await manager.ready
+
+    async def stop(self) -> None:
+        await self.service.stopService()
+
+    @property
+    def manager(self) -> Any:
+        return self.service.getServiceNamed("relays")
+
+    async def request(
+        self, method: str, path: str, body: Any = None, secret: str | None = None
+    ) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+            kwargs["headers"] = {"Content-Type": ["application/json"]}
+        if secret is not None:
+            user, _, password = secret.partition(":")
+            kwargs["auth"] = (user, password)
+        response = await http.request(method, self.base + path, **kwargs)
+        content = await response.content()
+        try:
+            return response.code, orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return response.code, content
+
+    async def register(self, body: dict[str, Any], alias: str = "cookout", secret: str | None = None) -> tuple[int, Any]:
+        return await self.request("PUT", f"/relays/{alias}", body, secret=secret)
+
+    def relay(self, alias: str = "cookout") -> Any:
+        return self.manager.relays[alias]
+
+
+def next_item(queue: DeferredQueue[bytes], timeout: float = 10.0) -> Awaitable[bytes]:
+    """
+    The next item from ``queue``, or a failure after ``timeout``.
+    """
+    d: Deferred[bytes] = queue.get()
+    d.addTimeout(timeout, reactor)
+    return d

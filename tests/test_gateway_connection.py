@@ -1,0 +1,92 @@
+"""
+Tests for :mod:`dccrelay.gateway.connection`: the Autobahn client against
+the Discord simulator over loopback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import ConnectionRefusedError
+from twisted.trial.unittest import TestCase
+
+from dccrelay.gateway.connection import GatewayConnector, HandshakeFailed
+from dccrelay.gateway.shard import gateway_url
+from dccrelay.testing.simulator import DiscordSimulator
+from tests.harness import LOOPBACK, wait_for
+
+
+class Listener:
+    """
+    Records what a connection reports.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed: list[tuple[int | None, str]] = []
+
+    def frame_received(self, data: bytes) -> None:
+        self.frames.append(data)
+
+    def connection_closed(self, code: int | None, reason: str) -> None:
+        self.closed.append((code, reason))
+
+
+class GatewayConnectorTests(TestCase):
+    """
+    Frames in, frames out, and how a connection ends.
+    """
+
+    async def simulator(self) -> DiscordSimulator:
+        sim = DiscordSimulator(reactor)
+        await sim.listen(LOOPBACK)
+        self.addCleanup(sim.stop)
+        sim.add_bot(token="TOKEN", user_id="1")
+        return sim
+
+    def test_frames_and_close_code(self) -> None:
+        """
+        HELLO arrives as raw bytes; a sent IDENTIFY is accepted; the
+        server's close code reaches the listener.
+        """
+        return ensureDeferred(self._frames())
+
+    async def _frames(self) -> None:
+        sim = await self.simulator()
+        listener = Listener()
+        connection = await GatewayConnector(reactor).connect(
+            gateway_url(sim.gateway_url), listener
+        )
+        await wait_for(lambda: listener.frames, what="HELLO")
+        self.assertEqual(orjson.loads(listener.frames[0])["op"], 10)
+        connection.send({"op": 2, "d": {"token": "TOKEN", "intents": 513,
+                                        "properties": {"os": "x", "browser": "y", "device": "z"}}})
+        await wait_for(lambda: len(listener.frames) >= 2, what="READY")
+        self.assertEqual(orjson.loads(listener.frames[1])["t"], "READY")
+        sim.bots["TOKEN"].connections[-1].close(4000, "test")
+        await wait_for(lambda: listener.closed, what="the close")
+        self.assertEqual(listener.closed[0][0], 4000)
+
+    def test_refused(self) -> None:
+        """
+        A port with nobody listening fails the connect Deferred.
+        """
+        d = GatewayConnector(reactor).connect("ws://127.0.0.1:1/", Listener())
+        return self.assertFailure(d, ConnectionRefusedError)
+
+    def test_handshake_refused(self) -> None:
+        """
+        A websocket handshake the server refuses (an API version Discord
+        does not speak) fails the connect Deferred.
+        """
+        return ensureDeferred(self._handshake_refused())
+
+    async def _handshake_refused(self) -> None:
+        sim = await self.simulator()
+        d: Deferred[Any] = GatewayConnector(reactor).connect(
+            sim.gateway_url + "?v=10&encoding=json&compress=nonsense", Listener()
+        )
+        await self.assertFailure(d, HandshakeFailed)

@@ -1,0 +1,96 @@
+"""
+Tests for :mod:`dccrelay.tap`: ``twistd dcc``'s options and service tree.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IServiceCollection
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from dccrelay.tap import Options, makeService
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    The option names and defaults of DESIGN.md, "Operator options".
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With no arguments every option has its documented default.
+        """
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(
+            {key: options[key] for key in (
+                "listen", "data-dir", "discord-api", "idle-timeout",
+                "queue-limit", "max-relays", "allow-private-dst",
+            )},
+            {
+                "listen": "tcp:8080:interface=127.0.0.1",
+                "data-dir": "./dcc-data",
+                "discord-api": "https://discord.com/api/v10",
+                "idle-timeout": 60.0,
+                "queue-limit": 1000,
+                "max-relays": 1000,
+                "allow-private-dst": 0,
+            },
+        )
+
+    def test_values(self) -> None:
+        """
+        Numbers are parsed; the flag is set.
+        """
+        options = Options()
+        options.parseOptions(
+            ["--idle-timeout", "2.5", "--queue-limit", "10", "--max-relays", "5",
+             "--allow-private-dst"]
+        )
+        self.assertEqual(
+            (options["idle-timeout"], options["queue-limit"], options["max-relays"],
+             options["allow-private-dst"]),
+            (2.5, 10, 5, 1),
+        )
+
+    def test_bad_numbers(self) -> None:
+        """
+        A bad number names the option and what it must be.
+        """
+        for option, value, message in (
+            ("--idle-timeout", "x", "--idle-timeout must be a positive number, got 'x'"),
+            ("--idle-timeout", "-1", "--idle-timeout must be a positive number, got '-1'"),
+            ("--queue-limit", "1.5", "--queue-limit must be a positive whole number, got '1.5'"),
+            ("--max-relays", "0", "--max-relays must be a positive whole number, got '0'"),
+        ):
+            error = self.assertRaises(UsageError, Options().parseOptions, [option, value])
+            self.assertIn(message, str(error))
+
+    def test_bad_api(self) -> None:
+        """
+        --discord-api must be an http(s) URL.
+        """
+        error = self.assertRaises(
+            UsageError, Options().parseOptions, ["--discord-api", "discord.com"]
+        )
+        self.assertIn("--discord-api must be an http(s) URL", str(error))
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    The service tree ``twistd dcc`` runs.
+    """
+
+    def test_services(self) -> None:
+        """
+        One MultiService holds the relays (with their store) and the HTTP
+        server on the --listen endpoint.
+        """
+        options = Options()
+        options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0"])
+        service = makeService(options, MemoryReactorClock())
+        self.assertTrue(IServiceCollection.providedBy(service))
+        self.assertEqual(
+            sorted(s.name for s in service if s.name), ["http", "relays"]
+        )
