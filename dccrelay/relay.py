@@ -344,8 +344,11 @@ class Relay:
 
 def mask_token(token: str) -> str:
     """
-    Enough of a token to recognise it, not to use it: Discord tokens start
-    with the bot's base64 user id, which is public anyway.
+    Enough of a token to recognise it, not to use it: a Discord token's
+    first part is the bot's base64 user id, which is public anyway; nothing
+    of any other token is shown.
     """
-    head = token.split(".", 1)[0]
-    return (head[:8] if len(head) >= 8 else "") + "…"
+    parts = token.split(".")
+    if len(parts) == 3 and len(parts[0]) >= 8:
+        return parts[0][:8] + "…"
+    return "…"

@@ -386,3 +386,26 @@ class RegistrationAPITests(SynchronousTestCase):
         """
         code, body, _ = self.request("GET", "/healthz")
         self.assertEqual((code, body["status"]), (200, "ok"))
+
+
+class MaskTokenTests(SynchronousTestCase):
+    """
+    Status shows a token only as much as identifies the bot.
+    """
+
+    def test_discord_token(self) -> None:
+        """
+        A Discord-shaped token shows the start of its public user-id part.
+        """
+        from dccrelay.relay import mask_token
+
+        self.assertEqual(mask_token("MTExMTExMTEx.GgAbCd.secretpart"), "MTExMTEx…")
+
+    def test_other_tokens(self) -> None:
+        """
+        Any other token shows nothing of itself.
+        """
+        from dccrelay.relay import mask_token
+
+        for token in ("sim-token", "a.b", "short.x.y", "x" * 80):
+            self.assertEqual(mask_token(token), "…")

@@ -1,0 +1,110 @@
+"""
+Bounds on criteria, shared by the filter backends.
+
+Criteria are untrusted and are compiled once but evaluated on every dispatch,
+so their size bounds both compile work and per-dispatch work. These are the
+defaults; each backend's constructor takes keyword arguments to override them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import attrs
+
+from dccrelay.filters.errors import CriteriaError
+from dccrelay.filters.regex import MAX_REGEX_LENGTH
+
+#: Longest criteria, in bytes of compact UTF-8 JSON.
+MAX_CRITERIA_BYTES = 16 * 1024
+#: Deepest nesting of JSON objects and arrays in criteria (``{}`` is 1).
+MAX_DEPTH = 32
+#: Most operators and field conditions in criteria: each key of a query or of
+#: an operator object counts one, and so does each query in an array operand.
+MAX_OPERATORS = 256
+#: Longest ``$in``/``$nin`` list.
+MAX_IN_LENGTH = 1000
+
+__all__ = [
+    "MAX_CRITERIA_BYTES",
+    "MAX_DEPTH",
+    "MAX_IN_LENGTH",
+    "MAX_OPERATORS",
+    "MAX_REGEX_LENGTH",
+    "Limits",
+    "check_json",
+    "pointer_to",
+]
+
+
+@attrs.frozen
+class Limits:
+    """The bounds one backend instance enforces."""
+
+    max_criteria_bytes: int = MAX_CRITERIA_BYTES
+    max_depth: int = MAX_DEPTH
+    max_operators: int = MAX_OPERATORS
+    max_regex_length: int = MAX_REGEX_LENGTH
+    max_in_length: int = MAX_IN_LENGTH
+
+
+def pointer_to(base: str, key: object) -> str:
+    """The JSON pointer (RFC 6901) to ``key`` inside the value at ``base``."""
+    return base + "/" + str(key).replace("~", "~0").replace("/", "~1")
+
+
+def check_json(value: Any, *, max_bytes: int, max_depth: int) -> None:
+    """
+    Check that ``value`` is plain JSON data within the size and depth bounds.
+
+    Iterative and budgeted (every JSON value takes at least one byte), so a
+    huge or self-referencing structure is refused without being walked whole.
+
+    :raises CriteriaError: naming the first offending place.
+    """
+    budget = max_bytes
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        item, depth, pointer = stack.pop()
+        t = type(item)
+        if t is dict or t is list:
+            if depth > max_depth:
+                raise CriteriaError(
+                    f"criteria are nested more than {max_depth} levels deep", pointer
+                )
+            budget -= len(item)
+            if budget < 0:
+                raise _too_large(max_bytes)
+            if t is dict:
+                for key, child in item.items():
+                    if type(key) is not str:
+                        raise CriteriaError("object keys must be strings", pointer)
+                    budget -= len(key)
+                    stack.append((child, depth + 1, pointer_to(pointer, key)))
+            else:
+                for index, child in enumerate(item):
+                    stack.append((child, depth + 1, pointer_to(pointer, index)))
+        elif t is str:
+            budget -= len(item)
+        elif t is float:
+            if not math.isfinite(item):
+                raise CriteriaError("numbers must be finite (JSON has no NaN or Infinity)", pointer)
+        elif not (t is int or t is bool or item is None):
+            raise CriteriaError(f"criteria must be JSON data, not {t.__name__}", pointer)
+        if budget < 0:
+            raise _too_large(max_bytes)
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:  # an integer too long to print
+        raise _too_large(max_bytes) from None
+    size = len(encoded.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise CriteriaError(
+            f"criteria are {size} bytes of JSON; the limit is {max_bytes}", ""
+        )
+
+
+def _too_large(max_bytes: int) -> CriteriaError:
+    return CriteriaError(f"criteria are larger than the limit of {max_bytes} bytes of JSON", "")

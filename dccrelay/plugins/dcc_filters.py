@@ -1,0 +1,8 @@
+"""
+The filter backends that ship with dccrelay, as twisted.plugin plugins.
+"""
+
+from dccrelay.filters.mongo import MongoBackend
+
+#: MongoDB query selectors, as the prototype's sift 13.4 evaluated them.
+mongo = MongoBackend()
