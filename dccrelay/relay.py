@@ -8,6 +8,7 @@ Data flows one way through it: shard -> filter -> delivery channel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from random import Random
 from typing import Any, Callable
 
@@ -168,7 +169,7 @@ class Relay:
             connect=self._env.connect,
             limiter=self._limiter,
             on_dispatch=self._on_dispatch,
-            on_session=lambda state, shard_id=shard_id: self._save_session(shard_id, state),
+            on_session=partial(self._save_session, shard_id),
             on_fatal=self._fatal,
             retry_policy=self._env.retry_policy,
         )

@@ -128,7 +128,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     The relay: its store and relays, and the HTTP API.
     """
     if reactor is None:
-        from twisted.internet import reactor  # type: ignore[no-redef]
+        from twisted.internet import reactor
     data_dir = options["data-dir"]
     store = SQLiteStore(os.path.join(data_dir, STORE_FILE), reactor)
     pool = HTTPConnectionPool(reactor)

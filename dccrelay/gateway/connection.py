@@ -70,8 +70,9 @@ class GatewayProtocol(WebSocketClientProtocol):
         self.sendClose(code)
 
     def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abortConnection()
+        transport: Any = self.transport
+        if transport is not None:
+            transport.abortConnection()
 
 
 class GatewayConnector:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred
 from treq.client import HTTPClient
 
 from dccrelay import __version__
@@ -63,18 +63,17 @@ class DiscordREST:
         self._client = client
         self._api_base = api_base.rstrip("/")
 
-    def _headers(self, token: str) -> dict[bytes, list[bytes]]:
+    def _headers(self, token: str) -> dict[bytes | str, list[bytes | str]]:
         return {
             b"Authorization": [b"Bot " + token.encode("ascii")],
             b"User-Agent": [USER_AGENT.encode("ascii")],
         }
 
-    @inlineCallbacks
-    def _get_json(self, path: str, token: str) -> Any:
-        response = yield self._client.get(
+    async def _get_json(self, path: str, token: str) -> Any:
+        response = await self._client.get(
             self._api_base + path, headers=self._headers(token)
         )
-        body = yield response.content()
+        body = await response.content()
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -88,13 +87,15 @@ class DiscordREST:
             raise DiscordHTTPError(response.code, "the body was not JSON")
         return parsed
 
-    @inlineCallbacks
     def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
         """
         Ask where to connect, how many shards to use and how many sessions
         the bot may still start.
         """
-        answer = yield self._get_json("/gateway/bot", token)
+        return Deferred.fromCoroutine(self._gateway_bot(token))
+
+    async def _gateway_bot(self, token: str) -> GatewayInfo:
+        answer = await self._get_json("/gateway/bot", token)
         try:
             limit = answer["session_start_limit"]
             return GatewayInfo(

@@ -482,7 +482,8 @@ class Shard:
         """
         The shard's state, as shown in status.
         """
-        return self._state_name()  # type: ignore[no-any-return]
+        name: str = self._state_name()
+        return name
 
     @property
     def session(self) -> SessionState | None:
@@ -642,7 +643,7 @@ class Shard:
     def _open_failed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
             return
-        self._connection_failed(failure.getErrorMessage() or failure.type.__name__)
+        self._connection_failed(failure.getErrorMessage() or repr(failure.value))
 
     def _reconnect_now(self) -> None:
         self._reconnect_timer = None

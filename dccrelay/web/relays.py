@@ -38,7 +38,8 @@ def read_json_body(request: Request) -> Any:
         raw = request.read_body()
     else:
         # A request made by another factory (tests' StubTreq): cap it here.
-        raw = request.content.read(MAX_BODY + 1)
+        content: Any = request.content
+        raw = content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise HTTPError(413, f"the body is larger than {MAX_BODY} bytes")
     try:

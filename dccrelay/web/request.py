@@ -37,8 +37,9 @@ class CappedRequest(Request):
         if self._received > self.max_body:
             # Chunked bodies have no length up front.
             self.too_large = True
-            self.content.seek(0)
-            self.content.truncate()
+            content: Any = self.content
+            content.seek(0)
+            content.truncate()
             return
         super().handleContentChunk(data)
 

@@ -65,8 +65,14 @@ def json_handler(
 
     @wraps(handler)
     def render(self: Any, request: Request) -> object:
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
+        # notifyFinish fires (or fails, if the client went away) once the
+        # request is over; nothing may be written after that.
+        finished: list[object] = []
+
+        def over(result: object) -> None:
+            finished.append(result)
+
+        request.notifyFinish().addBoth(over)
 
         def answer(result: tuple[int, Any]) -> None:
             if not finished:
