@@ -278,6 +278,18 @@ class SimulatedConnection:
         if self.ack_heartbeats:
             self._send(codes.payload(codes.HEARTBEAT_ACK, None))
 
+    def _authenticate(self, token: str) -> SimulatedBot | None:
+        """
+        The bot ``token`` belongs to, now this connection's; or close with
+        4004.
+        """
+        bot = self._sim.bot_for_token(token)
+        if bot is None:
+            self.close(codes.AUTHENTICATION_FAILED, "authentication failed")
+            return None
+        self.bot = bot
+        return bot
+
     def _identify(self, d: Any) -> None:
         if self.session is not None:
             self.close(codes.ALREADY_AUTHENTICATED, "already authenticated")
@@ -286,11 +298,9 @@ class SimulatedConnection:
         if problem is not None:
             self.close(codes.DECODE_ERROR, problem)
             return
-        bot = self._sim.bot_for_token(d["token"])
+        bot = self._authenticate(d["token"])
         if bot is None:
-            self.close(codes.AUTHENTICATION_FAILED, "authentication failed")
             return
-        self.bot = bot
         bot.identifies += 1
         bot.identify_urls[self.url_kind] += 1
 
@@ -359,11 +369,9 @@ class SimulatedConnection:
         ):
             self.close(codes.DECODE_ERROR, "resume needs token, session_id and seq")
             return
-        bot = self._sim.bot_for_token(d["token"])
+        bot = self._authenticate(d["token"])
         if bot is None:
-            self.close(codes.AUTHENTICATION_FAILED, "authentication failed")
             return
-        self.bot = bot
         bot.resumes += 1
         bot.resume_urls[self.url_kind] += 1
 
