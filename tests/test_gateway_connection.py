@@ -90,3 +90,60 @@ class GatewayConnectorTests(TestCase):
             sim.gateway_url + "?v=10&encoding=json&compress=nonsense", Listener()
         )
         await self.assertFailure(d, HandshakeFailed)
+
+
+class CompressionTests(TestCase):
+    """
+    ``compress=zlib-stream``: one inflate context per connection.
+    """
+
+    def test_zlib_stream(self) -> None:
+        """
+        With zlib-stream the listener gets the same JSON bytes as without,
+        payload after payload from one stream.
+        """
+        return ensureDeferred(self._zlib())
+
+    async def _zlib(self) -> None:
+        sim = DiscordSimulator(reactor)
+        await sim.listen(LOOPBACK)
+        self.addCleanup(sim.stop)
+        bot = sim.add_bot(token="TOKEN", user_id="1")
+        listener = Listener()
+        connection = await GatewayConnector(reactor, compression="zlib-stream").connect(
+            gateway_url(sim.gateway_url), listener
+        )
+        self.assertIn(("connect", "gateway"), sim.events)
+        await wait_for(lambda: listener.frames, what="HELLO")
+        connection.send({"op": 2, "d": {"token": "TOKEN", "intents": 513,
+                                        "properties": {"os": "x", "browser": "y", "device": "z"}}})
+        await bot.wait_for_ready()
+        sent = [bot.message(f"message {i}") for i in range(3)]
+        await wait_for(lambda: len(listener.frames) >= 5, what="three dispatches")
+        self.assertEqual(listener.frames[2:], sent)
+        connection.close(4000)
+        await bot.wait_for_disconnect()
+
+    def test_split_frames(self) -> None:
+        """
+        A payload cut over several binary frames is inflated once whole.
+        """
+        import zlib
+
+        from dccrelay.gateway.connection import GatewayProtocol
+
+        compressor = zlib.compressobj()
+        data = compressor.compress(b'{"op":11}') + compressor.flush(zlib.Z_SYNC_FLUSH)
+        protocol = GatewayProtocol()
+        protocol.listener = listener = Listener()  # type: ignore[assignment]
+        protocol.inflater = zlib.decompressobj()
+        protocol.onMessage(data[:3], True)
+        self.assertEqual(listener.frames, [])
+        protocol.onMessage(data[3:], True)
+        self.assertEqual(listener.frames, [b'{"op":11}'])
+
+    def test_unknown_compression(self) -> None:
+        """
+        Only zlib-stream is spoken.
+        """
+        self.assertRaises(ValueError, GatewayConnector, reactor, compression="gzip")

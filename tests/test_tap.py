@@ -26,7 +26,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(
             {key: options[key] for key in (
                 "listen", "data-dir", "discord-api", "idle-timeout",
-                "queue-limit", "max-relays", "allow-private-dst",
+                "queue-limit", "max-relays", "allow-private-dst", "gateway-compression",
             )},
             {
                 "listen": "tcp:8080:interface=127.0.0.1",
@@ -36,6 +36,7 @@ class OptionsTests(SynchronousTestCase):
                 "queue-limit": 1000,
                 "max-relays": 1000,
                 "allow-private-dst": 0,
+                "gateway-compression": "zlib-stream",
             },
         )
 
@@ -66,6 +67,15 @@ class OptionsTests(SynchronousTestCase):
         ):
             error = self.assertRaises(UsageError, Options().parseOptions, [option, value])
             self.assertIn(message, str(error))
+
+    def test_bad_compression(self) -> None:
+        """
+        --gateway-compression takes zlib-stream or none.
+        """
+        error = self.assertRaises(
+            UsageError, Options().parseOptions, ["--gateway-compression", "zstd"]
+        )
+        self.assertIn("--gateway-compression must be zlib-stream or none", str(error))
 
     def test_bad_api(self) -> None:
         """

@@ -1,14 +1,22 @@
 """
 The Autobahn websocket client that carries one shard's gateway connection.
 
-The protocol knows nothing of Discord: it hands each text frame's bytes to
-its listener (a :class:`~dccrelay.gateway.shard.Shard`) and reports how the
-connection ended.  All decisions, deadlines included, are the shard's.
+The protocol knows nothing of Discord's meaning: it hands each payload's
+JSON bytes to its listener (a :class:`~dccrelay.gateway.shard.Shard`) and
+reports how the connection ended.  All decisions, deadlines included, are
+the shard's.
+
+With ``compress=zlib-stream`` Discord sends binary frames cut from one zlib
+stream per connection; a payload is complete when the bytes received end with
+the sync-flush suffix ``00 00 ff ff``.  The inflated JSON is what the shard
+sees and what the bot eventually gets.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
+
+import zlib
 
 import orjson
 import txaio
@@ -24,6 +32,10 @@ from dccrelay.gateway.shard import IGatewayConnection, IGatewayListener
 from dccrelay.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 
 USER_AGENT = f"dccrelay/{__version__}"
+
+#: Transport compressions the connector speaks; None is plain JSON text.
+COMPRESSIONS = (None, "zlib-stream")
+ZLIB_SUFFIX = b"\x00\x00\xff\xff"
 
 
 class HandshakeFailed(Exception):
@@ -43,6 +55,8 @@ class GatewayProtocol(WebSocketClientProtocol):
     log = txaio.make_logger(level="info")  # type: ignore[attr-defined]
     listener: IGatewayListener
     opened: Deferred[IGatewayConnection] | None
+    inflater: Any = None
+    _compressed: bytes = b""
 
     def onOpen(self) -> None:
         opened, self.opened = self.opened, None
@@ -50,7 +64,22 @@ class GatewayProtocol(WebSocketClientProtocol):
             opened.callback(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.listener.frame_received(payload)
+        if self.inflater is None or not isBinary:
+            self.listener.frame_received(payload)
+            return
+        if not payload.endswith(ZLIB_SUFFIX):
+            # Discord may split one payload over several frames.
+            self._compressed += payload
+            return
+        if self._compressed:
+            payload, self._compressed = self._compressed + payload, b""
+        try:
+            data = self.inflater.decompress(payload)
+        except zlib.error:
+            self._log.warn("the gateway's zlib stream is corrupt; reconnecting")
+            self.abort()
+            return
+        self.listener.frame_received(data)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         opened, self.opened = self.opened, None
@@ -85,16 +114,22 @@ class GatewayConnector:
         reactor: Any,
         tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
         tcp_timeout: float = 30.0,
+        compression: str | None = None,
     ) -> None:
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"unknown gateway compression {compression!r}")
         self._reactor = reactor
         self._tls_options_for = tls_options_for
         self._tcp_timeout = tcp_timeout
+        self._compression = compression
 
     def connect(self, url: str, listener: IGatewayListener) -> Deferred[IGatewayConnection]:
         """
         Open ``url``; fires once the websocket handshake is complete.
         Cancelling it abandons the attempt.
         """
+        if self._compression is not None:
+            url += ("&" if "?" in url else "?") + "compress=" + self._compression
         factory = WebSocketClientFactory(url, reactor=self._reactor, useragent=USER_AGENT)
         factory.setProtocolOptions(**AUTOBAHN_TIMERS_OFF)
         protocols: list[GatewayProtocol] = []
@@ -111,6 +146,8 @@ class GatewayConnector:
             protocol.factory = factory
             protocol.listener = listener
             protocol.opened = opened
+            if self._compression == "zlib-stream":
+                protocol.inflater = zlib.decompressobj()
             protocols.append(protocol)
             return protocol
 
