@@ -87,6 +87,9 @@ class Relay:
         self._gateway_attempts = 0
         self._gateway_timer: IDelayedCall | None = None
         self._starting = False
+        # After a 4011, at least this many shards (Discord wants more).
+        self._min_shards = 1
+        self._resharding = False
         self.counters = Counters()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -125,8 +128,12 @@ class Relay:
         if not self.enabled or self.shards:
             return
         shards = self.settings.shards
-        count = shards if isinstance(shards, int) else info.shards
+        count = max(shards if isinstance(shards, int) else info.shards, self._min_shards)
         self._gateway_error = None
+        if isinstance(shards, int) and count > shards:
+            self._gateway_error = (
+                f"Discord requires more than the {shards} shards registered; using {count}"
+            )
         self._gateway_attempts = 0
         self._limiter = IdentifyLimiter(
             self._env.clock, info.max_concurrency, info.remaining, info.reset_after
@@ -172,6 +179,7 @@ class Relay:
             on_session=partial(self._save_session, shard_id),
             on_fatal=self._fatal,
             retry_policy=self._env.retry_policy,
+            on_reshard=self._reshard,
         )
 
     def _new_delivery(self, initial: Any) -> IDeliveryChannel:
@@ -246,6 +254,24 @@ class Relay:
         self.enabled = False
         self.disable_reason = reason
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+
+    def _reshard(self) -> None:
+        if self._resharding:
+            return
+        self._resharding = True
+        self._min_shards = max(self._min_shards, len(self.shards) + 1)
+        self._log.info(
+            "{alias}: Discord requires sharding (4011); reconnecting with at least "
+            "{count} shards", alias=self.alias, count=self._min_shards,
+        )
+        # Not from inside the shard's transition: this stops every shard.
+        self._env.clock.callLater(0, self._restart_with_more_shards)
+
+    @inlineCallbacks
+    def _restart_with_more_shards(self) -> Any:
+        yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+        self._resharding = False
+        yield self.start()
 
     def _fatal(self, reason: str) -> None:
         if not self.enabled:

@@ -72,6 +72,7 @@ class ShardTests(SynchronousTestCase):
         self.fatal: list[str] = []
         self.refuse_connections = False
         self.hang_connections = False
+        self.reshards: list[int] = []
 
     def connect(self, url: str, listener: Any) -> Deferred[Any]:
         self.urls.append(url)
@@ -100,6 +101,7 @@ class ShardTests(SynchronousTestCase):
             on_session=self.sessions.append,
             on_fatal=self.fatal.append,
             retry_policy=lambda attempt: 2.0 ** attempt,
+            on_reshard=lambda: self.reshards.append(shard_id),
         )
 
     def ready_shard(self) -> tuple[Shard, FakeConnection]:
@@ -250,7 +252,7 @@ class ShardTests(SynchronousTestCase):
         Every close code Discord calls fatal disables the bot with a reason
         that says what to fix, and nothing reconnects.
         """
-        for code in (4004, 4010, 4011, 4012, 4013, 4014):
+        for code in (4004, 4010, 4012, 4013, 4014):
             self.fatal.clear()
             self.urls.clear()
             shard, _ = self.ready_shard()
@@ -405,3 +407,36 @@ class ShardTests(SynchronousTestCase):
         shard.connection_closed(codes.RESUMABLE_CLOSE, "")
         self.clock.advance(0)
         self.assertEqual(len(self.urls), 2)
+
+    def test_sharding_required(self) -> None:
+        """
+        4011 does not disable the bot: the shard stops, forgets its session
+        and asks the relay to start over with more shards.
+        """
+        shard, _ = self.ready_shard()
+        shard.connection_closed(4011, "sharding required")
+        self.assertEqual(self.reshards, [0])
+        self.assertEqual(self.fatal, [])
+        self.assertEqual(shard.state, "stopped")
+        self.assertIsNone(shard.session)
+        self.clock.advance(3600)
+        self.assertEqual(len(self.urls), 1)
+
+    def test_commands_paced(self) -> None:
+        """
+        Commands beyond Discord's 120 per 60 s wait for room instead of
+        getting the connection closed with 4008; heartbeats never wait.
+        """
+        shard, connection = self.ready_shard()
+        for i in range(130):
+            shard.send_command({"op": 3, "d": {"n": i}})
+        sent = [p for p in connection.sent if p["op"] == 3]
+        # IDENTIFY took one place; five stay free for heartbeats.
+        self.assertEqual(len(sent), 120 - 1 - 5)
+        self.assertEqual(shard.commands_waiting, 130 - len(sent))
+        shard.frame_received(frame(1))
+        self.assertEqual(connection.sent[-1]["op"], codes.HEARTBEAT)
+        self.clock.advance(60)
+        sent = [p["d"]["n"] for p in connection.sent if p["op"] == 3]
+        self.assertEqual(sent, list(range(130)))
+        self.assertEqual(shard.commands_waiting, 0)

@@ -24,6 +24,10 @@ HEARTBEAT_ACK = 11
 RESUMABLE_CLOSE = 4000
 SESSION_ENDING_CLOSE = 1000
 
+# The bot has outgrown its shard count: fetch the recommended one and start
+# again with it, rather than giving up.
+SHARDING_REQUIRED = 4011
+
 # Close codes after which the session cannot be resumed: identify afresh.
 NEW_SESSION_CODES = frozenset({4007, 4009})
 
@@ -34,8 +38,6 @@ FATAL_CLOSE_REASONS: dict[int, str] = {
     "re-register with a valid bot token from the Developer Portal",
     4010: "Discord rejected the shard (4010 invalid shard): "
     "re-register with a shard count of 'auto' or the right number",
-    4011: "Discord requires sharding for this bot (4011 sharding required): "
-    "re-register with shards 'auto' or a larger count",
     4012: "Discord rejected the gateway API version (4012 invalid API version): "
     "this relay needs an update",
     4013: "Discord rejected the intents (4013 invalid intents): "

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from dccrelay.gateway import codes
 from dccrelay.gateway.heartbeat import Heartbeat
 from dccrelay.gateway.limiter import IdentifyLimiter
+from dccrelay.gateway.ratelimit import CommandLimiter
 from dccrelay.store import SessionState
 
 GATEWAY_QUERY = "?v=10&encoding=json"
@@ -111,6 +112,7 @@ class Shard:
         on_session: Callable[[SessionState | None], None],
         on_fatal: Callable[[str], None],
         retry_policy: Callable[[int], float],
+        on_reshard: Callable[[], None] = lambda: None,
     ) -> None:
         self.alias = alias
         self._token = token
@@ -127,6 +129,7 @@ class Shard:
         self._on_dispatch = on_dispatch
         self._on_session = on_session
         self._on_fatal = on_fatal
+        self._on_reshard = on_reshard
         self._retry_policy = retry_policy
         self._connection: IGatewayConnection | None = None
         self._pending: Deferred[Any] | None = None
@@ -135,6 +138,7 @@ class Shard:
         self._planned_delay: float | None = None
         self._stopped: Deferred[None] | None = None
         self._heartbeat = Heartbeat(clock, random, self._send_heartbeat, self._zombie)
+        self._commands = CommandLimiter(clock, self._write)
         self.attempts = 0
         self.identifies = 0
         self.resumes = 0
@@ -249,6 +253,10 @@ class Shard:
         "Discord closed with a code that reconnecting cannot help."
 
     @_machine.input()
+    def _resharding_required(self) -> None:
+        "4011: the bot needs more shards; the relay starts over with more."
+
+    @_machine.input()
     def _reconnect_due(self) -> None:
         "The reconnect timer fired."
 
@@ -276,6 +284,7 @@ class Shard:
     def _remember_connection(self, connection: IGatewayConnection) -> None:
         self._pending = None
         self._connection = connection
+        self._commands.reset()
         self._set_deadline(HELLO_TIMEOUT, self._must_reconnect, "no HELLO from Discord")
 
     @_machine.output()
@@ -409,6 +418,15 @@ class Shard:
             stopped.callback(None)
 
     @_machine.output()
+    def _ask_for_resharding(self) -> None:
+        self._clear_deadline()
+        self._heartbeat.stop()
+        self._connection = None
+        self.last_close = "Discord requires more shards (4011)"
+        self._forget_session()
+        self._on_reshard()
+
+    @_machine.output()
     def _disable(self, reason: str) -> None:
         self._clear_deadline()
         self._heartbeat.stop()
@@ -451,6 +469,7 @@ class Shard:
             outputs=[_drop_connection, _schedule_reconnect],
         )
         _live.upon(_closed_fatally, enter=disabled, outputs=[_disable])
+        _live.upon(_resharding_required, enter=stopped, outputs=[_ask_for_resharding])
         _live.upon(_stop, enter=stopping, outputs=[_close_for_stop])
     del _live
 
@@ -459,6 +478,7 @@ class Shard:
         outputs=[_drop_connection, _schedule_reconnect],
     )
     closing.upon(_closed_fatally, enter=disabled, outputs=[_disable])
+    closing.upon(_resharding_required, enter=stopped, outputs=[_ask_for_resharding])
     closing.upon(_stop, enter=stopping, outputs=[])
     # Late frames from a connection we are already leaving change nothing.
     closing.upon(_must_reconnect, enter=closing, outputs=[])
@@ -469,6 +489,7 @@ class Shard:
 
     stopping.upon(_connection_lost, enter=stopped, outputs=[_finish_stop])
     stopping.upon(_closed_fatally, enter=stopped, outputs=[_finish_stop])
+    stopping.upon(_resharding_required, enter=stopped, outputs=[_finish_stop])
     stopping.upon(_must_reconnect, enter=stopping, outputs=[])
     stopping.upon(_session_invalidated, enter=stopping, outputs=[])
 
@@ -577,6 +598,9 @@ class Shard:
         why = f"closed with code {code}" if code else "connection lost"
         if reason:
             why += f" ({reason[:100]})"
+        if code == codes.SHARDING_REQUIRED:
+            self._resharding_required()
+            return
         if code in codes.FATAL_CLOSE_REASONS:
             self._closed_fatally(codes.FATAL_CLOSE_REASONS[code])
             return
@@ -600,7 +624,24 @@ class Shard:
         else:
             self._on_dispatch(data, payload)
 
+    def send_command(self, payload: dict[str, Any]) -> None:
+        """
+        Send a gateway command (presence update, member request...) on
+        this shard's connection, paced to Discord's 120 per 60 s.
+        """
+        self._commands.send(payload)
+
+    @property
+    def commands_waiting(self) -> int:
+        """
+        Commands held back by the send limit.
+        """
+        return self._commands.queued
+
     def _send(self, payload: dict[str, Any]) -> None:
+        self._commands.send_now(payload)
+
+    def _write(self, payload: dict[str, Any]) -> None:
         if self._connection is not None:
             self._connection.send(payload)
 
