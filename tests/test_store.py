@@ -20,7 +20,14 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
-from dccrelay.store import IRelayStore, SessionState, StoredRelay
+from dccrelay.store import (
+    IRelayStore,
+    OutboxCheckpoint,
+    OutboxEntry,
+    SessionState,
+    StoredRelay,
+    Trimmed,
+)
 from dccrelay.store.errors import SchemaTooNew, StoreClosed
 from dccrelay.store.sqlite import MEMORY, MIGRATIONS, SQLiteStore
 
@@ -366,6 +373,211 @@ class IRelayStoreTestsMixin(_Base):
         await self.assertFailure(store.open(), StoreClosed)
 
 
+    # -- the outbox ------------------------------------------------------------
+
+    async def store_with_bots(self, *aliases: str) -> IRelayStore:
+        """
+        :return: an opened store with ``aliases`` registered.
+        """
+        store = await self.open_store()
+        for alias in aliases:
+            await store.save_relay(alias, {"n": alias})
+        return store
+
+    @deferred_test
+    async def test_outbox_empty(self) -> None:
+        """
+        A bot with nothing appended has an empty outbox.
+        """
+        store = await self.store_with_bots("alpha")
+        self.assertEqual(await store.outbox_count("alpha"), 0)
+        self.assertEqual(await store.outbox_load("alpha", 0, 10), [])
+        self.assertEqual(await store.outbox_ack({"alpha": 5}), {"alpha": 0})
+        self.assertEqual(await store.outbox_trim("alpha", 0, 1e12), Trimmed(0, 0))
+
+    @deferred_test
+    async def test_outbox_append_load(self) -> None:
+        """
+        Appended payloads load back byte for byte, oldest first, with their
+        ids and creation time; ``after_id`` and ``limit`` page through them.
+        """
+        store = await self.store_with_bots("alpha")
+        payloads = [b'{"s":1}', b'{"t": "X",  "d":"h\xc3\xa9"}', b"\x00\xff not even utf-8"]
+        ids = await store.outbox_append([("alpha", p) for p in payloads], 1000.5)
+        self.assertEqual(len(ids), 3)
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(ids)), 3)
+        entries = await store.outbox_load("alpha", 0, 10)
+        self.assertEqual(entries, [OutboxEntry(i, p, 1000.5) for i, p in zip(ids, payloads)])
+        for entry in entries:
+            self.assertIs(type(entry.payload), bytes)
+        self.assertEqual(await store.outbox_load("alpha", 0, 2), entries[:2])
+        self.assertEqual(await store.outbox_load("alpha", ids[0], 10), entries[1:])
+        self.assertEqual(await store.outbox_load("alpha", ids[2], 10), [])
+        self.assertEqual(await store.outbox_count("alpha"), 3)
+
+    @deferred_test
+    async def test_outbox_many_bots_one_call(self) -> None:
+        """
+        One call appends for several bots; each bot sees its own entries in
+        the order given, with increasing ids, and an unknown alias stores
+        nothing (``None``) without failing the others.
+        """
+        store = await self.store_with_bots("alpha", "beta")
+        ids = await store.outbox_append(
+            [("alpha", b"a1"), ("beta", b"b1"), ("ghost", b"g1"), ("alpha", b"a2"), ("beta", b"b2")],
+            5.0,
+        )
+        self.assertIsNone(ids[2])
+        alpha = await store.outbox_load("alpha", 0, 10)
+        beta = await store.outbox_load("beta", 0, 10)
+        self.assertEqual([(e.id, e.payload) for e in alpha], [(ids[0], b"a1"), (ids[3], b"a2")])
+        self.assertEqual([(e.id, e.payload) for e in beta], [(ids[1], b"b1"), (ids[4], b"b2")])
+        self.assertLess(alpha[0].id, alpha[1].id)
+        self.assertEqual(await store.outbox_count("ghost"), 0)
+        self.assertEqual(await store.outbox_append([], 5.0), [])
+
+    @deferred_test
+    async def test_outbox_ids_never_reused(self) -> None:
+        """
+        Ids keep growing after everything was acknowledged, and after the
+        bot was deleted and registered again.
+        """
+        store = await self.store_with_bots("alpha")
+        (first,) = await store.outbox_append([("alpha", b"1")], 1.0)
+        await store.outbox_ack({"alpha": first})
+        (second,) = await store.outbox_append([("alpha", b"2")], 1.0)
+        self.assertGreater(second, first)
+        await store.delete_relay("alpha")
+        await store.save_relay("alpha", {})
+        (third,) = await store.outbox_append([("alpha", b"3")], 1.0)
+        self.assertGreater(third, second)
+
+    @deferred_test
+    async def test_outbox_ack(self) -> None:
+        """
+        Acknowledging removes a bot's entries up to the id given, for several
+        bots in one call, and says how many went.
+        """
+        store = await self.store_with_bots("alpha", "beta")
+        ids = await store.outbox_append(
+            [("alpha", b"a1"), ("beta", b"b1"), ("alpha", b"a2"), ("alpha", b"a3")], 1.0
+        )
+        removed = await store.outbox_ack({"alpha": ids[2], "beta": ids[0]})
+        self.assertEqual(removed, {"alpha": 2, "beta": 0})
+        self.assertEqual([e.payload for e in await store.outbox_load("alpha", 0, 9)], [b"a3"])
+        self.assertEqual([e.payload for e in await store.outbox_load("beta", 0, 9)], [b"b1"])
+        self.assertEqual(await store.outbox_ack({"alpha": ids[2]}), {"alpha": 0})
+
+    @deferred_test
+    async def test_outbox_trim_count(self) -> None:
+        """
+        Trimming to a count drops the oldest entries and reports how many
+        and up to which id.
+        """
+        store = await self.store_with_bots("alpha", "beta")
+        ids = await store.outbox_append([("alpha", b"%d" % i) for i in range(5)], 1.0)
+        await store.outbox_append([("beta", b"b")], 1.0)
+        self.assertEqual(await store.outbox_trim("alpha", 2), Trimmed(3, ids[2]))
+        self.assertEqual([e.payload for e in await store.outbox_load("alpha", 0, 9)], [b"3", b"4"])
+        self.assertEqual(await store.outbox_trim("alpha", 2), Trimmed(0, 0))
+        self.assertEqual(await store.outbox_count("beta"), 1)
+
+    @deferred_test
+    async def test_outbox_trim_age(self) -> None:
+        """
+        Trimming by age drops the entries created before the limit, and
+        everything older than them even if the clock went backwards in
+        between: always a prefix.
+        """
+        store = await self.store_with_bots("alpha")
+        ids = []
+        for now in [100.0, 50.0, 200.0, 300.0]:
+            ids += await store.outbox_append([("alpha", b"x")], now)
+        self.assertEqual(await store.outbox_trim("alpha", 10, 150.0), Trimmed(2, ids[1]))
+        self.assertEqual(await store.outbox_trim("alpha", 10, 150.0), Trimmed(0, 0))
+        # count and age together: whichever drops more
+        self.assertEqual(await store.outbox_trim("alpha", 0, 250.0), Trimmed(2, ids[3]))
+        self.assertEqual(await store.outbox_count("alpha"), 0)
+
+    @deferred_test
+    async def test_outbox_follows_registration(self) -> None:
+        """
+        Disabling a bot keeps its outbox; deleting it drops it.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.outbox_append([("alpha", b"1")], 1.0)
+        await store.disable_relay("alpha", "why")
+        self.assertEqual(await store.outbox_count("alpha"), 1)
+        await store.outbox_append([("alpha", b"2")], 1.0)
+        self.assertEqual(await store.outbox_count("alpha"), 2)
+        await store.delete_relay("alpha")
+        self.assertEqual(await store.outbox_count("alpha"), 0)
+
+    @deferred_test
+    async def test_outbox_checkpoint(self) -> None:
+        """
+        A checkpoint raises the stored seq of the same session in the append
+        transaction; a lower seq, another session id or an unknown shard
+        changes nothing.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.save_session("alpha", session(0, seq=10))
+        await store.save_session("alpha", session(1, seq=None))
+        await store.outbox_append(
+            [("alpha", b"x")],
+            1.0,
+            [
+                OutboxCheckpoint("alpha", 0, "session-0", 12),
+                OutboxCheckpoint("alpha", 1, "another-session", 7),
+                OutboxCheckpoint("alpha", 3, "session-3", 7),
+            ],
+        )
+        await store.outbox_append([], 1.0, [OutboxCheckpoint("alpha", 0, "session-0", 11)])
+        sessions = await store.load_sessions("alpha")
+        self.assertEqual(sessions, {0: session(0, seq=12), 1: session(1, seq=None)})
+        await store.outbox_append([], 1.0, [OutboxCheckpoint("alpha", 1, "session-1", 3)])
+        self.assertEqual((await store.load_sessions("alpha"))[1], session(1, seq=3))
+
+    @deferred_test
+    async def test_outbox_reopen(self) -> None:
+        """
+        The outbox survives a restart, and ids keep growing after it.
+        """
+        store = await self.store_with_bots("alpha")
+        ids = await store.outbox_append([("alpha", b"1"), ("alpha", b"2")], 1.0)
+        await store.outbox_ack({"alpha": ids[0]})
+        await store.close()
+        again = await self.open_store()
+        self.assertEqual(await again.outbox_load("alpha", 0, 9), [OutboxEntry(ids[1], b"2", 1.0)])
+        (later,) = await again.outbox_append([("alpha", b"3")], 1.0)
+        self.assertGreater(later, ids[1])
+
+    @deferred_test
+    async def test_outbox_payload_must_be_bytes(self) -> None:
+        """
+        A payload that is not bytes is refused, and nothing of that call is
+        stored.
+        """
+        store = await self.store_with_bots("alpha")
+        with self.assertRaises(TypeError):
+            await store.outbox_append([("alpha", b"ok"), ("alpha", "text")], 1.0)  # type: ignore[list-item]
+        self.assertEqual(await store.outbox_count("alpha"), 0)
+
+    @deferred_test
+    async def test_outbox_closed(self) -> None:
+        """
+        A closed store fails the outbox calls with :class:`StoreClosed`.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.close()
+        await self.assertFailure(store.outbox_append([("alpha", b"1")], 1.0), StoreClosed)
+        await self.assertFailure(store.outbox_load("alpha", 0, 1), StoreClosed)
+        await self.assertFailure(store.outbox_ack({"alpha": 1}), StoreClosed)
+        await self.assertFailure(store.outbox_trim("alpha", 1), StoreClosed)
+        await self.assertFailure(store.outbox_count("alpha"), StoreClosed)
+
+
 class SQLiteStoreTests(IRelayStoreTestsMixin, TestCase):
     """
     :class:`SQLiteStore` keeps the :class:`IRelayStore` contract.
@@ -470,8 +682,8 @@ class SQLiteFileTests(TestCase):
     @deferred_test
     async def test_migrates_empty_file(self) -> None:
         """
-        An empty file is migrated to the latest schema version, with both
-        tables.
+        An empty file is migrated to the latest schema version, with every
+        table.
         """
         os.mkdir(self.directory)
         with open(self.path, "wb"):
@@ -483,7 +695,31 @@ class SQLiteFileTests(TestCase):
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).fetchall()
         self.assertEqual(version, len(MIGRATIONS))
-        self.assertEqual(tables, [("relays",), ("sessions",)])
+        self.assertEqual(
+            tables, [("outbox",), ("relays",), ("sessions",), ("sqlite_sequence",)]
+        )
+
+    @deferred_test
+    async def test_migrates_version_1(self) -> None:
+        """
+        A database of schema version 1 (before the outbox) keeps its relays
+        and sessions and gains an empty outbox.
+        """
+        os.mkdir(self.directory)
+        with sqlite3.connect(self.path) as connection:
+            for statement in MIGRATIONS[0]:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO relays VALUES ('alpha', '{}', 1, NULL, 1.0, 1.0)"
+            )
+            connection.execute("PRAGMA user_version = 1")
+        connection.close()
+        store = await self.open_store()
+        self.assertEqual(await store.load_relays(), [StoredRelay("alpha", {}, True, None)])
+        self.assertEqual(await store.outbox_count("alpha"), 0)
+        self.assertIsNotNone((await store.outbox_append([("alpha", b"x")], 1.0))[0])
+        (version,) = self.inspect().execute("PRAGMA user_version").fetchone()
+        self.assertEqual(version, 2)
 
     @deferred_test
     async def test_reopen_does_not_migrate_again(self) -> None:

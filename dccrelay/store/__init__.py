@@ -1,5 +1,5 @@
 """
-Where registrations and gateway session state live.
+Where registrations, gateway session state and the delivery outbox live.
 
 Every method returns a Deferred; implementations run their blocking database
 calls off the reactor thread.  :class:`IRelayStore` is the contract that the
@@ -45,6 +45,54 @@ class SessionState:
     resume_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """
+    One dispatch waiting in a bot's outbox.
+
+    :ivar id: its outbox id: ids only grow, across every bot of the database
+        (they are never reused, even after a bot is deleted), so each bot
+        sees its own ids increase, not necessarily by one.
+    :ivar payload: the gateway payload, byte for byte as Discord sent it.
+    :ivar created_at: when it was appended, in seconds since the epoch.
+    """
+
+    id: int
+    payload: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCheckpoint:
+    """
+    A shard's gateway seq to remember together with the dispatches appended
+    in the same call: once a dispatch is durably in the outbox, Discord need
+    not replay it after a restart.
+
+    The stored session's seq is raised to ``seq`` only if the stored session
+    is the same one (``session_id``) and its seq is lower.
+    """
+
+    alias: str
+    shard_id: int
+    session_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trimmed:
+    """
+    What :meth:`IRelayStore.outbox_trim` dropped.
+
+    :ivar dropped: how many entries.
+    :ivar up_to: the id of the newest entry dropped (every entry of the bot
+        with an id up to it is gone), or 0 if nothing was dropped.
+    """
+
+    dropped: int
+    up_to: int
+
+
 class IRelayStore(Interface):
     """
     Durable storage for registrations and gateway sessions.
@@ -83,7 +131,7 @@ class IRelayStore(Interface):
 
     def delete_relay(alias):  # type: ignore[no-untyped-def]
         """
-        Forget a registration and its sessions.
+        Forget a registration, its sessions and its outbox.
 
         :return: Deferred firing with ``True`` if it existed.
         """
@@ -91,7 +139,8 @@ class IRelayStore(Interface):
     def disable_relay(alias, reason):  # type: ignore[no-untyped-def]
         """
         Mark a registration disabled, remember why, and forget its sessions
-        (a disabled bot identifies afresh when re-enabled).
+        (a disabled bot identifies afresh when re-enabled).  Its outbox is
+        kept.
 
         :return: Deferred firing with ``None``.
         """
@@ -115,4 +164,59 @@ class IRelayStore(Interface):
         Drop one shard's session (after an invalid session or a fatal close).
 
         :return: Deferred firing with ``None``.
+        """
+
+    # -- the outbox ---------------------------------------------------------
+    #
+    # Durable delivery (websocket v2, webhooks) keeps each bot's matched
+    # dispatches here until the bot acknowledges them.  Callers batch: one
+    # call carries the appends (or acks) of every bot for a moment.
+
+    def outbox_append(entries, now, checkpoints=()):  # type: ignore[no-untyped-def]
+        """
+        Append dispatches, for any number of bots, in one transaction.
+
+        An entry for an alias that is not registered (deleted meanwhile) is
+        not stored: a later registration of the same alias must never get
+        another bot's dispatches.
+
+        :param entries: a sequence of ``(alias, payload)`` with ``payload``
+            bytes, in the order to deliver them.
+        :param now: ``created_at`` for all of them (seconds since the epoch).
+        :param checkpoints: :class:`OutboxCheckpoint` values applied in the
+            same transaction.
+        :return: Deferred firing with a list, one item per entry: its new id,
+            or ``None`` if it was not stored.  Ids increase in entry order.
+        """
+
+    def outbox_load(alias, after_id, limit):  # type: ignore[no-untyped-def]
+        """
+        :return: Deferred firing with at most ``limit`` :class:`OutboxEntry`
+            of ``alias`` with an id above ``after_id``, oldest first.
+        """
+
+    def outbox_ack(acks):  # type: ignore[no-untyped-def]
+        """
+        Remove acknowledged entries, for any number of bots, in one
+        transaction.
+
+        :param acks: a mapping of alias to an id: every entry of that alias
+            with an id up to it is removed.
+        :return: Deferred firing with a dict of alias to how many entries
+            were removed.
+        """
+
+    def outbox_trim(alias, max_count, created_before=None):  # type: ignore[no-untyped-def]
+        """
+        Drop a bot's oldest entries: those that leave at most ``max_count``,
+        and those created before ``created_before`` (seconds since the epoch;
+        ``None`` for no age limit).  What is dropped is always a prefix of
+        the bot's entries in id order.
+
+        :return: Deferred firing with :class:`Trimmed`.
+        """
+
+    def outbox_count(alias):  # type: ignore[no-untyped-def]
+        """
+        :return: Deferred firing with how many entries ``alias`` has.
         """

@@ -1,5 +1,6 @@
 """
-The embedded store: registrations and gateway sessions in one SQLite file.
+The embedded store: registrations, gateway sessions and the delivery outbox
+in one SQLite file.
 
 Every sqlite3 call runs on a one-thread adbapi pool, so the reactor thread
 never waits on the disk; one connection is enough because SQLite serialises
@@ -14,7 +15,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
 
 from twisted.enterprise.adbapi import Connection, ConnectionPool, Transaction
 from twisted.internet.defer import Deferred, fail, succeed
@@ -23,7 +24,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from . import IRelayStore, SessionState, StoredRelay
+from . import IRelayStore, OutboxCheckpoint, OutboxEntry, SessionState, StoredRelay, Trimmed
 from .errors import SchemaTooNew, StoreClosed
 
 _T = TypeVar("_T")
@@ -56,6 +57,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (alias, shard_id)
         )
         """,
+    ),
+    (
+        # AUTOINCREMENT: ids are never reused, even once every row is gone,
+        # so a bot never sees an id go backwards.  No foreign key to relays:
+        # one append transaction carries many bots, and a bot deleted
+        # meanwhile must not fail the others' (_outbox_append skips it).
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alias TEXT NOT NULL,
+            payload BLOB NOT NULL,  -- the gateway payload's bytes, verbatim
+            created_at REAL NOT NULL  -- seconds since the epoch
+        )
+        """,
+        "CREATE INDEX outbox_by_alias ON outbox (alias, id)",
     ),
 )
 
@@ -226,6 +242,33 @@ class SQLiteStore:
     def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
         return self._interact(_forget_session, alias, shard_id)
 
+    def outbox_append(
+        self,
+        entries: Sequence[tuple[str, bytes]],
+        now: float,
+        checkpoints: Iterable[OutboxCheckpoint] = (),
+    ) -> Deferred[list[int | None]]:
+        # Copied here, so a caller that changes its lists afterwards cannot
+        # race the write.
+        for _, payload in entries:
+            if not isinstance(payload, bytes):
+                return fail(TypeError(f"payloads must be bytes, not {type(payload).__name__}"))
+        return self._interact(_outbox_append, list(entries), now, list(checkpoints))
+
+    def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
+        return self._interact(_outbox_load, alias, after_id, limit)
+
+    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
+        return self._interact(_outbox_ack, dict(acks))
+
+    def outbox_trim(
+        self, alias: str, max_count: int, created_before: float | None = None
+    ) -> Deferred[Trimmed]:
+        return self._interact(_outbox_trim, alias, max_count, created_before)
+
+    def outbox_count(self, alias: str) -> Deferred[int]:
+        return self._interact(_outbox_count, alias)
+
 
 # Everything below runs on the pool's thread and touches no store state.
 
@@ -316,6 +359,8 @@ def _save_relay(txn: Transaction, alias: str, settings: str, now: float) -> None
 
 
 def _delete_relay(txn: Transaction, alias: str) -> bool:
+    txn.execute("BEGIN IMMEDIATE")
+    txn.execute("DELETE FROM outbox WHERE alias = ?", (alias,))
     txn.execute("DELETE FROM relays WHERE alias = ?", (alias,))
     return bool(txn.rowcount > 0)
 
@@ -373,3 +418,97 @@ def _forget_session(txn: Transaction, alias: str, shard_id: int) -> None:
     txn.execute(
         "DELETE FROM sessions WHERE alias = ? AND shard_id = ?", (alias, shard_id)
     )
+
+
+def _outbox_append(
+    txn: Transaction,
+    entries: list[tuple[str, bytes]],
+    now: float,
+    checkpoints: list[OutboxCheckpoint],
+) -> list[int | None]:
+    txn.execute("BEGIN IMMEDIATE")
+    known: dict[str, bool] = {}
+    ids: list[int | None] = []
+    for alias, payload in entries:
+        if alias not in known:
+            txn.execute("SELECT 1 FROM relays WHERE alias = ?", (alias,))
+            known[alias] = txn.fetchone() is not None
+        if not known[alias]:
+            ids.append(None)
+            continue
+        txn.execute(
+            "INSERT INTO outbox (alias, payload, created_at) VALUES (?, ?, ?)",
+            (alias, payload, now),
+        )
+        ids.append(txn.lastrowid)
+    for checkpoint in checkpoints:
+        txn.execute(
+            """
+            UPDATE sessions SET seq = ?
+            WHERE alias = ? AND shard_id = ? AND session_id = ?
+                AND (seq IS NULL OR seq < ?)
+            """,
+            (
+                checkpoint.seq,
+                checkpoint.alias,
+                checkpoint.shard_id,
+                checkpoint.session_id,
+                checkpoint.seq,
+            ),
+        )
+    return ids
+
+
+def _outbox_load(txn: Transaction, alias: str, after_id: int, limit: int) -> list[OutboxEntry]:
+    txn.execute(
+        """
+        SELECT id, payload, created_at FROM outbox
+        WHERE alias = ? AND id > ? ORDER BY id LIMIT ?
+        """,
+        (alias, after_id, limit),
+    )
+    return [OutboxEntry(id, bytes(payload), created_at) for id, payload, created_at in txn.fetchall()]
+
+
+def _outbox_ack(txn: Transaction, acks: dict[str, int]) -> dict[str, int]:
+    txn.execute("BEGIN IMMEDIATE")
+    removed = {}
+    for alias, up_to in acks.items():
+        txn.execute("DELETE FROM outbox WHERE alias = ? AND id <= ?", (alias, up_to))
+        removed[alias] = max(0, txn.rowcount)
+    return removed
+
+
+def _outbox_trim(
+    txn: Transaction, alias: str, max_count: int, created_before: float | None
+) -> Trimmed:
+    txn.execute("BEGIN IMMEDIATE")
+    up_to = 0
+    # The newest entry beyond the max_count newest ones.
+    txn.execute(
+        "SELECT id FROM outbox WHERE alias = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+        (alias, max(0, max_count)),
+    )
+    row = txn.fetchone()
+    if row is not None:
+        up_to = row[0]
+    if created_before is not None:
+        # Everything up to the newest entry that is too old: a prefix, even
+        # if the clock went backwards between appends.
+        txn.execute(
+            "SELECT MAX(id) FROM outbox WHERE alias = ? AND created_at < ?",
+            (alias, created_before),
+        )
+        (oldest,) = txn.fetchone()
+        if oldest is not None:
+            up_to = max(up_to, oldest)
+    if not up_to:
+        return Trimmed(0, 0)
+    txn.execute("DELETE FROM outbox WHERE alias = ? AND id <= ?", (alias, up_to))
+    return Trimmed(max(0, txn.rowcount), up_to)
+
+
+def _outbox_count(txn: Transaction, alias: str) -> int:
+    txn.execute("SELECT COUNT(*) FROM outbox WHERE alias = ?", (alias,))
+    count: int = txn.fetchone()[0]
+    return count

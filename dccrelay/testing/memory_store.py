@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Mapping, Sequence
 
 import json
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from dccrelay.store import IRelayStore, SessionState, StoredRelay
+from dccrelay.store import (
+    IRelayStore,
+    OutboxCheckpoint,
+    OutboxEntry,
+    SessionState,
+    StoredRelay,
+    Trimmed,
+)
 from dccrelay.store.errors import StoreClosed
 
 
@@ -27,6 +34,9 @@ class MemoryDatabase:
 
     relays: dict[str, StoredRelay] = field(default_factory=dict)
     sessions: dict[str, dict[int, SessionState]] = field(default_factory=dict)
+    outbox: dict[str, list[OutboxEntry]] = field(default_factory=dict)
+    #: the last outbox id given out; ids are never reused
+    last_outbox_id: int = 0
 
 
 @implementer(IRelayStore)
@@ -79,6 +89,7 @@ class MemoryRelayStore:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
         self.database.sessions.pop(alias, None)
+        self.database.outbox.pop(alias, None)
         return succeed(self.database.relays.pop(alias, None) is not None)
 
     def disable_relay(self, alias: str, reason: str) -> Deferred[None]:
@@ -108,3 +119,86 @@ class MemoryRelayStore:
             return fail(StoreClosed(self.description))
         self.database.sessions.get(alias, {}).pop(shard_id, None)
         return succeed(None)
+
+    def outbox_append(
+        self,
+        entries: Sequence[tuple[str, bytes]],
+        now: float,
+        checkpoints: Iterable[OutboxCheckpoint] = (),
+    ) -> Deferred[list[int | None]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        for _, payload in entries:
+            if not isinstance(payload, bytes):
+                return fail(TypeError(f"payloads must be bytes, not {type(payload).__name__}"))
+        database = self.database
+        ids: list[int | None] = []
+        for alias, payload in entries:
+            if alias not in database.relays:
+                ids.append(None)
+                continue
+            database.last_outbox_id += 1
+            entry = OutboxEntry(database.last_outbox_id, payload, now)
+            database.outbox.setdefault(alias, []).append(entry)
+            ids.append(entry.id)
+        for checkpoint in checkpoints:
+            stored = database.sessions.get(checkpoint.alias, {}).get(checkpoint.shard_id)
+            if (
+                stored is not None
+                and stored.session_id == checkpoint.session_id
+                and (stored.seq is None or stored.seq < checkpoint.seq)
+            ):
+                database.sessions[checkpoint.alias][checkpoint.shard_id] = SessionState(
+                    stored.shard_id,
+                    stored.shard_count,
+                    stored.session_id,
+                    checkpoint.seq,
+                    stored.resume_url,
+                )
+        return succeed(ids)
+
+    def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        entries = [e for e in self.database.outbox.get(alias, []) if e.id > after_id]
+        return succeed(entries[: max(0, limit)])
+
+    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        removed = {}
+        for alias, up_to in acks.items():
+            removed[alias] = self._remove_up_to(alias, up_to)
+        return succeed(removed)
+
+    def outbox_trim(
+        self, alias: str, max_count: int, created_before: float | None = None
+    ) -> Deferred[Trimmed]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        entries = self.database.outbox.get(alias, [])
+        up_to = 0
+        excess = len(entries) - max(0, max_count)
+        if excess > 0:
+            up_to = entries[excess - 1].id
+        if created_before is not None:
+            old = [e.id for e in entries if e.created_at < created_before]
+            if old:
+                up_to = max(up_to, max(old))
+        if not up_to:
+            return succeed(Trimmed(0, 0))
+        return succeed(Trimmed(self._remove_up_to(alias, up_to), up_to))
+
+    def outbox_count(self, alias: str) -> Deferred[int]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        return succeed(len(self.database.outbox.get(alias, [])))
+
+    def _remove_up_to(self, alias: str, up_to: int) -> int:
+        entries = self.database.outbox.get(alias, [])
+        kept = [e for e in entries if e.id > up_to]
+        if kept:
+            self.database.outbox[alias] = kept
+        else:
+            self.database.outbox.pop(alias, None)
+        return len(entries) - len(kept)
