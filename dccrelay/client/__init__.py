@@ -1,1 +1,35 @@
-"""client"""
+"""
+What a bot author imports to use a relay:
+
+- :func:`register`, :func:`status`, :func:`disable`, :func:`delete`: the
+  registration API over treq, failing with :class:`RegistrationError`;
+- :func:`receiver_resource`: a twisted.web resource for websocket delivery
+  (see :mod:`dccrelay.client.receiver`);
+- :func:`verify_webhook`: checks a webhook delivery's Standard Webhooks
+  signature in any web framework, failing with
+  :class:`WebhookVerificationError`;
+- the ``dccctl`` command (:mod:`dccrelay.client.cli`).
+"""
+
+from dccrelay.client.receiver import receiver_resource
+from dccrelay.client.register import (
+    RegistrationError,
+    delete,
+    disable,
+    register,
+    registration_body,
+    status,
+)
+from dccrelay.client.webhook import WebhookVerificationError, verify_webhook
+
+__all__ = [
+    "RegistrationError",
+    "WebhookVerificationError",
+    "delete",
+    "disable",
+    "receiver_resource",
+    "register",
+    "registration_body",
+    "status",
+    "verify_webhook",
+]

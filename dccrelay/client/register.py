@@ -1,0 +1,272 @@
+"""
+A bot's side of the relay's registration API (DESIGN.md, "Registration
+API"), over treq.
+
+Every call authenticates with ``Authorization: Basic base64(secret)``, the
+whole clientSecret encoded as it is (the prototype's client did the same, so
+a secret needs no ``user:password`` shape).  The relay answers JSON: a status
+object on success, ``{"error": ..., "field": <json pointer>}`` otherwise,
+which becomes a :class:`RegistrationError`.
+
+::
+
+    d = register(
+        "https://relay.example", "sample_cookout",
+        token=os.environ["DISCORD_TOKEN"],
+        dst="wss://bot.example/dcc/v1/sample_cookout",
+        client_secret=os.environ["DCC_SECRET"],
+        criteria={"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout\\\\b"}},
+    )
+    d.addCallback(lambda status: print(status["enabled"]))
+"""
+
+from __future__ import annotations
+
+import json
+from base64 import b64encode
+from typing import Any
+
+import treq
+from hyperlink import DecodedURL
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
+
+from dccrelay import __version__
+
+USER_AGENT = f"dccrelay-client/{__version__}"
+
+#: seconds before a call to the relay gives up
+TIMEOUT = 30.0
+
+
+class RegistrationError(Exception):
+    """
+    The relay refused a call, or answered something that is not JSON.
+
+    :ivar code: the HTTP status.
+    :ivar error: the relay's message, meant for a person.
+    :ivar field: JSON pointer to the offending body field (``"/dst"``), ``""``
+        for the body as a whole, or None when the relay named no field.
+    """
+
+    def __init__(self, code: int, error: str, field: str | None = None) -> None:
+        super().__init__(code, error, field)
+        self.code = code
+        self.error = error
+        self.field = field
+
+    def __str__(self) -> str:
+        if self.field:
+            return f"{self.field}: {self.error}"
+        return self.error
+
+
+def registration_body(
+    *,
+    token: str,
+    dst: str,
+    client_secret: str,
+    intents: int | None = None,
+    criteria: Any = None,
+    filter: str | None = None,
+    shards: str | int | None = None,
+    delivery_protocol: int | None = None,
+    typing_while_waking: bool | None = None,
+    defer_interactions: bool | None = None,
+    wake_url: str | None = None,
+) -> dict[str, Any]:
+    """
+    The JSON body of ``PUT /relays/{alias}``.
+
+    Fields left as None are left out, so the relay applies its documented
+    defaults; the first five are the prototype client's, in its order.
+    """
+    body: dict[str, Any] = {"token": token}
+    if intents is not None:
+        body["intents"] = intents
+    if criteria is not None:
+        body["criteria"] = criteria
+    body["dst"] = dst
+    body["clientSecret"] = client_secret
+    optional = {
+        "filter": filter,
+        "shards": shards,
+        "delivery": None if delivery_protocol is None else {"protocol": delivery_protocol},
+        "typingWhileWaking": typing_while_waking,
+        "deferInteractions": defer_interactions,
+        "wakeUrl": wake_url,
+    }
+    body.update((name, value) for name, value in optional.items() if value is not None)
+    return body
+
+
+def register(
+    relay_url: str,
+    alias: str,
+    *,
+    token: str,
+    dst: str,
+    client_secret: str,
+    intents: int | None = None,
+    criteria: Any = None,
+    filter: str | None = None,
+    shards: str | int | None = None,
+    delivery_protocol: int | None = None,
+    typing_while_waking: bool | None = None,
+    defer_interactions: bool | None = None,
+    wake_url: str | None = None,
+    current_secret: str | None = None,
+    http: HTTPClient | None = None,
+) -> Deferred[dict[str, Any]]:
+    """
+    Create or update the registration of ``alias`` (``PUT
+    /relays/{alias}``).  Idempotent: call it at every start-up.
+
+    :param relay_url: the relay's base URL, e.g. ``https://relay.example``.
+    :param client_secret: the secret the relay will present to the bot from
+        now on.
+    :param current_secret: the secret the relay has now, when it differs
+        from ``client_secret``: that is how a secret is rotated.  Default:
+        ``client_secret``.
+    :param http: the treq client to use; default: treq's own.
+    :return: fires with the relay's full status of the bot (token masked),
+        or fails with :class:`RegistrationError`.
+
+    The other keyword arguments are the body's fields (see
+    :func:`registration_body`).
+    """
+    body = registration_body(
+        token=token,
+        dst=dst,
+        client_secret=client_secret,
+        intents=intents,
+        criteria=criteria,
+        filter=filter,
+        shards=shards,
+        delivery_protocol=delivery_protocol,
+        typing_while_waking=typing_while_waking,
+        defer_interactions=defer_interactions,
+        wake_url=wake_url,
+    )
+    return put_registration(
+        relay_url, alias, body, current_secret=current_secret, http=http
+    )
+
+
+def put_registration(
+    relay_url: str,
+    alias: str,
+    body: dict[str, Any],
+    *,
+    current_secret: str | None = None,
+    http: HTTPClient | None = None,
+) -> Deferred[dict[str, Any]]:
+    """
+    ``PUT /relays/{alias}`` with a body already built (from a file, say).
+
+    Authenticates with ``current_secret``, else the body's ``clientSecret``.
+    """
+    secret = current_secret if current_secret is not None else body.get("clientSecret")
+    return _call(
+        http, "PUT", relay_url, alias, secret=secret if isinstance(secret, str) else None,
+        body=body,
+    )
+
+
+def status(
+    relay_url: str, alias: str, client_secret: str, *, http: HTTPClient | None = None
+) -> Deferred[dict[str, Any]]:
+    """
+    ``GET /relays/{alias}``: the bot's full status and settings.
+    """
+    return _call(http, "GET", relay_url, alias, secret=client_secret)
+
+
+def disable(
+    relay_url: str, alias: str, client_secret: str, *, http: HTTPClient | None = None
+) -> Deferred[dict[str, Any]]:
+    """
+    ``POST /relays/{alias}/disable``: end the bot's gateway session until
+    the next :func:`register`.  Fires with the status after disabling.
+    """
+    return _call(http, "POST", relay_url, alias, "disable", secret=client_secret)
+
+
+def delete(
+    relay_url: str, alias: str, client_secret: str, *, http: HTTPClient | None = None
+) -> Deferred[dict[str, Any]]:
+    """
+    ``DELETE /relays/{alias}``: stop and forget the bot.  Fires with
+    ``{"alias": ..., "deleted": bool}``; ``deleted`` is false when the relay
+    did not know the alias (not an error: deleting is idempotent).
+    """
+    return _call(http, "DELETE", relay_url, alias, secret=client_secret)
+
+
+def relay_url_for(relay_url: str, alias: str, *rest: str) -> str:
+    """
+    ``{relay_url}/relays/{alias}[/rest...]``, keeping any path prefix of
+    ``relay_url`` and percent-encoding the alias, so that a malformed alias
+    reaches the relay (which explains what is wrong with it) rather than
+    some other path.
+    """
+    url = DecodedURL.from_text(relay_url.rstrip("/"))
+    return str(url.child("relays", alias, *rest).to_uri())
+
+
+def basic_authorization(secret: str) -> str:
+    """
+    ``Basic base64(secret)``: the relay's and the prototype's scheme.
+    """
+    return "Basic " + b64encode(secret.encode("utf-8")).decode("ascii")
+
+
+async def _request(
+    http: HTTPClient | None,
+    method: str,
+    url: str,
+    secret: str | None,
+    body: dict[str, Any] | None,
+) -> dict[str, Any]:
+    headers = {"User-Agent": [USER_AGENT], "Accept": ["application/json"]}
+    if secret is not None:
+        headers["Authorization"] = [basic_authorization(secret)]
+    data = None
+    if body is not None:
+        headers["Content-Type"] = ["application/json"]
+        data = json.dumps(body).encode("utf-8")
+    client: Any = http if http is not None else treq
+    response = await client.request(method, url, headers=headers, data=data, timeout=TIMEOUT)
+    content = await response.content()
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        answer = None
+    if 200 <= response.code < 300 and isinstance(answer, dict):
+        return answer
+    raise _error_from(response.code, answer, content)
+
+
+def _error_from(code: int, answer: Any, content: bytes) -> RegistrationError:
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        field = answer.get("field")
+        return RegistrationError(code, answer["error"], field if isinstance(field, str) else None)
+    # Not the relay speaking (a proxy's error page, say): show a little of it.
+    snippet = content[:200].decode("utf-8", "replace").strip()
+    if 200 <= code < 300:
+        return RegistrationError(code, f"the relay answered HTTP {code} without a JSON object")
+    described = f"the relay answered HTTP {code}"
+    return RegistrationError(code, f"{described}: {snippet}" if snippet else described)
+
+
+def _call(
+    http: HTTPClient | None,
+    method: str,
+    relay_url: str,
+    alias: str,
+    *rest: str,
+    secret: str | None,
+    body: dict[str, Any] | None = None,
+) -> Deferred[dict[str, Any]]:
+    url = relay_url_for(relay_url, alias, *rest)
+    return Deferred.fromCoroutine(_request(http, method, url, secret, body))
