@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -352,3 +352,51 @@ class ZombieTests(FaultHarness):
         connection.request_heartbeat()
         await wait_for(lambda: len(connection.heartbeats) > before, timeout=0.25,
                        what="an immediate heartbeat")
+
+
+class ManyBotsTests(TestCase):
+    """
+    Many bots registered at once each keep to their own identify limits.
+    """
+
+    timeout = 60
+
+    @scenario
+    async def test_hundred_bots_start_together(self) -> None:
+        """
+        100 bots, each with max_concurrency 1 and 2 shards, registered at
+        the same moment: every shard gets READY, Discord refuses no
+        IDENTIFY, and each bot's two shards identify at least 5 s apart.
+        """
+        sim = DiscordSimulator(reactor)
+        await sim.listen(LOOPBACK)
+        self.addCleanup(sim.stop)
+        bots = [sim.add_bot(token=f"bot-{i}.x.y", user_id=str(1000 + i), shards=2) for i in range(100)]
+        receiver = BotReceiver()
+        await receiver.start()
+        self.addCleanup(receiver.stop)
+        relay = RelayProcess(self.mktemp(), sim.api_url)
+        await relay.start()
+        self.addCleanup(relay.stop)
+        codes = await gatherResults(
+            [
+                Deferred.fromCoroutine(relay.register(
+                    {"token": f"bot-{i}.x.y", "dst": receiver.url, "clientSecret": SECRET},
+                    alias=f"bot_{i}",
+                ))
+                for i in range(100)
+            ]
+        )
+        self.assertEqual({code for code, _ in codes}, {201})
+        await wait_for(
+            lambda: all(
+                [s.state for s in r.shards] == ["ready", "ready"]
+                for r in relay.manager.relays.values()
+            ),
+            timeout=30,
+            what="200 ready shards",
+        )
+        self.assertEqual(sum(bot.identifies for bot in bots), 200)
+        self.assertEqual([e for e in sim.events if e[0] == "identify_refused"], [])
+        for bot in bots:
+            self.assertEqual(bot.identifies, 2)

@@ -232,7 +232,8 @@ class ShardTests(SynchronousTestCase):
         shard.connection_closed(codes.RESUMABLE_CLOSE, "")
         self.clock.advance(0.99)
         self.assertEqual(len(self.urls), 1)
-        self.clock.advance(4.02)
+        # 1-5 s, and at least 5 s (plus a margin) after the last IDENTIFY.
+        self.clock.advance(4.27)
         self.assertEqual(len(self.urls), 2)
         self.assertEqual(self.urls[-1], "wss://gateway.example/?v=10&encoding=json")
 
@@ -354,7 +355,8 @@ class ShardTests(SynchronousTestCase):
         second.start()
         self.assertEqual(second.state, "waiting for identify slot")
         self.assertEqual(len(self.urls), 1)
-        self.clock.advance(5)
+        first.frame_received(HELLO)
+        self.clock.advance(5.25)
         self.assertEqual(len(self.urls), 2)
         self.assertEqual(second.state, "connecting")
 

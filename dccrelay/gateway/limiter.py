@@ -5,6 +5,11 @@ Discord lets a bot send ``max_concurrency`` IDENTIFYs per 5 seconds, one per
 bucket (``shard_id % max_concurrency``), and a daily budget of session starts
 (``remaining``, refilled after ``reset_after``).  Going over gets op 9 or,
 for the daily budget, a reset token, so shards wait here instead.
+
+A shard holds its bucket's slot from the grant until it has actually sent
+IDENTIFY (or given up), and the bucket's next grant comes 5 s after that
+send: the window is measured where Discord measures it, so a slow
+connection cannot bring two IDENTIFYs closer than Discord allows.
 """
 
 from __future__ import annotations
@@ -12,19 +17,52 @@ from __future__ import annotations
 from collections import deque
 from typing import Deque
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 IDENTIFY_WINDOW = 5.0
+# Sends on two connections reach Discord with different delays: keep a
+# little more than the documented window between them.
+SAFETY_MARGIN = 0.25
+
+
+class IdentifySlot:
+    """
+    Permission to send one IDENTIFY; :meth:`used` or :meth:`release` it.
+    """
+
+    __slots__ = ("_limiter", "_bucket", "_done")
+
+    def __init__(self, limiter: IdentifyLimiter, bucket: _Bucket) -> None:
+        self._limiter = limiter
+        self._bucket = bucket
+        self._done = False
+
+    def used(self) -> None:
+        """
+        IDENTIFY was sent now.
+        """
+        if not self._done:
+            self._done = True
+            self._limiter._finished(self._bucket, sent=True)
+
+    def release(self) -> None:
+        """
+        No IDENTIFY was sent (the connection failed or the shard stopped).
+        """
+        if not self._done:
+            self._done = True
+            self._limiter._finished(self._bucket, sent=False)
 
 
 class _Bucket:
-    __slots__ = ("next_free", "waiters", "timer")
+    __slots__ = ("next_free", "waiters", "timer", "held")
 
     def __init__(self) -> None:
         self.next_free = 0.0
-        self.waiters: Deque[Deferred[None]] = deque()
+        self.waiters: Deque[Deferred[IdentifySlot]] = deque()
         self.timer: IDelayedCall | None = None
+        self.held = False
 
 
 class IdentifyLimiter:
@@ -43,7 +81,7 @@ class IdentifyLimiter:
     ) -> None:
         self._clock = clock
         self._buckets: dict[int, _Bucket] = {}
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = max(1, max_concurrency)
         self.remaining = remaining
         self._reset_at = clock.seconds() + reset_after
 
@@ -62,24 +100,19 @@ class IdentifyLimiter:
         """
         return sum(len(b.waiters) for b in self._buckets.values())
 
-    def acquire(self, shard_id: int) -> Deferred[None]:
+    def acquire(self, shard_id: int) -> Deferred[IdentifySlot]:
         """
-        :return: a Deferred that fires when this shard may IDENTIFY.
-            Cancelling it gives the place up.
+        :return: a Deferred that fires with a slot when this shard may
+            IDENTIFY.  Cancelling it gives the place up.
         """
-        bucket = self._buckets.setdefault(
-            shard_id % self.max_concurrency, _Bucket()
-        )
-        if not bucket.waiters and self._delay(bucket) <= 0:
-            self._grant(bucket)
-            return succeed(None)
+        bucket = self._buckets.setdefault(shard_id % self.max_concurrency, _Bucket())
 
-        def cancel(d: Deferred[None]) -> None:
+        def cancel(d: Deferred[IdentifySlot]) -> None:
             bucket.waiters.remove(d)
 
-        waiter: Deferred[None] = Deferred(cancel)
+        waiter: Deferred[IdentifySlot] = Deferred(cancel)
         bucket.waiters.append(waiter)
-        self._schedule(bucket)
+        self._serve(bucket)
         return waiter
 
     def _delay(self, bucket: _Bucket) -> float:
@@ -91,24 +124,26 @@ class IdentifyLimiter:
             self.remaining = 1
         return bucket.next_free - now
 
-    def _grant(self, bucket: _Bucket) -> None:
-        bucket.next_free = self._clock.seconds() + IDENTIFY_WINDOW
-        self.remaining -= 1
-
-    def _schedule(self, bucket: _Bucket) -> None:
-        if bucket.timer is not None and bucket.timer.active():
+    def _serve(self, bucket: _Bucket) -> None:
+        if bucket.held or not bucket.waiters:
             return
-        bucket.timer = self._clock.callLater(
-            max(0.0, self._delay(bucket)), self._wake, bucket
-        )
+        delay = self._delay(bucket)
+        if delay <= 0:
+            bucket.held = True
+            bucket.waiters.popleft().callback(IdentifySlot(self, bucket))
+        elif bucket.timer is None or not bucket.timer.active():
+            bucket.timer = self._clock.callLater(delay, self._wake, bucket)
 
     def _wake(self, bucket: _Bucket) -> None:
         bucket.timer = None
-        if bucket.waiters and self._delay(bucket) <= 0:
-            self._grant(bucket)
-            bucket.waiters.popleft().callback(None)
-        if bucket.waiters:
-            self._schedule(bucket)
+        self._serve(bucket)
+
+    def _finished(self, bucket: _Bucket, sent: bool) -> None:
+        bucket.held = False
+        if sent:
+            bucket.next_free = self._clock.seconds() + IDENTIFY_WINDOW + SAFETY_MARGIN
+            self.remaining -= 1
+        self._serve(bucket)
 
     def stop(self) -> None:
         """

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from dccrelay.gateway import codes
 from dccrelay.gateway.heartbeat import Heartbeat
-from dccrelay.gateway.limiter import IdentifyLimiter
+from dccrelay.gateway.limiter import IdentifyLimiter, IdentifySlot
 from dccrelay.gateway.ratelimit import CommandLimiter
 from dccrelay.store import SessionState
 
@@ -135,6 +135,7 @@ class Shard:
         self._pending: Deferred[Any] | None = None
         self._reconnect_timer: IDelayedCall | None = None
         self._deadline: IDelayedCall | None = None
+        self._slot: IdentifySlot | None = None
         self._planned_delay: float | None = None
         self._stopped: Deferred[None] | None = None
         self._heartbeat = Heartbeat(clock, random, self._send_heartbeat, self._zombie)
@@ -289,6 +290,7 @@ class Shard:
 
     @_machine.output()
     def _note_failure(self, why: str) -> None:
+        self._release_slot()
         self._pending = None
         self.last_close = why
         self._log.info(
@@ -299,6 +301,9 @@ class Shard:
     @_machine.output()
     def _send_identify(self, interval: float) -> None:
         self._clear_deadline()
+        if self._slot is not None:
+            self._slot.used()
+            self._slot = None
         self._heartbeat.start(interval / 1000.0)
         self.identifies += 1
         self._send(
@@ -357,6 +362,7 @@ class Shard:
 
     @_machine.output()
     def _close_to_resume(self, why: str) -> None:
+        self._release_slot()
         self._log.info(
             "{alias} shard {shard}: reconnecting to resume: {why}",
             alias=self.alias, shard=self.shard_id, why=why,
@@ -367,6 +373,7 @@ class Shard:
 
     @_machine.output()
     def _close_to_identify(self, why: str) -> None:
+        self._release_slot()
         self._log.info(
             "{alias} shard {shard}: session invalidated, identifying afresh: {why}",
             alias=self.alias, shard=self.shard_id, why=why,
@@ -379,6 +386,7 @@ class Shard:
 
     @_machine.output()
     def _drop_connection(self, why: str) -> None:
+        self._release_slot()
         self._clear_deadline()
         self._heartbeat.stop()
         self._connection = None
@@ -397,6 +405,7 @@ class Shard:
 
     @_machine.output()
     def _cancel_pending(self) -> None:
+        self._release_slot()
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.cancel()
@@ -410,6 +419,7 @@ class Shard:
 
     @_machine.output()
     def _finish_stop(self) -> None:
+        self._release_slot()
         self._clear_deadline()
         self._heartbeat.stop()
         self._connection = None
@@ -419,6 +429,7 @@ class Shard:
 
     @_machine.output()
     def _ask_for_resharding(self) -> None:
+        self._release_slot()
         self._clear_deadline()
         self._heartbeat.stop()
         self._connection = None
@@ -428,6 +439,7 @@ class Shard:
 
     @_machine.output()
     def _disable(self, reason: str) -> None:
+        self._release_slot()
         self._clear_deadline()
         self._heartbeat.stop()
         self._connection = None
@@ -691,9 +703,16 @@ class Shard:
         self._reconnect_due()
         self.start()
 
-    def _got_slot(self, _: None) -> None:
+    def _got_slot(self, slot: IdentifySlot) -> None:
         self._pending = None
+        self._slot = slot
         self._slot_granted()
+
+    def _release_slot(self) -> None:
+        # Whatever ends an attempt before IDENTIFY was sent frees the bucket.
+        if self._slot is not None:
+            self._slot.release()
+            self._slot = None
 
     def _ignore_cancel(self, failure: Failure) -> None:
         failure.trap(CancelledError)
