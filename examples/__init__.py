@@ -1,0 +1,3 @@
+"""
+Example bots built on :mod:`dccrelay.client`; not installed with dccrelay.
+"""
