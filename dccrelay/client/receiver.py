@@ -1,11 +1,25 @@
 """
-The bot's end of websocket v1 delivery: what a bot author mounts at ``dst``.
+The bot's end of websocket delivery (v1 and v2): what a bot author mounts at
+``dst``.
 
-The relay connects with ``Authorization: Basic base64(clientSecret)`` and
-then sends each matching gateway payload as one text frame, byte for byte
-what Discord sent; it expects nothing back and closes the connection (code
-1000) when it has had nothing to send for a while.  A connection without the
-right ``Authorization`` is refused with HTTP 401 in the handshake.
+The relay connects with ``Authorization: Basic base64(clientSecret)``; a
+connection without the right ``Authorization`` is refused with HTTP 401 in
+the handshake.
+
+- v1 (no subprotocol): the relay sends each matching gateway payload as one
+  text frame, byte for byte what Discord sent; it expects nothing back.
+- v2 (the relay offers subprotocol ``dcc.v2``, and this receiver accepts
+  it): each frame is ``{"op":"dispatch","id":N,"d":<payload>}``; the
+  handler gets the payload's bytes, sliced out untouched, and once its
+  Deferred fires (for this dispatch and every earlier one) the receiver
+  answers ``{"op":"ack","id":N}``.  A redelivered id (the relay sends
+  everything unacknowledged again after a reconnect) is acknowledged
+  without calling the handler a second time, as long as this factory lives.
+  A handler that fails is logged and its dispatch acknowledged all the same:
+  one bad dispatch must not hold back every later one.
+
+In both, the relay closes the connection (code 1000) when it has had
+nothing to send for a while.
 
 Mount it in a twisted.web tree::
 
@@ -15,14 +29,18 @@ Mount it in a twisted.web tree::
 from __future__ import annotations
 
 import hmac
+import re
 from base64 import b64encode
+from collections import deque
 from typing import Callable, cast
+
+import orjson
 
 import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -36,6 +54,53 @@ from dccrelay.delivery.timers import Deadline
 HANDSHAKE_TIMEOUT = 10.0
 
 _UNAUTHORIZED = 401
+
+#: the websocket subprotocol of delivery v2
+SUBPROTOCOL_V2 = "dcc.v2"
+
+# The relay builds v2 frames by concatenation, so the payload is everything
+# between this prefix and the final "}".
+_V2_FRAME = re.compile(rb'\{"op":"dispatch","id":(\d{1,19}),"d":')
+
+
+def parse_v2_frame(frame: bytes) -> tuple[int, bytes] | None:
+    """
+    :return: ``(id, payload)`` of a v2 dispatch frame, the payload's bytes
+        as the relay had them, or None if ``frame`` is not a dispatch.
+    """
+    found = _V2_FRAME.match(frame)
+    if found is not None and frame.endswith(b"}"):
+        return int(found.group(1)), frame[found.end() : -1]
+    # Not in the relay's exact form: parse it (the payload is re-encoded).
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or message.get("op") != "dispatch":
+        return None
+    entry_id = message.get("id")
+    if type(entry_id) is not int or "d" not in message:
+        return None
+    return entry_id, orjson.dumps(message["d"])
+
+
+class _Handling:
+    """
+    One v2 dispatch being handled: done once its handler's Deferred fired.
+    """
+
+    __slots__ = ("id", "done", "waiters")
+
+    def __init__(self, entry_id: int, done: bool = False) -> None:
+        self.id = entry_id
+        self.done = done
+        self.waiters: list[Callable[[], object]] = []
+
+    def finish(self) -> None:
+        self.done = True
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            waiter()
 
 
 def authorization_matches(header: str | None, client_secret: str) -> bool:
@@ -69,8 +134,12 @@ class DispatchReceiverProtocol(WebSocketServerProtocol):
     log = txaio.make_logger(level="info")  # type: ignore[attr-defined]
     _handshake_deadline: Deadline | None = None
 
+    _v2 = False
+
     def connectionMade(self) -> None:
         super().connectionMade()
+        # v2 dispatches of this connection not acknowledged yet, in order
+        self._unacked: deque[_Handling] = deque()
         self._handshake_deadline = Deadline(self.factory.reactor, self._handshake_timed_out)
         self._handshake_deadline.start(HANDSHAKE_TIMEOUT)
 
@@ -78,26 +147,63 @@ class DispatchReceiverProtocol(WebSocketServerProtocol):
         self._cancel_handshake_deadline()
         super().connectionLost(reason)
 
-    def onConnect(self, request: ConnectionRequest) -> None:
+    def onConnect(self, request: ConnectionRequest) -> str | None:
         if not self.factory.authorizes(request.headers.get("authorization")):
             self._log.warn(
                 "Refused a websocket connection from {peer}: missing or wrong Authorization",
                 peer=request.peer,
             )
             raise ConnectionDeny(_UNAUTHORIZED, "Unauthorized")
+        if self.factory.v2 and SUBPROTOCOL_V2 in request.protocols:
+            return SUBPROTOCOL_V2
+        return None
 
     def onOpen(self) -> None:
         self._cancel_handshake_deadline()
+        self._v2 = self.websocket_protocol_in_use == SUBPROTOCOL_V2
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
             self._log.warn("Ignoring a binary frame: the relay sends dispatches as text")
             return
+        if self._v2:
+            self._v2_frame(payload)
+            return
+        self._handle(payload)
+
+    def _handle(self, payload: bytes) -> Deferred[None]:
         handled = maybeDeferred(self.factory.on_dispatch, payload)
         # a failing handler loses that dispatch, never the connection
         handled.addErrback(
             lambda failure: self._log.failure("The dispatch handler failed", failure=failure)
         )
+        return handled.addCallback(lambda _: None)
+
+    def _v2_frame(self, frame: bytes) -> None:
+        parsed = parse_v2_frame(frame)
+        if parsed is None:
+            self._log.warn("Ignoring a v2 frame that is not a dispatch")
+            return
+        entry_id, payload = parsed
+        handling = self.factory.handling(entry_id)
+        if handling is None:
+            handling = self.factory.start_handling(entry_id)
+            self._handle(payload).addCallback(lambda _: handling.finish())
+        self._unacked.append(handling)
+        if handling.done:
+            self._ack_ready()
+        else:
+            handling.waiters.append(self._ack_ready)
+
+    def _ack_ready(self) -> None:
+        # Acks are cumulative: acknowledge up to the first dispatch still
+        # being handled.
+        unacked = self._unacked
+        last = None
+        while unacked and unacked[0].done:
+            last = unacked.popleft().id
+        if last is not None and self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendMessage(b'{"op":"ack","id":%d}' % last, isBinary=False)
 
     def _cancel_handshake_deadline(self) -> None:
         if self._handshake_deadline is not None:
@@ -112,12 +218,15 @@ class DispatchReceiverProtocol(WebSocketServerProtocol):
 
 class DispatchReceiverFactory(WebSocketServerFactory):
     """
-    Accepts websocket v1 connections from the relay.
+    Accepts websocket v1 and v2 connections from the relay.
 
     :param client_secret: the ``clientSecret`` the bot registered.
     :param on_dispatch: called with each dispatch's raw bytes (a JSON gateway
-        payload); may return a Deferred.  Its errors are logged.
+        payload); may return a Deferred, which v2 waits for before it
+        acknowledges.  Its errors are logged.
     :param reactor: for the handshake deadline; the global reactor if None.
+    :param v2: whether to accept the ``dcc.v2`` subprotocol when the relay
+        offers it.
     """
 
     protocol = DispatchReceiverProtocol  # type: ignore[assignment]
@@ -127,8 +236,13 @@ class DispatchReceiverFactory(WebSocketServerFactory):
         client_secret: str,
         on_dispatch: Callable[[bytes], object],
         reactor: IReactorTime | None = None,
+        v2: bool = True,
     ) -> None:
         super().__init__(reactor=reactor)
+        self.v2 = v2
+        # v2: every id up to this was seen; those still being handled
+        self._seen_up_to = 0
+        self._in_progress: dict[int, _Handling] = {}
         # Autobahn would run these on txaio's (global) reactor; the handshake
         # deadline above replaces them, and a relay closing the connection is
         # answered at once.
@@ -142,6 +256,27 @@ class DispatchReceiverFactory(WebSocketServerFactory):
         """
         return authorization_matches(header, self._client_secret)
 
+    def handling(self, entry_id: int) -> _Handling | None:
+        """
+        :return: how far a v2 dispatch already seen is (on this or an
+            earlier connection), or None for a new one.
+        """
+        if entry_id in self._in_progress:
+            return self._in_progress[entry_id]
+        if entry_id <= self._seen_up_to:
+            return _Handling(entry_id, done=True)
+        return None
+
+    def start_handling(self, entry_id: int) -> _Handling:
+        """
+        Record that a new v2 dispatch is being handled.
+        """
+        self._seen_up_to = max(self._seen_up_to, entry_id)
+        handling = _Handling(entry_id)
+        self._in_progress[entry_id] = handling
+        handling.waiters.append(lambda: self._in_progress.pop(entry_id, None))
+        return handling
+
 
 def receiver_resource(
     client_secret: str,
@@ -149,7 +284,7 @@ def receiver_resource(
     reactor: IReactorTime | None = None,
 ) -> IResource:
     """
-    A twisted.web resource that receives the relay's v1 dispatches.
+    A twisted.web resource that receives the relay's v1 and v2 dispatches.
 
     See :class:`DispatchReceiverFactory` for the arguments.
     """

@@ -1,13 +1,15 @@
 """
 Delivery: getting matching dispatches from the relay to the bot.
 
-Every way of reaching a bot (websocket v1 today; websocket v2 and webhooks
-later) is a *delivery channel* for one bot, and they all look the same to the
-relay: :class:`IDeliveryChannel`.  The pieces they share live in small
-modules beside this one: :mod:`dccrelay.delivery.queue` (the bounded backlog
-that drops the oldest and counts what it dropped), :mod:`.timers` (retry
-backoff and idle close on an injected clock) and :mod:`.errors` (short,
-secret-free descriptions of why a bot could not be reached).
+Every way of reaching a bot (websocket v1, websocket v2, webhooks) is a
+*delivery channel* for one bot, and they all look the same to the relay:
+:class:`IDeliveryChannel`; :mod:`.factory` picks one for a registration.
+The pieces they share live in small modules beside this one:
+:mod:`dccrelay.delivery.queue` (v1's bounded in-memory backlog that drops the
+oldest and counts what it dropped), :mod:`.outbox` (the durable outbox in the
+store, for v2 and webhooks), :mod:`.timers` (retry backoff and idle close on
+an injected clock) and :mod:`.errors` (short, secret-free descriptions of why
+a bot could not be reached).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from zope.interface import Interface
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
+
+    from dccrelay.store import OutboxCheckpoint
 
 #: The values of ``status()["state"]``, for every channel.
 STATES = ("idle", "connecting", "connected", "waiting to retry", "stopped")
@@ -59,4 +63,25 @@ class IDeliveryChannel(Interface):
         :return: ``{"state": one of STATES, "queued": int, "dropped": int,
             "delivered": int, "lastError": str | None}``.  ``lastError``
             describes the bot's side only and never holds a secret.
+        """
+
+
+class IDurableChannel(IDeliveryChannel):
+    """
+    A channel that keeps each dispatch in the store's outbox until the bot
+    acknowledges it (websocket v2, webhooks): at-least-once, across bot and
+    relay restarts.
+
+    Its :meth:`pending` is empty: a new channel for the same bot finds the
+    outbox in the store.
+    """
+
+    def deliver(payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
+        """
+        Append one gateway payload to the bot's outbox; it is sent once
+        stored.
+
+        :param checkpoint: the shard's seq to store in the same transaction:
+            once the dispatch is durable, Discord need not replay it after a
+            restart.
         """

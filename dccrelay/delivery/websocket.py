@@ -81,8 +81,10 @@ class _BotConnection(WebSocketClientProtocol):
         self.factory.on_open(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        # v1 bots have nothing to say to the relay
-        self._log.debug("Ignoring a frame from {alias}'s bot", alias=self.factory.alias)
+        self.factory.on_message(self, payload, isBinary)
+
+    def onPong(self, payload: bytes) -> None:
+        self.factory.on_pong(self, payload)
 
     def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
         result = super().onCloseFrame(code, reasonRaw)
@@ -141,8 +143,13 @@ class _BotConnectionFactory(WebSocketClientFactory):
         on_open: Callable[[_BotConnection], None],
         on_closing: Callable[[_BotConnection], None],
         on_lost: Callable[[_BotConnection, str | None], None],
+        on_message: Callable[[_BotConnection, bytes, bool], None] | None = None,
+        on_pong: Callable[[_BotConnection, bytes], None] | None = None,
+        protocols: list[str] | None = None,
     ) -> None:
-        super().__init__(url=url, reactor=reactor, useragent=useragent, headers=headers)
+        super().__init__(
+            url=url, reactor=reactor, useragent=useragent, headers=headers, protocols=protocols
+        )
         # Autobahn runs its timers on txaio's reactor, the global one, not on
         # ours: switch them all off.  The channel keeps its own handshake and
         # close deadlines on the injected reactor.
@@ -151,6 +158,12 @@ class _BotConnectionFactory(WebSocketClientFactory):
         self.on_open = on_open
         self.on_closing = on_closing
         self.on_lost = on_lost
+        self.on_message = on_message or self._ignore_message
+        self.on_pong = on_pong or (lambda connection, payload: None)
+
+    def _ignore_message(self, connection: _BotConnection, payload: bytes, isBinary: bool) -> None:
+        # v1 bots have nothing to say to the relay
+        connection._log.debug("Ignoring a frame from {alias}'s bot", alias=self.alias)
 
 
 @implementer(IDeliveryChannel)
@@ -180,6 +193,9 @@ class WebSocketDelivery:
 
     log = Logger()
 
+    #: websocket subprotocols offered in the handshake (v1: none)
+    subprotocols: list[str] | None = None
+
     def __init__(
         self,
         reactor: IReactorTime,
@@ -208,6 +224,9 @@ class WebSocketDelivery:
             on_open=self._opened,
             on_closing=self._closing,
             on_lost=self._lost,
+            on_message=self._message,
+            on_pong=self._pong,
+            protocols=self.subprotocols,
         )
         self._endpoint = client_endpoint(
             reactor, self._factory, tls_options_for, connect_timeout
@@ -227,7 +246,7 @@ class WebSocketDelivery:
         self._overflowing = False
         for payload in initial:
             self._enqueue(payload)
-        if self._backlog:
+        if self._has_work():
             self._connect()
 
     # IDeliveryChannel
@@ -284,7 +303,7 @@ class WebSocketDelivery:
         """
         state = self._state
         if state == CLOSING:
-            state = CONNECTING if self._backlog else IDLE
+            state = CONNECTING if self._has_work() else IDLE
         return {
             "state": state,
             "queued": len(self._backlog),
@@ -293,7 +312,29 @@ class WebSocketDelivery:
             "lastError": self._last_error,
         }
 
-    # the queue
+    # the queue: what a subclass with another queue overrides
+
+    def _has_work(self) -> bool:
+        """
+        Whether anything waits for the bot (so a connection is needed).
+        """
+        return bool(self._backlog)
+
+    def _queued(self) -> int:
+        return len(self._backlog)
+
+    def _message(self, connection: _BotConnection, payload: bytes, isBinary: bool) -> None:
+        # v1 bots have nothing to say to the relay
+        self.log.debug("Ignoring a frame from {alias}'s bot", alias=self._alias)
+
+    def _pong(self, connection: _BotConnection, payload: bytes) -> None:
+        pass
+
+    def _accepts(self, connection: _BotConnection) -> str | None:
+        """
+        :return: why an opened connection cannot be used, or None.
+        """
+        return None
 
     def _enqueue(self, payload: bytes) -> None:
         if not isinstance(payload, bytes):
@@ -350,6 +391,12 @@ class WebSocketDelivery:
     def _opened(self, connection: _BotConnection) -> None:
         if connection is not self._connection or self._state != CONNECTING:
             return
+        problem = self._accepts(connection)
+        if problem is not None:
+            self._connection = None
+            _abort(connection)
+            self._failed(problem)
+            return
         self._deadline.cancel()
         self._retry.succeeded()
         self._last_error = None
@@ -389,14 +436,14 @@ class WebSocketDelivery:
                         "Connection to {alias}'s bot: {problem}", alias=self._alias, problem=problem
                     )
             self._state = IDLE
-            if self._backlog:
+            if self._has_work():
                 # dispatches came while it was closing
                 self._connect()
 
     def _failed(self, problem: str) -> None:
         self._deadline.cancel()
         self._last_error = problem
-        if not self._backlog:
+        if not self._has_work():
             self._state = IDLE
             return
         self._state = WAITING
@@ -406,12 +453,12 @@ class WebSocketDelivery:
             " next attempt in {delay:.1f} s",
             alias=self._alias,
             problem=problem,
-            queued=len(self._backlog),
+            queued=self._queued(),
             delay=delay,
         )
 
     def _idle_close(self) -> None:
-        if self._state != CONNECTED or self._backlog:
+        if self._state != CONNECTED or self._has_work():
             return
         assert self._connection is not None
         self._state = CLOSING
