@@ -19,13 +19,25 @@ from dccrelay import plugins
 from dccrelay.filters import (
     DEFAULT_BACKEND,
     DEFAULT_CRITERIA,
+    DEFAULT_LIMITS,
     CriteriaError,
+    FilterLimits,
     IFilterBackend,
+    ILimitedFilterBackend,
     UnknownBackendError,
     compile_criteria,
     installed_backends,
     load_backend,
     refresh_backends,
+)
+from dccrelay.filters.jsonpath import JSONPathBackend
+from dccrelay.filters.limits import (
+    MAX_CRITERIA_BYTES,
+    MAX_DEPTH,
+    MAX_IN_LENGTH,
+    MAX_OPERATORS,
+    MAX_QUERY_LENGTH,
+    MAX_REGEX_LENGTH,
 )
 from dccrelay.filters.mongo import MongoBackend
 
@@ -33,7 +45,7 @@ _THROWAWAY_PLUGIN = '''
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from dccrelay.filters import CriteriaError, IFilterBackend
+from dccrelay.filters import CriteriaError, IFilterBackend, ILimitedFilterBackend
 
 
 @implementer(IPlugin, IFilterBackend)
@@ -65,9 +77,20 @@ class Broken:
     name = "broken"
 
 
+@implementer(IPlugin, ILimitedFilterBackend)
+class Unlimited:
+    """Claims to take limits but its compile does not accept them."""
+
+    name = "unlimited"
+
+    def compile(self, criteria):
+        return lambda payload: True
+
+
 throwaway = Throwaway()
 impostor = Impostor()
 broken = Broken()
+unlimited = Unlimited()
 '''
 
 
@@ -83,6 +106,14 @@ class LoadBackendTests(SynchronousTestCase):
         self.assertTrue(IPlugin.providedBy(backend))
         self.assertEqual(backend.name, "mongo")
         self.assertIsInstance(backend, MongoBackend)
+
+    def test_jsonpath_is_installed(self) -> None:
+        """The built-in jsonpath backend is discovered and provides ILimitedFilterBackend fully."""
+        backend = load_backend("jsonpath")
+        self.assertTrue(verifyObject(ILimitedFilterBackend, backend))
+        self.assertTrue(IPlugin.providedBy(backend))
+        self.assertIsInstance(backend, JSONPathBackend)
+        self.assertTrue(compile_criteria("jsonpath", "$.d")({"d": 1}))
 
     def test_default_backend_is_installed(self) -> None:
         """DEFAULT_BACKEND names an installed backend, and it accepts DEFAULT_CRITERIA."""
@@ -179,14 +210,24 @@ class ThirdPartyPluginTests(SynchronousTestCase):
         )
 
     def test_broken_plugin_ignored(self) -> None:
-        """An object failing verifyObject is not installed, and the reason is logged."""
+        """Objects failing verifyObject, for the most specific interface they claim, are not installed; the reasons are logged."""
         with capturedLogs() as events:
             names = set(installed_backends())
         self.assertIn("throwaway", names)
         self.assertNotIn("broken", names)
+        self.assertNotIn("unlimited", names)
         warnings = [e for e in events if "ignoring filter backend plugin" in e["log_format"]]
-        self.assertEqual(len(warnings), 1)
-        self.assertIn("compile", warnings[0]["reason"])
+        self.assertEqual(len(warnings), 2)
+        self.assertTrue(all("compile" in w["reason"] for w in warnings))
+
+    def test_limits_for_plugins_without_them(self) -> None:
+        """A plugin that takes no limits still gets the criteria size and depth limits, checked before it compiles."""
+        with capturedLogs():
+            compile_criteria("throwaway", "READY", FilterLimits(max_criteria_bytes=7))
+        with self.assertRaises(CriteriaError) as raised:
+            compile_criteria("throwaway", "READY!!", FilterLimits(max_criteria_bytes=7))
+        self.assertIn("the limit is 7", raised.exception.message)
+        self.assertRaises(CriteriaError, compile_criteria, "throwaway", "x" * (MAX_CRITERIA_BYTES + 1))
 
     def test_gone_after_cleanup(self) -> None:
         """Without the directory on the plugin path, the plugin is not found."""
@@ -196,6 +237,53 @@ class ThirdPartyPluginTests(SynchronousTestCase):
         sys.modules.pop("dccrelay.plugins.dcc_test_throwaway", None)
         refresh_backends()
         self.assertNotIn("throwaway", installed_backends())
+
+
+class LimitsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        refresh_backends()
+        self.addCleanup(refresh_backends)
+
+    def test_documented_defaults(self) -> None:
+        """FilterLimits() and DEFAULT_LIMITS are the module's documented defaults."""
+        self.assertEqual(
+            FilterLimits(),
+            FilterLimits(
+                max_criteria_bytes=MAX_CRITERIA_BYTES,
+                max_depth=MAX_DEPTH,
+                max_operators=MAX_OPERATORS,
+                max_regex_length=MAX_REGEX_LENGTH,
+                max_in_length=MAX_IN_LENGTH,
+                max_query_length=MAX_QUERY_LENGTH,
+            ),
+        )
+        self.assertEqual(DEFAULT_LIMITS, FilterLimits())
+        self.assertEqual(
+            (MAX_CRITERIA_BYTES, MAX_DEPTH, MAX_OPERATORS, MAX_REGEX_LENGTH, MAX_IN_LENGTH, MAX_QUERY_LENGTH),
+            (16384, 32, 256, 1024, 1000, 2048),
+        )
+
+    def test_validated(self) -> None:
+        """Each limit must be a whole number, 1 or more; the error names the field."""
+        for bad in [0, -1, 1.5, True, "10", None]:
+            with self.assertRaises(ValueError) as raised:
+                FilterLimits(max_depth=bad)  # type: ignore[arg-type]
+            self.assertIn("max_depth must be a whole number, 1 or more", str(raised.exception))
+
+    def test_compile_criteria_passes_limits(self) -> None:
+        """compile_criteria hands the operator's limits to every built-in backend."""
+        tight = FilterLimits(max_regex_length=3)
+        cases = [("mongo", {"a": {"$regex": "abcd"}}), ("jsonpath", "$[?search(@, 'abcd')]")]
+        for name, criteria in cases:
+            compile_criteria(name, criteria)
+            with self.assertRaises(CriteriaError, msg=name) as raised:
+                compile_criteria(name, criteria, tight)
+            self.assertIn("the limit is 3", raised.exception.message)
+
+    def test_frozen(self) -> None:
+        """Limits cannot change under a backend that holds them."""
+        with self.assertRaises(AttributeError):
+            DEFAULT_LIMITS.max_depth = 1  # type: ignore[misc]
 
 
 class ErrorTests(SynchronousTestCase):

@@ -4,8 +4,6 @@ Tests for dccrelay.filters.regex: criteria patterns always run on RE2.
 
 from __future__ import annotations
 
-import time
-
 import re2
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -181,11 +179,14 @@ class MatchTests(SynchronousTestCase):
         self.assertTrue(regex.fullmatch("a\ud83db"))
 
     def test_linear_time(self) -> None:
-        """Classic catastrophic-backtracking patterns finish quickly on long input."""
+        """
+        Classic catastrophic-backtracking patterns run on RE2's automaton and
+        answer on long input (a backtracking engine would not return here for
+        longer than the age of the universe; no wall-clock bound is asserted).
+        """
         text = "a" * 200_000 + "!"
         for pattern in ["(a+)+$", "(a*)*b", "(a|aa)+$", "^(\\w+\\s?)*$"]:
             regex = compile_regex(pattern)
-            started = time.perf_counter()
+            self.assertIs(type(regex._compiled), re2.Pattern, pattern)
             self.assertFalse(regex.fullmatch(text))
             self.assertFalse(regex.search(text) and pattern.endswith("b"))
-            self.assertLess(time.perf_counter() - started, 1.0, pattern)

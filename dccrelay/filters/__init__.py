@@ -6,13 +6,15 @@ A registration names a filter backend (``filter``, default
 default :data:`DEFAULT_CRITERIA`). :func:`compile_criteria` checks them once
 and returns a predicate that runs on every dispatch. Backends are plugins
 (:class:`IFilterBackend`); dccrelay ships ``mongo``
-(:mod:`dccrelay.filters.mongo`).
+(:mod:`dccrelay.filters.mongo`) and ``jsonpath``
+(:mod:`dccrelay.filters.jsonpath`). The operator bounds every bot's criteria
+with :class:`FilterLimits`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 from dccrelay.filters.discovery import (
     installed_backends,
@@ -20,7 +22,8 @@ from dccrelay.filters.discovery import (
     refresh_backends,
 )
 from dccrelay.filters.errors import CriteriaError, UnknownBackendError
-from dccrelay.filters.interfaces import IFilterBackend
+from dccrelay.filters.interfaces import IFilterBackend, ILimitedFilterBackend
+from dccrelay.filters.limits import DEFAULT_LIMITS, FilterLimits, check_json
 
 #: The backend a registration without ``filter`` uses.
 DEFAULT_BACKEND = "mongo"
@@ -30,23 +33,37 @@ DEFAULT_BACKEND = "mongo"
 DEFAULT_CRITERIA = {"t": "MESSAGE_CREATE", "$not": {"d.author.bot": True}}
 
 
-def compile_criteria(filter_name: str, criteria: Any) -> Callable[[Any], bool]:
+def compile_criteria(
+    filter_name: str, criteria: Any, limits: Optional[FilterLimits] = None
+) -> Callable[[Any], bool]:
     """
     Compile ``criteria`` with the backend called ``filter_name``.
 
+    :param limits: the operator's bounds; :data:`DEFAULT_LIMITS` if None. A
+        backend providing :class:`ILimitedFilterBackend` enforces them all;
+        for one providing only :class:`IFilterBackend` the criteria's JSON
+        size and depth are checked here, before it sees them.
     :return: a predicate over parsed gateway payloads; see
         :meth:`IFilterBackend.compile`.
     :raises UnknownBackendError: if no such backend is installed.
     :raises CriteriaError: if the backend refuses the criteria.
     """
-    return load_backend(filter_name).compile(criteria)
+    limits = DEFAULT_LIMITS if limits is None else limits
+    backend = load_backend(filter_name)
+    if ILimitedFilterBackend.providedBy(backend):
+        return backend.compile(criteria, limits)
+    check_json(criteria, max_bytes=limits.max_criteria_bytes, max_depth=limits.max_depth)
+    return backend.compile(criteria)
 
 
 __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_CRITERIA",
+    "DEFAULT_LIMITS",
     "CriteriaError",
+    "FilterLimits",
     "IFilterBackend",
+    "ILimitedFilterBackend",
     "UnknownBackendError",
     "compile_criteria",
     "installed_backends",

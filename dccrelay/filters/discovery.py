@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 
 from dccrelay import plugins
 from dccrelay.filters.errors import UnknownBackendError
-from dccrelay.filters.interfaces import IFilterBackend
+from dccrelay.filters.interfaces import IFilterBackend, ILimitedFilterBackend
 
 _log = Logger(namespace=__name__)
 _installed: Optional[Mapping[str, IFilterBackend]] = None
@@ -55,8 +55,12 @@ def load_backend(name: str) -> IFilterBackend:
 def _discover() -> dict[str, IFilterBackend]:
     found: dict[str, IFilterBackend] = {}
     for backend in getPlugins(IFilterBackend, plugins):
+        # A backend that claims to take limits must also accept them.
+        interface = (
+            ILimitedFilterBackend if ILimitedFilterBackend.providedBy(backend) else IFilterBackend
+        )
         try:
-            verifyObject(IFilterBackend, backend)
+            verifyObject(interface, backend)
         except Invalid as e:
             _log.warn(
                 "ignoring filter backend plugin {backend!r}: {reason}",

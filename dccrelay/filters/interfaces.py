@@ -1,11 +1,16 @@
 """
-The interface a filter backend provides; the contract for plugin authors.
+The interfaces a filter backend provides; the contract for plugin authors.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from dccrelay.filters.limits import FilterLimits
 
 
 class IFilterBackend(Interface):
@@ -67,4 +72,30 @@ class IFilterBackend(Interface):
             Its message says what is wrong in terms a bot author understands;
             its ``pointer`` is a JSON pointer to the offending place in
             ``criteria`` (``""`` for the whole).
+        """
+
+
+class ILimitedFilterBackend(IFilterBackend):
+    """
+    A filter backend that enforces the operator's :class:`FilterLimits`.
+
+    :func:`dccrelay.filters.compile_criteria` passes the relay's limits to a
+    backend that provides this interface. A backend that provides only
+    :class:`IFilterBackend` still works: the relay then checks the criteria's
+    JSON size and nesting against the limits itself before calling its
+    ``compile(criteria)``, and the backend bounds everything else (regular
+    expressions, operators) on its own.
+    """
+
+    def compile(
+        criteria: Any, limits: Optional[FilterLimits] = None
+    ) -> Callable[[Any], bool]:
+        """
+        As :meth:`IFilterBackend.compile`, within ``limits``.
+
+        :param limits: the bounds to enforce, every one of them that applies
+            to this backend's language; ``None`` means the backend's own
+            (for dccrelay's, :data:`dccrelay.filters.DEFAULT_LIMITS`). Going
+            over one raises :class:`dccrelay.filters.CriteriaError` naming
+            the limit and its value, so a bot author knows what to shrink.
         """

@@ -1,53 +1,89 @@
 """
-Bounds on criteria, shared by the filter backends.
+Bounds on criteria, shared by the filter backends, and the operator's way to
+set them.
 
 Criteria are untrusted and are compiled once but evaluated on every dispatch,
-so their size bounds both compile work and per-dispatch work. These are the
-defaults; each backend's constructor takes keyword arguments to override them.
+so their size bounds both compile work and per-dispatch work. The module
+constants are the defaults; :class:`FilterLimits` carries the values an
+operator chose to :func:`dccrelay.filters.compile_criteria` and to the
+backends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
-
-import attrs
 
 from dccrelay.filters.errors import CriteriaError
 from dccrelay.filters.regex import MAX_REGEX_LENGTH
 
 #: Longest criteria, in bytes of compact UTF-8 JSON.
 MAX_CRITERIA_BYTES = 16 * 1024
-#: Deepest nesting of JSON objects and arrays in criteria (``{}`` is 1).
+#: Deepest nesting: of JSON objects and arrays in criteria (``{}`` is 1), and
+#: of filters, parentheses, ``!`` and function calls in a JSONPath query.
 MAX_DEPTH = 32
-#: Most operators and field conditions in criteria: each key of a query or of
-#: an operator object counts one, and so does each query in an array operand.
+#: Most operators: in mongo criteria each key of a query or of an operator
+#: object counts one, and so does each query in an array operand; in JSONPath
+#: each selector counts once per branch the query expands into, and so does
+#: each operator, function call and query inside a filter.
 MAX_OPERATORS = 256
-#: Longest ``$in``/``$nin`` list.
+#: Longest ``$in``/``$nin`` list (mongo).
 MAX_IN_LENGTH = 1000
+#: Longest JSONPath query, in characters.
+MAX_QUERY_LENGTH = 2048
 
 __all__ = [
     "MAX_CRITERIA_BYTES",
     "MAX_DEPTH",
     "MAX_IN_LENGTH",
     "MAX_OPERATORS",
+    "MAX_QUERY_LENGTH",
     "MAX_REGEX_LENGTH",
-    "Limits",
+    "DEFAULT_LIMITS",
+    "FilterLimits",
     "check_json",
     "pointer_to",
 ]
 
 
-@attrs.frozen
-class Limits:
-    """The bounds one backend instance enforces."""
+@dataclass(frozen=True)
+class FilterLimits:
+    """
+    The bounds a relay puts on every bot's criteria; defaults as above.
 
+    Each is a whole number, 1 or more. Lowering one never lets through
+    criteria it refused before; raising one trades the relay's CPU and memory
+    for bot authors' freedom (a compiled predicate costs up to about
+    ``max_operators`` times the payload's size per dispatch).
+    """
+
+    #: Size of the criteria as compact UTF-8 JSON, in bytes.
     max_criteria_bytes: int = MAX_CRITERIA_BYTES
+    #: Nesting depth; see :data:`MAX_DEPTH`.
     max_depth: int = MAX_DEPTH
+    #: Operators and fields; see :data:`MAX_OPERATORS`.
     max_operators: int = MAX_OPERATORS
+    #: Length of one regular expression, in characters.
     max_regex_length: int = MAX_REGEX_LENGTH
+    #: Values in one ``$in``/``$nin`` list.
     max_in_length: int = MAX_IN_LENGTH
+    #: Length of one JSONPath query, in characters.
+    max_query_length: int = MAX_QUERY_LENGTH
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if type(value) is not int or value < 1:
+                raise ValueError(
+                    f"{field.name} must be a whole number, 1 or more; got {value!r}"
+                )
+
+
+#: The limits a relay applies when the operator sets none.
+DEFAULT_LIMITS = FilterLimits()
 
 
 def pointer_to(base: str, key: object) -> str:

@@ -63,7 +63,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
@@ -71,7 +71,7 @@ from zope.interface import implementer
 
 from dccrelay.filters import siftops
 from dccrelay.filters.errors import CriteriaError
-from dccrelay.filters.interfaces import IFilterBackend
+from dccrelay.filters.interfaces import ILimitedFilterBackend
 from dccrelay.filters.jsvalues import (
     Test,
     js_key_order,
@@ -80,16 +80,7 @@ from dccrelay.filters.jsvalues import (
     string_less,
     to_number,
 )
-from dccrelay.filters.limits import (
-    MAX_CRITERIA_BYTES,
-    MAX_DEPTH,
-    MAX_IN_LENGTH,
-    MAX_OPERATORS,
-    MAX_REGEX_LENGTH,
-    Limits,
-    check_json,
-    pointer_to,
-)
+from dccrelay.filters.limits import DEFAULT_LIMITS, FilterLimits, check_json, pointer_to
 from dccrelay.filters.regex import compile_regex
 from dccrelay.filters.siftops import KEEP, Op
 
@@ -123,49 +114,31 @@ _REGEX_FLAGS = frozenset("imsx")
 _JAVASCRIPT_FLAGS = frozenset("gudy")
 
 
-@implementer(IPlugin, IFilterBackend)
+@implementer(IPlugin, ILimitedFilterBackend)
 class MongoBackend:
     """
     MongoDB query selectors with sift 13.4's semantics.
 
-    The keyword arguments override the bounds of
-    :mod:`dccrelay.filters.limits` (``max_criteria_bytes``, ``max_depth``,
-    ``max_operators``, ``max_in_length``) and :mod:`dccrelay.filters.regex`
-    (``max_regex_length``).
+    :param limits: the bounds :meth:`compile` enforces when not given others:
+        ``max_criteria_bytes``, ``max_depth``, ``max_operators``,
+        ``max_regex_length`` and ``max_in_length``.
     """
 
     name = "mongo"
 
-    def __init__(
-        self,
-        *,
-        max_criteria_bytes: int = MAX_CRITERIA_BYTES,
-        max_depth: int = MAX_DEPTH,
-        max_operators: int = MAX_OPERATORS,
-        max_regex_length: int = MAX_REGEX_LENGTH,
-        max_in_length: int = MAX_IN_LENGTH,
-    ) -> None:
-        self.limits = Limits(
-            max_criteria_bytes=max_criteria_bytes,
-            max_depth=max_depth,
-            max_operators=max_operators,
-            max_regex_length=max_regex_length,
-            max_in_length=max_in_length,
-        )
+    def __init__(self, limits: FilterLimits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
 
     def __repr__(self) -> str:
         return f"<MongoBackend {self.limits}>"
 
-    def compile(self, criteria: Any) -> Callable[[Any], bool]:
-        """See :meth:`IFilterBackend.compile`."""
-        check_json(
-            criteria,
-            max_bytes=self.limits.max_criteria_bytes,
-            max_depth=self.limits.max_depth,
-        )
+    def compile(self, criteria: Any, limits: Optional[FilterLimits] = None) -> Callable[[Any], bool]:
+        """See :meth:`ILimitedFilterBackend.compile`."""
+        limits = self.limits if limits is None else limits
+        check_json(criteria, max_bytes=limits.max_criteria_bytes, max_depth=limits.max_depth)
         if type(criteria) is not dict:
             raise CriteriaError("criteria must be a JSON object", "")
-        return _predicate(_Compiler(self.limits).query(criteria, "", _Context.ROOT))
+        return _predicate(_Compiler(limits).query(criteria, "", _Context.ROOT))
 
 
 _log = Logger(namespace=__name__)
@@ -214,7 +187,7 @@ class _Compiler:
     order of children can change the answer, so it is kept.
     """
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: FilterLimits) -> None:
         self.limits = limits
         self.operators = 0
 

@@ -123,6 +123,7 @@ def compile_regex(
     max_memory: int = REGEX_MAX_MEMORY,
     javascript: bool = False,
     pointer: str = "",
+    shown: Optional[str] = None,
 ) -> Regex:
     """
     Compile ``pattern`` with RE2, or explain why not.
@@ -132,11 +133,14 @@ def compile_regex(
     :param javascript: first translate JavaScript's ``\\uXXXX``, ``\\cX`` and
         ``\\0`` escapes, which RE2 spells differently.
     :param pointer: where the pattern is in the criteria, for the error.
+    :param shown: the pattern as the bot author wrote it, quoted in errors,
+        when ``pattern`` is a translation of it.
     :raises CriteriaError: if ``pattern`` is not a string, is longer than
         ``max_length``, is invalid, or uses something RE2 does not support.
     """
     if not isinstance(pattern, str):
         raise CriteriaError("a regular expression must be a string", pointer)
+    quoted = shorten(pattern if shown is None else shown)
     if len(pattern) > max_length:
         raise CriteriaError(
             f"regular expression is {len(pattern)} characters long;"
@@ -148,7 +152,7 @@ def compile_regex(
     # to the fallback.
     reason = _unsupported_construct(source, verbose)
     if reason is not None:
-        raise CriteriaError(f"{reason}: {_shorten(pattern)}", pointer)
+        raise CriteriaError(f"{reason}: {quoted}", pointer)
     flags = re2.ASCII
     if ignore_case:
         flags |= re2.IGNORECASE
@@ -165,12 +169,12 @@ def compile_regex(
         # re2.RegexError is re.error; UnicodeEncodeError (unpaired surrogates)
         # is a ValueError.
         raise CriteriaError(
-            f"invalid regular expression ({e}): {_shorten(pattern)}", pointer
+            f"invalid regular expression ({e}): {quoted}", pointer
         ) from None
     if type(compiled) is not re2.Pattern:
         raise CriteriaError(
             "RE2 cannot compile this regular expression (it uses syntax RE2"
-            f" lacks or is too large): {_shorten(pattern)}",
+            f" lacks or is too large): {quoted}",
             pointer,
         )
     return Regex(pattern, compiled)
@@ -215,7 +219,8 @@ def _literal(code: int) -> str:
     return f"\\x{code:02x}" if code < 0x80 else chr(code)
 
 
-def _shorten(pattern: str, limit: int = 80) -> str:
+def shorten(pattern: str, limit: int = 80) -> str:
+    """``pattern``'s repr, cut to ``limit`` characters, for error messages."""
     text = repr(pattern)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
