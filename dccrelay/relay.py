@@ -7,7 +7,7 @@ Data flows one way through it: shard -> filter -> delivery channel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from random import Random
 from typing import Any, Callable
@@ -22,6 +22,7 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
 from dccrelay.gateway.shard import Connect, Shard
+from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
 from dccrelay.store import IRelayStore, SessionState
 
@@ -90,6 +91,7 @@ class Relay:
         # After a 4011, at least this many shards (Discord wants more).
         self._min_shards = 1
         self._resharding = False
+        self._resume_points = ResumePoints()
         self.counters = Counters()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -175,7 +177,7 @@ class Relay:
             random=self._env.random,
             connect=self._env.connect,
             limiter=self._limiter,
-            on_dispatch=self._on_dispatch,
+            on_dispatch=partial(self._on_dispatch, shard_id),
             on_session=partial(self._save_session, shard_id),
             on_fatal=self._fatal,
             retry_policy=self._env.retry_policy,
@@ -202,12 +204,11 @@ class Relay:
         if self._limiter is not None:
             self._limiter.stop()
             self._limiter = None
+        saves = []
+        if code != codes.SESSION_ENDING_CLOSE:
+            saves = self._save_resume_points(shards)
+        self._resume_points.clear()
         closing = [shard.stop(code) for shard in shards]
-        saves = [
-            self._env.store.save_session(self.alias, shard.session)
-            for shard in shards
-            if code != codes.SESSION_ENDING_CLOSE and shard.session is not None
-        ]
         return DeferredList(closing + saves, consumeErrors=True)
 
     @inlineCallbacks
@@ -281,7 +282,7 @@ class Relay:
 
     # -- the data path ------------------------------------------------------------
 
-    def _on_dispatch(self, data: bytes, payload: dict[str, Any]) -> None:
+    def _on_dispatch(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         counters = self.counters
         counters.received += 1
         try:
@@ -291,6 +292,7 @@ class Relay:
             return
         if matched:
             counters.matched += 1
+            self._resume_points.handed_over(shard_id, payload["s"])
             self._delivery.deliver(data)
 
     def _save_session(self, shard_id: int, state: SessionState | None) -> None:
@@ -305,17 +307,20 @@ class Relay:
 
     def checkpoint(self) -> Deferred[Any]:
         """
-        Save every shard's latest seq, so a relay killed without warning
-        resumes close to where it was.
+        Save where every shard can resume from, so that a relay killed
+        without warning loses nothing Discord can still replay.
         """
-        return DeferredList(
-            [
-                self._env.store.save_session(self.alias, shard.session)
-                for shard in self.shards
-                if shard.session is not None
-            ],
-            consumeErrors=True,
-        )
+        return DeferredList(self._save_resume_points(self.shards), consumeErrors=True)
+
+    def _save_resume_points(self, shards: list[Shard]) -> list[Deferred[Any]]:
+        self._resume_points.settle(self._delivery.status()["queued"])  # type: ignore[arg-type]
+        saves = []
+        for shard in shards:
+            session = shard.session
+            if session is not None:
+                seq = self._resume_points.resume_seq(shard.shard_id, session.seq)
+                saves.append(self._env.store.save_session(self.alias, replace(session, seq=seq)))
+        return saves
 
     # -- status -------------------------------------------------------------
 

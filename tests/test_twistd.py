@@ -16,6 +16,7 @@ import orjson
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
@@ -195,3 +196,47 @@ class TwistdTests(TestCase):
         self.assertEqual((bot.identifies, bot.resumes), (1, 2))
         third.transport.signalProcess("TERM")
         await third.ended
+
+    def test_sigkill_while_bot_asleep_loses_nothing(self) -> None:
+        """
+        Dispatches queued for a bot that is down are not lost when the
+        relay is killed with SIGKILL: the stored resume point stays before
+        them, so Discord replays them to the next relay process.
+        """
+        return ensureDeferred(self._kill_while_queued())
+
+    async def _kill_while_queued(self) -> None:
+        sim = DiscordSimulator(reactor)
+        await sim.listen(LOOPBACK)
+        self.addCleanup(sim.stop)
+        bot = sim.add_bot(token=TOKEN, user_id="222")
+        receiver = BotReceiver()
+        await receiver.start()
+        self.addCleanup(receiver.stop)
+        data_dir = self.mktemp()
+        first = self.spawn(data_dir, sim.api_url)
+        await wait_for(lambda: first.port, timeout=30, what="the relay to listen")
+        body = {
+            "token": TOKEN,
+            "criteria": {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}},
+            "dst": receiver.url,
+            "clientSecret": SECRET,
+        }
+        self.assertEqual(await self.put(first.port, body), 201)
+        await bot.wait_for_ready()
+        greeting = bot.message("cookout hello")
+        self.assertEqual(await next_item(receiver.queue), greeting)
+        port = receiver.port_number
+        await receiver.stop()
+        queued = [bot.message(f"cookout queued {i}") for i in range(3)]
+        # Past a checkpoint (every 2 s), so the kill finds the queue saved
+        # as a resume point rather than luckily old.
+        await deferLater(reactor, 3.0, lambda: None)
+        first.transport.signalProcess("KILL")
+        await first.ended
+        await bot.wait_for_disconnect()
+        await receiver.start(port)
+        self.spawn(data_dir, sim.api_url)
+        got = [await next_item(receiver.queue, timeout=30) for _ in queued]
+        self.assertEqual(got, queued)
+        self.assertEqual((bot.identifies, bot.resumes), (1, 1))
