@@ -218,6 +218,9 @@ class BotOutboxTests(Fixture):
         self.assertEqual(outbox.backlog, 2)
         self.assertEqual(outbox.entries_after(0), [(ids[0], b"a"), (ids[1], b"b")])
         self.assertEqual(outbox.entries_after(ids[0]), [(ids[1], b"b")])
+        # told on the next turn, never from inside the constructor
+        self.assertEqual(self.ready, 0)
+        self.clock.advance(0)
         self.assertEqual(self.ready, 1)
 
     def test_append(self) -> None:

@@ -262,10 +262,14 @@ class BotOutbox:
         self.gone_up_to = 0
         self._load_retry = Deadline(clock, self._load_more)
         self._age_check = Deadline(clock, self._check_age)
+        # A store may answer at once: the channel hears of entries only once
+        # this constructor has returned to it.
+        self._constructing = True
         self._track(store.outbox_count(alias).addCallbacks(self._counted, self._count_failed))
         for payload in initial:
             self.append(payload)
         self._load_more()
+        self._constructing = False
 
     # what the channel asks
 
@@ -278,9 +282,10 @@ class BotOutbox:
 
     def has_work(self) -> bool:
         """
-        Whether anything is waiting for the bot.
+        Whether anything is waiting for the bot: in memory, being stored,
+        or perhaps in the store still (until a page comes back short).
         """
-        return self.backlog > 0 or bool(self._entries)
+        return bool(self._entries) or self._appending > 0 or self._spilled
 
     def entries_after(self, after_id: int, limit: int | None = None) -> list[tuple[int, bytes]]:
         """
@@ -402,6 +407,9 @@ class BotOutbox:
         pass
 
     def _ready(self) -> None:
+        if self._constructing:
+            self._clock.callLater(0, self._ready)
+            return
         if not self._stopped:
             try:
                 self._on_ready()

@@ -1,0 +1,466 @@
+"""
+Webhook delivery: for an ``http://`` or ``https://`` dst, for bot hosts
+without websockets.
+
+The wire protocol:
+
+- the relay ``POST``\\ s a batch of dispatches to ``dst``, one batch in
+  flight per bot, oldest first, with ``Content-Type: application/json``,
+  ``User-Agent: dccrelay/<version>`` and this body (no spaces)::
+
+      {"type":"dispatches","dispatches":[<payload>,...],"ids":[N,...]}
+
+  each ``<payload>`` the gateway payload byte for byte as Discord sent it,
+  and ``ids`` their outbox ids, in the same order (increasing, never
+  repeated for a bot: a bot that remembers the highest id it handled can
+  drop redelivered ones).  A batch holds at most :data:`BATCH_LIMIT`
+  dispatches and about :data:`BATCH_BYTES` bytes;
+- it is signed per the Standard Webhooks specification: ``webhook-id``
+  (``dcc-<first id>-<last id>``: the same on every retry of the batch),
+  ``webhook-timestamp`` (unix seconds of this attempt) and
+  ``webhook-signature`` (``v1,`` then the base64 HMAC-SHA256 of
+  ``<webhook-id>.<webhook-timestamp>.<body>``, keyed with the UTF-8 bytes of
+  the bot's clientSecret), so the specification's verifier libraries
+  accept it (given the secret's bytes, not a ``whsec_`` string);
+- any 2xx answer acknowledges the whole batch; redirects are not followed
+  (a 3xx is a failure, as the specification says);
+- any other answer, no answer within :data:`TIMEOUT` seconds, or no
+  connection, is retried with the same batch after a growing delay
+  (:func:`default_retry_policy`), or after ``Retry-After`` on a 429 or 503; new
+  dispatches wait behind it, in order;
+- a 410 Gone stops delivery and disables the bot with a reason; its
+  dispatches stay in the outbox until it registers again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from base64 import b64encode
+from email.utils import parsedate_to_datetime
+from random import Random
+from typing import Any, Callable, Iterable
+
+import treq
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    RequestTransmissionFailed,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+from zope.interface import implementer
+
+from dccrelay import __version__
+from dccrelay.delivery import IDurableChannel
+from dccrelay.delivery.errors import describe_connect_failure, describe_tls_failure
+from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
+from dccrelay.delivery.timers import Deadline, RetryTimer
+from dccrelay.store import IRelayStore, OutboxCheckpoint
+
+#: seconds a bot has to answer a POST (Svix's, and within the Standard
+#: Webhooks recommendation of 15 to 30)
+TIMEOUT = 15.0
+
+#: most dispatches in one batch
+BATCH_LIMIT = 100
+
+#: a batch stops growing past this many bytes of payloads (one larger
+#: dispatch still goes, alone)
+BATCH_BYTES = 512 * 1024
+
+#: seconds before each retry of a failed batch, by attempt: shaped like
+#: Svix's schedule (quick retries first, then minutes), compressed and
+#: capped at the last value, because a chat dispatch loses its worth in
+#: minutes, not days; ``--queue-max-age`` bounds the total wait.
+RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 300.0, 600.0)
+
+#: the most a ``Retry-After`` is honoured for, in seconds
+MAX_RETRY_AFTER = 3600.0
+
+# Channel states: as the other channels'.  "connected" means the bot took a
+# batch within the last idle_timeout seconds: it is probably awake.
+IDLE = "idle"
+CONNECTING = "connecting"
+CONNECTED = "connected"
+WAITING = "waiting to retry"
+STOPPED = "stopped"
+
+_SENDING = "sending"
+
+
+def default_retry_policy(random: Random, schedule: tuple[float, ...] = RETRY_SCHEDULE) -> Callable[[int], float]:
+    """
+    The default retry delays: :data:`RETRY_SCHEDULE`, each with ±20 %
+    jitter so many bots failing together do not retry together.
+
+    :return: seconds to wait, given the number of consecutive failures
+        (from 1).
+    """
+
+    def delay(attempt: int) -> float:
+        base = schedule[min(max(attempt, 1), len(schedule)) - 1]
+        return base * random.uniform(0.8, 1.2)
+
+    return delay
+
+
+def sign(client_secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """
+    The ``webhook-signature`` value for one attempt (Standard Webhooks,
+    symmetric ``v1``).
+    """
+    signed = b"%s.%d.%s" % (webhook_id.encode("ascii"), timestamp, body)
+    digest = hmac.new(client_secret.encode("utf-8"), signed, hashlib.sha256).digest()
+    return "v1," + b64encode(digest).decode("ascii")
+
+
+class _Batch:
+    """
+    One batch: its entries, body and webhook-id, the same on every retry.
+    """
+
+    __slots__ = ("ids", "body", "webhook_id")
+
+    def __init__(self, entries: list[tuple[int, bytes]]) -> None:
+        self.ids = [entry_id for entry_id, _ in entries]
+        self.body = (
+            b'{"type":"dispatches","dispatches":['
+            + b",".join(payload for _, payload in entries)
+            + b'],"ids":['
+            + b",".join(b"%d" % entry_id for entry_id in self.ids)
+            + b"]}"
+        )
+        self.webhook_id = f"dcc-{self.ids[0]}-{self.ids[-1]}"
+
+
+class _Answer(Exception):
+    """
+    The bot answered with a status that is not 2xx.
+    """
+
+    def __init__(self, code: int, retry_after: bytes | None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.retry_after = retry_after
+
+
+@implementer(IDurableChannel)
+class WebhookDelivery:
+    """
+    Delivers one bot's dispatches as signed webhook batches from its
+    durable outbox.
+
+    :param reactor: for timers and the clock of ``webhook-timestamp``.
+    :param alias: the bot's alias, for logs.
+    :param dst: the ``http(s)://`` URL to POST to.
+    :param client_secret: the HMAC key (its UTF-8 bytes).
+    :param store: the node's store (the outbox lives there).
+    :param writer: the node's :class:`OutboxWriter`.
+    :param http: a treq ``HTTPClient`` (a ``StubTreq`` in tests).
+    :param on_gone: called with a reason when the bot answers 410.
+    :param queue_limit: dispatches kept at most; past it the oldest go.
+    :param queue_max_age: seconds a dispatch waits at most, or None.
+    :param idle_timeout: seconds after a success the bot counts as awake.
+    :param retry_policy: seconds before the next try, given the number of
+        consecutive failures (from 1).
+    :param timeout: seconds the bot has to answer.
+    :param user_agent: the ``User-Agent`` header.
+    :param initial: payloads a v1 channel for this bot still held.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        *,
+        alias: str,
+        dst: str,
+        client_secret: str,
+        store: IRelayStore,
+        writer: OutboxWriter,
+        http: Any,
+        on_gone: Callable[[str], object] = lambda reason: None,
+        queue_limit: int = 1000,
+        queue_max_age: float | None = None,
+        idle_timeout: float = 60.0,
+        retry_policy: Callable[[int], float] | None = None,
+        timeout: float = TIMEOUT,
+        batch_limit: int = BATCH_LIMIT,
+        batch_bytes: int = BATCH_BYTES,
+        user_agent: str = f"dccrelay/{__version__}",
+        initial: Iterable[bytes] = (),
+    ) -> None:
+        if not dst.startswith(("http://", "https://")):
+            raise ValueError("a webhook dst must be an http:// or https:// URL")
+        self._clock = reactor
+        self._alias = alias
+        self._dst = dst.encode("utf-8")
+        self._client_secret = client_secret
+        self._http = http
+        self._on_gone = on_gone
+        self._idle_timeout = idle_timeout
+        self._timeout = timeout
+        self._batch_limit = batch_limit
+        self._batch_bytes = batch_bytes
+        self._user_agent = user_agent.encode("utf-8")
+        policy = retry_policy or default_retry_policy(Random())
+        self._retry = RetryTimer(reactor, policy, self._retry_now)
+        self._deadline = Deadline(reactor, self._timed_out)
+        self._state = IDLE
+        self._batch: _Batch | None = None
+        self._request: Deferred[Any] | None = None
+        self._timed_out_request = False
+        self._kick_scheduled = False
+        self._warm_until = float("-inf")
+        self._delivered = 0
+        self._last_error: str | None = None
+        self._outbox = BotOutbox(
+            alias=alias,
+            store=store,
+            writer=writer,
+            clock=reactor,
+            limit=queue_limit,
+            max_age=queue_max_age,
+            on_ready=self._kick_soon,
+            initial=initial,
+        )
+
+    # IDurableChannel
+
+    def deliver(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
+        """
+        Append ``payload`` to the outbox; it is POSTed once stored, after
+        what is before it.
+        """
+        try:
+            self._outbox.append(payload, checkpoint)
+        except Exception:
+            self.log.failure("Could not deliver a dispatch to {alias}", alias=self._alias)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Cancel the request in flight and every timer; fires once the outbox
+        writes made so far are stored.
+        """
+        self._state = STOPPED
+        self._retry.cancel()
+        self._deadline.cancel()
+        request, self._request = self._request, None
+        if request is not None:
+            request.cancel()
+        return self._outbox.stop()
+
+    def pending(self) -> list[bytes]:
+        """
+        :return: nothing: what waits is in the outbox, where the next
+            channel for this bot finds it.
+        """
+        return []
+
+    def status(self) -> dict[str, object]:
+        state = self._state
+        warm = self._clock.seconds() < self._warm_until
+        if state == _SENDING:
+            state = CONNECTED if warm else CONNECTING
+        elif state == IDLE and warm:
+            state = CONNECTED
+        return {
+            "state": state,
+            "queued": self._outbox.backlog,
+            "dropped": self._outbox.dropped,
+            "delivered": self._delivered,
+            "lastError": self._last_error,
+        }
+
+    # sending
+
+    def _kick_soon(self) -> None:
+        # Entries stored together arrive one callback each: gather them into
+        # one batch by sending on the next reactor turn.
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            self._clock.callLater(0, self._kick)
+
+    def _kick(self) -> None:
+        self._kick_scheduled = False
+        if self._state != IDLE:
+            return
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = self._next_batch()
+            if batch is None:
+                return
+        self._send(batch)
+
+    def _next_batch(self) -> _Batch | None:
+        entries = self._outbox.entries_after(0, self._batch_limit)
+        if not entries:
+            return None
+        size = 0
+        for count, (_, payload) in enumerate(entries):
+            size += len(payload)
+            if size > self._batch_bytes and count:
+                entries = entries[:count]
+                break
+        return _Batch(entries)
+
+    def _send(self, batch: _Batch) -> None:
+        self._state = _SENDING
+        timestamp = int(self._clock.seconds())
+        headers = {
+            b"Content-Type": [b"application/json"],
+            b"User-Agent": [self._user_agent],
+            b"webhook-id": [batch.webhook_id.encode("ascii")],
+            b"webhook-timestamp": [b"%d" % timestamp],
+            b"webhook-signature": [
+                sign(self._client_secret, batch.webhook_id, timestamp, batch.body).encode("ascii")
+            ],
+        }
+        self._timed_out_request = False
+        self._deadline.start(self._timeout)
+        try:
+            request: Deferred[Any] = self._http.request(
+                "POST", self._dst, data=batch.body, headers=headers, allow_redirects=False
+            )
+        except Exception:
+            # e.g. a URL treq cannot use; settings validation should stop
+            # those, so this is logged with its traceback
+            self.log.failure("Could not POST to {alias}'s bot", alias=self._alias)
+            request = Deferred()
+            request.errback(Failure(ValueError("bad dst")))
+        request.addCallback(self._answered)
+        self._request = request
+        request.addCallbacks(self._succeeded, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    def _answered(self, response: Any) -> Deferred[Any]:
+        # Read (and drop) the body, so the connection can be reused; the
+        # deadline covers this too.
+        code = response.code
+        retry_after = response.headers.getRawHeaders(b"retry-after", [None])[0]
+
+        def judged(_: object) -> int:
+            if 200 <= code < 300:
+                return int(code)
+            raise _Answer(code, retry_after)
+
+        d: Deferred[Any] = treq.collect(response, lambda data: None)
+        return d.addCallback(judged)
+
+    def _succeeded(self, code: int, batch: _Batch) -> None:
+        if self._state != _SENDING or batch is not self._batch:
+            return
+        self._request = None
+        self._deadline.cancel()
+        self._batch = None
+        self._retry.succeeded()
+        self._last_error = None
+        self._warm_until = self._clock.seconds() + self._idle_timeout
+        self._outbox.ack(batch.ids[-1])
+        self._delivered += len(batch.ids)
+        self._state = IDLE
+        self._kick()
+
+    def _failed(self, failure: Failure, batch: _Batch) -> None:
+        if self._state != _SENDING or batch is not self._batch:
+            return
+        self._request = None
+        self._deadline.cancel()
+        self._warm_until = float("-inf")
+        if failure.check(_Answer):
+            answer: _Answer = failure.value  # type: ignore[assignment]
+            if answer.code == 410:
+                self._gone()
+                return
+            problem = f"the bot answered HTTP {answer.code}"
+            retry_after = (
+                self._retry_after(answer.retry_after) if answer.code in (429, 503) else None
+            )
+        else:
+            problem = self._describe(failure)
+            retry_after = None
+        self._last_error = problem
+        self._state = WAITING
+        if retry_after is None:
+            delay = self._retry.failed()
+        else:
+            self._retry.attempt += 1
+            delay = retry_after
+            self._retry.start(delay)
+        self.log.warn(
+            "Could not deliver to {alias}'s bot ({problem}); {queued} dispatches wait,"
+            " next attempt in {delay:.1f} s",
+            alias=self._alias,
+            problem=problem,
+            queued=self._outbox.backlog,
+            delay=delay,
+        )
+
+    def _describe(self, failure: Failure) -> str:
+        if self._timed_out_request or failure.check(CancelledError):
+            return f"the bot did not answer within {self._timeout:g} s"
+        reason = failure
+        if failure.check(ResponseNeverReceived, ResponseFailed, RequestTransmissionFailed):
+            reasons = getattr(failure.value, "reasons", None) or [failure]
+            reason = reasons[0]
+            tls = describe_tls_failure(reason)
+            if tls is not None:
+                return tls
+            if failure.check(ResponseNeverReceived, ResponseFailed):
+                return "the bot closed the connection without answering"
+        tls = describe_tls_failure(reason)
+        if tls is not None:
+            return tls
+        return describe_connect_failure(reason)
+
+    def _retry_after(self, value: bytes | None) -> float | None:
+        """
+        Seconds from a ``Retry-After`` value (delay-seconds or an HTTP
+        date), at least 1 and at most :data:`MAX_RETRY_AFTER`; None if
+        there is none or it makes no sense.
+        """
+        if value is None:
+            return None
+        text = value.decode("latin-1").strip()
+        try:
+            seconds = float(int(text))
+        except ValueError:
+            try:
+                seconds = parsedate_to_datetime(text).timestamp() - self._clock.seconds()
+            except (TypeError, ValueError, IndexError):
+                return None
+        return min(MAX_RETRY_AFTER, max(1.0, seconds))
+
+    def _gone(self) -> None:
+        reason = (
+            "the bot's webhook URL (dst) answered 410 Gone, so delivery stopped; "
+            "register again (PUT) with a working dst to resume"
+        )
+        self._state = STOPPED
+        self._last_error = "the bot answered HTTP 410 Gone"
+        self.log.warn("{alias}'s bot answered 410 Gone: stopping delivery", alias=self._alias)
+        try:
+            self._on_gone(reason)
+        except Exception:
+            self.log.failure("{alias}: on_gone failed", alias=self._alias)
+
+    def _timed_out(self) -> None:
+        request = self._request
+        if request is not None:
+            self._timed_out_request = True
+            request.cancel()
+
+    def _retry_now(self) -> None:
+        if self._state != WAITING:
+            return
+        self._state = IDLE
+        batch = self._batch
+        if batch is not None and batch.ids[0] <= self._outbox.gone_up_to:
+            # Entries of the batch were dropped meanwhile (too old, or too
+            # many): send what is left instead, under a new webhook-id.
+            self._batch = None
+        self._kick()
+
