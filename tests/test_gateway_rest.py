@@ -68,3 +68,48 @@ class GatewayBotTests(SynchronousTestCase):
         self.assertFalse(error.token_rejected)
         d, _ = self.call(200, b'{"url": "wss://x"}')
         self.failureResultOf(d, DiscordHTTPError)
+
+
+class TypingTests(SynchronousTestCase):
+    """
+    ``POST /channels/{id}/typing``.
+    """
+
+    def call(self, status: int, channel_id: str = "123") -> tuple[object, list[tuple]]:
+        seen: list[tuple] = []
+
+        def answer(method: bytes, url: str, params: dict, headers: dict, data: bytes) -> tuple:
+            seen.append((method, url, headers))
+            return status, {}, b"" if status == 204 else b'{"message": "Missing Access", "code": 50001}'
+
+        treq = StubTreq(StringStubbingResource(answer))
+        d = DiscordREST(treq, API).trigger_typing("TOKEN", channel_id)
+        treq.flush()
+        return d, seen
+
+    def test_typing(self) -> None:
+        """
+        A POST to the channel's typing route, authorised as the bot; 204 is
+        success.
+        """
+        d, seen = self.call(204)
+        self.assertIsNone(self.successResultOf(d))
+        method, url, headers = seen[0]
+        self.assertEqual((method, url), (b"POST", API + "/channels/123/typing"))
+        self.assertEqual(headers[b"Authorization"], [b"Bot TOKEN"])
+
+    def test_refused(self) -> None:
+        """
+        Anything but 2xx is a DiscordHTTPError with Discord's message.
+        """
+        d, _ = self.call(403)
+        error = self.failureResultOf(d, DiscordHTTPError).value
+        self.assertEqual((error.status, error.message), (403, "Missing Access"))
+
+    def test_not_a_snowflake(self) -> None:
+        """
+        A channel id that is not a number never reaches the URL.
+        """
+        d, seen = self.call(204, channel_id="../gateway")
+        self.failureResultOf(d, ValueError)
+        self.assertEqual(seen, [])

@@ -107,3 +107,30 @@ class DiscordREST:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DiscordHTTPError(200, f"unexpected /gateway/bot answer ({e!r})")
+
+    def trigger_typing(self, token: str, channel_id: str) -> Deferred[None]:
+        """
+        ``POST /channels/{channel_id}/typing``: show the bot as typing in
+        that channel (for about 10 s, or until it sends a message).
+
+        :raise DiscordHTTPError: (in the Deferred) unless Discord answers 2xx.
+        """
+        return Deferred.fromCoroutine(self._typing(token, channel_id))
+
+    async def _typing(self, token: str, channel_id: str) -> None:
+        if not channel_id.isdigit():
+            # a snowflake; anything else must not reach the URL
+            raise ValueError("a channel id is a number")
+        response = await self._client.post(
+            f"{self._api_base}/channels/{channel_id}/typing", headers=self._headers(token)
+        )
+        body = await response.content()
+        if not 200 <= response.code < 300:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                parsed = None
+            message = (
+                parsed.get("message") if isinstance(parsed, dict) else None
+            ) or "no message"
+            raise DiscordHTTPError(response.code, str(message)[:200])
