@@ -226,16 +226,12 @@ def parse_settings(
         )
 
     dst = _parse_url(body["dst"], "dst", ("ws", "wss", "http", "https"))
-    if dst.scheme in ("http", "https"):
-        raise SettingsError(
-            "webhook delivery (http/https dst) is not available in this version; "
-            "use a ws:// or wss:// dst",
-            "/dst",
-        )
     protocol = body.get("delivery", {}).get("protocol", 1)
-    if protocol != 1:
+    if protocol != 1 and dst.scheme in ("http", "https"):
         raise SettingsError(
-            "delivery protocol 2 is not available in this version; use 1",
+            "delivery.protocol chooses between websocket protocols (ws:// or wss:// dst);"
+            " a webhook dst (http:// or https://) has one protocol: leave"
+            " delivery.protocol out",
             "/delivery/protocol",
         )
     wake_url = body.get("wakeUrl")
