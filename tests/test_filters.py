@@ -9,6 +9,10 @@ import shutil
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any, ClassVar
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from twisted.logger import capturedLogs
 from twisted.plugin import IPlugin, pluginPackagePaths
@@ -284,6 +288,83 @@ class LimitsTests(SynchronousTestCase):
         """Limits cannot change under a backend that holds them."""
         with self.assertRaises(AttributeError):
             DEFAULT_LIMITS.max_depth = 1  # type: ignore[misc]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+class _BackendContractMixin:
+    """
+    IFilterBackend's contract, for every built-in backend: subclasses name the
+    backend and criteria in its language that deliver MESSAGE_CREATE only.
+    """
+
+    backend: ClassVar[IFilterBackend]
+    criteria: ClassVar[Any]
+    #: Criteria that the backend refuses, with the pointer it reports.
+    malformed: ClassVar[list[tuple[Any, str]]]
+
+    def test_provides_interfaces(self: Any) -> None:
+        """The backend provides IPlugin and ILimitedFilterBackend, and is installed under its name."""
+        self.assertTrue(verifyObject(ILimitedFilterBackend, self.backend))
+        self.assertTrue(IPlugin.providedBy(self.backend))
+        refresh_backends()
+        self.addCleanup(refresh_backends)
+        self.assertIs(type(load_backend(self.backend.name)), type(self.backend))
+
+    def test_predicate(self: Any) -> None:
+        """Compiled criteria are a predicate returning True or False."""
+        matches = self.backend.compile(self.criteria)
+        self.assertIs(matches({"op": 0, "t": "MESSAGE_CREATE", "d": {"content": "x"}}), True)
+        self.assertIs(matches({"op": 0, "t": "READY", "d": {}}), False)
+
+    def test_total(self: Any) -> None:
+        """The predicate returns a bool for any JSON value, never raising."""
+        matches = self.backend.compile(self.criteria)
+
+        # Defined per test run: hypothesis wants one executor per test function.
+        @settings(max_examples=200, deadline=None)
+        @given(_JSON)
+        def check(payload: Any) -> None:
+            self.assertIsInstance(matches(payload), bool)
+
+        check()
+
+    def test_malformed(self: Any) -> None:
+        """Malformed criteria raise CriteriaError with a pointer."""
+        for criteria, pointer in self.malformed:
+            with self.assertRaises(CriteriaError, msg=repr(criteria)) as raised:
+                self.backend.compile(criteria)
+            self.assertEqual(raised.exception.pointer, pointer, criteria)
+
+    def test_not_json(self: Any) -> None:
+        """Values JSON cannot hold are refused, not compiled."""
+        looped: list[Any] = []
+        looped.append(looped)
+        for criteria in [float("nan"), (1, 2), {1: 2}, object(), looped]:
+            self.assertRaises(CriteriaError, self.backend.compile, criteria)
+
+    def test_limits(self: Any) -> None:
+        """Limits given to compile override the backend's own."""
+        self.backend.compile(self.criteria, FilterLimits())
+        self.assertRaises(CriteriaError, self.backend.compile, self.criteria, FilterLimits(max_criteria_bytes=5))
+        self.assertRaises(CriteriaError, self.backend.compile, self.criteria, FilterLimits(max_operators=1))
+
+
+class MongoContractTests(_BackendContractMixin, SynchronousTestCase):
+    backend = MongoBackend()
+    criteria = {"t": "MESSAGE_CREATE", "d.content": {"$exists": True}}
+    malformed = [({"$where": "1"}, "/$where"), ([], ""), ({"a": {"$regex": "("}}, "/a/$regex")]
+
+
+class JSONPathContractTests(_BackendContractMixin, SynchronousTestCase):
+    backend = JSONPathBackend()
+    criteria = ["$[?@ == 'MESSAGE_CREATE']", "$.d.content"]
+    malformed = [("$[", ""), ({}, ""), (["$.a", "$[?match(@, '(')]"], "/1")]
 
 
 class ErrorTests(SynchronousTestCase):

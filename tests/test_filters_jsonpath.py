@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.filters import CriteriaError, FilterLimits
+from dccrelay.filters import CriteriaError, FilterLimits, compile_criteria
 from dccrelay.filters.jsonpath import JSONPathBackend
 from dccrelay.filters.mongo import MongoBackend
+from dccrelay.settings import SettingsError, parse_settings
 from tests.test_filters_mongo import BOT_USER_ID, SAMPLE_CRITERIA, _message
 
 _BACKEND = JSONPathBackend()
@@ -245,6 +246,33 @@ class CriteriaTests(SynchronousTestCase):
                 failures.append(f"{criteria!r}: accepted")
         if failures:
             self.fail("\n".join(failures))
+
+
+class RegistrationTests(SynchronousTestCase):
+    """What a bot author sees from the registration API's validation."""
+
+    def body(self, criteria: Any) -> dict[str, Any]:
+        return {
+            "token": "abc.def",
+            "dst": "wss://bot.example/dcc",
+            "clientSecret": "admin:secret",
+            "filter": "jsonpath",
+            "criteria": criteria,
+        }
+
+    def test_accepted(self) -> None:
+        """A registration with jsonpath criteria is accepted and keeps them."""
+        settings = parse_settings(self.body(SAMPLE_JSONPATH), compile_filter=compile_criteria, allow_private_dst=False)
+        self.assertEqual((settings.filter, settings.criteria), ("jsonpath", SAMPLE_JSONPATH))
+
+    def test_refused_with_pointer(self) -> None:
+        """A bad query in a list is refused with a pointer to it under /criteria."""
+        with self.assertRaises(SettingsError) as raised:
+            parse_settings(
+                self.body(["$.d", "$[?match(@.a, '(?=x)')]"]), compile_filter=compile_criteria, allow_private_dst=False
+            )
+        self.assertEqual(raised.exception.pointer, "/criteria/1")
+        self.assertTrue(raised.exception.message.startswith("criteria: not an I-Regexp (RFC 9485)"))
 
 
 class RegexFunctionTests(SynchronousTestCase):

@@ -28,7 +28,9 @@ class IFilterBackend(Interface):
     an ``__init__.py``) that defines, at module level, an object providing
     both :class:`twisted.plugin.IPlugin` and this interface. The relay checks
     it with :func:`zope.interface.verify.verifyObject` and ignores, with a
-    logged warning, objects that do not pass.
+    logged warning, objects that do not pass. To honour the operator's
+    limits, provide :class:`ILimitedFilterBackend` instead. ``docs/filters.rst``
+    has a worked example.
     """
 
     name = Attribute(
