@@ -10,21 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import partial
 from random import Random
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from dccrelay.delivery import IDeliveryChannel
+from dccrelay.delivery import IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
 from dccrelay.gateway.shard import Connect, Shard
 from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
-from dccrelay.store import IRelayStore, SessionState
+from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
+from dccrelay.wake import TypingWhileWaking
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -81,6 +82,7 @@ class Relay:
         self._env = env
         self._on_fatal = on_fatal
         self._predicate = env.compile_filter(settings.filter, settings.criteria)
+        self._typing = TypingWhileWaking(env.clock, self._post_typing, alias=alias)
         self._delivery = self._new_delivery(())
         self.shards: list[Shard] = []
         self._limiter: IdentifyLimiter | None = None
@@ -190,6 +192,10 @@ class Relay:
             dst=self.settings.dst,
             client_secret=self.settings.client_secret,
             initial=initial,
+            protocol=self.settings.delivery_protocol,
+            # a webhook answering 410 Gone disables the bot, as a fatal
+            # close code does
+            on_gone=self._fatal,
         )
 
     def stop_gateway(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[Any]:
@@ -216,6 +222,7 @@ class Relay:
         """
         Stop everything, keeping Discord sessions resumable.
         """
+        self._typing.stop()
         yield self.stop_gateway()
         yield self._delivery.stop()
 
@@ -224,6 +231,7 @@ class Relay:
         """
         Stop everything and end the Discord sessions (the bot is deleted).
         """
+        self._typing.stop()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
         yield self._delivery.stop()
 
@@ -237,7 +245,8 @@ class Relay:
         old, self.settings = self.settings, settings
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
-        if old.delivery_key() != settings.delivery_key():
+        # Disabled (perhaps by a webhook's 410): a fresh channel resumes.
+        if old.delivery_key() != settings.delivery_key() or not self.enabled:
             previous = self._delivery
             yield previous.stop()
             self._delivery = self._new_delivery(previous.pending())
@@ -254,6 +263,7 @@ class Relay:
         """
         self.enabled = False
         self.disable_reason = reason
+        self._typing.stop()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
 
     def _reshard(self) -> None:
@@ -293,7 +303,59 @@ class Relay:
         if matched:
             counters.matched += 1
             self._resume_points.handed_over(shard_id, payload["s"])
-            self._delivery.deliver(data)
+            self._deliver(shard_id, data, payload)
+
+    def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
+        channel = self._delivery
+        if IDurableChannel.providedBy(channel):
+            # Stored with the dispatch: once it is durable, Discord need
+            # not replay it after a restart.
+            checkpoint = None
+            shards = self.shards
+            if shard_id < len(shards) and isinstance(payload.get("s"), int):
+                session = shards[shard_id].session
+                if session is not None:
+                    checkpoint = OutboxCheckpoint(
+                        self.alias, shard_id, session.session_id, payload["s"]
+                    )
+            channel.deliver(data, checkpoint)
+        else:
+            channel.deliver(data)
+        if self.settings.typing_while_waking and payload.get("t") == "MESSAGE_CREATE":
+            d = payload.get("d")
+            channel_id = d.get("channel_id") if isinstance(d, dict) else None
+            if isinstance(channel_id, str) and channel_id.isdigit():
+                self._typing.waiting(channel_id, self._delivered_test(channel))
+
+    def _delivered_test(self, channel: IDeliveryChannel) -> Callable[[], bool]:
+        """
+        A test of whether what ``channel`` holds now has left it: delivered
+        (or dropped), or the channel replaced.
+        """
+        status = channel.status()
+        mark = status["delivered"] + status["dropped"] + status["queued"]  # type: ignore[operator]
+
+        def delivered() -> bool:
+            if channel is not self._delivery:
+                return True
+            now = channel.status()
+            return now["delivered"] + now["dropped"] >= mark  # type: ignore[operator]
+
+        return delivered
+
+    def _post_typing(self, channel_id: str) -> Deferred[None]:
+        return self._env.rest.trigger_typing(self.settings.token, channel_id)
+
+    def _not_yet_safe(self) -> int:
+        """
+        How many of the newest matched dispatches Discord may have to
+        replay: those still queued in memory, or for a durable channel those
+        not yet in the store.
+        """
+        channel = self._delivery
+        if IDurableChannel.providedBy(channel):
+            return channel.unstored()
+        return cast(int, channel.status()["queued"])
 
     def _save_session(self, shard_id: int, state: SessionState | None) -> None:
         if state is None:
@@ -313,7 +375,7 @@ class Relay:
         return DeferredList(self._save_resume_points(self.shards), consumeErrors=True)
 
     def _save_resume_points(self, shards: list[Shard]) -> list[Deferred[Any]]:
-        self._resume_points.settle(self._delivery.status()["queued"])  # type: ignore[arg-type]
+        self._resume_points.settle(self._not_yet_safe())
         saves = []
         for shard in shards:
             session = shard.session

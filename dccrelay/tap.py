@@ -18,7 +18,8 @@ from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from dccrelay import __version__
-from dccrelay.delivery.websocket import WebSocketDelivery
+from dccrelay.delivery.factory import DeliveryFactory
+from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.filters import compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
@@ -68,6 +69,9 @@ class Options(usage.Options):
          "Seconds before an idle bot connection is closed.", _positive_number("idle-timeout")],
         ["queue-limit", None, 1000,
          "Dispatches kept per bot while it is unreachable.", _positive_number("queue-limit", int)],
+        ["queue-max-age", None, 86400.0,
+         "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
+         "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
         ["gateway-compression", None, "zlib-stream",
          "Transport compression of gateway connections: zlib-stream or none "
@@ -125,11 +129,16 @@ def build_environment(options: Options, reactor: Any, store: SQLiteStore, pool: 
             compression=None if options["gateway-compression"] == "none" else "zlib-stream",
         ).connect,
         compile_filter=compile_criteria,
-        make_delivery=partial(
-            WebSocketDelivery,
+        make_delivery=DeliveryFactory(
             reactor,
+            store=store,
+            # one writer for every bot: one outbox transaction per moment
+            writer=OutboxWriter(store, reactor),
+            # never follows redirects itself (webhooks pass allow_redirects=False)
+            http=http,
             idle_timeout=options["idle-timeout"],
             queue_limit=options["queue-limit"],
+            queue_max_age=options["queue-max-age"],
         ),
         retry_policy=backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0),
     )

@@ -85,3 +85,10 @@ class IDurableChannel(IDeliveryChannel):
             once the dispatch is durable, Discord need not replay it after a
             restart.
         """
+
+    def unstored() -> int:
+        """
+        :return: how many dispatches given to :meth:`deliver` are not in the
+            store yet (the newest ones): what Discord may have to replay if
+            the relay dies now.
+        """

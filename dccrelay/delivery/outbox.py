@@ -280,6 +280,13 @@ class BotOutbox:
         """
         return max(0, self._stored) + self._appending
 
+    @property
+    def appending(self) -> int:
+        """
+        Entries given to :meth:`append` and not stored (or failed) yet.
+        """
+        return self._appending
+
     def has_work(self) -> bool:
         """
         Whether anything is waiting for the bot: in memory, being stored,

@@ -254,6 +254,12 @@ class WebhookDelivery:
             request.cancel()
         return self._outbox.stop()
 
+    def unstored(self) -> int:
+        """
+        :return: dispatches given to :meth:`deliver` not in the store yet.
+        """
+        return self._outbox.appending
+
     def pending(self) -> list[bytes]:
         """
         :return: nothing: what waits is in the outbox, where the next

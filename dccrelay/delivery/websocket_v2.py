@@ -154,6 +154,12 @@ class WebSocketV2Delivery(WebSocketDelivery):
         stored = self._outbox.stop()
         return gatherResults([closed, stored], consumeErrors=True).addCallback(lambda _: None)
 
+    def unstored(self) -> int:
+        """
+        :return: dispatches given to :meth:`deliver` not in the store yet.
+        """
+        return 0 if self._outbox is None else self._outbox.appending
+
     def pending(self) -> list[bytes]:
         """
         :return: nothing: what waits is in the outbox, where the next
