@@ -10,7 +10,6 @@ from functools import partial
 from random import SystemRandom
 from typing import Any
 
-from treq.client import HTTPClient
 from twisted.application import strports
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import IService, MultiService, Service
@@ -24,6 +23,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.manager import RelayManager
+from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.store.sqlite import SQLiteStore
@@ -118,7 +118,9 @@ def build_environment(options: Options, reactor: Any, store: SQLiteStore, pool: 
     """
     What every relay of the node shares.
     """
-    http = HTTPClient(Agent(reactor, pool=pool))
+    http = NoRedirectHTTPClient(Agent(reactor, pool=pool))
+    # Bots' addresses are checked on connecting, after name resolution.
+    allow_private = options["allow-private-dst"]
     return RelayEnvironment(
         clock=reactor,
         random=SystemRandom(),
@@ -130,12 +132,12 @@ def build_environment(options: Options, reactor: Any, store: SQLiteStore, pool: 
         ).connect,
         compile_filter=compile_criteria,
         make_delivery=DeliveryFactory(
-            reactor,
+            outbound_reactor(reactor, allow_private=allow_private),
             store=store,
             # one writer for every bot: one outbox transaction per moment
             writer=OutboxWriter(store, reactor),
             # never follows redirects itself (webhooks pass allow_redirects=False)
-            http=http,
+            http=outbound_http(reactor, pool, allow_private=allow_private),
             idle_timeout=options["idle-timeout"],
             queue_limit=options["queue-limit"],
             queue_max_age=options["queue-max-age"],

@@ -15,12 +15,15 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http_headers import Headers
 
 from dccrelay.client import WebhookVerificationError, verify_webhook
+from dccrelay.delivery.webhook import sign as relay_sign
 
 SECRET = "admin:c2VjcmV0c2VjcmV0"
 BATCH = {
+    "type": "dispatches",
     "dispatches": [
         {"op": 0, "t": "MESSAGE_CREATE", "s": 7, "d": {"content": "cookout bring buns"}},
-    ]
+    ],
+    "ids": [12],
 }
 BODY = json.dumps(BATCH).encode()
 MSG_ID = "msg_2b1c3d"
@@ -184,6 +187,21 @@ class VerifyWebhookTests(SynchronousTestCase):
         with self.assertRaises(WebhookVerificationError) as caught:
             verify_webhook(signed_headers(body=body), body, SECRET)
         self.assertIn("not JSON", str(caught.exception))
+
+    def test_relay_signature(self) -> None:
+        """
+        What the relay's webhook delivery signs is accepted: the two sides
+        agree on the key (the secret's bytes) and the signed text.
+        """
+        timestamp = int(datetime.now(tz=timezone.utc).timestamp())
+        headers = {
+            "webhook-id": "dcc-12-12",
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": relay_sign(SECRET, "dcc-12-12", timestamp, BODY),
+        }
+        self.assertEqual(verify_webhook(headers, BODY, SECRET), BATCH)
+        with self.assertRaises(WebhookVerificationError):
+            verify_webhook(headers, BODY, "admin:another-secret")
 
     def test_is_value_error(self) -> None:
         """

@@ -21,7 +21,8 @@ With Flask, say::
             batch = verify_webhook(request.headers, request.get_data(), SECRET)
         except WebhookVerificationError as e:
             return str(e), 400
-        ...
+        for dispatch in batch["dispatches"]:
+            ...
         return "", 204
 """
 
@@ -109,9 +110,11 @@ def verify_webhook(headers: HeadersLike, body: bytes | str, secret: str) -> Any:
     :param body: the request body exactly as received; parsing and
         re-serialising it first would break the signature.
     :param secret: the bot's clientSecret, as registered.
-    :return: the parsed JSON batch: an object whose list of dispatches is
-        each a gateway payload as Discord sent it (``{"op": 0, "t": ...,
-        "s": ..., "d": {...}}``).
+    :return: the parsed JSON batch, ``{"type": "dispatches", "dispatches":
+        [...], "ids": [...]}``: each dispatch a gateway payload as Discord
+        sent it (``{"op": 0, "t": ..., "s": ..., "d": {...}}``), and ``ids``
+        their relay ids in the same order, increasing (a bot that keeps the
+        highest id it handled can drop redelivered ones).
     :raise WebhookVerificationError: saying what is wrong.
     """
     selected = _webhook_headers(headers)

@@ -64,6 +64,10 @@ class CookoutConfig:
     :ivar dst: the public URL of the websocket endpoint; None: derived
         from the address the bot listens on (fine on loopback only).
     :ivar web_url: the public URL of the covered-items page, for ``help``.
+    :ivar delivery_protocol: websocket delivery 1 is the prototype's; 2
+        has the relay keep each message until the bot acknowledges it, which
+        the receiver does once the reply is posted, so a message that
+        arrives as the host stops the bot is delivered again.
     """
 
     relay_url: str
@@ -75,6 +79,7 @@ class CookoutConfig:
     data_dir: str = ".data"
     dst: str | None = None
     web_url: str | None = None
+    delivery_protocol: int = 1
 
     @property
     def receiver_path(self) -> str:
@@ -168,6 +173,7 @@ class CookoutBot:
             criteria=cookout_criteria(config.bot_user_id),
             dst=dst,
             client_secret=config.client_secret,
+            delivery_protocol=config.delivery_protocol,
             http=self._http,
         )
 
