@@ -14,6 +14,8 @@ from service_identity import VerificationError
 from twisted.internet import error
 from twisted.python.failure import Failure
 
+from dccrelay.outbound import PrivateAddressRefused
+
 CONNECTION_LOST = "the connection to the bot was lost"
 
 _CONNECT_ERRORS: tuple[tuple[type[BaseException], str], ...] = (
@@ -33,8 +35,11 @@ def describe_connect_failure(failure: Failure) -> str:
 
     ``ConnectingCancelledError`` reads as a time-out because the channels
     cancel a connection attempt only when it took too long (a cancel from
-    ``stop()`` is never reported).
+    ``stop()`` is never reported).  A private address refused by
+    :mod:`dccrelay.outbound` says which address and why.
     """
+    if failure.check(PrivateAddressRefused):
+        return str(failure.value)
     for kind, text in _CONNECT_ERRORS:
         if failure.check(kind):
             return text
