@@ -12,16 +12,18 @@ from typing import Any
 
 from twisted.application import strports
 from twisted.application.internet import backoffPolicy
-from twisted.application.service import IService, MultiService, Service
+from twisted.application.service import IService, Service
 from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from dccrelay import __version__
+from dccrelay.config import ConfigFileOptions
 from dccrelay.delivery.factory import DeliveryFactory
 from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.filters import compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
+from dccrelay.logs import RelayRoot, log_format
 from dccrelay.manager import RelayManager
 from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.relay import RelayEnvironment
@@ -47,7 +49,7 @@ def _positive_number(name: str, kind: type = float) -> Any:
     return coerce
 
 
-class Options(usage.Options):
+class Options(ConfigFileOptions):
     """
     The options of ``twistd dcc``.
     """
@@ -60,6 +62,12 @@ class Options(usage.Options):
     )
 
     optParameters = [
+        ["config", "c", None,
+         "TOML file setting any of these options by long name (data-dir = \"...\"); "
+         "options on the command line win.  See etc/dcc.toml.example."],
+        ["log-format", None, "text",
+         "Log lines as text or json (one event per line; json suits journald).",
+         log_format],
         ["listen", None, "tcp:8080:interface=127.0.0.1",
          "Twisted endpoint description of the HTTP API."],
         ["data-dir", None, "./dcc-data", "Where the SQLite store lives."],
@@ -91,6 +99,8 @@ class Options(usage.Options):
         raise SystemExit(0)
 
     def postOptions(self) -> None:
+        # The config file first, so that the checks below see its values.
+        super().postOptions()
         compression = self["gateway-compression"]
         if compression not in ("zlib-stream", "none"):
             raise usage.UsageError(
@@ -158,7 +168,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     env = build_environment(options, reactor, store, pool)
     manager = RelayManager(env, store, options["max-relays"])
 
-    root = MultiService()
+    # Under twistd, options.parent holds twistd's own options (--logfile...).
+    root = RelayRoot(options.parent, options["log-format"], reactor)
     # Added first, so stopped last: after the relays.
     HTTPPoolService(pool).setServiceParent(root)
     manager.setName("relays")
