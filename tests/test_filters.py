@@ -183,6 +183,7 @@ class ThirdPartyPluginTests(SynchronousTestCase):
         directory.mkdir(parents=True)
         # No __init__.py: pluginPackagePaths only adds such directories.
         (directory / "dcc_test_throwaway.py").write_text(textwrap.dedent(_THROWAWAY_PLUGIN))
+        self.directory = directory
         self.addCleanup(shutil.rmtree, root)
         self.patch(sys, "path", [str(root)] + sys.path)
         # What importing dccrelay.plugins does, again now that root is on sys.path.
@@ -191,6 +192,7 @@ class ThirdPartyPluginTests(SynchronousTestCase):
             plugins, "__path__", self.original_plugin_path + pluginPackagePaths(plugins.__name__)
         )
         self.addCleanup(sys.modules.pop, "dccrelay.plugins.dcc_test_throwaway", None)
+        self.addCleanup(sys.modules.pop, "dccrelay.plugins.dcc_test_unimportable", None)
         refresh_backends()
         self.addCleanup(refresh_backends)
 
@@ -241,6 +243,40 @@ class ThirdPartyPluginTests(SynchronousTestCase):
         sys.modules.pop("dccrelay.plugins.dcc_test_throwaway", None)
         refresh_backends()
         self.assertNotIn("throwaway", installed_backends())
+
+
+class MissingDependencyTests(SynchronousTestCase):
+    """
+    A built-in backend whose library is missing costs only that backend.
+    """
+
+    def test_mongo_survives_without_jsonpath_library(self) -> None:
+        """
+        With the JSONPath library not importable, ``mongo`` still loads and
+        ``jsonpath`` is simply not installed.
+        """
+        saved = {
+            name: sys.modules.pop(name)
+            for name in list(sys.modules)
+            if name in ("dccrelay.filters.jsonpath", "dccrelay.plugins.dcc_jsonpath")
+        }
+        sys.modules["jsonpath_rfc9535"] = None  # type: ignore[assignment]
+
+        def restore() -> None:
+            del sys.modules["jsonpath_rfc9535"]
+            for name in ("dccrelay.filters.jsonpath", "dccrelay.plugins.dcc_jsonpath"):
+                sys.modules.pop(name, None)
+            sys.modules.update(saved)
+            refresh_backends()
+
+        self.addCleanup(restore)
+        refresh_backends()
+        with capturedLogs():
+            names = set(installed_backends())
+        self.assertIn("mongo", names)
+        self.assertNotIn("jsonpath", names)
+        # twisted.plugin reports the module that failed to import.
+        self.assertEqual(len(self.flushLoggedErrors(ImportError)), 1)
 
 
 class LimitsTests(SynchronousTestCase):
