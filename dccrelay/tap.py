@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from functools import partial
 from random import SystemRandom
-from typing import Any
+from typing import Any, Callable
 
 from twisted.application import strports
 from twisted.application.internet import backoffPolicy
@@ -20,7 +20,7 @@ from dccrelay import __version__
 from dccrelay.config import ConfigFileOptions
 from dccrelay.delivery.factory import DeliveryFactory
 from dccrelay.delivery.outbox import OutboxWriter
-from dccrelay.filters import compile_criteria
+from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.logs import RelayRoot, log_format
@@ -32,6 +32,19 @@ from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.web.site import build_site
 
 STORE_FILE = "dcc.sqlite3"
+
+# (FilterLimits field, default, what it bounds): each is a --filter-... option.
+FILTER_LIMIT_OPTIONS = [
+    (name, getattr(DEFAULT_LIMITS, name), doc)
+    for name, doc in (
+        ("max_criteria_bytes", "bytes of criteria JSON"),
+        ("max_depth", "nesting depth of criteria"),
+        ("max_operators", "operators in one criteria"),
+        ("max_regex_length", "characters in one regex"),
+        ("max_in_length", "values in one $in/$nin/$all"),
+        ("max_query_length", "characters in one JSONPath query"),
+    )
+]
 
 
 def _positive_number(name: str, kind: type = float) -> Any:
@@ -81,6 +94,12 @@ class Options(ConfigFileOptions):
          "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
          "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
+        *[
+            [f"filter-{name.replace('_', '-')}", None, default,
+             f"Filter limit for every bot's criteria: {doc}.",
+             _positive_number(f"filter-{name.replace('_', '-')}", int)]
+            for name, default, doc in FILTER_LIMIT_OPTIONS
+        ],
         ["gateway-compression", None, "zlib-stream",
          "Transport compression of gateway connections: zlib-stream or none "
          "(zlib-stream: about 20x fewer bytes for 1.3x receive CPU and ~40 KiB per "
@@ -109,6 +128,16 @@ class Options(ConfigFileOptions):
         api = self["discord-api"]
         if not api.startswith(("https://", "http://")):
             raise usage.UsageError(f"--discord-api must be an http(s) URL, got {api!r}")
+
+
+def filter_compiler(options: Options) -> Callable[[str, Any], Callable[[dict[str, Any]], bool]]:
+    """
+    ``compile_criteria`` with the operator's filter limits.
+    """
+    limits = FilterLimits(
+        **{name: options[f"filter-{name.replace('_', '-')}"] for name, _, _ in FILTER_LIMIT_OPTIONS}
+    )
+    return partial(compile_criteria, limits=limits)
 
 
 class HTTPPoolService(Service):
@@ -140,7 +169,7 @@ def build_environment(options: Options, reactor: Any, store: SQLiteStore, pool: 
             reactor,
             compression=None if options["gateway-compression"] == "none" else "zlib-stream",
         ).connect,
-        compile_filter=compile_criteria,
+        compile_filter=filter_compiler(options),
         make_delivery=DeliveryFactory(
             outbound_reactor(reactor, allow_private=allow_private),
             store=store,
@@ -178,7 +207,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         manager,
         partial(
             parse_settings,
-            compile_filter=compile_criteria,
+            compile_filter=filter_compiler(options),
             allow_private_dst=options["allow-private-dst"],
         ),
     )

@@ -104,3 +104,25 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(
             sorted(s.name for s in service if s.name), ["http", "relays"]
         )
+
+
+class FilterLimitOptionsTests(SynchronousTestCase):
+    """
+    The operator's --filter-max-* options reach every backend.
+    """
+
+    def test_limit_applies(self) -> None:
+        """
+        A regex longer than --filter-max-regex-length is refused; the
+        default allows it.
+        """
+        from dccrelay.filters import CriteriaError
+        from dccrelay.tap import filter_compiler
+
+        criteria = {"d.content": {"$regex": "^cookout\\\\b"}}
+        options = Options()
+        options.parseOptions([])
+        filter_compiler(options)("mongo", criteria)
+        options = Options()
+        options.parseOptions(["--filter-max-regex-length", "5"])
+        self.assertRaises(CriteriaError, filter_compiler(options), "mongo", criteria)
