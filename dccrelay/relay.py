@@ -375,6 +375,13 @@ class Relay:
         return DeferredList(self._save_resume_points(self.shards), consumeErrors=True)
 
     def _save_resume_points(self, shards: list[Shard]) -> list[Deferred[Any]]:
+        channel = self._delivery
+        if IDurableChannel.providedBy(channel) and channel.unstored():
+            # Each dispatch being stored raises the stored seq itself, in its
+            # own transaction (OutboxCheckpoint); a save now could land after
+            # one and lower the seq below a stored dispatch, which Discord
+            # would then replay as a duplicate.
+            return []
         self._resume_points.settle(self._not_yet_safe())
         saves = []
         for shard in shards:
