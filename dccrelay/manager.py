@@ -14,6 +14,7 @@ from twisted.logger import Logger
 
 from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.settings import RelaySettings
+from dccrelay.stats import LatencyHistogram
 from dccrelay.store import IRelayStore
 
 # How often the latest gateway seq of every shard is written down, bounding
@@ -34,10 +35,19 @@ class RelayManager(Service):
 
     _log = Logger()
 
-    def __init__(self, env: RelayEnvironment, store: IRelayStore, max_relays: int) -> None:
+    def __init__(
+        self,
+        env: RelayEnvironment,
+        store: IRelayStore,
+        max_relays: int,
+        delivery_latency: LatencyHistogram | None = None,
+    ) -> None:
         self._env = env
         self._store = store
         self.max_relays = max_relays
+        #: what the node's delivery channels report (for /metrics)
+        self.delivery_latency = delivery_latency or LatencyHistogram()
+        self._started_at: float | None = None
         self.relays: dict[str, Relay] = {}
         self._lock = DeferredLock()
         self._checkpoints = LoopingCall(self._checkpoint)
@@ -46,8 +56,17 @@ class RelayManager(Service):
 
     def startService(self) -> None:
         super().startService()
+        self._started_at = self._env.clock.seconds()
         d = self._lock.run(self._load)
         d.addCallbacks(self.ready.callback, self._failed_to_start)
+
+    def uptime(self) -> float | None:
+        """
+        Seconds since the node started, or None before.
+        """
+        if self._started_at is None:
+            return None
+        return self._env.clock.seconds() - self._started_at
 
     def _failed_to_start(self, failure: Any) -> None:
         self._log.failure("could not load registrations from the store", failure)

@@ -51,11 +51,15 @@ class Counters:
     What a relay has seen, for status and metrics.
     """
 
-    __slots__ = ("received", "matched")
+    __slots__ = ("received", "matched", "earlier_delivered", "earlier_dropped")
 
     def __init__(self) -> None:
         self.received = 0
         self.matched = 0
+        # What the bot's earlier delivery channels (before a new dst or
+        # secret) delivered and dropped, so that status counts never go back.
+        self.earlier_delivered = 0
+        self.earlier_dropped = 0
 
 
 class Relay:
@@ -249,6 +253,9 @@ class Relay:
         if old.delivery_key() != settings.delivery_key() or not self.enabled:
             previous = self._delivery
             yield previous.stop()
+            ended = previous.status()
+            self.counters.earlier_delivered += cast(int, ended["delivered"])
+            self.counters.earlier_dropped += cast(int, ended["dropped"])
             self._delivery = self._new_delivery(previous.pending())
         if old.gateway_key() != settings.gateway_key() and (self.shards or self._starting):
             # Another token or intents: the old session is of no more use.
@@ -375,6 +382,13 @@ class Relay:
         return DeferredList(self._save_resume_points(self.shards), consumeErrors=True)
 
     def _save_resume_points(self, shards: list[Shard]) -> list[Deferred[Any]]:
+        channel = self._delivery
+        if IDurableChannel.providedBy(channel) and channel.unstored():
+            # Each dispatch being stored raises the stored seq itself, in its
+            # own transaction (OutboxCheckpoint); a save now could land after
+            # one and lower the seq below a stored dispatch, which Discord
+            # would then replay as a duplicate.
+            return []
         self._resume_points.settle(self._not_yet_safe())
         saves = []
         for shard in shards:
@@ -402,12 +416,12 @@ class Relay:
             ],
             "delivery": {"state": delivery["state"]},
             "queued": delivery["queued"],
-            "dropped": delivery["dropped"],
+            "dropped": cast(int, delivery["dropped"]) + self.counters.earlier_dropped,
             "lastDeliveryError": delivery["lastError"],
             "counters": {
                 "received": self.counters.received,
                 "matched": self.counters.matched,
-                "delivered": delivery["delivered"],
+                "delivered": cast(int, delivery["delivered"]) + self.counters.earlier_delivered,
             },
         }
 

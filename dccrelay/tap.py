@@ -28,6 +28,7 @@ from dccrelay.manager import RelayManager
 from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
+from dccrelay.stats import LatencyHistogram
 from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.web.site import build_site
 
@@ -153,10 +154,17 @@ class HTTPPoolService(Service):
         return self.pool.closeCachedConnections()
 
 
-def build_environment(options: Options, reactor: Any, store: SQLiteStore, pool: HTTPConnectionPool) -> RelayEnvironment:
+def build_environment(
+    options: Options,
+    reactor: Any,
+    store: SQLiteStore,
+    pool: HTTPConnectionPool,
+    delivery_latency: LatencyHistogram | None = None,
+) -> RelayEnvironment:
     """
     What every relay of the node shares.
     """
+    latency = {"latency": delivery_latency.observe} if delivery_latency is not None else {}
     http = NoRedirectHTTPClient(Agent(reactor, pool=pool))
     # Bots' addresses are checked on connecting, after name resolution.
     allow_private = options["allow-private-dst"]
@@ -180,6 +188,7 @@ def build_environment(options: Options, reactor: Any, store: SQLiteStore, pool: 
             idle_timeout=options["idle-timeout"],
             queue_limit=options["queue-limit"],
             queue_max_age=options["queue-max-age"],
+            channel_options=latency,
         ),
         retry_policy=backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0),
     )
@@ -194,8 +203,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     data_dir = options["data-dir"]
     store = SQLiteStore(os.path.join(data_dir, STORE_FILE), reactor)
     pool = HTTPConnectionPool(reactor)
-    env = build_environment(options, reactor, store, pool)
-    manager = RelayManager(env, store, options["max-relays"])
+    latency = LatencyHistogram()
+    env = build_environment(options, reactor, store, pool, latency)
+    manager = RelayManager(env, store, options["max-relays"], delivery_latency=latency)
 
     # Under twistd, options.parent holds twistd's own options (--logfile...).
     root = RelayRoot(options.parent, options["log-format"], reactor)

@@ -16,7 +16,8 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
@@ -62,6 +63,20 @@ def deferred_test(
         return ensureDeferred(test(self))
 
     return run
+
+
+#: A lease that lasts the whole test, and one that a test outlives.
+LONG = 60.0
+SHORT = 0.2
+
+
+async def _claim(
+    store: IRelayStore, node_id: str, ttl: float, limit: int
+) -> tuple[str, list[tuple[str, int]]]:
+    """
+    :return: ``node_id`` and what it claimed.
+    """
+    return node_id, await store.claim_leases(node_id, ttl, limit)
 
 
 def session(shard_id: int = 0, seq: int | None = 42) -> SessionState:
@@ -577,6 +592,241 @@ class IRelayStoreTestsMixin(_Base):
         await self.assertFailure(store.outbox_trim("alpha", 1), StoreClosed)
         await self.assertFailure(store.outbox_count("alpha"), StoreClosed)
 
+    # -- nodes, leases and change notices ----------------------------------------
+
+    #: Whether :meth:`IRelayStore.notify_change` reaches listeners (stores
+    #: for one node only need not).
+    hears_changes = True
+
+    async def pass_time(self, seconds: float) -> None:
+        """
+        Let ``seconds`` pass on the store's clock (for leases, the
+        database's): real time, unless the store has a clock of its own.
+        """
+        await deferLater(reactor, seconds, lambda: None)
+
+    async def eventually(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        """
+        Wait (in real time) until ``condition()`` holds; fail after
+        ``timeout`` seconds.
+        """
+        for _ in range(int(timeout / 0.01)):
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"still not true after {timeout} s")
+
+    @deferred_test
+    async def test_leases_of_new_bots(self) -> None:
+        """
+        Every registered bot, enabled or not, has a lease for a node to
+        claim; once claimed, another node finds nothing to claim.
+        """
+        store = await self.store_with_bots("beta", "alpha")
+        await store.disable_relay("beta", "why")
+        self.assertEqual(await store.lease_owners(), {})
+        claimed = await store.claim_leases("node-a", LONG, 10)
+        self.assertEqual([alias for alias, _ in claimed], ["alpha", "beta"])
+        self.assertEqual(await store.lease_owners(), {"alpha": "node-a", "beta": "node-a"})
+        other = await self.open_store()
+        self.assertEqual(await other.claim_leases("node-b", LONG, 10), [])
+        self.assertEqual(await other.claim_leases("node-a", LONG, 10), [])
+
+    @deferred_test
+    async def test_claim_limit(self) -> None:
+        """
+        A claim takes at most ``limit`` bots, and the next claims take the
+        others: the nodes' shares never overlap.
+        """
+        aliases = [f"bot{i}" for i in range(5)]
+        store_a = await self.store_with_bots(*aliases)
+        store_b = await self.open_store()
+        first = await store_a.claim_leases("node-a", LONG, 2)
+        second = await store_b.claim_leases("node-b", LONG, 2)
+        third = await store_a.claim_leases("node-a", LONG, 10)
+        self.assertEqual([len(first), len(second), len(third)], [2, 2, 1])
+        self.assertEqual(await store_a.claim_leases("node-a", LONG, 0), [])
+        taken = [alias for alias, _ in first + second + third]
+        self.assertEqual(sorted(taken), aliases)
+        self.assertEqual(
+            await store_b.lease_owners(),
+            {alias: "node-b" if (alias, epoch) in second else "node-a" for alias, epoch in first + second + third},
+        )
+
+    @deferred_test
+    async def test_concurrent_claims_never_overlap(self) -> None:
+        """
+        Two nodes claiming at the same time, round after round, never take
+        the same bot, and between them take every bot.
+        """
+        aliases = [f"bot{i:02d}" for i in range(30)]
+        store_a = await self.store_with_bots(*aliases)
+        store_b = await self.open_store()
+        taken: dict[str, list[str]] = {"node-a": [], "node-b": []}
+        for _ in range(10):
+            results = await gatherResults(
+                [
+                    Deferred.fromCoroutine(_claim(store, node, LONG, 4))
+                    for store, node in [(store_a, "node-a"), (store_b, "node-b")]
+                    for _ in range(2)
+                ]
+            )
+            for node, claimed in results:
+                taken[node] += [alias for alias, _ in claimed]
+        everything = taken["node-a"] + taken["node-b"]
+        self.assertEqual(sorted(everything), aliases)
+        owners = await store_a.lease_owners()
+        self.assertEqual(owners, {alias: node for node, held in taken.items() for alias in held})
+
+    @deferred_test
+    async def test_takeover_after_expiry(self) -> None:
+        """
+        When a node's lease expires, another node may claim the bot, with a
+        higher epoch; the old owner can then neither renew nor release it.
+        """
+        store_a = await self.store_with_bots("alpha", "beta")
+        store_b = await self.open_store()
+        old = dict(await store_a.claim_leases("node-a", SHORT, 10))
+        await self.pass_time(SHORT * 2)
+        self.assertEqual(await store_a.lease_owners(), {})
+        new = dict(await store_b.claim_leases("node-b", LONG, 10))
+        self.assertEqual(sorted(new), ["alpha", "beta"])
+        for alias in new:
+            self.assertGreater(new[alias], old[alias])
+        self.assertEqual(await store_a.renew_leases("node-a", LONG), [])
+        self.assertEqual(await store_a.release_leases("node-a", ["alpha"]), [])
+        self.assertEqual(await store_a.lease_owners(), {"alpha": "node-b", "beta": "node-b"})
+        self.assertEqual(await store_b.renew_leases("node-b", LONG), ["alpha", "beta"])
+
+    @deferred_test
+    async def test_renew_after_expiry_fails(self) -> None:
+        """
+        A node cannot renew a lease that has expired, even if nobody took
+        it: it must claim it again, and gets a new epoch.
+        """
+        store = await self.store_with_bots("alpha")
+        ((_, first),) = await store.claim_leases("node-a", SHORT, 10)
+        await self.pass_time(SHORT * 2)
+        self.assertEqual(await store.renew_leases("node-a", LONG), [])
+        self.assertEqual(await store.lease_owners(), {})
+        ((_, second),) = await store.claim_leases("node-a", LONG, 10)
+        self.assertGreater(second, first)
+
+    @deferred_test
+    async def test_renew_keeps_leases(self) -> None:
+        """
+        Renewing before expiry extends every lease the node holds, and only
+        its own; the renewed leases outlive their first ttl.
+        """
+        store_a = await self.store_with_bots("alpha", "beta", "gamma")
+        store_b = await self.open_store()
+        await store_a.claim_leases("node-a", SHORT, 2)
+        await store_b.claim_leases("node-b", LONG, 10)
+        self.assertEqual(await store_a.renew_leases("node-a", LONG), ["alpha", "beta"])
+        await self.pass_time(SHORT * 2)
+        self.assertEqual(await store_b.claim_leases("node-b", LONG, 10), [])
+        self.assertEqual(await store_a.renew_leases("node-a", LONG), ["alpha", "beta"])
+        self.assertEqual(await store_b.renew_leases("node-b", LONG), ["gamma"])
+
+    @deferred_test
+    async def test_release(self) -> None:
+        """
+        A node releases only leases it holds; another node may claim them at
+        once, with a higher epoch.
+        """
+        store_a = await self.store_with_bots("alpha", "beta")
+        store_b = await self.open_store()
+        old = dict(await store_a.claim_leases("node-a", LONG, 10))
+        self.assertEqual(await store_b.release_leases("node-b", ["alpha"]), [])
+        self.assertEqual(
+            await store_a.release_leases("node-a", ["alpha", "ghost", "alpha"]), ["alpha"]
+        )
+        self.assertEqual(await store_a.lease_owners(), {"beta": "node-a"})
+        ((alias, epoch),) = await store_b.claim_leases("node-b", LONG, 10)
+        self.assertEqual(alias, "alpha")
+        self.assertGreater(epoch, old["alpha"])
+        self.assertEqual(await store_a.renew_leases("node-a", LONG), ["beta"])
+        self.assertEqual(await store_a.release_leases("node-a", []), [])
+
+    @deferred_test
+    async def test_leases_follow_registration(self) -> None:
+        """
+        Saving or disabling a bot keeps its lease; deleting it drops the
+        lease, and the bot registered again starts unowned, with epochs
+        above any given before.
+        """
+        store = await self.store_with_bots("alpha")
+        ((_, first),) = await store.claim_leases("node-a", LONG, 10)
+        await store.save_relay("alpha", {"version": 2})
+        await store.disable_relay("alpha", "why")
+        self.assertEqual(await store.renew_leases("node-a", LONG), ["alpha"])
+        await store.delete_relay("alpha")
+        self.assertEqual(await store.lease_owners(), {})
+        self.assertEqual(await store.renew_leases("node-a", LONG), [])
+        await store.save_relay("alpha", {})
+        ((_, again),) = await store.claim_leases("node-b", LONG, 10)
+        self.assertGreater(again, first)
+
+    @deferred_test
+    async def test_nodes(self) -> None:
+        """
+        A node is live while its heartbeat lasts; forgetting a node removes
+        it and releases its leases at once.
+        """
+        store_a = await self.store_with_bots("alpha", "beta")
+        store_b = await self.open_store()
+        self.assertEqual(await store_a.live_nodes(), [])
+        await store_a.heartbeat_node("node-a", LONG)
+        await store_b.heartbeat_node("node-b", SHORT)
+        await store_b.heartbeat_node("node-c", SHORT)
+        self.assertEqual(await store_a.live_nodes(), ["node-a", "node-b", "node-c"])
+        await store_b.heartbeat_node("node-b", LONG)
+        await self.pass_time(SHORT * 2)
+        self.assertEqual(await store_b.live_nodes(), ["node-a", "node-b"])
+        await store_a.claim_leases("node-a", LONG, 10)
+        await store_a.forget_node("node-a")
+        self.assertEqual(await store_b.live_nodes(), ["node-b"])
+        self.assertEqual(await store_b.lease_owners(), {})
+        self.assertEqual(len(await store_b.claim_leases("node-b", LONG, 10)), 2)
+
+    @deferred_test
+    async def test_change_notices(self) -> None:
+        """
+        A change notified through one store reaches the listeners of every
+        store on the database, on the reactor thread (a store for one node
+        only accepts both calls and never calls back).
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        heard: list[tuple[str | None, int]] = []
+        await store_a.listen_changes(lambda alias: heard.append((alias, threading.get_ident())))
+        await store_b.notify_change("alpha")
+        await store_a.notify_change("beta")
+        if not self.hears_changes:
+            await self.pass_time(0.1)
+            self.assertEqual(heard, [])
+            return
+        await self.eventually(lambda: len(heard) >= 2)
+        self.assertEqual(heard, [("alpha", threading.get_ident()), ("beta", threading.get_ident())])
+
+    @deferred_test
+    async def test_leases_closed(self) -> None:
+        """
+        A closed store fails the lease and notice calls with
+        :class:`StoreClosed`.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.close()
+        await self.assertFailure(store.heartbeat_node("node-a", LONG), StoreClosed)
+        await self.assertFailure(store.live_nodes(), StoreClosed)
+        await self.assertFailure(store.forget_node("node-a"), StoreClosed)
+        await self.assertFailure(store.claim_leases("node-a", LONG, 1), StoreClosed)
+        await self.assertFailure(store.renew_leases("node-a", LONG), StoreClosed)
+        await self.assertFailure(store.release_leases("node-a", ["alpha"]), StoreClosed)
+        await self.assertFailure(store.lease_owners(), StoreClosed)
+        await self.assertFailure(store.notify_change("alpha"), StoreClosed)
+        await self.assertFailure(store.listen_changes(lambda alias: None), StoreClosed)
+
 
 class SQLiteStoreTests(IRelayStoreTestsMixin, TestCase):
     """
@@ -585,6 +835,9 @@ class SQLiteStoreTests(IRelayStoreTestsMixin, TestCase):
 
     def setUp(self) -> None:
         self.path = os.path.join(self.mktemp(), "relay.sqlite")
+
+    #: One node uses a SQLite file: there is nobody to notify.
+    hears_changes = False
 
     def make_store(self) -> IRelayStore:
         return SQLiteStore(self.path, reactor)
@@ -696,14 +949,24 @@ class SQLiteFileTests(TestCase):
         ).fetchall()
         self.assertEqual(version, len(MIGRATIONS))
         self.assertEqual(
-            tables, [("outbox",), ("relays",), ("sessions",), ("sqlite_sequence",)]
+            tables,
+            [
+                ("lease_epoch",),
+                ("leases",),
+                ("nodes",),
+                ("outbox",),
+                ("relays",),
+                ("sessions",),
+                ("sqlite_sequence",),
+            ],
         )
 
     @deferred_test
     async def test_migrates_version_1(self) -> None:
         """
         A database of schema version 1 (before the outbox) keeps its relays
-        and sessions and gains an empty outbox.
+        and sessions and gains an empty outbox, and a free lease for each
+        relay.
         """
         os.mkdir(self.directory)
         with sqlite3.connect(self.path) as connection:
@@ -718,8 +981,9 @@ class SQLiteFileTests(TestCase):
         self.assertEqual(await store.load_relays(), [StoredRelay("alpha", {}, True, None)])
         self.assertEqual(await store.outbox_count("alpha"), 0)
         self.assertIsNotNone((await store.outbox_append([("alpha", b"x")], 1.0))[0])
+        self.assertEqual(await store.claim_leases("node-a", 60.0, 10), [("alpha", 1)])
         (version,) = self.inspect().execute("PRAGMA user_version").fetchone()
-        self.assertEqual(version, 2)
+        self.assertEqual(version, len(MIGRATIONS))
 
     @deferred_test
     async def test_reopen_does_not_migrate_again(self) -> None:
@@ -841,7 +1105,11 @@ class MemoryRelayStoreTests(IRelayStoreTestsMixin, TestCase):
     def setUp(self) -> None:
         from dccrelay.testing.memory_store import MemoryDatabase
 
-        self.database = MemoryDatabase()
+        self.clock = Clock()
+        self.database = MemoryDatabase(now=self.clock.seconds)
+
+    async def pass_time(self, seconds: float) -> None:
+        self.clock.advance(seconds)
 
     def make_store(self) -> IRelayStore:
         from dccrelay.testing.memory_store import MemoryRelayStore

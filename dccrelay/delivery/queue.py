@@ -9,7 +9,7 @@ it so that the loss is shown in the bot's status rather than silent.
 from __future__ import annotations
 
 from collections import deque
-from typing import Generic, Iterable, TypeVar
+from typing import Callable, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -21,14 +21,28 @@ class Backlog(Generic[T]):
     :param limit: how many items are kept; at least 1.
     :param initial: items to start with, oldest first (the same overflow
         rule applies to them).
+    :param clock: with ``on_taken``, the time of each :meth:`append`...
+    :param on_taken: ...gets how long each item waited when
+        :meth:`popleft` takes it (dropped items are not reported).
     """
 
-    __slots__ = ("_items", "dropped")
+    __slots__ = ("_items", "dropped", "_clock", "_on_taken", "_times")
 
-    def __init__(self, limit: int, initial: Iterable[T] = ()) -> None:
+    def __init__(
+        self,
+        limit: int,
+        initial: Iterable[T] = (),
+        *,
+        clock: Callable[[], float] | None = None,
+        on_taken: Callable[[float], object] | None = None,
+    ) -> None:
         if limit < 1:
             raise ValueError(f"the queue limit must be at least 1, got {limit!r}")
         self._items: deque[T] = deque(maxlen=limit)
+        self._clock = clock if on_taken is not None else None
+        self._on_taken = on_taken
+        # append times, in step with _items (dropped with them by maxlen)
+        self._times: deque[float] = deque(maxlen=limit)
         #: how many items were pushed out by newer ones
         self.dropped = 0
         for item in initial:
@@ -45,6 +59,8 @@ class Backlog(Generic[T]):
             self.dropped += 1
         # deque(maxlen=...) discards from the left by itself
         self._items.append(item)
+        if self._clock is not None:
+            self._times.append(self._clock())
         return full
 
     def first(self) -> T:
@@ -60,7 +76,10 @@ class Backlog(Generic[T]):
 
         :raise IndexError: when empty.
         """
-        return self._items.popleft()
+        item = self._items.popleft()
+        if self._clock is not None and self._on_taken is not None:
+            self._on_taken(self._clock() - self._times.popleft())
+        return item
 
     def items(self) -> list[T]:
         """

@@ -188,6 +188,9 @@ class WebSocketDelivery:
         the default verifies the certificate and the name.
     :param initial: payloads an earlier channel for this bot still held;
         the connection opens at once if there are any.
+    :param latency: gets the seconds each dispatch waited, from
+        :meth:`deliver` (the reactor turn in which its gateway frame arrived)
+        to being written to the bot's connection.
     :raise ValueError: if ``dst`` is not a ``ws://`` or ``wss://`` URL.
     """
 
@@ -210,10 +213,13 @@ class WebSocketDelivery:
         connect_timeout: float = 30.0,
         tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
         initial: Iterable[bytes] = (),
+        latency: Callable[[float], object] | None = None,
     ) -> None:
         self._alias = alias
         self._connect_timeout = connect_timeout
-        self._backlog: Backlog[bytes] = Backlog(queue_limit)
+        self._backlog: Backlog[bytes] = Backlog(
+            queue_limit, clock=reactor.seconds, on_taken=latency
+        )
         credentials = b64encode(client_secret.encode("utf-8")).decode("ascii")
         self._factory = _BotConnectionFactory(
             dst,

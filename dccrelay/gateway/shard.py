@@ -144,6 +144,12 @@ class Shard:
         self.identifies = 0
         self.resumes = 0
         self.last_close: str | None = None
+        # For /metrics: connections that ended other than by stop(), by close
+        # code (None: no close frame), and waits for an identify slot.
+        self.close_codes: dict[int | None, int] = {}
+        self.identify_waits = 0
+        self.identify_wait_seconds = 0.0
+        self._waiting_since: float | None = None
 
     # -- states ---------------------------------------------------------------
 
@@ -270,6 +276,11 @@ class Shard:
     @_machine.output()
     def _request_slot(self) -> None:
         self._pending = self._limiter.acquire(self.shard_id)
+        if self._pending.called:
+            self._waiting_since = None
+        else:
+            self.identify_waits += 1
+            self._waiting_since = self._clock.seconds()
         self._pending.addCallbacks(self._got_slot, self._ignore_cancel)
 
     @_machine.output()
@@ -607,6 +618,8 @@ class Shard:
         """
         Decide what the end of a connection means.
         """
+        if self.state != "stopping":
+            self.close_codes[code] = self.close_codes.get(code, 0) + 1
         why = f"closed with code {code}" if code else "connection lost"
         if reason:
             why += f" ({reason[:100]})"
@@ -705,6 +718,9 @@ class Shard:
 
     def _got_slot(self, slot: IdentifySlot) -> None:
         self._pending = None
+        if self._waiting_since is not None:
+            self.identify_wait_seconds += self._clock.seconds() - self._waiting_since
+            self._waiting_since = None
         self._slot = slot
         self._slot_granted()
 

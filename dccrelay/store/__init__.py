@@ -1,9 +1,11 @@
 """
-Where registrations, gateway session state and the delivery outbox live.
+Where registrations, gateway session state, the delivery outbox and the
+nodes' leases live.
 
 Every method returns a Deferred; implementations run their blocking database
 calls off the reactor thread.  :class:`IRelayStore` is the contract that the
-SQLite store (the embedded default) and later stores implement.
+SQLite store (the embedded default, one node) and the PostgreSQL store
+(several nodes on one database) implement.
 """
 
 from __future__ import annotations
@@ -219,4 +221,101 @@ class IRelayStore(Interface):
     def outbox_count(alias):  # type: ignore[no-untyped-def]
         """
         :return: Deferred firing with how many entries ``alias`` has.
+        """
+
+    # -- nodes, leases and change notices ------------------------------------
+    #
+    # Several relay nodes may share one database (PostgreSQL).  Every node
+    # heartbeats a row of its own, and every registered bot, enabled or not,
+    # has one lease: the node that owns it, a fencing epoch and an expiry.
+    # Expiries are on the database's clock (PostgreSQL's ``now()``), so the
+    # nodes' clocks need not agree; the durations passed in are seconds.  A
+    # node id names one run of one process: a restarted node takes a new id,
+    # so it never renews leases that its previous run held.
+    # :mod:`dccrelay.store.leases` says how often to call these, and when a
+    # node that cannot renew must stop using its bots.
+
+    def heartbeat_node(node_id, ttl):  # type: ignore[no-untyped-def]
+        """
+        Say that ``node_id`` is alive for ``ttl`` more seconds (the first
+        call also records when it started).
+
+        :return: Deferred firing with ``None``.
+        """
+
+    def live_nodes():  # type: ignore[no-untyped-def]
+        """
+        :return: Deferred firing with the ids of the nodes whose last
+            heartbeat has not expired, sorted.
+        """
+
+    def forget_node(node_id):  # type: ignore[no-untyped-def]
+        """
+        Remove a node that is stopping cleanly, and release every lease it
+        holds, so that others need not wait for them to expire.
+
+        :return: Deferred firing with ``None``.
+        """
+
+    def claim_leases(node_id, ttl, limit):  # type: ignore[no-untyped-def]
+        """
+        Take up to ``limit`` bots that have no owner or whose lease has
+        expired, for ``ttl`` seconds.  Each one taken gets a new epoch, a
+        fencing token higher than every epoch the database gave out before,
+        to any bot (so a bot deleted and registered again never repeats
+        one): whatever a previous owner may still try carries a lower epoch.
+        Concurrent claims by several nodes never take the same bot; a bot
+        locked by another node's claim is skipped, not waited for.
+
+        :return: Deferred firing with a list of ``(alias, epoch)``, sorted
+            by alias.
+        """
+
+    def renew_leases(node_id, ttl):  # type: ignore[no-untyped-def]
+        """
+        Extend every unexpired lease that ``node_id`` holds to ``ttl``
+        seconds from now.  An expired lease is not renewed, even if no other
+        node took it yet: the node must claim it again (a new epoch).
+
+        :return: Deferred firing with the aliases still held, sorted; a bot
+            missing from it was lost (expired, or deleted) and must be
+            stopped.
+        """
+
+    def release_leases(node_id, aliases):  # type: ignore[no-untyped-def]
+        """
+        Give up ``node_id``'s leases of ``aliases`` (after stopping those
+        bots resumably), so that another node may claim them at once.
+        Leases held by other nodes are left alone.
+
+        :return: Deferred firing with the aliases released, sorted.
+        """
+
+    def lease_owners():  # type: ignore[no-untyped-def]
+        """
+        :return: Deferred firing with a dict mapping alias to the node that
+            holds its unexpired lease; bots without one are absent.
+        """
+
+    def notify_change(alias):  # type: ignore[no-untyped-def]
+        """
+        Tell every node listening with :meth:`listen_changes` (this one
+        included) that ``alias``'s registration changed.  Call it after the
+        change's own call has succeeded.  A store that serves one node only
+        (SQLite) does nothing.
+
+        :return: Deferred firing with ``None`` once the notice is sent.
+        """
+
+    def listen_changes(callback):  # type: ignore[no-untyped-def]
+        """
+        Call ``callback(alias)`` on the reactor thread for every
+        :meth:`notify_change` from any node, until :meth:`close`.  Notices
+        may be lost while the database is unreachable, so after listening
+        again the store calls ``callback(None)``: anything may have changed,
+        reload everything.  A store that serves one node only (SQLite) never
+        calls back.
+
+        :return: Deferred firing with ``None`` once listening: notices sent
+            after that are heard.
         """

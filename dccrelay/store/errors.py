@@ -29,3 +29,17 @@ class StoreClosed(Exception):
 
     def __init__(self, description: str) -> None:
         super().__init__(f"{description} is closed")
+
+
+class StoreUnreachable(Exception):
+    """
+    The database server could not be reached, or refused the connection.
+    """
+
+    def __init__(self, description: str, reason: str) -> None:
+        super().__init__(
+            f"Could not connect to {description}: {reason}. Check the store URL's "
+            f"host, port, database, user and password, and that the server "
+            f"accepts connections from this machine."
+        )
+        self.reason = reason

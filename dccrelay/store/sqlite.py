@@ -73,6 +73,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX outbox_by_alias ON outbox (alias, id)",
     ),
+    (
+        # One node uses a SQLite file, but it keeps leases like the shared
+        # store does, so the coordinator has one code path.  Times are
+        # seconds since the epoch on the store's clock.
+        """
+        CREATE TABLE nodes (
+            node_id TEXT PRIMARY KEY NOT NULL,
+            started_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE leases (
+            alias TEXT PRIMARY KEY NOT NULL
+                REFERENCES relays (alias) ON DELETE CASCADE,
+            owner TEXT,  -- a node_id; NULL when nobody holds it
+            epoch INTEGER NOT NULL DEFAULT 0,  -- fencing token; 0 until first claimed
+            expires_at REAL
+        )
+        """,
+        "INSERT INTO leases (alias) SELECT alias FROM relays",
+        # The last epoch given out, to any bot: claims count on from it, so
+        # an epoch is never repeated, even for a bot registered again.
+        "CREATE TABLE lease_epoch (last INTEGER NOT NULL)",
+        "INSERT INTO lease_epoch (last) VALUES (0)",
+    ),
 )
 
 # SQLite's own files next to the database; they hold the same secrets.
@@ -269,6 +296,46 @@ class SQLiteStore:
     def outbox_count(self, alias: str) -> Deferred[int]:
         return self._interact(_outbox_count, alias)
 
+    # Leases work as in the shared store, on this store's clock; with one
+    # node they always come out the same, but the coordinator need not know.
+
+    def heartbeat_node(self, node_id: str, ttl: float) -> Deferred[None]:
+        return self._interact(_heartbeat_node, node_id, ttl, self._now())
+
+    def live_nodes(self) -> Deferred[list[str]]:
+        return self._interact(_live_nodes, self._now())
+
+    def forget_node(self, node_id: str) -> Deferred[None]:
+        return self._interact(_forget_node, node_id)
+
+    def claim_leases(self, node_id: str, ttl: float, limit: int) -> Deferred[list[tuple[str, int]]]:
+        return self._interact(_claim_leases, node_id, ttl, limit, self._now())
+
+    def renew_leases(self, node_id: str, ttl: float) -> Deferred[list[str]]:
+        return self._interact(_renew_leases, node_id, ttl, self._now())
+
+    def release_leases(self, node_id: str, aliases: Iterable[str]) -> Deferred[list[str]]:
+        return self._interact(_release_leases, node_id, sorted(set(aliases)))
+
+    def lease_owners(self) -> Deferred[dict[str, str]]:
+        return self._interact(_lease_owners, self._now())
+
+    def notify_change(self, alias: str) -> Deferred[None]:
+        """
+        Nothing to do: one node uses a SQLite file, and it made the change.
+        """
+        if self._closing is not None:
+            return fail(StoreClosed(self.description))
+        return succeed(None)
+
+    def listen_changes(self, callback: Callable[[str | None], None]) -> Deferred[None]:
+        """
+        Nothing to listen to: see :meth:`notify_change`.
+        """
+        if self._closing is not None:
+            return fail(StoreClosed(self.description))
+        return succeed(None)
+
 
 # Everything below runs on the pool's thread and touches no store state.
 
@@ -342,6 +409,7 @@ def _load_relays(txn: Transaction) -> list[StoredRelay]:
 
 
 def _save_relay(txn: Transaction, alias: str, settings: str, now: float) -> None:
+    txn.execute("BEGIN IMMEDIATE")
     # An upsert, not INSERT OR REPLACE: replacing deletes the row first, and
     # that delete would cascade to the relay's sessions.
     txn.execute(
@@ -356,6 +424,7 @@ def _save_relay(txn: Transaction, alias: str, settings: str, now: float) -> None
         """,
         (alias, settings, now, now),
     )
+    txn.execute("INSERT INTO leases (alias) VALUES (?) ON CONFLICT (alias) DO NOTHING", (alias,))
 
 
 def _delete_relay(txn: Transaction, alias: str) -> bool:
@@ -512,3 +581,92 @@ def _outbox_count(txn: Transaction, alias: str) -> int:
     txn.execute("SELECT COUNT(*) FROM outbox WHERE alias = ?", (alias,))
     count: int = txn.fetchone()[0]
     return count
+
+
+def _heartbeat_node(txn: Transaction, node_id: str, ttl: float, now: float) -> None:
+    txn.execute(
+        """
+        INSERT INTO nodes (node_id, started_at, last_seen, expires_at)
+        VALUES (?, ?, ?, ?)
+        ON CONFLICT (node_id) DO UPDATE SET
+            last_seen = excluded.last_seen,
+            expires_at = excluded.expires_at
+        """,
+        (node_id, now, now, now + ttl),
+    )
+
+
+def _live_nodes(txn: Transaction, now: float) -> list[str]:
+    txn.execute("SELECT node_id FROM nodes WHERE expires_at > ? ORDER BY node_id", (now,))
+    return [node_id for (node_id,) in txn.fetchall()]
+
+
+def _forget_node(txn: Transaction, node_id: str) -> None:
+    txn.execute("BEGIN IMMEDIATE")
+    txn.execute("DELETE FROM nodes WHERE node_id = ?", (node_id,))
+    txn.execute(
+        "UPDATE leases SET owner = NULL, expires_at = NULL WHERE owner = ?", (node_id,)
+    )
+
+
+def _claim_leases(
+    txn: Transaction, node_id: str, ttl: float, limit: int, now: float
+) -> list[tuple[str, int]]:
+    # IMMEDIATE: the write lock is taken before reading, so two stores on
+    # one file cannot both see a bot as free.
+    txn.execute("BEGIN IMMEDIATE")
+    txn.execute(
+        """
+        SELECT alias FROM leases
+        WHERE owner IS NULL OR expires_at <= ?
+        ORDER BY alias LIMIT ?
+        """,
+        (now, max(0, limit)),
+    )
+    aliases = [alias for (alias,) in txn.fetchall()]
+    claimed = []
+    for alias in aliases:
+        txn.execute("UPDATE lease_epoch SET last = last + 1 RETURNING last")
+        (epoch,) = txn.fetchone()
+        txn.execute(
+            "UPDATE leases SET owner = ?, epoch = ?, expires_at = ? WHERE alias = ?",
+            (node_id, epoch, now + ttl, alias),
+        )
+        claimed.append((alias, epoch))
+    return claimed
+
+
+def _renew_leases(txn: Transaction, node_id: str, ttl: float, now: float) -> list[str]:
+    txn.execute(
+        """
+        UPDATE leases SET expires_at = ?
+        WHERE owner = ? AND expires_at > ?
+        RETURNING alias
+        """,
+        (now + ttl, node_id, now),
+    )
+    return sorted(alias for (alias,) in txn.fetchall())
+
+
+def _release_leases(txn: Transaction, node_id: str, aliases: list[str]) -> list[str]:
+    txn.execute("BEGIN IMMEDIATE")
+    released = []
+    for alias in aliases:
+        txn.execute(
+            """
+            UPDATE leases SET owner = NULL, expires_at = NULL
+            WHERE alias = ? AND owner = ?
+            """,
+            (alias, node_id),
+        )
+        if txn.rowcount > 0:
+            released.append(alias)
+    return released
+
+
+def _lease_owners(txn: Transaction, now: float) -> dict[str, str]:
+    txn.execute(
+        "SELECT alias, owner FROM leases WHERE owner IS NOT NULL AND expires_at > ?",
+        (now,),
+    )
+    return dict(txn.fetchall())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import json
 from twisted.internet.defer import Deferred, fail, succeed
@@ -37,6 +37,35 @@ class MemoryDatabase:
     outbox: dict[str, list[OutboxEntry]] = field(default_factory=dict)
     #: the last outbox id given out; ids are never reused
     last_outbox_id: int = 0
+    #: the database's clock, for leases and heartbeats; it stands still
+    #: unless a test gives one that moves (e.g. a ``Clock``'s ``seconds``)
+    now: Callable[[], float] = field(default=lambda: 0.0)
+    #: the last lease epoch given out, to any bot
+    last_epoch: int = 0
+    #: node id to when its heartbeat expires
+    nodes: dict[str, float] = field(default_factory=dict)
+    #: alias to its lease, for every registered bot
+    leases: dict[str, MemoryLease] = field(default_factory=dict)
+    #: what :meth:`MemoryRelayStore.listen_changes` registered
+    listeners: list[Callable[[str | None], None]] = field(default_factory=list)
+
+
+@dataclass
+class MemoryLease:
+    """
+    One bot's lease: its owner (a node id, or ``None``), its fencing epoch
+    and when it expires.
+    """
+
+    owner: str | None = None
+    epoch: int = 0
+    expires_at: float | None = None
+
+    def live(self, now: float) -> bool:
+        """
+        :return: whether a node holds it at ``now``.
+        """
+        return self.owner is not None and self.expires_at is not None and self.expires_at > now
 
 
 @implementer(IRelayStore)
@@ -51,6 +80,7 @@ class MemoryRelayStore:
         self.database = database if database is not None else MemoryDatabase()
         self._open = False
         self._closed = False
+        self._listeners: list[Callable[[str | None], None]] = []
 
     def _usable(self) -> None:
         if self._closed or not self._open:
@@ -64,6 +94,9 @@ class MemoryRelayStore:
 
     def close(self) -> Deferred[None]:
         self._closed = True
+        for listener in self._listeners:
+            self.database.listeners.remove(listener)
+        self._listeners.clear()
         return succeed(None)
 
     def load_relays(self) -> Deferred[list[StoredRelay]]:
@@ -83,6 +116,7 @@ class MemoryRelayStore:
         self.database.relays[alias] = StoredRelay(
             alias, settings, True, old.disable_reason if old else None
         )
+        self.database.leases.setdefault(alias, MemoryLease())
         return succeed(None)
 
     def delete_relay(self, alias: str) -> Deferred[bool]:
@@ -90,6 +124,7 @@ class MemoryRelayStore:
             return fail(StoreClosed(self.description))
         self.database.sessions.pop(alias, None)
         self.database.outbox.pop(alias, None)
+        self.database.leases.pop(alias, None)
         return succeed(self.database.relays.pop(alias, None) is not None)
 
     def disable_relay(self, alias: str, reason: str) -> Deferred[None]:
@@ -193,6 +228,94 @@ class MemoryRelayStore:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
         return succeed(len(self.database.outbox.get(alias, [])))
+
+    # -- nodes, leases and change notices -------------------------------------
+
+    def heartbeat_node(self, node_id: str, ttl: float) -> Deferred[None]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        self.database.nodes[node_id] = self.database.now() + ttl
+        return succeed(None)
+
+    def live_nodes(self) -> Deferred[list[str]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        now = self.database.now()
+        return succeed(sorted(n for n, expires in self.database.nodes.items() if expires > now))
+
+    def forget_node(self, node_id: str) -> Deferred[None]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        self.database.nodes.pop(node_id, None)
+        for lease in self.database.leases.values():
+            if lease.owner == node_id:
+                lease.owner = lease.expires_at = None
+        return succeed(None)
+
+    def claim_leases(self, node_id: str, ttl: float, limit: int) -> Deferred[list[tuple[str, int]]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        now = self.database.now()
+        leases = self.database.leases
+        free = [alias for alias in sorted(leases) if not leases[alias].live(now)]
+        claimed = []
+        for alias in free[: max(0, limit)]:
+            lease = leases[alias]
+            self.database.last_epoch += 1
+            lease.owner, lease.epoch, lease.expires_at = node_id, self.database.last_epoch, now + ttl
+            claimed.append((alias, lease.epoch))
+        return succeed(claimed)
+
+    def renew_leases(self, node_id: str, ttl: float) -> Deferred[list[str]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        now = self.database.now()
+        held = []
+        for alias, lease in sorted(self.database.leases.items()):
+            if lease.owner == node_id and lease.live(now):
+                lease.expires_at = now + ttl
+                held.append(alias)
+        return succeed(held)
+
+    def release_leases(self, node_id: str, aliases: Iterable[str]) -> Deferred[list[str]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        released = []
+        for alias in sorted(set(aliases)):
+            lease = self.database.leases.get(alias)
+            if lease is not None and lease.owner == node_id:
+                lease.owner = lease.expires_at = None
+                released.append(alias)
+        return succeed(released)
+
+    def lease_owners(self) -> Deferred[dict[str, str]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        now = self.database.now()
+        return succeed(
+            {
+                alias: lease.owner
+                for alias, lease in self.database.leases.items()
+                if lease.owner is not None and lease.live(now)
+            }
+        )
+
+    def notify_change(self, alias: str) -> Deferred[None]:
+        """
+        Call every listener of the database at once, this store's included.
+        """
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        for listener in list(self.database.listeners):
+            listener(alias)
+        return succeed(None)
+
+    def listen_changes(self, callback: Callable[[str | None], None]) -> Deferred[None]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        self._listeners.append(callback)
+        self.database.listeners.append(callback)
+        return succeed(None)
 
     def _remove_up_to(self, alias: str, up_to: int) -> int:
         entries = self.database.outbox.get(alias, [])

@@ -8,6 +8,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from dccrelay.manager import RelayManager
+from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.relays import ParseSettings, RelayCollection
 from dccrelay.web.request import CappedRequest
 from dccrelay.web.responses import json_handler
@@ -41,6 +42,7 @@ def build_resource(manager: RelayManager, parse_settings: ParseSettings) -> Reso
     root.putChild(b"", status)
     root.putChild(b"relays", RelayCollection(manager, parse_settings))
     root.putChild(b"healthz", Health(manager))
+    root.putChild(b"metrics", MetricsPage(manager))
     return root
 
 

@@ -1,0 +1,660 @@
+"""
+The shared store: registrations, gateway sessions, the delivery outbox and
+the nodes' leases in one PostgreSQL database that several relay nodes use.
+
+Queries run with psycopg 3 on a thread pool of the store's own, with
+connections from a psycopg_pool pool (checked before each use, so a
+database restart costs no failed call), never on the reactor thread.  Each
+call is one transaction.  Where two nodes may race, rows are locked in a
+fixed order (see ``_outbox_append`` and ``_save_session``) so that the
+answers are those of the SQLite store, which serialises every writer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from . import IRelayStore, OutboxCheckpoint, OutboxEntry, SessionState, StoredRelay, Trimmed
+from .errors import StoreClosed, StoreUnreachable
+from .postgres_listen import CHANNEL, ChangeListener
+from .postgres_schema import migrate
+
+_T = TypeVar("_T")
+
+Cursor = psycopg.Cursor[TupleRow]
+Pool = ConnectionPool[psycopg.Connection[TupleRow]]
+
+#: URL schemes that name a PostgreSQL database.
+SCHEMES = ("postgresql://", "postgres://")
+
+
+def describe(params: Mapping[str, str]) -> str:
+    """
+    :return: a description of the database that ``params`` (a libpq
+        connection dict) names, without its password.
+    """
+    host = params.get("host") or "the local socket"
+    port = params.get("port") or "5432"
+    dbname = params.get("dbname") or params.get("user") or "(default)"
+    return f"PostgreSQL database {dbname!r} on {host}:{port}"
+
+
+@implementer(IRelayStore)
+class PostgresStore:
+    """
+    An :class:`IRelayStore` in a PostgreSQL database.
+
+    :param url: a libpq connection string: a ``postgresql://`` URL or
+        ``key=value`` pairs.  Its password never appears in the description,
+        logs or errors.
+    :param reactor: provides ``IReactorCore``, ``IReactorFromThreads`` and
+        (unless ``now`` is given) ``IReactorTime``.
+    :param now: the wall clock for ``created_at``/``updated_at``; leases use
+        the database's clock instead.
+    :param pool_size: connections (and threads) for queries, beside the one
+        each :meth:`listen_changes` holds.
+    :param connect_timeout: seconds to wait for a connection, unless the URL
+        says otherwise.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        url: str,
+        reactor: IReactorCore,
+        now: Callable[[], float] | None = None,
+        pool_size: int = 4,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+        # Defaults only: what the operator wrote in the URL wins.
+        params.setdefault("connect_timeout", str(max(1, round(connect_timeout))))
+        params.setdefault("application_name", "dccrelay")
+        self._conninfo = make_conninfo("", **params)
+        self.description = describe(params)
+        self._reactor = cast(IReactorFromThreads, reactor)
+        self._core = reactor
+        self._now = now if now is not None else cast(IReactorTime, reactor).seconds
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._threads = ThreadPool(minthreads=0, maxthreads=pool_size, name="dccrelay-postgres")
+        self._pool: Pool | None = None
+        self._open_waiters: list[Deferred[None]] = []
+        self._opened_as: object = _NOT_YET
+        self._closing: Deferred[None] | None = None
+        self._pending: set[Deferred[None]] = set()
+        self._listeners: list[ChangeListener] = []
+        self._shutdown_trigger: Any = None
+
+    # -- opening and closing ------------------------------------------------
+
+    def open(self) -> Deferred[None]:
+        """
+        Connect, create or migrate the schema (once, whichever node gets
+        there first), and fill the connection pool.
+
+        :raises SchemaTooNew: (in the Deferred) if a newer dccrelay migrated
+            the database.
+        :raises StoreUnreachable: (in the Deferred) if the database cannot
+            be reached.
+        """
+        if self._closing is not None:
+            return fail(StoreClosed(self.description))
+        done: Deferred[None] = Deferred()
+        if self._opened_as is not _NOT_YET:
+            _fire(done, self._opened_as)
+            return done
+        self._open_waiters.append(done)
+        if len(self._open_waiters) == 1:
+            self._threads.start()
+            # Like adbapi: if the reactor stops before close(), the threads
+            # must still go, or the process would not exit.
+            self._shutdown_trigger = self._core.addSystemEventTrigger(
+                "during", "shutdown", self._stop_threads
+            )
+            opening = self._track(
+                deferToThreadPool(
+                    self._reactor,
+                    self._threads,
+                    _open_pool,
+                    self._conninfo,
+                    self.description,
+                    self._pool_size,
+                    self._connect_timeout,
+                )
+            )
+            opening.addCallback(self._opened).addBoth(self._open_finished)
+        return done
+
+    def _open_finished(self, result: None | Failure) -> None:
+        # Every open() gets the first one's outcome, failure included.
+        self._opened_as = result
+        waiters, self._open_waiters = self._open_waiters, []
+        for waiter in waiters:
+            _fire(waiter, result)
+
+    def _opened(self, result: tuple[Pool, int, int]) -> None:
+        if self._closing is not None:
+            # close() came while opening, and found no pool to close.
+            deferToThreadPool(self._reactor, self._threads, result[0].close)
+            raise StoreClosed(self.description)
+        self._pool, before, after = result
+        if before != after:
+            self.log.info(
+                "Migrated {store} from schema version {before} to {after}",
+                store=self.description,
+                before=before,
+                after=after,
+            )
+
+    def close(self) -> Deferred[None]:
+        """
+        Let calls under way finish, stop listening, then close the
+        connections and stop the threads.  Safe to call more than once.
+        """
+        if self._closing is None:
+            self._closing = self._shut_down()
+        done: Deferred[None] = Deferred()
+        self._closing.addCallback(lambda _: done.callback(None))
+        return done
+
+    def _shut_down(self) -> Deferred[None]:
+        listeners, self._listeners = self._listeners, []
+        waits = list(self._pending) + [listener.stop() for listener in listeners]
+        closed: Deferred[Any] = DeferredList(waits, consumeErrors=True)
+
+        def close_pool(_: object) -> Deferred[None] | None:
+            pool = self._pool
+            if pool is None:
+                return None
+            # Joins the pool's own workers: work for a thread, not the reactor.
+            return deferToThreadPool(self._reactor, self._threads, pool.close)
+
+        def stop_threads(result: object) -> object:
+            self._stop_threads()
+            return result
+
+        closed.addCallback(close_pool)
+        closed.addBoth(stop_threads)
+        # close() never fails: there is nothing its caller could do instead.
+        return closed.addErrback(
+            lambda failure: self.log.failure(
+                "Closing {store} failed", failure, store=self.description
+            )
+        )
+
+    def _stop_threads(self) -> None:
+        if not self._threads.started:
+            return
+        if self._shutdown_trigger is not None:
+            try:
+                self._core.removeSystemEventTrigger(self._shutdown_trigger)
+            except ValueError:
+                pass  # Already ran: this is that run.
+            self._shutdown_trigger = None
+        # The threads are idle by now, so joining them is quick.
+        self._threads.stop()
+
+    def _track(self, d: Deferred[_T]) -> Deferred[_T]:
+        # close() waits on a Deferred of its own, never on the caller's, so
+        # that the caller's callbacks and errors stay the caller's.
+        finished: Deferred[None] = Deferred()
+        self._pending.add(finished)
+
+        def done(result: _T | Failure) -> _T | Failure:
+            self._pending.discard(finished)
+            finished.callback(None)
+            return result
+
+        return d.addBoth(done)
+
+    def _interact(self, work: Callable[..., _T], *args: Any) -> Deferred[_T]:
+        if self._closing is not None or self._pool is None:
+            return fail(StoreClosed(self.description))
+        return self._track(
+            deferToThreadPool(self._reactor, self._threads, _in_transaction, self._pool, work, *args)
+        )
+
+    # -- registrations and sessions -----------------------------------------
+
+    def load_relays(self) -> Deferred[list[StoredRelay]]:
+        return self._interact(_load_relays)
+
+    def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
+        try:
+            # Encoded here, so a caller that changes its dict afterwards
+            # cannot race the write.
+            encoded = json.dumps(settings, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):
+            return fail()
+        return self._interact(_save_relay, alias, encoded, self._now())
+
+    def delete_relay(self, alias: str) -> Deferred[bool]:
+        return self._interact(_delete_relay, alias)
+
+    def disable_relay(self, alias: str, reason: str) -> Deferred[None]:
+        return self._interact(_disable_relay, alias, reason, self._now())
+
+    def load_sessions(self, alias: str) -> Deferred[dict[int, SessionState]]:
+        return self._interact(_load_sessions, alias)
+
+    def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
+        """
+        Remember one shard's session, unless the relay is unknown or
+        disabled (see :meth:`SQLiteStore.save_session`).
+        """
+        return self._interact(_save_session, alias, state)
+
+    def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
+        return self._interact(_forget_session, alias, shard_id)
+
+    # -- the outbox ---------------------------------------------------------
+
+    def outbox_append(
+        self,
+        entries: Sequence[tuple[str, bytes]],
+        now: float,
+        checkpoints: Iterable[OutboxCheckpoint] = (),
+    ) -> Deferred[list[int | None]]:
+        for _, payload in entries:
+            if not isinstance(payload, bytes):
+                return fail(TypeError(f"payloads must be bytes, not {type(payload).__name__}"))
+        return self._interact(_outbox_append, list(entries), now, list(checkpoints))
+
+    def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
+        return self._interact(_outbox_load, alias, after_id, limit)
+
+    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
+        return self._interact(_outbox_ack, dict(acks))
+
+    def outbox_trim(
+        self, alias: str, max_count: int, created_before: float | None = None
+    ) -> Deferred[Trimmed]:
+        return self._interact(_outbox_trim, alias, max_count, created_before)
+
+    def outbox_count(self, alias: str) -> Deferred[int]:
+        return self._interact(_outbox_count, alias)
+
+    # -- nodes, leases and change notices -----------------------------------
+
+    def heartbeat_node(self, node_id: str, ttl: float) -> Deferred[None]:
+        return self._interact(_heartbeat_node, node_id, ttl)
+
+    def live_nodes(self) -> Deferred[list[str]]:
+        return self._interact(_live_nodes)
+
+    def forget_node(self, node_id: str) -> Deferred[None]:
+        return self._interact(_forget_node, node_id)
+
+    def claim_leases(self, node_id: str, ttl: float, limit: int) -> Deferred[list[tuple[str, int]]]:
+        return self._interact(_claim_leases, node_id, ttl, limit)
+
+    def renew_leases(self, node_id: str, ttl: float) -> Deferred[list[str]]:
+        return self._interact(_renew_leases, node_id, ttl)
+
+    def release_leases(self, node_id: str, aliases: Iterable[str]) -> Deferred[list[str]]:
+        return self._interact(_release_leases, node_id, sorted(set(aliases)))
+
+    def lease_owners(self) -> Deferred[dict[str, str]]:
+        return self._interact(_lease_owners)
+
+    def notify_change(self, alias: str) -> Deferred[None]:
+        return self._interact(_notify_change, alias)
+
+    def listen_changes(self, callback: Callable[[str | None], None]) -> Deferred[None]:
+        """
+        Listen on a connection of its own, on a thread of its own (waiting
+        for a notice blocks); see :mod:`dccrelay.store.postgres_listen`.
+        """
+        if self._closing is not None or self._pool is None:
+            return fail(StoreClosed(self.description))
+        listener = ChangeListener(self._conninfo, self._reactor, callback, self.description)
+        self._listeners.append(listener)
+        listening = listener.start()
+
+        def failed(failure: Failure) -> Failure:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+            failure.trap(psycopg.Error)
+            return Failure(StoreUnreachable(self.description, failure.getErrorMessage()))
+
+        return listening.addErrback(failed)
+
+
+_NOT_YET = object()
+
+
+def _fire(waiter: Deferred[None], outcome: object) -> None:
+    if isinstance(outcome, Failure):
+        waiter.errback(outcome)
+    else:
+        waiter.callback(None)
+
+
+# Everything below runs on the store's threads and touches no store state.
+
+
+def _open_pool(
+    conninfo: str, description: str, size: int, timeout: float
+) -> tuple[Pool, int, int]:
+    try:
+        # A connection of its own, so a failure says why (refused, bad
+        # password), not just that the pool timed out.
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            before, after = migrate(connection, description)
+    except psycopg.OperationalError as e:
+        raise StoreUnreachable(description, str(e).strip()) from None
+    pool: Pool = ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=size,
+        kwargs={"autocommit": True},
+        check=ConnectionPool.check_connection,
+        name="dccrelay",
+        open=False,
+    )
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except psycopg.OperationalError as e:  # PoolTimeout is one
+        pool.close()
+        raise StoreUnreachable(description, str(e).strip()) from None
+    return pool, before, after
+
+
+def _in_transaction(pool: Pool, work: Callable[..., _T], *args: Any) -> _T:
+    with pool.connection() as connection, connection.transaction():
+        with connection.cursor() as cursor:
+            return work(cursor, *args)
+
+
+def _load_relays(cursor: Cursor) -> list[StoredRelay]:
+    cursor.execute(
+        "SELECT alias, settings, enabled, disable_reason FROM relays ORDER BY alias"
+    )
+    return [
+        StoredRelay(alias, json.loads(settings), enabled, reason)
+        for alias, settings, enabled, reason in cursor.fetchall()
+    ]
+
+
+def _save_relay(cursor: Cursor, alias: str, settings: str, now: float) -> None:
+    # An upsert, never delete-and-insert: a delete would cascade to the
+    # relay's sessions and lease.
+    cursor.execute(
+        """
+        INSERT INTO relays
+            (alias, settings, enabled, disable_reason, created_at, updated_at)
+        VALUES (%s, %s, true, NULL, %s, %s)
+        ON CONFLICT (alias) DO UPDATE SET
+            settings = excluded.settings,
+            enabled = true,
+            updated_at = excluded.updated_at
+        """,
+        (alias, settings, now, now),
+    )
+    cursor.execute("INSERT INTO leases (alias) VALUES (%s) ON CONFLICT DO NOTHING", (alias,))
+
+
+def _delete_relay(cursor: Cursor, alias: str) -> bool:
+    # The relay first: deleting its row waits for an append that holds it
+    # (see _outbox_append), so the outbox delete after it sees that
+    # append's rows and leaves none behind for a later bot of this alias.
+    cursor.execute("DELETE FROM relays WHERE alias = %s", (alias,))
+    existed = cursor.rowcount > 0
+    cursor.execute("DELETE FROM outbox WHERE alias = %s", (alias,))
+    return existed
+
+
+def _disable_relay(cursor: Cursor, alias: str, reason: str, now: float) -> None:
+    cursor.execute(
+        """
+        UPDATE relays SET enabled = false, disable_reason = %s, updated_at = %s
+        WHERE alias = %s
+        """,
+        (reason, now, alias),
+    )
+    cursor.execute("DELETE FROM sessions WHERE alias = %s", (alias,))
+
+
+def _load_sessions(cursor: Cursor, alias: str) -> dict[int, SessionState]:
+    cursor.execute(
+        """
+        SELECT shard_id, shard_count, session_id, seq, resume_url
+        FROM sessions WHERE alias = %s ORDER BY shard_id
+        """,
+        (alias,),
+    )
+    return {row[0]: SessionState(*row) for row in cursor.fetchall()}
+
+
+def _save_session(cursor: Cursor, alias: str, state: SessionState) -> None:
+    # FOR SHARE: a disable that comes meanwhile waits for this transaction,
+    # then deletes the session too; one that came first is seen here.
+    cursor.execute("SELECT 1 FROM relays WHERE alias = %s AND enabled FOR SHARE", (alias,))
+    if cursor.fetchone() is None:
+        return
+    cursor.execute(
+        """
+        INSERT INTO sessions
+            (alias, shard_id, shard_count, session_id, seq, resume_url)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (alias, shard_id) DO UPDATE SET
+            shard_count = excluded.shard_count,
+            session_id = excluded.session_id,
+            seq = excluded.seq,
+            resume_url = excluded.resume_url
+        """,
+        (alias, state.shard_id, state.shard_count, state.session_id, state.seq, state.resume_url),
+    )
+
+
+def _forget_session(cursor: Cursor, alias: str, shard_id: int) -> None:
+    cursor.execute("DELETE FROM sessions WHERE alias = %s AND shard_id = %s", (alias, shard_id))
+
+
+def _outbox_append(
+    cursor: Cursor,
+    entries: list[tuple[str, bytes]],
+    now: float,
+    checkpoints: list[OutboxCheckpoint],
+) -> list[int | None]:
+    # Lock the bots' rows, in alias order so concurrent appends cannot
+    # deadlock: a delete waits for this append to commit (and then removes
+    # its rows), and two appends for one bot commit in the order they took
+    # their ids, so a reader never sees a later id before an earlier one.
+    aliases = sorted({alias for alias, _ in entries})
+    known: set[str] = set()
+    if aliases:
+        cursor.execute(
+            "SELECT alias FROM relays WHERE alias = ANY(%s) ORDER BY alias FOR NO KEY UPDATE",
+            (aliases,),
+        )
+        known = {alias for (alias,) in cursor.fetchall()}
+    stored = [(alias, payload, now) for alias, payload in entries if alias in known]
+    new_ids: list[int] = []
+    if stored:
+        cursor.executemany(
+            "INSERT INTO outbox (alias, payload, created_at) VALUES (%s, %s, %s) RETURNING id",
+            stored,
+            returning=True,
+        )
+        while True:
+            row = cursor.fetchone()
+            assert row is not None
+            new_ids.append(row[0])
+            if not cursor.nextset():
+                break
+    if checkpoints:
+        cursor.executemany(
+            """
+            UPDATE sessions SET seq = %s
+            WHERE alias = %s AND shard_id = %s AND session_id = %s
+                AND (seq IS NULL OR seq < %s)
+            """,
+            [(c.seq, c.alias, c.shard_id, c.session_id, c.seq) for c in checkpoints],
+        )
+    given = iter(new_ids)
+    return [next(given) if alias in known else None for alias, _ in entries]
+
+
+def _outbox_load(cursor: Cursor, alias: str, after_id: int, limit: int) -> list[OutboxEntry]:
+    cursor.execute(
+        """
+        SELECT id, payload, created_at FROM outbox
+        WHERE alias = %s AND id > %s ORDER BY id LIMIT %s
+        """,
+        (alias, after_id, max(0, limit)),
+    )
+    return [OutboxEntry(id, bytes(payload), created_at) for id, payload, created_at in cursor.fetchall()]
+
+
+def _outbox_ack(cursor: Cursor, acks: dict[str, int]) -> dict[str, int]:
+    removed = {}
+    for alias, up_to in acks.items():
+        cursor.execute("DELETE FROM outbox WHERE alias = %s AND id <= %s", (alias, up_to))
+        removed[alias] = max(0, cursor.rowcount)
+    return removed
+
+
+def _outbox_trim(
+    cursor: Cursor, alias: str, max_count: int, created_before: float | None
+) -> Trimmed:
+    up_to = 0
+    # The newest entry beyond the max_count newest ones.
+    cursor.execute(
+        "SELECT id FROM outbox WHERE alias = %s ORDER BY id DESC LIMIT 1 OFFSET %s",
+        (alias, max(0, max_count)),
+    )
+    row = cursor.fetchone()
+    if row is not None:
+        up_to = row[0]
+    if created_before is not None:
+        # Everything up to the newest entry that is too old: a prefix, even
+        # if the clock went backwards between appends.
+        cursor.execute(
+            "SELECT MAX(id) FROM outbox WHERE alias = %s AND created_at < %s",
+            (alias, created_before),
+        )
+        oldest = cast("tuple[int | None]", cursor.fetchone())[0]
+        if oldest is not None:
+            up_to = max(up_to, oldest)
+    if not up_to:
+        return Trimmed(0, 0)
+    cursor.execute("DELETE FROM outbox WHERE alias = %s AND id <= %s", (alias, up_to))
+    return Trimmed(max(0, cursor.rowcount), up_to)
+
+
+def _outbox_count(cursor: Cursor, alias: str) -> int:
+    cursor.execute("SELECT COUNT(*) FROM outbox WHERE alias = %s", (alias,))
+    count: int = cast("tuple[int]", cursor.fetchone())[0]
+    return count
+
+
+# Leases: every time is the database's now(), the start of the transaction,
+# so nodes with skewed clocks still agree on who holds what.
+
+
+def _heartbeat_node(cursor: Cursor, node_id: str, ttl: float) -> None:
+    cursor.execute(
+        """
+        INSERT INTO nodes (node_id, started_at, last_seen, expires_at)
+        VALUES (%s, now(), now(), now() + make_interval(secs => %s))
+        ON CONFLICT (node_id) DO UPDATE SET
+            last_seen = excluded.last_seen,
+            expires_at = excluded.expires_at
+        """,
+        (node_id, ttl),
+    )
+    # Node ids are per run, so rows of long-gone runs would pile up.
+    cursor.execute("DELETE FROM nodes WHERE expires_at < now() - interval '1 day'")
+
+
+def _live_nodes(cursor: Cursor) -> list[str]:
+    cursor.execute("SELECT node_id FROM nodes WHERE expires_at > now() ORDER BY node_id")
+    return [node_id for (node_id,) in cursor.fetchall()]
+
+
+def _forget_node(cursor: Cursor, node_id: str) -> None:
+    cursor.execute("DELETE FROM nodes WHERE node_id = %s", (node_id,))
+    cursor.execute(
+        "UPDATE leases SET owner = NULL, expires_at = NULL WHERE owner = %s", (node_id,)
+    )
+
+
+def _claim_leases(cursor: Cursor, node_id: str, ttl: float, limit: int) -> list[tuple[str, int]]:
+    if limit <= 0:
+        return []
+    # SKIP LOCKED: nodes claiming at once each take different bots instead
+    # of queueing behind each other.  A row another node has just claimed
+    # (committed) fails the WHERE when it is locked and re-read.
+    cursor.execute(
+        """
+        WITH free AS (
+            SELECT alias FROM leases
+            WHERE owner IS NULL OR expires_at <= now()
+            ORDER BY alias
+            LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE leases SET
+            owner = %s,
+            epoch = nextval('lease_epochs'),
+            expires_at = now() + make_interval(secs => %s)
+        FROM free WHERE leases.alias = free.alias
+        RETURNING leases.alias, leases.epoch
+        """,
+        (limit, node_id, ttl),
+    )
+    return sorted((alias, epoch) for alias, epoch in cursor.fetchall())
+
+
+def _renew_leases(cursor: Cursor, node_id: str, ttl: float) -> list[str]:
+    cursor.execute(
+        """
+        UPDATE leases SET expires_at = now() + make_interval(secs => %s)
+        WHERE owner = %s AND expires_at > now()
+        RETURNING alias
+        """,
+        (ttl, node_id),
+    )
+    return sorted(alias for (alias,) in cursor.fetchall())
+
+
+def _release_leases(cursor: Cursor, node_id: str, aliases: list[str]) -> list[str]:
+    if not aliases:
+        return []
+    cursor.execute(
+        """
+        UPDATE leases SET owner = NULL, expires_at = NULL
+        WHERE owner = %s AND alias = ANY(%s)
+        RETURNING alias
+        """,
+        (node_id, aliases),
+    )
+    return sorted(alias for (alias,) in cursor.fetchall())
+
+
+def _lease_owners(cursor: Cursor) -> dict[str, str]:
+    cursor.execute(
+        "SELECT alias, owner FROM leases WHERE owner IS NOT NULL AND expires_at > now()"
+    )
+    return {alias: owner for alias, owner in cursor.fetchall()}
+
+
+def _notify_change(cursor: Cursor, alias: str) -> None:
+    # Sent when this transaction commits, to every listening connection.
+    cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, alias))

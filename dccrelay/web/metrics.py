@@ -1,0 +1,245 @@
+"""
+``GET /metrics``: the node's figures in Prometheus' exposition format.
+
+Nothing is counted for Prometheus on the data path: a custom collector
+reads the live relay objects (their counters, shards and delivery channels)
+when Prometheus scrapes.  Node-wide counters stay monotonic when a bot is
+deleted, or its shards or delivery channel are replaced: the collector keeps
+the objects it saw at the previous scrape and folds the final counts of
+those that are gone into the totals.  (What an object counted if it was
+created and dropped between two scrapes is not seen.)
+
+Per-bot series are labelled by alias only: never a token, secret or dst.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping
+
+from prometheus_client import PlatformCollector, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from dccrelay import __version__
+from dccrelay.gateway.shard import Shard
+from dccrelay.manager import RelayManager
+from dccrelay.relay import Relay
+
+#: Every state a shard shows, so each has a series even at zero.
+SHARD_STATES = (
+    "idle", "waiting for identify slot", "connecting", "identifying", "resuming",
+    "ready", "reconnecting", "stopping", "stopped", "disabled",
+)
+
+#: The dispatch counters, as (metric name part, help).
+DISPATCH_COUNTERS = (
+    ("received", "Dispatches received from the gateway."),
+    ("matched", "Dispatches that matched the bot's criteria."),
+    ("delivered", "Dispatches delivered to the bot."),
+    ("dropped", "Dispatches dropped because the bot's queue was full or too old."),
+)
+
+
+def relay_counts(relay: Relay) -> dict[Hashable, float]:
+    """
+    A relay's dispatch counters, the way ``GET /relays`` shows them.
+    """
+    status = relay.public_status()
+    counters = status["counters"]
+    return {
+        "received": counters["received"],
+        "matched": counters["matched"],
+        "delivered": counters["delivered"],
+        "dropped": status["dropped"],
+    }
+
+
+def shard_counts(shard: Shard) -> dict[Hashable, float]:
+    """
+    A shard's counters: closes by code, identify waits.
+    """
+    counts: dict[Hashable, float] = {("close", code): n for code, n in shard.close_codes.items()}
+    counts["identify_waits"] = shard.identify_waits
+    counts["identify_wait_seconds"] = shard.identify_wait_seconds
+    return counts
+
+
+class _Lasting:
+    """
+    Sums of counters of objects that come and go, that never go down.
+
+    :param read: an object's counters now.
+    """
+
+    def __init__(self, read: Callable[[Any], Mapping[Hashable, float]]) -> None:
+        self._read = read
+        # The objects of the previous scrape, held until the next one so
+        # that their final counts can be read once they are gone.
+        self._previous: dict[int, Any] = {}
+        self._gone: Counter[Hashable] = Counter()
+
+    def total(self, live: Iterable[Any]) -> Counter[Hashable]:
+        """
+        :return: the counts of ``live`` and of every object seen before.
+        """
+        current = {id(o): o for o in live}
+        for key, gone in self._previous.items():
+            if key not in current:
+                self._gone.update(self._read(gone))
+        self._previous = current
+        total: Counter[Hashable] = Counter(self._gone)
+        for o in current.values():
+            total.update(self._read(o))
+        return total
+
+
+class RelayCollector(Collector):
+    """
+    Reads a node's relays at scrape time.
+    """
+
+    def __init__(self, manager: RelayManager) -> None:
+        self._manager = manager
+        self._relays = _Lasting(relay_counts)
+        self._shards = _Lasting(shard_counts)
+
+    def collect(self) -> Iterator[Metric]:
+        manager = self._manager
+        relays = [manager.relays[alias] for alias in sorted(manager.relays)]
+        shards = [shard for relay in relays for shard in relay.shards]
+
+        info = GaugeMetricFamily("dcc_info", "The relay's version.", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        uptime = manager.uptime()
+        if uptime is not None:
+            yield GaugeMetricFamily(
+                "dcc_uptime_seconds", "Seconds since the relay started.", value=uptime
+            )
+
+        by_state = GaugeMetricFamily(
+            "dcc_relays", "Registered bots, by whether their gateway session is enabled.",
+            labels=["state"],
+        )
+        enabled = sum(1 for relay in relays if relay.enabled)
+        by_state.add_metric(["enabled"], enabled)
+        by_state.add_metric(["disabled"], len(relays) - enabled)
+        yield by_state
+        yield GaugeMetricFamily(
+            "dcc_relays_max", "Bots this relay accepts (--max-relays).", value=manager.max_relays
+        )
+
+        shard_states = Counter({state: 0 for state in SHARD_STATES})
+        shard_states.update(shard.state for shard in shards)
+        gauge = GaugeMetricFamily(
+            "dcc_shards", "Gateway shards of every bot, by state.", labels=["state"]
+        )
+        for state, count in shard_states.items():
+            gauge.add_metric([state], count)
+        yield gauge
+
+        per_bot = [(relay.alias, relay.public_status()) for relay in relays]
+        totals = self._relays.total(relays)
+        for name, help_text in DISPATCH_COUNTERS:
+            yield CounterMetricFamily(
+                f"dcc_dispatches_{name}", help_text + " All bots, deleted ones included.",
+                value=totals[name],
+            )
+            family = CounterMetricFamily(
+                f"dcc_bot_dispatches_{name}", help_text, labels=["alias"]
+            )
+            for alias, status in per_bot:
+                value = status["dropped"] if name == "dropped" else status["counters"][name]
+                family.add_metric([alias], value)
+            yield family
+
+        queued = GaugeMetricFamily(
+            "dcc_bot_queued", "Dispatches waiting for the bot.", labels=["alias"]
+        )
+        for alias, status in per_bot:
+            queued.add_metric([alias], status["queued"])
+        yield queued
+        yield GaugeMetricFamily(
+            "dcc_queued", "Dispatches waiting for their bots, all bots.",
+            value=sum(status["queued"] for _, status in per_bot),
+        )
+        up = GaugeMetricFamily(
+            "dcc_bot_enabled", "1 if the bot's gateway session is enabled.", labels=["alias"]
+        )
+        for relay in relays:
+            up.add_metric([relay.alias], 1 if relay.enabled else 0)
+        yield up
+
+        latency = manager.delivery_latency
+        yield HistogramMetricFamily(
+            "dcc_delivery_latency_seconds",
+            "From a dispatch's gateway frame arriving to its being written to the bot "
+            "(websocket v1 delivery).",
+            buckets=latency.cumulative(),
+            sum_value=latency.sum,
+        )
+
+        shard_totals = self._shards.total(shards)
+        closes = CounterMetricFamily(
+            "dcc_gateway_reconnects",
+            "Gateway connections that ended other than by the relay stopping, by close "
+            "code ('none': the connection was lost without a close frame).",
+            labels=["code"],
+        )
+        for key, count in sorted(
+            ((k, v) for k, v in shard_totals.items() if isinstance(k, tuple)),
+            key=lambda item: (item[0][1] is None, item[0][1] or 0),
+        ):
+            code = key[1]
+            closes.add_metric(["none" if code is None else str(code)], count)
+        yield closes
+        yield CounterMetricFamily(
+            "dcc_identify_waits",
+            "Times a shard had to wait for an identify slot (Discord's identify limits).",
+            value=shard_totals["identify_waits"],
+        )
+        yield CounterMetricFamily(
+            "dcc_identify_wait_seconds",
+            "Seconds shards spent waiting for an identify slot.",
+            value=shard_totals["identify_wait_seconds"],
+        )
+
+
+def build_registry(manager: RelayManager) -> CollectorRegistry:
+    """
+    The node's registry: its relays, and the process (memory, CPU, open
+    files) and Python runtime.
+    """
+    registry = CollectorRegistry()
+    registry.register(RelayCollector(manager))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+class MetricsPage(Resource):
+    """
+    ``GET /metrics``, in the format the scraper asks for (``Accept``).
+    """
+
+    isLeaf = True
+
+    def __init__(self, manager: RelayManager) -> None:
+        super().__init__()
+        self._registry = build_registry(manager)
+
+    def render_GET(self, request: Request) -> bytes:
+        accept = request.getHeader(b"accept")
+        encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
+        request.setHeader(b"Content-Type", content_type.encode("ascii"))
+        output: bytes = encoder(self._registry)
+        return output

@@ -1,0 +1,276 @@
+"""
+Tests for :mod:`dccrelay.store.postgres` against a real PostgreSQL server
+(see :mod:`tests.postgres` for where it comes from): the shared contract,
+and what only the shared store does (migrating once when nodes start
+together, refusing a newer schema, hearing other nodes' notices).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import TestCase
+
+from dccrelay.store import IRelayStore, StoredRelay
+from dccrelay.store.errors import SchemaTooNew, StoreClosed, StoreUnreachable
+from dccrelay.store.postgres import PostgresStore
+from dccrelay.store.postgres_schema import MIGRATIONS
+
+from .postgres import fresh_database
+from .test_store import LONG, SETTINGS, IRelayStoreTestsMixin, deferred_test, session
+
+
+class PostgresStoreTests(IRelayStoreTestsMixin, TestCase):
+    """
+    :class:`PostgresStore` keeps the :class:`IRelayStore` contract.
+    """
+
+    def setUp(self) -> None:
+        self.url = fresh_database(self)
+
+    def make_store(self) -> IRelayStore:
+        return PostgresStore(self.url, reactor)
+
+
+def _closed_port() -> int:
+    import socket
+
+    # Bound but never listening: connecting to it is refused at once.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+class PostgresDescriptionTests(TestCase):
+    """
+    What the store says about its database, with no server needed.
+    """
+
+    def test_description_without_password(self) -> None:
+        """
+        The description names the database, host and port, never the
+        password.
+        """
+        store = PostgresStore("postgresql://dcc:s3cret@db.example:6543/relay", reactor)
+        self.assertEqual(store.description, "PostgreSQL database 'relay' on db.example:6543")
+
+    @deferred_test
+    async def test_unreachable(self) -> None:
+        """
+        A server that refuses connections fails ``open`` with an error that
+        names the database and what to check, without the password.
+        """
+        port = _closed_port()
+        store = PostgresStore(f"postgresql://dcc:s3cret@127.0.0.1:{port}/relay", reactor)
+        self.addCleanup(store.close)
+        with self.assertRaises(StoreUnreachable) as caught:
+            await store.open()
+        message = str(caught.exception)
+        self.assertIn(f"'relay' on 127.0.0.1:{port}", message)
+        self.assertIn("Check the store URL", message)
+        self.assertNotIn("s3cret", message)
+        await self.assertFailure(store.load_relays(), StoreClosed)
+
+
+class PostgresSchemaTests(TestCase):
+    """
+    The schema: created, migrated once, refused when too new.
+    """
+
+    def setUp(self) -> None:
+        self.url = fresh_database(self)
+
+    def inspect(self) -> psycopg.Connection:  # type: ignore[type-arg]
+        """
+        :return: a connection to the test's database, closed after the test.
+        """
+        connection = psycopg.connect(self.url, autocommit=True)
+        self.addCleanup(connection.close)
+        return connection
+
+    async def open_store(self) -> PostgresStore:
+        """
+        :return: an opened store, closed after the test.
+        """
+        store = PostgresStore(self.url, reactor)
+        self.addCleanup(store.close)
+        await store.open()
+        return store
+
+    def tables(self) -> list[str]:
+        """
+        :return: the names of the database's own tables, sorted.
+        """
+        rows = self.inspect().execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        )
+        return [name for (name,) in rows]
+
+    def version(self) -> int:
+        """
+        :return: the schema version the database records.
+        """
+        (version,) = self.inspect().execute("SELECT version FROM dccrelay_schema").fetchall()
+        return int(version[0])
+
+    @deferred_test
+    async def test_migrates_empty_database(self) -> None:
+        """
+        An empty database gets every table, at the latest version.
+        """
+        await self.open_store()
+        self.assertEqual(
+            self.tables(),
+            ["dccrelay_schema", "leases", "nodes", "outbox", "relays", "sessions"],
+        )
+        self.assertEqual(self.version(), len(MIGRATIONS))
+
+    @deferred_test
+    async def test_concurrent_start_migrates_once(self) -> None:
+        """
+        Several nodes opening one empty database at the same moment all
+        open it, and exactly one of them migrates it.
+        """
+        stores = [PostgresStore(self.url, reactor) for _ in range(4)]
+        for store in stores:
+            self.addCleanup(store.close)
+        with capturedLogs() as events:
+            await gatherResults([store.open() for store in stores])
+        migrations = [e for e in events if "Migrated" in e.get("log_format", "")]
+        self.assertEqual(len(migrations), 1)
+        self.assertEqual((migrations[0]["before"], migrations[0]["after"]), (0, len(MIGRATIONS)))
+        await stores[1].save_relay("alpha", SETTINGS)
+        self.assertEqual(
+            await stores[2].load_relays(), [StoredRelay("alpha", SETTINGS, True, None)]
+        )
+
+    @deferred_test
+    async def test_reopen_does_not_migrate(self) -> None:
+        """
+        Opening a database at the latest version changes nothing and logs
+        no migration.
+        """
+        store = await self.open_store()
+        await store.save_relay("alpha", SETTINGS)
+        await store.close()
+        with capturedLogs() as events:
+            again = await self.open_store()
+        self.assertEqual([e for e in events if "Migrated" in e.get("log_format", "")], [])
+        self.assertEqual(len(await again.load_relays()), 1)
+
+    @deferred_test
+    async def test_refuses_newer_schema(self) -> None:
+        """
+        A database migrated by a newer dccrelay fails to open with the same
+        error as SQLite's, naming the database and both versions, and is
+        left as it was.
+        """
+        newer = len(MIGRATIONS) + 1
+        connection = self.inspect()
+        connection.execute(
+            "CREATE TABLE dccrelay_schema (one boolean PRIMARY KEY DEFAULT true, version integer)"
+        )
+        connection.execute("INSERT INTO dccrelay_schema (version) VALUES (%s)", (newer,))
+        store = PostgresStore(self.url, reactor)
+        self.addCleanup(store.close)
+        with self.assertRaises(SchemaTooNew) as caught:
+            await store.open()
+        self.assertEqual((caught.exception.found, caught.exception.known), (newer, len(MIGRATIONS)))
+        self.assertIn(store.description, str(caught.exception))
+        self.assertEqual(self.tables(), ["dccrelay_schema"])
+        self.assertEqual(self.version(), newer)
+
+
+class PostgresNodeTests(TestCase):
+    """
+    Several nodes on one database, beyond the contract.
+    """
+
+    def setUp(self) -> None:
+        self.url = fresh_database(self)
+
+    async def open_store(self) -> PostgresStore:
+        """
+        :return: an opened store, closed after the test.
+        """
+        store = PostgresStore(self.url, reactor)
+        self.addCleanup(store.close)
+        await store.open()
+        return store
+
+    async def eventually(self, condition: object, timeout: float = 5.0) -> None:
+        """
+        Wait until ``condition()`` holds; fail after ``timeout`` seconds.
+        """
+        from twisted.internet.task import deferLater
+
+        for _ in range(int(timeout / 0.01)):
+            if condition():  # type: ignore[operator]
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"still not true after {timeout} s")
+
+    @deferred_test
+    async def test_listener_reconnects(self) -> None:
+        """
+        When its connection is cut, the listener connects again, calls back
+        with ``None`` (notices may have been lost) and then hears notices
+        again.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        heard: list[str | None] = []
+        await store_a.listen_changes(heard.append)
+        admin = psycopg.connect(self.url, autocommit=True)
+        self.addCleanup(admin.close)
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+        )
+        await self.eventually(lambda: heard == [None])
+        await store_b.notify_change("alpha")
+        await self.eventually(lambda: heard == [None, "alpha"])
+
+    @deferred_test
+    async def test_close_stops_listening(self) -> None:
+        """
+        After ``close``, the listener's connection is gone and nothing is
+        called back.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        heard: list[str | None] = []
+        await store_a.listen_changes(heard.append)
+        await store_a.close()
+        await store_b.notify_change("alpha")
+        admin = psycopg.connect(self.url, autocommit=True)
+        self.addCleanup(admin.close)
+        listening = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+        ).fetchone()
+        self.assertEqual(listening, (0,))
+        self.assertEqual(heard, [])
+        self.assertNotIn("dccrelay-postgres-listen", [t.name for t in threading.enumerate()])
+
+    @deferred_test
+    async def test_close_waits_for_calls(self) -> None:
+        """
+        Calls under way when ``close`` is called finish and succeed; calls
+        after it fail.
+        """
+        store = await self.open_store()
+        await store.save_relay("alpha", SETTINGS)
+        pending = [store.save_session("alpha", session(i)) for i in range(8)]
+        closed = store.close()
+        await gatherResults(pending)
+        await closed
+        await self.assertFailure(store.load_sessions("alpha"), StoreClosed)
+        again = await self.open_store()
+        self.assertEqual(len(await again.load_sessions("alpha")), 8)
