@@ -1,11 +1,23 @@
 """
 The relays of one node: loads them from the store on start, applies
 registration changes, and stops them (resumably) on shutdown.
+
+Alone (SQLite), a node runs every bot.  With a shared store (PostgreSQL) and
+a :class:`ClusterNode`, it runs only the bots it holds a lease on and keeps
+a :class:`~dccrelay.remote_relay.RemoteRelay` for the others: each round it
+heartbeats, renews its leases, stops any bot whose lease it lost, and claims
+or hands over bots towards an even share of the live nodes, a few at a time.
+A bot moves by a resumable stop on one node and a RESUME on the next.  A
+node that cannot renew stops its bots before its leases can expire, so two
+nodes never hold one Discord session.  Registration changes made through
+any node reach the others as store notices (LISTEN/NOTIFY).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks
@@ -13,13 +25,33 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from dccrelay.relay import Relay, RelayEnvironment
+from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
 from dccrelay.stats import LatencyHistogram
-from dccrelay.store import IRelayStore
+from dccrelay.store import IRelayStore, StoredRelay
+from dccrelay.store.leases import LeaseTiming
 
 # How often the latest gateway seq of every shard is written down, bounding
 # what Discord replays after a relay is killed without warning.
 CHECKPOINT_INTERVAL = 2.0
+
+
+#: A bot this node runs, or one it only knows about.
+AnyRelay = Union[Relay, RemoteRelay]
+
+# At most this share of a node's bots is handed over per round, so that a
+# node joining or leaving moves bots gradually.
+HANDOVER_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """
+    This node's part in a cluster sharing one store.
+    """
+
+    node_id: str
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
 
 
 class TooManyRelays(Exception):
@@ -41,6 +73,7 @@ class RelayManager(Service):
         store: IRelayStore,
         max_relays: int,
         delivery_latency: LatencyHistogram | None = None,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self._env = env
         self._store = store
@@ -48,8 +81,14 @@ class RelayManager(Service):
         #: what the node's delivery channels report (for /metrics)
         self.delivery_latency = delivery_latency or LatencyHistogram()
         self._started_at: float | None = None
-        self.relays: dict[str, Relay] = {}
+        self.relays: dict[str, AnyRelay] = {}
+        self.cluster = cluster
         self._lock = DeferredLock()
+        self._rounds = LoopingCall(self._lease_round)
+        self._rounds.clock = env.clock
+        self._round_running = False
+        self._round_again = False
+        self._renew_deadline: Any = None
         self._checkpoints = LoopingCall(self._checkpoint)
         self._checkpoints.clock = env.clock
         self.ready: Deferred[None] = Deferred()
@@ -72,17 +111,26 @@ class RelayManager(Service):
         self._log.failure("could not load registrations from the store", failure)
         self.ready.errback(failure)
 
+    def _new_relay(self, record: StoredRelay) -> Relay:
+        relay = Relay(
+            record.alias, RelaySettings.from_json(record.settings), self._env,
+            on_fatal=self.disable,
+            enabled=record.enabled, disable_reason=record.disable_reason,
+        )
+        if self.cluster is not None:
+            relay.node = self.cluster.node_id
+        return relay
+
     @inlineCallbacks
     def _load(self) -> Any:
         yield self._store.open()
         stored = yield self._store.load_relays()
         for record in stored:
             try:
-                settings = RelaySettings.from_json(record.settings)
-                self.relays[record.alias] = Relay(
-                    record.alias, settings, self._env, on_fatal=self.disable,
-                    enabled=record.enabled, disable_reason=record.disable_reason,
-                )
+                if self.cluster is None:
+                    self.relays[record.alias] = self._new_relay(record)
+                else:
+                    self.relays[record.alias] = _remote(record)
             except Exception:
                 self._log.failure(
                     "{alias}: could not restore its registration", alias=record.alias
@@ -91,27 +139,48 @@ class RelayManager(Service):
             "loaded {count} relays from {store}",
             count=len(self.relays), store=self._store.description,
         )
-        for relay in self.relays.values():
-            relay.start()
+        if self.cluster is None:
+            for relay in self.relays.values():
+                assert isinstance(relay, Relay)
+                relay.start()
+        else:
+            yield self._store.listen_changes(self._changed)
+            self._rounds.start(self.cluster.timing.claim_interval, now=False)
+            self._poke()
         self._checkpoints.start(CHECKPOINT_INTERVAL, now=False)
+
+    def local_relays(self) -> list[Relay]:
+        """
+        The relays this node runs.
+        """
+        return [relay for relay in self.relays.values() if isinstance(relay, Relay)]
 
     @inlineCallbacks
     def stopService(self) -> Any:
         super().stopService()
         if self._checkpoints.running:
             self._checkpoints.stop()
+        if self._rounds.running:
+            self._rounds.stop()
+        self._cancel_renew_deadline()
         yield self._lock.acquire()
         try:
             yield DeferredList(
-                [relay.stop() for relay in self.relays.values()], consumeErrors=True
+                [relay.stop() for relay in self.local_relays()], consumeErrors=True
             )
+            if self.cluster is not None:
+                # Hand every bot over now rather than after the leases expire.
+                try:
+                    yield self._store.forget_node(self.cluster.node_id)
+                except Exception:
+                    self._log.failure("could not release this node's leases")
             yield self._store.close()
         finally:
             self._lock.release()
 
     def _checkpoint(self) -> Deferred[Any]:
         return DeferredList(
-            [relay.checkpoint() for relay in self.relays.values() if relay.shards],
+            [relay.checkpoint() for relay in self.local_relays() if relay.shards],
             consumeErrors=True,
         )
 
@@ -134,14 +203,23 @@ class RelayManager(Service):
         if relay is not None and relay.settings == settings and relay.enabled:
             return False
         yield self._store.save_relay(alias, settings.to_json())
+        created = relay is None
         if relay is None:
-            relay = self.relays[alias] = Relay(alias, settings, self._env, on_fatal=self.disable)
             self._log.info("{alias}: registered", alias=alias)
-            relay.start()
-            return True
-        self._log.info("{alias}: settings updated", alias=alias)
-        yield relay.apply(settings)
-        return False
+            record = StoredRelay(alias, settings.to_json(), True, None)
+            if self.cluster is None:
+                relay = self.relays[alias] = self._new_relay(record)
+                relay.start()
+            else:
+                self.relays[alias] = _remote(record)
+        else:
+            self._log.info("{alias}: settings updated", alias=alias)
+            if isinstance(relay, Relay):
+                yield relay.apply(settings)
+            else:
+                relay.settings, relay.enabled = settings, True
+        yield self._announce(alias)
+        return created
 
     def delete(self, alias: str) -> Deferred[bool]:
         """
@@ -157,7 +235,9 @@ class RelayManager(Service):
         existed = yield self._store.delete_relay(alias)
         if relay is not None:
             self._log.info("{alias}: deleted", alias=alias)
-            yield relay.forget()
+            if isinstance(relay, Relay):
+                yield relay.forget()
+        yield self._announce(alias)
         return existed or relay is not None
 
     def disable(self, alias: str, reason: str) -> Deferred[None]:
@@ -173,4 +253,170 @@ class RelayManager(Service):
             return
         self._log.info("{alias}: disabled: {reason}", alias=alias, reason=reason)
         yield self._store.disable_relay(alias, reason)
-        yield relay.disable(reason)
+        if isinstance(relay, Relay):
+            yield relay.disable(reason)
+        else:
+            relay.enabled, relay.disable_reason = False, reason
+        yield self._announce(alias)
+
+    # -- several nodes ----------------------------------------------------------
+
+    @inlineCallbacks
+    def _announce(self, alias: str) -> Any:
+        if self.cluster is None:
+            return
+        try:
+            yield self._store.notify_change(alias)
+        except Exception:
+            # The periodic rounds still converge; the change itself is stored.
+            self._log.failure("{alias}: could not notify the other nodes", alias=alias)
+        self._poke()
+
+    def _poke(self) -> None:
+        """
+        Run a lease round now (a new bot may be waiting for an owner).
+        """
+        if self.running and self.cluster is not None:
+            self._env.clock.callLater(0, self._lease_round)
+
+    def _changed(self, alias: str | None) -> None:
+        """
+        Another node (or this one) changed ``alias``'s registration, or
+        anything (``None``).
+        """
+        d = self._lock.run(self._reload, alias)
+        d.addErrback(lambda f: self._log.failure("could not apply a registration change", f))
+
+    @inlineCallbacks
+    def _reload(self, alias: str | None) -> Any:
+        records = {r.alias: r for r in (yield self._store.load_relays())}
+        aliases = set(records) | set(self.relays) if alias is None else {alias}
+        for name in sorted(aliases):
+            record, relay = records.get(name), self.relays.get(name)
+            if record is None:
+                if relay is not None:
+                    del self.relays[name]
+                    if isinstance(relay, Relay):
+                        yield relay.forget()
+                continue
+            settings = RelaySettings.from_json(record.settings)
+            if relay is None:
+                self.relays[name] = _remote(record)
+                self._poke()
+            elif isinstance(relay, RemoteRelay):
+                relay.settings, relay.enabled = settings, record.enabled
+                relay.disable_reason = record.disable_reason
+            elif not record.enabled:
+                if relay.enabled:
+                    yield relay.disable(record.disable_reason or "disabled")
+            elif relay.settings != settings or not relay.enabled:
+                yield relay.apply(settings)
+
+    @inlineCallbacks
+    def _lease_round(self) -> Any:
+        if self._round_running:
+            self._round_again = True
+            return
+        assert self.cluster is not None
+        self._round_running = True
+        try:
+            node, timing = self.cluster.node_id, self.cluster.timing
+            sent_at = self._env.clock.seconds()
+            try:
+                yield self._store.heartbeat_node(node, timing.ttl)
+                held = set((yield self._store.renew_leases(node, timing.ttl)))
+            except Exception:
+                self._log.failure("could not renew this node's leases")
+                return
+            self._arm_renew_deadline(sent_at)
+            yield self._lock.run(self._settle_leases, held)
+        finally:
+            self._round_running = False
+            if self._round_again and self.running:
+                self._round_again = False
+                self._poke()
+
+    @inlineCallbacks
+    def _settle_leases(self, held: set[str]) -> Any:
+        assert self.cluster is not None
+        node, timing = self.cluster.node_id, self.cluster.timing
+        local = {relay.alias for relay in self.local_relays()}
+        for alias in sorted(local - held):
+            self._log.warn("{alias}: lease lost; stopping here", alias=alias)
+            yield self._make_remote(alias)
+        owned = local & held
+        live = yield self._store.live_nodes()
+        share = math.ceil(len(self.relays) / max(1, len(live)))
+        if len(owned) < share:
+            claimed = yield self._store.claim_leases(node, timing.ttl, share - len(owned))
+            if claimed:
+                records = {r.alias: r for r in (yield self._store.load_relays())}
+                for alias, epoch in claimed:
+                    yield self._make_local(alias, records.get(alias))
+        elif len(owned) > share:
+            step = max(1, math.ceil(share * HANDOVER_FRACTION))
+            give = sorted(owned)[: min(len(owned) - share, step)]
+            for alias in give:
+                yield self._make_remote(alias)
+            yield self._store.release_leases(node, give)
+        owners = yield self._store.lease_owners()
+        for relay in self.relays.values():
+            if isinstance(relay, RemoteRelay):
+                relay.owner = owners.get(relay.alias)
+
+    @inlineCallbacks
+    def _make_local(self, alias: str, record: StoredRelay | None) -> Any:
+        assert self.cluster is not None
+        if record is None:
+            # Deleted since: nothing to run.
+            yield self._store.release_leases(self.cluster.node_id, [alias])
+            return
+        self._log.info("{alias}: now running on this node", alias=alias)
+        relay = self.relays[alias] = self._new_relay(record)
+        relay.start()
+
+    @inlineCallbacks
+    def _make_remote(self, alias: str) -> Any:
+        relay = self.relays.get(alias)
+        if isinstance(relay, Relay):
+            # Resumable: the next owner RESUMEs from the stored session.
+            yield relay.stop()
+            self.relays[alias] = RemoteRelay(
+                alias, relay.settings, enabled=relay.enabled,
+                disable_reason=relay.disable_reason,
+            )
+
+    def _arm_renew_deadline(self, sent_at: float) -> None:
+        assert self.cluster is not None
+        self._cancel_renew_deadline()
+        delay = sent_at + self.cluster.timing.stop_after - self._env.clock.seconds()
+        self._renew_deadline = self._env.clock.callLater(max(0.0, delay), self._renewals_failed)
+
+    def _cancel_renew_deadline(self) -> None:
+        if self._renew_deadline is not None and self._renew_deadline.active():
+            self._renew_deadline.cancel()
+        self._renew_deadline = None
+
+    def _renewals_failed(self) -> None:
+        """
+        No renew succeeded for too long: stop every bot before the leases
+        can expire and another node RESUMEs them.
+        """
+        self._renew_deadline = None
+        self._log.error("could not renew leases in time; stopping this node's bots")
+
+        @inlineCallbacks
+        def stop_all() -> Any:
+            for relay in self.local_relays():
+                yield self._make_remote(relay.alias)
+
+        self._lock.run(stop_all).addErrback(
+            lambda f: self._log.failure("stopping bots after lost leases failed", f)
+        )
+
+
+def _remote(record: StoredRelay) -> RemoteRelay:
+    return RemoteRelay(
+        record.alias, RelaySettings.from_json(record.settings),
+        enabled=record.enabled, disable_reason=record.disable_reason,
+    )

@@ -98,6 +98,8 @@ class Relay:
         self._min_shards = 1
         self._resharding = False
         self._resume_points = ResumePoints()
+        #: the node running this relay, when several share a store
+        self.node: str | None = None
         self.counters = Counters()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -410,6 +412,7 @@ class Relay:
             "enabled": self.enabled,
             "lastDisableReason": self.disable_reason,
             "gatewayError": self._gateway_error,
+            "node": self.node,
             "shards": [
                 {"id": shard.shard_id, "state": shard.state, "lastClose": shard.last_close}
                 for shard in self.shards
@@ -430,24 +433,30 @@ class Relay:
         What the bot's owner may see: status and settings, token masked.
         """
         status = self.public_status()
-        s = self.settings
-        status["settings"] = {
-            "token": mask_token(s.token),
-            "intents": s.intents,
-            "criteria": s.criteria,
-            "filter": s.filter,
-            "dst": s.dst,
-            "shards": s.shards,
-            "delivery": {"protocol": s.delivery_protocol},
-            "typingWhileWaking": s.typing_while_waking,
-            "deferInteractions": s.defer_interactions,
-            "wakeUrl": s.wake_url,
-        }
+        status["settings"] = settings_status(self.settings)
         for entry, shard in zip(status["shards"], self.shards):
             entry["identifies"] = shard.identifies
             entry["resumes"] = shard.resumes
             entry["seq"] = shard.seq
         return status
+
+
+def settings_status(s: RelaySettings) -> dict[str, Any]:
+    """
+    A registration's settings as its owner sees them: the token masked.
+    """
+    return {
+        "token": mask_token(s.token),
+        "intents": s.intents,
+        "criteria": s.criteria,
+        "filter": s.filter,
+        "dst": s.dst,
+        "shards": s.shards,
+        "delivery": {"protocol": s.delivery_protocol},
+        "typingWhileWaking": s.typing_while_waking,
+        "deferInteractions": s.defer_interactions,
+        "wakeUrl": s.wake_url,
+    }
 
 
 def mask_token(token: str) -> str:
