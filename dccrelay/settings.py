@@ -205,6 +205,11 @@ def _parse_url(text: str, name: str, schemes: tuple[str, ...]) -> DecodedURL:
             f"{name} must be an absolute {' or '.join(schemes)} URL, got {text!r}",
             "/" + name,
         )
+    # What the websocket and HTTP clients would refuse later, refused now.
+    if url.port is None or not 0 < url.port < 65536:
+        raise SettingsError(f"{name}: the port must be 1 to 65535, got {url.port}", "/" + name)
+    if url.fragment:
+        raise SettingsError(f"{name} must not have a #fragment", "/" + name)
     return url
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from twisted.web import resource
 from twisted.web.resource import Resource
-from twisted.web.server import supportedMethods
 
 from dccrelay.web.request import CappedRequest
 from dccrelay.web.responses import HTTPError, write_json
@@ -24,6 +23,11 @@ _ERROR_PAGES: tuple[type, ...] = tuple(
         getattr(resource, "ErrorPage", None),
     )
     if isinstance(kind, type)
+)
+
+# HTTP's methods: one the path does not take is 405; anything else is 501.
+_KNOWN_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"CONNECT")
 )
 
 _WHY = {
@@ -63,7 +67,7 @@ class APIRequest(CappedRequest):
             allowed = _allowed_methods(resrc)
             names = ", ".join(m.decode("ascii") for m in allowed)
             shown = method.decode("ascii", "replace")[:20]
-            if method in supportedMethods:
+            if method in _KNOWN_METHODS:
                 error = HTTPError(
                     405,
                     f"{shown} is not allowed here; this path allows {names}",
