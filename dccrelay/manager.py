@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks
@@ -186,18 +186,34 @@ class RelayManager(Service):
 
     # -- registration ---------------------------------------------------------
 
-    def put(self, alias: str, settings: RelaySettings) -> Deferred[bool]:
+    def put(
+        self,
+        alias: str,
+        settings: RelaySettings,
+        authorize: Callable[[RelaySettings | None], object] | None = None,
+    ) -> Deferred[bool]:
         """
         Create or update a relay.
 
+        :param authorize: called with the relay's current settings (``None``
+            if it does not exist) once no other change of relays is under
+            way, so that whoever may create an alias cannot update one that
+            another request created meanwhile; it raises to refuse.
         :return: fires with ``True`` if the relay was created.
         :raise TooManyRelays: (in the Deferred) at ``max_relays``.
         """
-        return self._lock.run(self._put, alias, settings)
+        return self._lock.run(self._put, alias, settings, authorize)
 
     @inlineCallbacks
-    def _put(self, alias: str, settings: RelaySettings) -> Any:
+    def _put(
+        self,
+        alias: str,
+        settings: RelaySettings,
+        authorize: Callable[[RelaySettings | None], object] | None = None,
+    ) -> Any:
         relay = self.relays.get(alias)
+        if authorize is not None:
+            authorize(relay.settings if relay is not None else None)
         if relay is None and len(self.relays) >= self.max_relays:
             raise TooManyRelays(alias)
         if relay is not None and relay.settings == settings and relay.enabled:

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from dccrelay.filters import DEFAULT_BACKEND, DEFAULT_CRITERIA, CriteriaError
+from dccrelay.outbound import refusal_reason
 
 ALIAS = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
 
@@ -153,6 +154,10 @@ def _schema_message(error: ValidationError) -> str:
     return error.message
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) else value
+
+
 def validate_alias(alias: str) -> None:
     """
     :raise SettingsError: if ``alias`` is not 1–64 letters, digits or ``_``.
@@ -174,16 +179,23 @@ def _check_url_host_is_public(url: DecodedURL, name: str) -> None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return
-    if not address.is_global:
+        return  # a name: checked after resolution, on connecting (dccrelay.outbound)
+    reason = refusal_reason(address)
+    if reason is not None:
         raise SettingsError(
-            f"{name} points at {host}, a private, loopback or reserved address; "
+            f"{name} points at {host}, {reason}; "
             "the operator has not allowed private destinations",
             "/" + name,
         )
 
 
 def _parse_url(text: str, name: str, schemes: tuple[str, ...]) -> DecodedURL:
+    # Before anything reads it: a line break here would end a header line
+    # of the relay's request to the bot (header injection).
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise SettingsError(
+            f"{name} must not contain whitespace or control characters", "/" + name
+        )
     try:
         url = DecodedURL.from_text(text)
     except (ValueError, TypeError) as e:
@@ -193,8 +205,11 @@ def _parse_url(text: str, name: str, schemes: tuple[str, ...]) -> DecodedURL:
             f"{name} must be an absolute {' or '.join(schemes)} URL, got {text!r}",
             "/" + name,
         )
-    if any(c in text for c in "\r\n\t "):
-        raise SettingsError(f"{name} must not contain whitespace", "/" + name)
+    # What the websocket and HTTP clients would refuse later, refused now.
+    if url.port is None or not 0 < url.port < 65536:
+        raise SettingsError(f"{name}: the port must be 1 to 65535, got {url.port}", "/" + name)
+    if url.fragment:
+        raise SettingsError(f"{name} must not have a #fragment", "/" + name)
     return url
 
 
@@ -218,7 +233,8 @@ def parse_settings(
         first = errors[0]
         raise SettingsError(_schema_message(first), _pointer(first.absolute_path))
 
-    intents = body.get("intents", DEFAULT_INTENTS)
+    # JSON Schema counts 4608.0 as an integer; the relay wants ints.
+    intents = _whole(body.get("intents", DEFAULT_INTENTS))
     if intents & ~KNOWN_INTENTS:
         raise SettingsError(
             f"intents has bits Discord does not define: {intents & ~KNOWN_INTENTS:#x}",
@@ -226,7 +242,7 @@ def parse_settings(
         )
 
     dst = _parse_url(body["dst"], "dst", ("ws", "wss", "http", "https"))
-    protocol = body.get("delivery", {}).get("protocol", 1)
+    protocol = _whole(body.get("delivery", {}).get("protocol", 1))
     if protocol != 1 and dst.scheme in ("http", "https"):
         raise SettingsError(
             "delivery.protocol chooses between websocket protocols (ws:// or wss:// dst);"
@@ -249,7 +265,7 @@ def parse_settings(
         intents=intents,
         criteria=body.get("criteria", DEFAULT_CRITERIA),
         filter=body.get("filter", DEFAULT_BACKEND),
-        shards=body.get("shards", "auto"),
+        shards=_whole(body.get("shards", "auto")),
         delivery_protocol=protocol,
         typing_while_waking=body.get("typingWhileWaking", False),
         defer_interactions=body.get("deferInteractions", False),

@@ -24,13 +24,17 @@ from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.logs import RelayRoot, log_format
+from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.manager import RelayManager
 from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.stats import LatencyHistogram
+from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.sqlite import SQLiteStore
+from dccrelay.web.access import Access
 from dccrelay.web.site import build_site
+from dccrelay.web.throttle import FailedAuthLimiter
 
 STORE_FILE = "dcc.sqlite3"
 
@@ -105,6 +109,16 @@ class Options(ConfigFileOptions):
          "Transport compression of gateway connections: zlib-stream or none "
          "(zlib-stream: about 20x fewer bytes for 1.3x receive CPU and ~40 KiB per "
          "connection; see bench/gateway_compression.py)."],
+        ["registration-key-file", None, None,
+         "File holding the key that creating a relay needs (Authorization: Bearer, or a "
+         "Dcc-Registration-Key header); without it anyone may register a bot."],
+        ["operator-key-file", None, None,
+         "File holding the operator's key (Authorization: Bearer): every bot's full "
+         "status, and disable or delete any bot over HTTP."],
+        ["encryption-key-file", None, None,
+         "File of Fernet keys, one a line: bots' tokens and secrets are encrypted at "
+         "rest with the first; the others only decrypt.  To rotate, put a new key "
+         "first; start-up re-encrypts."],
     ]
     optFlags = [
         ["allow-private-dst", None,
@@ -129,6 +143,16 @@ class Options(ConfigFileOptions):
         api = self["discord-api"]
         if not api.startswith(("https://", "http://")):
             raise usage.UsageError(f"--discord-api must be an http(s) URL, got {api!r}")
+        try:
+            for option in ("registration-key-file", "operator-key-file"):
+                path = self[option]
+                self[option[: -len("-file")]] = (
+                    None if path is None else read_access_key(path, option)
+                )
+            path = self["encryption-key-file"]
+            self["encryption-keys"] = [] if path is None else read_fernet_keys(path)
+        except KeyFileError as e:
+            raise usage.UsageError(str(e))
 
 
 def filter_compiler(options: Options) -> Callable[[str, Any], Callable[[dict[str, Any]], bool]]:
@@ -205,7 +229,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     pool = HTTPConnectionPool(reactor)
     latency = LatencyHistogram()
     env = build_environment(options, reactor, store, pool, latency)
-    manager = RelayManager(env, store, options["max-relays"], delivery_latency=latency)
+    # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
+    sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
+    manager = RelayManager(env, sealed, options["max-relays"], delivery_latency=latency)
 
     # Under twistd, options.parent holds twistd's own options (--logfile...).
     root = RelayRoot(options.parent, options["log-format"], reactor)
@@ -220,6 +246,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             compile_filter=filter_compiler(options),
             allow_private_dst=options["allow-private-dst"],
         ),
+        access=Access(
+            registration_key=options.get("registration-key"),
+            operator_key=options.get("operator-key"),
+            limiter=FailedAuthLimiter(reactor),
+        ),
+        reactor=reactor,
     )
     http = strports.service(options["listen"], site, reactor=reactor)
     http.setName("http")

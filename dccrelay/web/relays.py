@@ -16,7 +16,7 @@ from twisted.web.server import Request
 
 from dccrelay.manager import RelayManager, TooManyRelays
 from dccrelay.settings import RelaySettings, SettingsError, validate_alias
-from dccrelay.web.auth import require_secret
+from dccrelay.web.access import Access
 from dccrelay.web.request import MAX_BODY, CappedRequest
 from dccrelay.web.responses import HTTPError, json_handler
 
@@ -53,10 +53,13 @@ class RelayCollection(Resource):
     ``GET /relays``: the public status of every relay.
     """
 
-    def __init__(self, manager: RelayManager, parse_settings: ParseSettings) -> None:
+    def __init__(
+        self, manager: RelayManager, parse_settings: ParseSettings, access: Access | None = None
+    ) -> None:
         super().__init__()
         self._manager = manager
         self._parse_settings = parse_settings
+        self._access = access if access is not None else Access()
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         try:
@@ -64,11 +67,13 @@ class RelayCollection(Resource):
             validate_alias(alias)
         except (UnicodeDecodeError, SettingsError):
             return InvalidAlias()
-        return RelayResource(self._manager, self._parse_settings, alias)
+        return RelayResource(self._manager, self._parse_settings, alias, self._access)
 
     @json_handler
     def render_GET(self, request: Request) -> tuple[int, Any]:
         relays = self._manager.relays
+        if self._access.is_operator(request):
+            return 200, {"relays": [relays[alias].full_status() for alias in sorted(relays)]}
         return 200, {"relays": [relays[alias].public_status() for alias in sorted(relays)]}
 
 
@@ -94,12 +99,19 @@ class RelayResource(Resource):
     ``/relays/{alias}``: one bot's registration.
     """
 
-    def __init__(self, manager: RelayManager, parse_settings: ParseSettings, alias: str) -> None:
+    def __init__(
+        self,
+        manager: RelayManager,
+        parse_settings: ParseSettings,
+        alias: str,
+        access: Access | None = None,
+    ) -> None:
         super().__init__()
         self._manager = manager
         self._parse_settings = parse_settings
         self.alias = alias
-        self.putChild(b"disable", DisableResource(manager, alias))
+        self._access = access if access is not None else Access()
+        self.putChild(b"disable", DisableResource(manager, alias, self._access))
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -108,15 +120,23 @@ class RelayResource(Resource):
 
     @json_handler
     def render_PUT(self, request: Request) -> Any:
+        def authorize(current: RelaySettings | None) -> None:
+            # Only the owner changes a bot's settings; creating may need the
+            # registration key.  Checked again once the manager is ready to
+            # apply the change, in case this alias was created meanwhile.
+            if current is None:
+                self._access.require_registrant(request)
+            else:
+                self._access.require_owner(request, current.client_secret, operator_may=False)
+
         relay = self._manager.relays.get(self.alias)
-        if relay is not None:
-            require_secret(request, relay.settings.client_secret)
+        authorize(relay.settings if relay is not None else None)
         body = read_json_body(request)
         try:
             settings = self._parse_settings(body)
         except SettingsError as e:
             raise HTTPError(400, e.message, e.pointer)
-        d = self._manager.put(self.alias, settings)
+        d = self._manager.put(self.alias, settings, authorize)
 
         def answered(created: bool) -> tuple[int, Any]:
             status = self._manager.relays[self.alias].full_status()
@@ -137,7 +157,7 @@ class RelayResource(Resource):
         relay = self._manager.relays.get(self.alias)
         if relay is None:
             return 200, {"alias": self.alias, "deleted": False}
-        require_secret(request, relay.settings.client_secret)
+        self._access.require_owner(request, relay.settings.client_secret)
         d = self._manager.delete(self.alias)
         return d.addCallback(lambda existed: (200, {"alias": self.alias, "deleted": existed}))
 
@@ -146,7 +166,7 @@ class RelayResource(Resource):
         relay = self._manager.relays.get(self.alias)
         if relay is None:
             raise HTTPError(404, f"no relay is registered as {self.alias}")
-        require_secret(request, relay.settings.client_secret)
+        self._access.require_owner(request, relay.settings.client_secret)
         return 200, relay.full_status()
 
 
@@ -158,16 +178,18 @@ class DisableResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, manager: RelayManager, alias: str) -> None:
+    def __init__(self, manager: RelayManager, alias: str, access: Access | None = None) -> None:
         super().__init__()
         self._manager = manager
         self.alias = alias
+        self._access = access if access is not None else Access()
 
     @json_handler
     def render_POST(self, request: Request) -> Any:
         relay = self._manager.relays.get(self.alias)
         if relay is None:
             raise HTTPError(404, f"no relay is registered as {self.alias}")
-        require_secret(request, relay.settings.client_secret)
-        d = self._manager.disable(self.alias, "disabled by its owner through the API")
+        who = self._access.require_owner(request, relay.settings.client_secret)
+        by = "the relay's operator" if who == "operator" else "its owner"
+        d = self._manager.disable(self.alias, f"disabled by {by} through the API")
         return d.addCallback(lambda _: (200, relay.full_status()))

@@ -4,13 +4,18 @@ The relay's HTTP resource tree, built in one place.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from dccrelay.manager import RelayManager
 from dccrelay.web.metrics import MetricsPage
+from dccrelay.web.access import Access
+from dccrelay.web.api_request import APIRequest
+from dccrelay.web.channel import IDLE_TIMEOUT, DeadlineChannel
+from dccrelay.web.openapi import OpenAPIDocument
 from dccrelay.web.relays import ParseSettings, RelayCollection
-from dccrelay.web.request import CappedRequest
 from dccrelay.web.responses import json_handler
 from dccrelay.web.status_page import StatusPage
 
@@ -33,24 +38,36 @@ class Health(Resource):
         return 503, {"status": "starting"}
 
 
-def build_resource(manager: RelayManager, parse_settings: ParseSettings) -> Resource:
+def build_resource(
+    manager: RelayManager, parse_settings: ParseSettings, access: Access | None = None
+) -> Resource:
     """
-    ``/``, ``/relays``, ``/relays/{alias}``, ``/healthz``.
+    ``/``, ``/relays``, ``/relays/{alias}``, ``/healthz``, ``/openapi.json``.
     """
     root = Resource()
     status = StatusPage(manager)
     root.putChild(b"", status)
-    root.putChild(b"relays", RelayCollection(manager, parse_settings))
+    root.putChild(b"relays", RelayCollection(manager, parse_settings, access))
+    root.putChild(b"openapi.json", OpenAPIDocument())
     root.putChild(b"healthz", Health(manager))
     root.putChild(b"metrics", MetricsPage(manager))
     return root
 
 
-def build_site(manager: RelayManager, parse_settings: ParseSettings) -> Site:
+def build_site(
+    manager: RelayManager,
+    parse_settings: ParseSettings,
+    access: Access | None = None,
+    reactor: Any = None,
+) -> Site:
     """
-    The site the relay serves, with bodies capped.
+    The site the relay serves, with bodies capped, errors in JSON, and
+    deadlines for slow clients.
     """
-    site = Site(build_resource(manager, parse_settings))
-    site.requestFactory = CappedRequest
+    site = Site(
+        build_resource(manager, parse_settings, access), timeout=IDLE_TIMEOUT, reactor=reactor
+    )
+    site.protocol = DeadlineChannel  # type: ignore[assignment]
+    site.requestFactory = APIRequest
     site.displayTracebacks = False
     return site

@@ -1,0 +1,160 @@
+"""
+Bots' tokens and secrets encrypted at rest, for any store.
+
+:class:`SealedSecretsStore` wraps an :class:`~dccrelay.store.IRelayStore`
+(SQLite, PostgreSQL, the in-memory one) and encrypts the ``token`` and
+``client_secret`` of each registration's settings with Fernet
+(``cryptography``) before they reach the store, decrypting them as they
+come back.  Everything else passes through unchanged.
+
+An encrypted field is stored as ``{"fernet": "<Fernet token>"}`` instead of
+the string, so a plain value and an encrypted one can never be mistaken for
+each other.
+
+Keys rotate: the first key encrypts, every key decrypts.  When the relays
+are loaded, a value that is still plain, or that an older key encrypted,
+is encrypted again with the first key and written back, so that once a
+relay has started with a new key first, the old keys may be removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from . import IRelayStore, StoredRelay
+
+#: the settings fields (of :meth:`RelaySettings.to_json`) that are sealed
+SEALED_FIELDS = ("token", "client_secret")
+
+_SEALED = "fernet"
+
+
+class SealedSecretsError(Exception):
+    """
+    The stored secrets cannot be read with the keys given.
+    """
+
+
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {_SEALED} and isinstance(value[_SEALED], str)
+
+
+@implementer(IRelayStore)
+class SealedSecretsStore:
+    """
+    ``store``, with tokens and secrets encrypted by ``keys``.
+
+    :param store: the store that keeps the data.
+    :param keys: Fernet keys, the one to encrypt with first; empty for no
+        encryption (values are stored plain, and encrypted ones found in
+        the store are an error that says which option is missing).
+    """
+
+    log = Logger()
+
+    def __init__(self, store: Any, keys: Sequence[Fernet] = ()) -> None:
+        self._store = store
+        self._keys = list(keys)
+        self._all = MultiFernet(self._keys) if self._keys else None
+        self.description = store.description
+
+    def __getattr__(self, name: str) -> Any:
+        # Sessions, the outbox, open/close and whatever a store offers
+        # besides: nothing secret there.
+        return getattr(self._store, name)
+
+    # -- sealing ----------------------------------------------------------
+
+    def seal(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """
+        ``settings`` with its secret fields encrypted (if there are keys).
+        """
+        if not self._keys:
+            return settings
+        sealed = dict(settings)
+        for name in SEALED_FIELDS:
+            value = sealed.get(name)
+            if isinstance(value, str):
+                token = self._keys[0].encrypt(value.encode("utf-8"))
+                sealed[name] = {_SEALED: token.decode("ascii")}
+        return sealed
+
+    def _open(self, alias: str, settings: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """
+        :return: the plain settings, and whether the stored form should be
+            encrypted again (plain, or encrypted with an older key).
+        """
+        opened = dict(settings)
+        stale = False
+        for name in SEALED_FIELDS:
+            value = opened.get(name)
+            if isinstance(value, str):
+                stale = stale or bool(self._keys)
+                continue
+            if not isinstance(value, dict) or not _is_sealed(value):
+                continue
+            if self._all is None:
+                raise SealedSecretsError(
+                    f"{alias}: its {name} is encrypted in {self.description}, but no "
+                    "--encryption-key-file was given; start the relay with the key file "
+                    "it was encrypted with"
+                )
+            token = value[_SEALED].encode("ascii")
+            try:
+                plain = self._all.decrypt(token)
+            except InvalidToken:
+                raise SealedSecretsError(
+                    f"{alias}: none of the keys in --encryption-key-file decrypts its "
+                    f"{name}; add the key it was encrypted with (below the new one)"
+                )
+            try:
+                self._keys[0].decrypt(token)
+            except InvalidToken:
+                stale = True
+            opened[name] = plain.decode("utf-8")
+        return opened, stale
+
+    # -- IRelayStore, where secrets pass --------------------------------------
+
+    def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
+        result: Deferred[None] = self._store.save_relay(alias, self.seal(settings))
+        return result
+
+    @inlineCallbacks
+    def load_relays(self) -> Any:
+        """
+        The stored relays with their secrets decrypted; those stored plain
+        or under an older key are encrypted with the first key and written
+        back first.
+        """
+        stored: list[StoredRelay] = yield self._store.load_relays()
+        opened: list[StoredRelay] = []
+        resealed = 0
+        for record in stored:
+            settings, stale = self._open(record.alias, record.settings)
+            if stale:
+                yield self._rewrite(record)
+                resealed += 1
+            opened.append(
+                StoredRelay(record.alias, settings, record.enabled, record.disable_reason)
+            )
+        if resealed:
+            self.log.info(
+                "Encrypted the token and secret of {count} relays with the first key "
+                "of --encryption-key-file",
+                count=resealed,
+            )
+        return opened
+
+    @inlineCallbacks
+    def _rewrite(self, record: StoredRelay) -> Any:
+        settings, _ = self._open(record.alias, record.settings)
+        yield self._store.save_relay(record.alias, self.seal(settings))
+        if not record.enabled:
+            # save_relay enables; put the relay back as it was.
+            yield self._store.disable_relay(record.alias, record.disable_reason or "")

@@ -1,0 +1,101 @@
+"""
+Failed authentication attempts, limited per client address.
+
+Each address has a bucket of :attr:`FailedAuthLimiter.burst` failures that
+refills at one failure per :attr:`FailedAuthLimiter.refill` seconds: a
+person who mistypes a secret a few times notices nothing, while guessing
+runs at a few attempts a minute at most.  An address whose bucket is empty
+is answered 429 with ``Retry-After`` before its credentials are even
+looked at.
+
+Memory is bounded: at most :attr:`FailedAuthLimiter.max_clients` addresses
+are remembered (the least recently failing are forgotten first), and an
+address whose bucket has refilled is forgotten as soon as it is seen.
+IPv6 clients are counted per /64, the block one subscriber usually has.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections import OrderedDict
+
+from twisted.internet.interfaces import IReactorTime
+
+
+def client_key(host: str) -> str:
+    """
+    The unit failures are counted in: an IPv4 address, an IPv6 /64, or
+    the text itself for anything else (a UNIX socket's peer).
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class FailedAuthLimiter:
+    """
+    A token bucket of failed attempts per client.
+
+    :param clock: where the time comes from.
+    :param burst: failures allowed in a row before the client must wait.
+    :param refill: seconds for one more failure to be allowed.
+    :param max_clients: clients remembered at most.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        burst: int = 10,
+        refill: float = 6.0,
+        max_clients: int = 10_000,
+    ) -> None:
+        self._clock = clock
+        self.burst = burst
+        self.refill = refill
+        self.max_clients = max_clients
+        # key -> (failures still allowed, when that was computed)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _allowance(self, key: str, now: float) -> float:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return float(self.burst)
+        allowed, then = bucket
+        allowed = min(float(self.burst), allowed + max(0.0, now - then) / self.refill)
+        if allowed >= self.burst:
+            del self._buckets[key]
+        return allowed
+
+    def retry_after(self, host: str) -> int | None:
+        """
+        :return: whole seconds ``host`` must wait before its credentials
+            are checked again, or ``None`` if it may try now.
+        """
+        now = self._clock.seconds()
+        allowed = self._allowance(client_key(host), now)
+        if allowed >= 1.0:
+            return None
+        return max(1, math.ceil((1.0 - allowed) * self.refill))
+
+    def failed(self, host: str) -> None:
+        """
+        Count one failed attempt by ``host``.
+        """
+        key = client_key(host)
+        now = self._clock.seconds()
+        allowed = self._allowance(key, now)
+        self._buckets[key] = (max(0.0, allowed - 1.0), now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)

@@ -1,0 +1,161 @@
+"""
+A relay node's HTTP API with in-memory neighbours (Discord, bots, the
+store), for the access-control, hostile-input and OpenAPI tests: through
+``StubTreq`` synchronously, or served on loopback for real clients.
+"""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from random import Random
+from typing import Any
+
+import orjson
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
+from twisted.web.resource import Resource
+
+from dccrelay.filters import compile_criteria
+from dccrelay.gateway.rest import GatewayInfo
+from dccrelay.manager import RelayManager
+from dccrelay.relay import RelayEnvironment
+from dccrelay.settings import parse_settings
+from dccrelay.testing.memory_store import MemoryRelayStore
+from dccrelay.web.access import Access
+from dccrelay.web.api_request import APIRequest
+from dccrelay.web.site import build_resource
+
+SECRET = "admin:c2VjcmV0c2VjcmV0"
+BODY = {
+    "token": "MTEx.Gg.token",
+    "intents": 4608,
+    "criteria": {"t": "MESSAGE_CREATE", "$not": {"d.author.bot": True}},
+    "dst": "wss://bot.example/dcc/v1/cookout",
+    "clientSecret": SECRET,
+}
+BASE = "http://relay.example"
+
+
+class FakeREST:
+    """
+    ``GET /gateway/bot`` that always answers one shard.
+    """
+
+    def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
+        return succeed(GatewayInfo("wss://gateway.example", 1, 1, 1000, 0.0))
+
+    def trigger_typing(self, token: str, channel_id: str) -> Deferred[None]:
+        return succeed(None)
+
+
+class RecordingChannel:
+    """
+    A delivery channel that keeps what it is given.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.delivered: list[bytes] = list(kwargs.get("initial", ()))
+
+    def deliver(self, payload: bytes, checkpoint: Any = None) -> None:
+        self.delivered.append(payload)
+
+    def stop(self) -> Deferred[None]:
+        return succeed(None)
+
+    def pending(self) -> list[bytes]:
+        return list(self.delivered)
+
+    def status(self) -> dict[str, object]:
+        return {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None}
+
+
+def basic(secret: str = SECRET) -> dict[str, list[str]]:
+    """
+    Basic credentials made of a whole clientSecret.
+    """
+    return {"Authorization": ["Basic " + b64encode(secret.encode()).decode()]}
+
+
+def bearer(key: str) -> dict[str, list[str]]:
+    """
+    ``Authorization: Bearer <key>``.
+    """
+    return {"Authorization": [f"Bearer {key}"]}
+
+
+class Node:
+    """
+    A relay manager and its resource tree, on a memory clock.
+    """
+
+    def __init__(
+        self, *, max_relays: int = 5, access: Access | None = None, allow_private: bool = False
+    ) -> None:
+        self.clock = MemoryReactorClock()
+        self.store = MemoryRelayStore()
+        self.gateway_urls: list[str] = []
+        self.channels: list[RecordingChannel] = []
+        env = RelayEnvironment(
+            clock=self.clock,
+            random=Random(0),
+            store=self.store,
+            rest=FakeREST(),  # type: ignore[arg-type]
+            connect=self.connect,
+            compile_filter=compile_criteria,
+            make_delivery=self.make_delivery,
+            retry_policy=lambda attempt: 1.0,
+        )
+        self.manager = RelayManager(env, self.store, max_relays=max_relays)
+        self.manager.startService()
+        self.allow_private = allow_private
+        self.resource: Resource = build_resource(
+            self.manager,
+            lambda body: parse_settings(
+                body, compile_filter=compile_criteria, allow_private_dst=self.allow_private
+            ),
+            access,
+        )
+        self.treq = StubTreq(self.resource)
+        # The site's own request class (JSON 404/405, capped bodies), as
+        # build_site sets it; StubTreq makes a plain Site of its own.
+        self.treq._agent._serverFactory.requestFactory = APIRequest  # type: ignore[attr-defined]
+
+    def connect(self, url: str, listener: Any) -> Deferred[Any]:
+        self.gateway_urls.append(url)
+        return Deferred()
+
+    def make_delivery(self, **kwargs: Any) -> RecordingChannel:
+        channel = RecordingChannel(**kwargs)
+        self.channels.append(channel)
+        return channel
+
+    def stop(self) -> Any:
+        return self.manager.stopService()
+
+
+def answer(
+    testcase: Any,
+    node: Node,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, list[str]] | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, Any, Any]:
+    """
+    One request through ``StubTreq``: ``(code, parsed JSON or bytes,
+    response)``.
+    """
+    data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+    all_headers = {"Content-Type": ["application/json"], **(headers or {})}
+    response = testcase.successResultOf(
+        node.treq.request(method, BASE + path, data=data, headers=all_headers)
+    )
+    content = testcase.successResultOf(response.content())
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        parsed = content
+    return response.code, parsed, response
