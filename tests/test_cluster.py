@@ -1,0 +1,216 @@
+"""
+Tests for the several-nodes mode of :mod:`dccrelay.manager`: managers of
+three nodes sharing one in-memory store, on one fake clock.
+"""
+
+from __future__ import annotations
+
+from random import Random
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from dccrelay.filters import compile_criteria
+from dccrelay.gateway.rest import GatewayInfo
+from dccrelay.manager import ClusterNode, RelayManager
+from dccrelay.relay import Relay, RelayEnvironment
+from dccrelay.remote_relay import RemoteRelay
+from dccrelay.settings import RelaySettings
+from dccrelay.store.leases import LeaseTiming
+from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.test_web_relays import FakeREST, RecordingChannel
+
+TIMING = LeaseTiming()
+
+
+def settings(n: int) -> RelaySettings:
+    return RelaySettings(
+        token=f"token-{n}", dst="wss://bot.example/", client_secret="admin:secret-secret"
+    )
+
+
+class Node:
+    """
+    One relay node: its manager and what it asked of Discord.
+    """
+
+    def __init__(self, name: str, clock: MemoryReactorClock, database: MemoryDatabase) -> None:
+        self.name = name
+        self.store = MemoryRelayStore(database)
+        self.rest = FakeREST()
+        self.gateway_urls: list[str] = []
+        env = RelayEnvironment(
+            clock=clock,
+            random=Random(0),
+            store=self.store,
+            rest=self.rest,  # type: ignore[arg-type]
+            connect=self.connect,
+            compile_filter=compile_criteria,
+            make_delivery=lambda **kwargs: RecordingChannel(**kwargs),
+            retry_policy=lambda attempt: 1.0,
+        )
+        self.manager = RelayManager(env, self.store, 100, cluster=ClusterNode(name, TIMING))
+
+    def connect(self, url: str, listener: Any) -> Deferred[Any]:
+        self.gateway_urls.append(url)
+        return Deferred()
+
+    def running(self) -> set[str]:
+        return {r.alias for r in self.manager.relays.values() if isinstance(r, Relay)}
+
+
+class ClusterTests(SynchronousTestCase):
+    """
+    Each bot runs on exactly one live node; bots spread evenly, move
+    gradually, and survive a node's death.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.database = MemoryDatabase(now=self.clock.seconds)
+        self.nodes: list[Node] = []
+
+    def start(self, name: str) -> Node:
+        node = Node(name, self.clock, self.database)
+        node.manager.startService()
+        self.nodes.append(node)
+        return node
+
+    def settle(self, seconds: float = 10.0) -> None:
+        for _ in range(int(seconds / 0.5)):
+            self.clock.advance(0.5)
+
+    def assert_each_bot_once(self, count: int) -> None:
+        running = [alias for node in self.nodes if node.manager.running for alias in node.running()]
+        self.assertEqual(sorted(running), sorted(set(running)))
+        self.assertEqual(len(running), count)
+
+    def register(self, node: Node, count: int) -> None:
+        for n in range(count):
+            self.successResultOf(node.manager.put(f"bot_{n}", settings(n)))
+
+    def test_registration_through_any_node_runs_once(self) -> None:
+        """
+        A bot registered through node A runs on exactly one node, and every
+        node knows it.
+        """
+        a, b, c = self.start("a"), self.start("b"), self.start("c")
+        self.register(a, 1)
+        self.settle(1)
+        self.assert_each_bot_once(1)
+        for node in self.nodes:
+            self.assertIn("bot_0", node.manager.relays)
+
+    def test_even_spread(self) -> None:
+        """
+        30 bots on three nodes: ten each.
+        """
+        a, b, c = self.start("a"), self.start("b"), self.start("c")
+        self.settle(1)
+        self.register(a, 30)
+        self.settle(10)
+        self.assert_each_bot_once(30)
+        self.assertEqual(sorted(len(node.running()) for node in self.nodes), [10, 10, 10])
+
+    def test_join_rebalances_gradually(self) -> None:
+        """
+        A node joining a busy one takes bots over a few at a time, each
+        handed over resumably (stopped, lease released, claimed again).
+        """
+        a = self.start("a")
+        self.register(a, 20)
+        self.settle(3)
+        self.assertEqual(len(a.running()), 20)
+        b = self.start("b")
+        self.clock.advance(TIMING.claim_interval)
+        self.assertLess(len(b.running()), 10)
+        self.assertGreater(len(b.running()) + len(a.running()), 0)
+        self.settle(60)
+        self.assertEqual((len(a.running()), len(b.running())), (10, 10))
+        self.assert_each_bot_once(20)
+
+    def test_takeover_after_death(self) -> None:
+        """
+        When a node dies without a word, the others claim its bots once its
+        leases expire: within the lease ttl plus a claim interval.
+        """
+        a, b, c = self.start("a"), self.start("b"), self.start("c")
+        self.settle(1)
+        self.register(a, 30)
+        self.settle(5)
+        victims = c.running()
+        self.assertEqual(len(victims), 10)
+        # Dies: its timers stop and it never renews again.
+        c.manager._rounds.stop()
+        c.manager._cancel_renew_deadline()
+        c.manager._checkpoints.stop()
+        self.nodes.remove(c)
+        self.settle(TIMING.ttl + TIMING.claim_interval + 1)
+        self.assert_each_bot_once(30)
+        self.assertEqual(sorted(len(node.running()) for node in self.nodes), [15, 15])
+
+    def test_clean_stop_hands_over_at_once(self) -> None:
+        """
+        A node stopping cleanly releases its leases; the others take its
+        bots without waiting for expiry.
+        """
+        a, b = self.start("a"), self.start("b")
+        self.settle(1)
+        self.register(a, 10)
+        self.settle(5)
+        self.successResultOf(b.manager.stopService())
+        self.nodes.remove(b)
+        self.settle(TIMING.claim_interval + 0.5)
+        self.assertEqual(len(a.running()), 10)
+
+    def test_stops_bots_when_renewals_fail(self) -> None:
+        """
+        A node that cannot renew stops its bots before its leases expire.
+        """
+        a = self.start("a")
+        self.register(a, 3)
+        self.settle(3)
+        self.assertEqual(len(a.running()), 3)
+
+        def broken(*args: Any) -> Deferred[Any]:
+            raise ConnectionError("database unreachable")
+
+        a.store.renew_leases = broken  # type: ignore[method-assign]
+        self.settle(TIMING.ttl - TIMING.margin)
+        self.assertEqual(a.running(), set())
+        for relay in a.manager.relays.values():
+            self.assertIsInstance(relay, RemoteRelay)
+        self.flushLoggedErrors(ConnectionError)
+
+    def test_update_through_other_node(self) -> None:
+        """
+        New criteria given through a node that does not run the bot reach
+        the node that does.
+        """
+        a, b = self.start("a"), self.start("b")
+        self.settle(1)
+        self.register(a, 1)
+        self.settle(3)
+        owner, other = (a, b) if "bot_0" in a.running() else (b, a)
+        new = RelaySettings(
+            token="token-0", dst="wss://bot.example/", client_secret="admin:secret-secret",
+            criteria={"t": "MESSAGE_REACTION_ADD"},
+        )
+        self.successResultOf(other.manager.put("bot_0", new))
+        self.assertEqual(owner.manager.relays["bot_0"].settings, new)
+
+    def test_delete_through_other_node(self) -> None:
+        """
+        A bot deleted through another node stops where it runs.
+        """
+        a, b = self.start("a"), self.start("b")
+        self.settle(1)
+        self.register(a, 1)
+        self.settle(3)
+        owner, other = (a, b) if "bot_0" in a.running() else (b, a)
+        self.successResultOf(other.manager.delete("bot_0"))
+        self.assertNotIn("bot_0", owner.manager.relays)
+        self.settle(3)
+        self.assert_each_bot_once(0)
