@@ -30,6 +30,7 @@ from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reac
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.stats import LatencyHistogram
+from dccrelay.store import IRelayStore
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.web.access import Access
@@ -37,6 +38,8 @@ from dccrelay.web.site import build_site
 from dccrelay.web.throttle import FailedAuthLimiter
 
 STORE_FILE = "dcc.sqlite3"
+#: What --store accepts: libpq's URL schemes.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def _positive_number(name: str, kind: type = float) -> Any:
@@ -76,6 +79,10 @@ class Options(ConfigFileOptions):
         ["listen", None, "tcp:8080:interface=127.0.0.1",
          "Twisted endpoint description of the HTTP API."],
         ["data-dir", None, "./dcc-data", "Where the SQLite store lives."],
+        ["store", None, None,
+         "postgresql://user:password@host:port/database: keep registrations, sessions "
+         "and the outbox in PostgreSQL, shared by several nodes, instead of SQLite in "
+         "--data-dir."],
         ["discord-api", None, "https://discord.com/api/v10",
          "Discord REST base; the gateway URL comes from /gateway/bot."],
         ["idle-timeout", None, 60.0,
@@ -124,6 +131,14 @@ class Options(ConfigFileOptions):
         api = self["discord-api"]
         if not api.startswith(("https://", "http://")):
             raise usage.UsageError(f"--discord-api must be an http(s) URL, got {api!r}")
+        store = self["store"]
+        if store is not None and not store.startswith(POSTGRES_SCHEMES):
+            # Only the scheme: the rest may hold a password.
+            scheme = store.split("://", 1)[0] + "://" if "://" in store else repr(store)
+            raise usage.UsageError(
+                f"--store must be a postgresql:// URL (or leave it out for SQLite in "
+                f"--data-dir), got {scheme}"
+            )
         try:
             for option in ("registration-key-file", "operator-key-file"):
                 path = self[option]
@@ -152,7 +167,7 @@ class HTTPPoolService(Service):
 def build_environment(
     options: Options,
     reactor: Any,
-    store: SQLiteStore,
+    store: IRelayStore,
     pool: HTTPConnectionPool,
     delivery_latency: LatencyHistogram | None = None,
 ) -> RelayEnvironment:
@@ -195,8 +210,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     """
     if reactor is None:
         from twisted.internet import reactor
-    data_dir = options["data-dir"]
-    store = SQLiteStore(os.path.join(data_dir, STORE_FILE), reactor)
+    store: IRelayStore
+    if options["store"] is not None:
+        # Imported here: psycopg loads libpq, which a SQLite node never needs.
+        from dccrelay.store.postgres import PostgresStore
+
+        store = PostgresStore(options["store"], reactor)
+    else:
+        store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
     pool = HTTPConnectionPool(reactor)
     latency = LatencyHistogram()
     env = build_environment(options, reactor, store, pool, latency)
