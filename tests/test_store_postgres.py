@@ -299,3 +299,42 @@ class PostgresNodeTests(TestCase):
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             ).fetchone() == (0,)
         )
+
+    @deferred_test
+    async def test_append_racing_delete(self) -> None:
+        """
+        An append racing a delete of the same bot on another node either
+        lands before the delete (and is deleted with it) or is not stored:
+        a bot registered again under the alias never finds its dispatches.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        for _ in range(20):
+            await store_a.save_relay("alpha", SETTINGS)
+            await gatherResults(
+                [
+                    store_a.outbox_append([("alpha", b"x")] * 5, 1.0),
+                    store_b.delete_relay("alpha"),
+                    store_a.outbox_append([("alpha", b"y")] * 5, 1.0),
+                ]
+            )
+            self.assertEqual(await store_b.outbox_count("alpha"), 0)
+
+    @deferred_test
+    async def test_save_session_racing_disable(self) -> None:
+        """
+        A session saved while another node disables the bot never survives
+        the disable.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        for _ in range(20):
+            await store_a.save_relay("alpha", SETTINGS)
+            await gatherResults(
+                [
+                    store_a.save_session("alpha", session(0)),
+                    store_b.disable_relay("alpha", "why"),
+                    store_a.save_session("alpha", session(1)),
+                ]
+            )
+            self.assertEqual(await store_b.load_sessions("alpha"), {})
