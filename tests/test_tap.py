@@ -68,6 +68,20 @@ class OptionsTests(SynchronousTestCase):
             error = self.assertRaises(UsageError, Options().parseOptions, [option, value])
             self.assertIn(message, str(error))
 
+    def test_queue_max_age(self) -> None:
+        """
+        --queue-max-age is one day by default, in seconds, and must be
+        positive.
+        """
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(options["queue-max-age"], 86400.0)
+        options = Options()
+        options.parseOptions(["--queue-max-age", "90.5"])
+        self.assertEqual(options["queue-max-age"], 90.5)
+        error = self.assertRaises(UsageError, Options().parseOptions, ["--queue-max-age", "0"])
+        self.assertIn("--queue-max-age must be a positive number, got '0'", str(error))
+
     def test_bad_compression(self) -> None:
         """
         --gateway-compression takes zlib-stream or none.
