@@ -6,6 +6,8 @@ they build.
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 from functools import partial
 from random import SystemRandom
 from typing import Any, Callable
@@ -25,18 +27,22 @@ from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.logs import RelayRoot, log_format
 from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
-from dccrelay.manager import RelayManager
+from dccrelay.manager import ClusterNode, RelayManager
 from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.stats import LatencyHistogram
+from dccrelay.store import IRelayStore
 from dccrelay.store.sealed import SealedSecretsStore
+from dccrelay.store.leases import LeaseTiming
 from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_site
 from dccrelay.web.throttle import FailedAuthLimiter
 
 STORE_FILE = "dcc.sqlite3"
+#: What --store accepts: libpq's URL schemes.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 # (FilterLimits field, default, what it bounds): each is a --filter-... option.
 FILTER_LIMIT_OPTIONS = [
@@ -89,6 +95,17 @@ class Options(ConfigFileOptions):
         ["listen", None, "tcp:8080:interface=127.0.0.1",
          "Twisted endpoint description of the HTTP API."],
         ["data-dir", None, "./dcc-data", "Where the SQLite store lives."],
+        ["store", None, None,
+         "postgresql://user:password@host:port/database: keep registrations, sessions "
+         "and the outbox in PostgreSQL, shared by several nodes, instead of SQLite in "
+         "--data-dir."],
+        ["node-id", None, None,
+         "This node's name among nodes sharing --store (default: host name, process id "
+         "and a random part; unique per run)."],
+        ["lease-ttl", None, 10.0,
+         "Seconds a node's hold on a bot lasts without renewal, with --store: a dead "
+         "node's bots move to the others after about this plus 2 s.",
+         _positive_number("lease-ttl")],
         ["discord-api", None, "https://discord.com/api/v10",
          "Discord REST base; the gateway URL comes from /gateway/bot."],
         ["idle-timeout", None, 60.0,
@@ -143,6 +160,14 @@ class Options(ConfigFileOptions):
         api = self["discord-api"]
         if not api.startswith(("https://", "http://")):
             raise usage.UsageError(f"--discord-api must be an http(s) URL, got {api!r}")
+        store = self["store"]
+        if store is not None and not store.startswith(POSTGRES_SCHEMES):
+            # Only the scheme: the rest may hold a password.
+            scheme = store.split("://", 1)[0] + "://" if "://" in store else repr(store)
+            raise usage.UsageError(
+                f"--store must be a postgresql:// URL (or leave it out for SQLite in "
+                f"--data-dir), got {scheme}"
+            )
         try:
             for option in ("registration-key-file", "operator-key-file"):
                 path = self[option]
@@ -165,6 +190,23 @@ def filter_compiler(options: Options) -> Callable[[str, Any], Callable[[dict[str
     return partial(compile_criteria, limits=limits)
 
 
+def default_node_id() -> str:
+    """
+    A node id unique to this process run: host, pid and a random part.
+    """
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def lease_timing(ttl: float) -> LeaseTiming:
+    """
+    Lease timing scaled to ``ttl`` (the defaults are for 10 s).
+    """
+    scale = ttl / LeaseTiming().ttl
+    return LeaseTiming(
+        ttl=ttl, renew_interval=2.5 * scale, claim_interval=2.0 * scale, margin=3.0 * scale
+    )
+
+
 class HTTPPoolService(Service):
     """
     Closes the node's outgoing HTTP connections when the relay stops.
@@ -181,7 +223,7 @@ class HTTPPoolService(Service):
 def build_environment(
     options: Options,
     reactor: Any,
-    store: SQLiteStore,
+    store: IRelayStore,
     pool: HTTPConnectionPool,
     delivery_latency: LatencyHistogram | None = None,
 ) -> RelayEnvironment:
@@ -224,14 +266,28 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     """
     if reactor is None:
         from twisted.internet import reactor
-    data_dir = options["data-dir"]
-    store = SQLiteStore(os.path.join(data_dir, STORE_FILE), reactor)
+    store: IRelayStore
+    if options["store"] is not None:
+        # Imported here: psycopg loads libpq, which a SQLite node never needs.
+        from dccrelay.store.postgres import PostgresStore
+
+        store = PostgresStore(options["store"], reactor)
+    else:
+        store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
     pool = HTTPConnectionPool(reactor)
     latency = LatencyHistogram()
     env = build_environment(options, reactor, store, pool, latency)
     # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
     sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
-    manager = RelayManager(env, sealed, options["max-relays"], delivery_latency=latency)
+    cluster = None
+    if options["store"] is not None:
+        cluster = ClusterNode(
+            options["node-id"] or default_node_id(),
+            lease_timing(options["lease-ttl"]),
+        )
+    manager = RelayManager(
+        env, sealed, options["max-relays"], delivery_latency=latency, cluster=cluster
+    )
 
     # Under twistd, options.parent holds twistd's own options (--logfile...).
     root = RelayRoot(options.parent, options["log-format"], reactor)

@@ -1,5 +1,5 @@
 """
-A real PostgreSQL server for the tests, and a fresh database for each test.
+A real PostgreSQL server for the tests, and an empty database for each test.
 
 Where the server comes from, in this order:
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import glob
-import itertools
 import os
 import shutil
 import socket
@@ -47,7 +46,7 @@ _DEBIAN_BINARIES = "/usr/lib/postgresql/*/bin"
 
 _server_url: str | None = None
 _server_error: str | None = None
-_databases = itertools.count(1)
+_database: str | None = None
 
 
 class PostgresUnavailable(Exception):
@@ -230,21 +229,40 @@ def with_database(url: str, name: str) -> str:
 
 def fresh_database(case: TestCase) -> str:
     """
-    Create an empty database for ``case``, dropped after it.
+    Empty this process's test database for ``case`` (creating it the first
+    time): its schema dropped and made again, and whatever connections an
+    earlier test left cut.  Much quicker than a new database per test.
 
     :return: its URL.
     """
+    global _database
     server = server_url()
-    name = f"dcc_test_{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-    def drop() -> None:
-        # FORCE: a connection the test left open must not keep it alive.
+    if _database is None:
+        name = f"dcc_test_{os.getpid()}"
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        _database = name
+        atexit.register(_drop_database, server, name)
+    url = with_database(server, _database)
+    with psycopg.connect(url, autocommit=True) as database:
+        database.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        database.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        database.execute("CREATE SCHEMA public")
+    return url
 
-    case.addCleanup(drop)
-    return with_database(server, name)
+
+def _drop_database(server: str, name: str) -> None:
+    # A server of the developer's own should not keep our databases.
+    try:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    except psycopg.Error:
+        pass  # The server went first; nothing is left to drop.

@@ -7,11 +7,15 @@ together, refusing a newer schema, hearing other nodes' notices).
 
 from __future__ import annotations
 
+import socket
 import threading
+from typing import Callable
 
 import psycopg
+from psycopg.rows import TupleRow
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
+from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
 
@@ -37,8 +41,9 @@ class PostgresStoreTests(IRelayStoreTestsMixin, TestCase):
 
 
 def _closed_port() -> int:
-    import socket
-
+    """
+    :return: a loopback port where nothing listens.
+    """
     # Bound but never listening: connecting to it is refused at once.
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
@@ -86,7 +91,7 @@ class PostgresSchemaTests(TestCase):
     def setUp(self) -> None:
         self.url = fresh_database(self)
 
-    def inspect(self) -> psycopg.Connection:  # type: ignore[type-arg]
+    def inspect(self) -> psycopg.Connection[TupleRow]:
         """
         :return: a connection to the test's database, closed after the test.
         """
@@ -204,14 +209,12 @@ class PostgresNodeTests(TestCase):
         await store.open()
         return store
 
-    async def eventually(self, condition: object, timeout: float = 5.0) -> None:
+    async def eventually(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
         """
         Wait until ``condition()`` holds; fail after ``timeout`` seconds.
         """
-        from twisted.internet.task import deferLater
-
         for _ in range(int(timeout / 0.01)):
-            if condition():  # type: ignore[operator]
+            if condition():
                 return
             await deferLater(reactor, 0.01, lambda: None)
         self.fail(f"still not true after {timeout} s")
@@ -251,11 +254,14 @@ class PostgresNodeTests(TestCase):
         await store_b.notify_change("alpha")
         admin = psycopg.connect(self.url, autocommit=True)
         self.addCleanup(admin.close)
-        listening = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
-        ).fetchone()
-        self.assertEqual(listening, (0,))
+        # The server may take a moment to notice the connection is gone.
+        await self.eventually(
+            lambda: admin.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+            ).fetchone() == (0,)
+        )
+        await deferLater(reactor, 0.1, lambda: None)
         self.assertEqual(heard, [])
         self.assertNotIn("dccrelay-postgres-listen", [t.name for t in threading.enumerate()])
 
@@ -274,3 +280,61 @@ class PostgresNodeTests(TestCase):
         await self.assertFailure(store.load_sessions("alpha"), StoreClosed)
         again = await self.open_store()
         self.assertEqual(len(await again.load_sessions("alpha")), 8)
+
+    @deferred_test
+    async def test_close_while_opening(self) -> None:
+        """
+        A store closed while it is still opening fails the open with
+        :class:`StoreClosed` and leaves no connection behind.
+        """
+        store = PostgresStore(self.url, reactor)
+        opening = store.open()
+        await store.close()
+        await self.assertFailure(opening, StoreClosed)
+        admin = psycopg.connect(self.url, autocommit=True)
+        self.addCleanup(admin.close)
+        await self.eventually(
+            lambda: admin.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone() == (0,)
+        )
+
+    @deferred_test
+    async def test_append_racing_delete(self) -> None:
+        """
+        An append racing a delete of the same bot on another node either
+        lands before the delete (and is deleted with it) or is not stored:
+        a bot registered again under the alias never finds its dispatches.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        for _ in range(20):
+            await store_a.save_relay("alpha", SETTINGS)
+            await gatherResults(
+                [
+                    store_a.outbox_append([("alpha", b"x")] * 5, 1.0),
+                    store_b.delete_relay("alpha"),
+                    store_a.outbox_append([("alpha", b"y")] * 5, 1.0),
+                ]
+            )
+            self.assertEqual(await store_b.outbox_count("alpha"), 0)
+
+    @deferred_test
+    async def test_save_session_racing_disable(self) -> None:
+        """
+        A session saved while another node disables the bot never survives
+        the disable.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        for _ in range(20):
+            await store_a.save_relay("alpha", SETTINGS)
+            await gatherResults(
+                [
+                    store_a.save_session("alpha", session(0)),
+                    store_b.disable_relay("alpha", "why"),
+                    store_a.save_session("alpha", session(1)),
+                ]
+            )
+            self.assertEqual(await store_b.load_sessions("alpha"), {})

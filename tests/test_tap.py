@@ -68,6 +68,20 @@ class OptionsTests(SynchronousTestCase):
             error = self.assertRaises(UsageError, Options().parseOptions, [option, value])
             self.assertIn(message, str(error))
 
+    def test_queue_max_age(self) -> None:
+        """
+        --queue-max-age is one day by default, in seconds, and must be
+        positive.
+        """
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(options["queue-max-age"], 86400.0)
+        options = Options()
+        options.parseOptions(["--queue-max-age", "90.5"])
+        self.assertEqual(options["queue-max-age"], 90.5)
+        error = self.assertRaises(UsageError, Options().parseOptions, ["--queue-max-age", "0"])
+        self.assertIn("--queue-max-age must be a positive number, got '0'", str(error))
+
     def test_bad_compression(self) -> None:
         """
         --gateway-compression takes zlib-stream or none.
@@ -85,6 +99,31 @@ class OptionsTests(SynchronousTestCase):
             UsageError, Options().parseOptions, ["--discord-api", "discord.com"]
         )
         self.assertIn("--discord-api must be an http(s) URL", str(error))
+
+    def test_store(self) -> None:
+        """
+        --store is unset by default (SQLite in --data-dir) and takes a
+        postgresql:// or postgres:// URL.
+        """
+        options = Options()
+        options.parseOptions([])
+        self.assertIsNone(options["store"])
+        for url in ("postgresql://dcc:pw@db.example/dcc", "postgres:///dcc"):
+            options = Options()
+            options.parseOptions(["--store", url])
+            self.assertEqual(options["store"], url)
+
+    def test_bad_store(self) -> None:
+        """
+        A --store that is not a PostgreSQL URL is refused, naming only its
+        scheme: the rest may hold a password.
+        """
+        error = self.assertRaises(
+            UsageError, Options().parseOptions, ["--store", "mysql://dcc:s3cret@db/dcc"]
+        )
+        self.assertIn("--store must be a postgresql:// URL", str(error))
+        self.assertIn("got mysql://", str(error))
+        self.assertNotIn("s3cret", str(error))
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -104,6 +143,20 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(
             sorted(s.name for s in service if s.name), ["http", "relays"]
         )
+
+    def test_postgres_store(self) -> None:
+        """
+        With --store the relays keep their data in that PostgreSQL database
+        (nothing connects before the service starts).
+        """
+        options = Options()
+        options.parseOptions(
+            ["--store", "postgresql://dcc:s3cret@db.example:6543/relay", "--listen", "tcp:0"]
+        )
+        service = makeService(options, MemoryReactorClock())
+        # The one peek inside: which store the relays were given.
+        store = service.getServiceNamed("relays")._store
+        self.assertEqual(store.description, "PostgreSQL database 'relay' on db.example:6543")
 
 
 class FilterLimitOptionsTests(SynchronousTestCase):

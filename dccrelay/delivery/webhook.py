@@ -194,7 +194,7 @@ class WebhookDelivery:
         user_agent: str = f"dccrelay/{__version__}",
         initial: Iterable[bytes] = (),
     ) -> None:
-        if not dst.startswith(("http://", "https://")):
+        if not dst.lower().startswith(("http://", "https://")):
             raise ValueError("a webhook dst must be an http:// or https:// URL")
         self._clock = reactor
         self._alias = alias

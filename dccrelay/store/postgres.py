@@ -19,7 +19,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -36,10 +36,6 @@ _T = TypeVar("_T")
 
 Cursor = psycopg.Cursor[TupleRow]
 Pool = ConnectionPool[psycopg.Connection[TupleRow]]
-
-#: URL schemes that name a PostgreSQL database.
-SCHEMES = ("postgresql://", "postgres://")
-
 
 def describe(params: Mapping[str, str]) -> str:
     """
@@ -126,18 +122,17 @@ class PostgresStore:
             self._shutdown_trigger = self._core.addSystemEventTrigger(
                 "during", "shutdown", self._stop_threads
             )
-            opening = self._track(
-                deferToThreadPool(
-                    self._reactor,
-                    self._threads,
-                    _open_pool,
-                    self._conninfo,
-                    self.description,
-                    self._pool_size,
-                    self._connect_timeout,
-                )
+            opening = deferToThreadPool(
+                self._reactor,
+                self._threads,
+                _open_pool,
+                self._conninfo,
+                self.description,
+                self._pool_size,
+                self._connect_timeout,
             )
-            opening.addCallback(self._opened).addBoth(self._open_finished)
+            # Tracked after _opened, so a close() meanwhile finds the pool.
+            self._track(opening.addCallback(self._opened)).addBoth(self._open_finished)
         return done
 
     def _open_finished(self, result: None | Failure) -> None:
@@ -148,11 +143,10 @@ class PostgresStore:
             _fire(waiter, result)
 
     def _opened(self, result: tuple[Pool, int, int]) -> None:
-        if self._closing is not None:
-            # close() came while opening, and found no pool to close.
-            deferToThreadPool(self._reactor, self._threads, result[0].close)
-            raise StoreClosed(self.description)
         self._pool, before, after = result
+        if self._closing is not None:
+            # close() came meanwhile; it closes this pool once we return.
+            raise StoreClosed(self.description)
         if before != after:
             self.log.info(
                 "Migrated {store} from schema version {before} to {after}",
