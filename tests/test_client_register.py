@@ -31,6 +31,7 @@ from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.testing.memory_store import MemoryRelayStore
+from dccrelay.web.access import Access
 from dccrelay.web.site import build_resource
 from tests.test_web_relays import FakeREST, RecordingChannel
 
@@ -53,7 +54,12 @@ class RelayUnderTest:
         behind a reverse proxy.
     """
 
-    def __init__(self, allow_private_dst: bool = True, prefix: tuple[bytes, ...] = ()) -> None:
+    def __init__(
+        self,
+        allow_private_dst: bool = True,
+        prefix: tuple[bytes, ...] = (),
+        registration_key: str | None = None,
+    ) -> None:
         self.clock = MemoryReactorClock()
         self.store = MemoryRelayStore()
         self.channels: list[RecordingChannel] = []
@@ -74,6 +80,7 @@ class RelayUnderTest:
             lambda body: parse_settings(
                 body, compile_filter=compile_criteria, allow_private_dst=allow_private_dst
             ),
+            access=Access(registration_key=registration_key),
         )
         root = relay
         for segment in reversed(prefix):
@@ -396,3 +403,27 @@ class WireTests(SynchronousTestCase):
             "https://r.example/dcc/relays/bot/disable",
         )
         self.assertEqual(relay_url_for("https://r.example", "a/b"), "https://r.example/relays/a%2Fb")
+
+
+class RegistrationKeyTests(SynchronousTestCase):
+    """
+    A relay whose operator requires a key to create bots.
+    """
+
+    def test_register_with_key(self) -> None:
+        """
+        ``register(registration_key=...)`` creates the bot where the key is
+        required; without it the relay's refusal comes back as an error.
+        """
+        relay = RelayUnderTest(registration_key="operator-given-key")
+        self.addCleanup(relay.stop)
+        arguments: dict[str, Any] = {"token": TOKEN, "dst": DST, "client_secret": SECRET}
+        refused = self.failureResultOf(
+            register(RELAY, "cookout", http=relay.treq, **arguments), RegistrationError
+        ).value
+        self.assertEqual(refused.code, 401)  # type: ignore[attr-defined]
+        answer = self.successResultOf(
+            register(RELAY, "cookout", http=relay.treq, registration_key="operator-given-key",
+                     **arguments)
+        )
+        self.assertEqual(answer["alias"], "cookout")

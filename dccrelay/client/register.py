@@ -116,6 +116,7 @@ def register(
     defer_interactions: bool | None = None,
     wake_url: str | None = None,
     current_secret: str | None = None,
+    registration_key: str | None = None,
     http: HTTPClient | None = None,
 ) -> Deferred[dict[str, Any]]:
     """
@@ -128,6 +129,9 @@ def register(
     :param current_secret: the secret the relay has now, when it differs
         from ``client_secret``: that is how a secret is rotated.  Default:
         ``client_secret``.
+    :param registration_key: the relay's registration key, for a relay
+        whose operator requires one to create bots (sent as
+        ``Dcc-Registration-Key``, beside the Basic credentials).
     :param http: the treq client to use; default: treq's own.
     :return: fires with the relay's full status of the bot (token masked),
         or fails with :class:`RegistrationError`.
@@ -149,7 +153,8 @@ def register(
         wake_url=wake_url,
     )
     return put_registration(
-        relay_url, alias, body, current_secret=current_secret, http=http
+        relay_url, alias, body, current_secret=current_secret,
+        registration_key=registration_key, http=http,
     )
 
 
@@ -159,6 +164,7 @@ def put_registration(
     body: dict[str, Any],
     *,
     current_secret: str | None = None,
+    registration_key: str | None = None,
     http: HTTPClient | None = None,
 ) -> Deferred[dict[str, Any]]:
     """
@@ -169,7 +175,7 @@ def put_registration(
     secret = current_secret if current_secret is not None else body.get("clientSecret")
     return _call(
         http, "PUT", relay_url, alias, secret=secret if isinstance(secret, str) else None,
-        body=body,
+        body=body, registration_key=registration_key,
     )
 
 
@@ -227,10 +233,13 @@ async def _request(
     url: str,
     secret: str | None,
     body: dict[str, Any] | None,
+    registration_key: str | None = None,
 ) -> dict[str, Any]:
     headers = {"User-Agent": [USER_AGENT], "Accept": ["application/json"]}
     if secret is not None:
         headers["Authorization"] = [basic_authorization(secret)]
+    if registration_key is not None:
+        headers["Dcc-Registration-Key"] = [registration_key]
     data = None
     if body is not None:
         headers["Content-Type"] = ["application/json"]
@@ -267,6 +276,7 @@ def _call(
     *rest: str,
     secret: str | None,
     body: dict[str, Any] | None = None,
+    registration_key: str | None = None,
 ) -> Deferred[dict[str, Any]]:
     url = relay_url_for(relay_url, alias, *rest)
-    return Deferred.fromCoroutine(_request(http, method, url, secret, body))
+    return Deferred.fromCoroutine(_request(http, method, url, secret, body, registration_key))
