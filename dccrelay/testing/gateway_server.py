@@ -10,6 +10,7 @@ connection's :class:`~dccrelay.testing.connection.GatewayWire`.
 
 from __future__ import annotations
 
+import struct
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -111,12 +112,31 @@ class GatewayServerProtocol(WebSocketServerProtocol):
         if self._zstd is not None:
             zstd = self._zstd
             data = zstd.compress(data) + zstd.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-            self.sendMessage(data, isBinary=True)
+            self._write_message(data, True)
         elif self._compressor is not None:
             data = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
-            self.sendMessage(data, isBinary=True)
+            self._write_message(data, True)
         else:
-            self.sendMessage(data, isBinary=False)
+            self._write_message(data, False)
+
+    def _write_message(self, data: bytes, binary: bool) -> None:
+        """
+        What ``sendMessage`` writes for one unfragmented, unmasked server
+        frame, without its per-frame debug-log formatting, which was a
+        seventh of the load generator's CPU.
+        """
+        if self.state != WebSocketProtocol.STATE_OPEN or self.send_queue or self.transport is None:
+            self.sendMessage(data, isBinary=binary)
+            return
+        first = 0x82 if binary else 0x81
+        size = len(data)
+        if size < 126:
+            header = bytes((first, size))
+        elif size < 0x10000:
+            header = struct.pack("!BBH", first, 126, size)
+        else:
+            header = struct.pack("!BBQ", first, 127, size)
+        self.transport.write(header + data)
 
     def send_close(self, code: int, reason: str) -> None:
         """Start the closing handshake."""
