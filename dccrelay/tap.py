@@ -243,7 +243,7 @@ def build_environment(
         clock=reactor,
         random=SystemRandom(),
         store=store,
-        rest=DiscordREST(http, options["discord-api"]),
+        rest=DiscordREST(http, options["discord-api"], clock=reactor),
         connect=GatewayConnector(
             reactor,
             compression=(

@@ -1,13 +1,26 @@
 """
-Tests for :mod:`dccrelay.gateway.rest`, against ``StubTreq``.
+Tests for :mod:`dccrelay.gateway.rest` and its rate limits
+(:mod:`dccrelay.gateway.rest_limits`), against ``StubTreq`` and a memory clock.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from treq.testing import StringStubbingResource, StubTreq
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
+from dccrelay.gateway.rest import (
+    DiscordHTTPError,
+    DiscordREST,
+    GatewayInfo,
+    InvalidRequestBudgetSpent,
+    RateLimited,
+    TokenRejected,
+)
+from dccrelay.gateway.rest_limits import InvalidRequests, Route, route_for
 
 API = "https://discord.example/api/v10"
 GATEWAY_BOT = (
@@ -29,7 +42,7 @@ class GatewayBotTests(SynchronousTestCase):
             return status, {b"Content-Type": b"application/json"}, body
 
         treq = StubTreq(StringStubbingResource(answer))
-        d = DiscordREST(treq, API).get_gateway_bot("TOKEN")
+        d = DiscordREST(treq, API, clock=Clock()).get_gateway_bot("TOKEN")
         treq.flush()
         return d, seen
 
@@ -83,7 +96,7 @@ class TypingTests(SynchronousTestCase):
             return status, {}, b"" if status == 204 else b'{"message": "Missing Access", "code": 50001}'
 
         treq = StubTreq(StringStubbingResource(answer))
-        d = DiscordREST(treq, API).trigger_typing("TOKEN", channel_id)
+        d = DiscordREST(treq, API, clock=Clock()).trigger_typing("TOKEN", channel_id)
         treq.flush()
         return d, seen
 
@@ -113,3 +126,324 @@ class TypingTests(SynchronousTestCase):
         d, seen = self.call(204, channel_id="../gateway")
         self.failureResultOf(d, ValueError)
         self.assertEqual(seen, [])
+
+
+class Discord:
+    """
+    A scripted Discord for StubTreq: answers from ``script`` (status,
+    headers, body) in order, then 204; records every request.
+    """
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict[bytes, bytes], bytes]] = []
+        self.seen: list[tuple[bytes, str, dict, bytes]] = []
+
+    def __call__(self, method: bytes, url: str, params: dict, headers: dict, data: bytes) -> tuple:
+        self.seen.append((method, url, headers, data))
+        if self.script:
+            return self.script.pop(0)
+        return 204, {}, b""
+
+    @property
+    def paths(self) -> list[str]:
+        return [url[len(API):] for _, url, _, _ in self.seen]
+
+
+def limited(remaining: int, reset_after: float, bucket: bytes = b"abcd1234") -> dict[bytes, bytes]:
+    return {
+        b"X-RateLimit-Limit": b"5",
+        b"X-RateLimit-Remaining": b"%d" % remaining,
+        b"X-RateLimit-Reset-After": str(reset_after).encode(),
+        b"X-RateLimit-Bucket": bucket,
+    }
+
+
+TOO_MANY = b'{"message": "You are being rate limited.", "retry_after": 1.5, "global": false}'
+
+
+class RouteTests(SynchronousTestCase):
+    """
+    :func:`route_for`: what a bucket is keyed by.
+    """
+
+    def test_major_parameter_kept(self) -> None:
+        """
+        The channel, guild or webhook id is the bucket's top-level resource;
+        other ids become ``{id}``.
+        """
+        self.assertEqual(
+            route_for("post", "/channels/123/typing"),
+            Route("POST /channels/{id}/typing", "123"),
+        )
+        self.assertEqual(
+            route_for("DELETE", "/channels/1/messages/99"),
+            Route("DELETE /channels/{id}/messages/{id}", "1"),
+        )
+        self.assertEqual(route_for("GET", "/gateway/bot"), Route("GET /gateway/bot", ""))
+
+    def test_tokens_not_kept(self) -> None:
+        """
+        An interaction's or webhook's token is neither in the template nor
+        in the key, only a digest of it.
+        """
+        route = route_for("POST", "/interactions/77/secret-token/callback", exempt=True)
+        self.assertEqual(route.template, "POST /interactions/{id}/{token}/callback")
+        self.assertTrue(route.major.startswith("77/"))
+        self.assertNotIn("secret-token", route.major)
+        self.assertTrue(route.exempt)
+        hook = route_for("PATCH", "/webhooks/55/secret-token/messages/@original")
+        self.assertEqual(hook.template, "PATCH /webhooks/{id}/{token}/messages/@original")
+        self.assertNotIn("secret-token", hook.major)
+
+
+class RateLimitTests(SynchronousTestCase):
+    """
+    Discord's rate limits, honoured from response headers and 429s.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.discord = Discord()
+        self.treq = StubTreq(StringStubbingResource(self.discord))
+        self.invalid = InvalidRequests()
+        self.rest = DiscordREST(self.treq, API, clock=self.clock, invalid=self.invalid)
+
+    def typing(self, channel_id: str = "123", token: str = "TOKEN", **kwargs: Any) -> Any:
+        d = self.rest.trigger_typing(token, channel_id, **kwargs)
+        self.treq.flush()
+        return d
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.treq.flush()
+
+    def test_exhausted_bucket_waits_for_reset(self) -> None:
+        """
+        When an answer says nothing remains in the bucket, the next call on
+        it waits until the bucket resets, and then goes.
+        """
+        self.discord.script = [(204, limited(0, 2.0), b"")]
+        self.successResultOf(self.typing())
+        second = self.typing()
+        self.assertNoResult(second)
+        self.assertEqual(len(self.discord.seen), 1)
+        self.advance(1.9)
+        self.assertEqual(len(self.discord.seen), 1)
+        self.advance(0.1)
+        self.successResultOf(second)
+        self.assertEqual(len(self.discord.seen), 2)
+        self.assertEqual(self.rest.calls["waited"], 1)
+
+    def test_buckets_per_channel(self) -> None:
+        """
+        The same bucket hash on another channel is another bucket.
+        """
+        self.discord.script = [(204, limited(0, 5.0), b"")]
+        self.successResultOf(self.typing("1"))
+        self.successResultOf(self.typing("2"))
+        self.assertNoResult(self.typing("1"))
+
+    def test_remaining_counted_down(self) -> None:
+        """
+        Calls made before the next answer count down what remains: with one
+        left, one call goes and the next waits.
+        """
+        self.discord.script = [(204, limited(1, 3.0), b"")]
+        self.successResultOf(self.typing())
+        first = self.rest.trigger_typing("TOKEN", "123")
+        second = self.rest.trigger_typing("TOKEN", "123")
+        self.treq.flush()
+        self.successResultOf(first)
+        self.assertNoResult(second)
+        self.advance(3.0)
+        self.successResultOf(second)
+
+    def test_429_retried_after_retry_after(self) -> None:
+        """
+        A 429 is retried once ``retry_after`` seconds have passed; the call
+        then succeeds.
+        """
+        self.discord.script = [(429, {b"Retry-After": b"2"}, TOO_MANY)]
+        d = self.typing(max_wait=None)
+        self.assertNoResult(d)
+        self.advance(1.4)
+        self.assertEqual(len(self.discord.seen), 1)
+        self.advance(0.1)
+        self.successResultOf(d)
+        self.assertEqual(len(self.discord.seen), 2)
+        self.assertEqual(self.rest.calls["rate_limited"], 1)
+        self.assertEqual(self.invalid.recent(self.clock.seconds()), 1)
+
+    def test_429_without_body(self) -> None:
+        """
+        Without a JSON body, the Retry-After header gives the wait.
+        """
+        self.discord.script = [(429, {b"Retry-After": b"3"}, b"")]
+        d = self.typing(max_wait=None)
+        self.advance(2.9)
+        self.assertNoResult(d)
+        self.advance(0.1)
+        self.successResultOf(d)
+
+    def test_global_429_stops_every_route(self) -> None:
+        """
+        A global 429 holds back the bot's calls on every route, not those
+        of another bot.
+        """
+        self.discord.script = [
+            (429, {b"X-RateLimit-Global": b"true", b"X-RateLimit-Scope": b"global"},
+             b'{"message": "You are being rate limited.", "retry_after": 4, "global": true}'),
+        ]
+        first = self.typing("1", max_wait=None)
+        other_channel = self.typing("2", max_wait=None)
+        self.assertEqual(len(self.discord.seen), 1)
+        self.successResultOf(self.typing("3", token="OTHER"))
+        self.advance(4.0)
+        self.successResultOf(first)
+        self.successResultOf(other_channel)
+
+    def test_max_wait(self) -> None:
+        """
+        A call that would wait longer than its caller allows fails at once
+        with RateLimited, and is not made.
+        """
+        self.discord.script = [(204, limited(0, 30.0), b"")]
+        self.successResultOf(self.typing())
+        error = self.failureResultOf(self.typing(max_wait=5.0), RateLimited).value
+        self.assertEqual((error.status, error.retry_after), (429, 30.0))
+        self.assertEqual(len(self.discord.seen), 1)
+
+    def test_too_many_429s(self) -> None:
+        """
+        After a few 429s in a row the call gives up with RateLimited.
+        """
+        self.discord.script = [(429, {}, TOO_MANY)] * 10
+        d = self.typing(max_wait=None)
+        for _ in range(5):
+            self.advance(1.5)
+        self.failureResultOf(d, RateLimited)
+        self.assertEqual(len(self.discord.seen), 4)
+
+    def test_global_pacing(self) -> None:
+        """
+        At most 50 calls a second go for one bot; the 51st waits for the
+        window to move.  Interaction callbacks are exempt.
+        """
+        calls = [self.rest.trigger_typing("TOKEN", str(100 + i)) for i in range(51)]
+        callback = self.rest.create_interaction_response("TOKEN", "9", "tok", {"type": 5})
+        self.treq.flush()
+        self.assertEqual(len(self.discord.seen), 51)
+        self.successResultOf(callback)
+        self.assertNoResult(calls[-1])
+        self.advance(1.0)
+        self.successResultOf(calls[-1])
+
+    def test_401_stops_the_token(self) -> None:
+        """
+        After Discord rejects a token (401), no call at all is made with
+        it, on any route; other bots' calls go on.
+        """
+        self.discord.script = [(401, {}, b'{"message": "401: Unauthorized", "code": 0}')]
+        error = self.failureResultOf(self.typing(), DiscordHTTPError).value
+        self.assertTrue(error.token_rejected)
+        self.assertTrue(self.rest.token_rejected("TOKEN"))
+        self.failureResultOf(self.typing("456"), TokenRejected)
+        gateway = self.rest.get_gateway_bot("TOKEN")
+        self.treq.flush()
+        self.assertTrue(self.failureResultOf(gateway, DiscordHTTPError).value.token_rejected)
+        self.assertEqual(len(self.discord.seen), 1)
+        self.successResultOf(self.typing(token="OTHER"))
+        self.assertEqual(self.rest.calls["refused"], 2)
+
+    def test_401_while_waiting(self) -> None:
+        """
+        A call waiting for its bucket when the token is rejected is not
+        made either.
+        """
+        self.discord.script = [
+            (204, limited(0, 2.0), b""),
+            (401, {}, b'{"message": "401: Unauthorized", "code": 0}'),
+        ]
+        self.successResultOf(self.typing("1"))
+        waiting = self.typing("1")
+        self.failureResultOf(self.typing("2"), DiscordHTTPError)
+        self.advance(2.0)
+        self.failureResultOf(waiting, TokenRejected)
+        self.assertEqual(len(self.discord.seen), 2)
+
+    def test_invalid_request_budget(self) -> None:
+        """
+        Once the node's invalid requests in the window reach its budget,
+        no call is made, for any bot, until the oldest leave the window.
+        """
+        self.invalid.budget = 3
+        self.discord.script = [(403, {}, b'{"message": "Missing Access", "code": 50001}')] * 3
+        for channel in ("1", "2", "3"):
+            self.failureResultOf(self.typing(channel), DiscordHTTPError)
+        refused = self.failureResultOf(self.typing(token="OTHER"), InvalidRequestBudgetSpent)
+        self.assertEqual(refused.value.retry_after, 600.0)
+        self.assertEqual(len(self.discord.seen), 3)
+        self.advance(600.0)
+        self.successResultOf(self.typing(token="OTHER"))
+
+    def test_shared_429_not_invalid(self) -> None:
+        """
+        A 429 with ``X-RateLimit-Scope: shared`` does not count against
+        the invalid request budget.
+        """
+        self.discord.script = [(429, {b"X-RateLimit-Scope": b"shared"}, TOO_MANY)]
+        d = self.typing(max_wait=None)
+        self.advance(1.5)
+        self.successResultOf(d)
+        self.assertEqual(self.invalid.total, 0)
+
+
+class InteractionCallbackTests(SynchronousTestCase):
+    """
+    ``POST /interactions/{id}/{token}/callback``.
+    """
+
+    def setUp(self) -> None:
+        self.discord = Discord()
+        self.treq = StubTreq(StringStubbingResource(self.discord))
+        self.rest = DiscordREST(self.treq, API, clock=Clock())
+
+    def test_callback(self) -> None:
+        """
+        The response goes as JSON to the interaction's callback route,
+        without the bot's Authorization.
+        """
+        d = self.rest.create_interaction_response(
+            "TOKEN", "123", "aW50ZXJhY3Rpb24", {"type": 5, "data": {"flags": 64}}
+        )
+        self.treq.flush()
+        self.successResultOf(d)
+        method, url, headers, data = self.discord.seen[0]
+        self.assertEqual((method, url), (b"POST", API + "/interactions/123/aW50ZXJhY3Rpb24/callback"))
+        self.assertNotIn(b"Authorization", headers)
+        self.assertEqual(headers[b"Content-Type"], [b"application/json"])
+        self.assertEqual(orjson.loads(data), {"type": 5, "data": {"flags": 64}})
+
+    def test_already_acknowledged(self) -> None:
+        """
+        Discord's JSON error code comes with the error (40060: the
+        interaction was answered already).
+        """
+        self.discord.script = [
+            (400, {}, b'{"message": "Interaction has already been acknowledged.", "code": 40060}')
+        ]
+        d = self.rest.create_interaction_response("TOKEN", "123", "tok", {"type": 5})
+        self.treq.flush()
+        error = self.failureResultOf(d, DiscordHTTPError).value
+        self.assertEqual((error.status, error.code), (400, 40060))
+        self.assertFalse(self.rest.token_rejected("TOKEN"))
+
+    def test_bad_id_or_token(self) -> None:
+        """
+        What is not an interaction id and token never reaches the URL.
+        """
+        d = self.rest.create_interaction_response("TOKEN", "1/../2", "tok", {"type": 5})
+        self.failureResultOf(d, ValueError)
+        d = self.rest.create_interaction_response("TOKEN", "1", "a/b", {"type": 5})
+        self.failureResultOf(d, ValueError)
+        self.assertEqual(self.discord.seen, [])

@@ -471,7 +471,9 @@ class TLSVerificationTests(TestCase):
         a certificate nobody vouches for.
         """
         yield self.serve("localhost")
-        rest = DiscordREST(self.client(None), f"https://localhost:{self.port}/api/v10")
+        rest = DiscordREST(
+            self.client(None), f"https://localhost:{self.port}/api/v10", clock=global_reactor
+        )
         failure = yield self.assertFailure(rest.get_gateway_bot("token"), ResponseFailed)
         self.assertIn("certificate verify failed", str(failure.reasons[0].value))
 
@@ -495,6 +497,8 @@ class TLSVerificationTests(TestCase):
         above are the checks, not a broken server).
         """
         trust = yield self.serve("localhost")
-        rest = DiscordREST(self.client(trust), f"https://localhost:{self.port}/api/v10")
+        rest = DiscordREST(
+            self.client(trust), f"https://localhost:{self.port}/api/v10", clock=global_reactor
+        )
         info = yield rest.get_gateway_bot("token")
         self.assertEqual(info.url, "wss://gateway.example")

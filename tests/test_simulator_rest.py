@@ -10,7 +10,10 @@ from typing import Any
 import orjson
 from treq.client import HTTPClient
 from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
 from twisted.web.client import Agent, HTTPConnectionPool
+
+from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
 
 from tests.test_simulator import TOKEN, SimulatorTestCase
 
@@ -143,6 +146,87 @@ class RestTests(RestTestCase):
         """Without control_api, /_sim is not served."""
         status, _ = await self.call("GET", "/state", base=self.sim.control_url)
         self.assertEqual(status, 404)
+
+
+class RateLimitTests(RestTestCase):
+    """Rate limit headers, 429s and invalid requests, as Discord answers them."""
+
+    async def raw_call(self, method: str, path: str, token: str = TOKEN) -> Any:
+        response = await self.http.request(
+            method, self.sim.api_url + path, headers={"Authorization": [f"Bot {token}"]}
+        )
+        content = await response.content()
+        return response, orjson.loads(content) if content else None
+
+    async def test_headers(self) -> None:
+        """A limited route says its bucket, limit, what remains and when it resets."""
+        response, _ = await self.raw_call("POST", "/channels/3333/typing")
+        headers = response.headers
+        self.assertEqual(headers.getRawHeaders(b"x-ratelimit-limit"), [b"5"])
+        self.assertEqual(headers.getRawHeaders(b"x-ratelimit-remaining"), [b"4"])
+        self.assertTrue(0 < float(headers.getRawHeaders(b"x-ratelimit-reset-after")[0]) <= 5)
+        bucket = headers.getRawHeaders(b"x-ratelimit-bucket")
+        response, _ = await self.raw_call("POST", "/channels/4444/typing")
+        self.assertEqual(response.headers.getRawHeaders(b"x-ratelimit-bucket"), bucket)
+        self.assertEqual(response.headers.getRawHeaders(b"x-ratelimit-remaining"), [b"4"])
+
+    async def test_bucket_exhausted(self) -> None:
+        """Past the bucket's limit: 429 with retry_after, scope user, counted invalid."""
+        for _ in range(5):
+            self.assertEqual((await self.raw_call("POST", "/channels/3333/typing"))[0].code, 204)
+        response, body = await self.raw_call("POST", "/channels/3333/typing")
+        self.assertEqual(response.code, 429)
+        self.assertEqual(body["message"], "You are being rate limited.")
+        self.assertFalse(body["global"])
+        self.assertTrue(0 < body["retry_after"] <= 5)
+        self.assertEqual(response.headers.getRawHeaders(b"x-ratelimit-scope"), [b"user"])
+        self.assertEqual(response.headers.getRawHeaders(b"x-ratelimit-remaining"), [b"0"])
+        self.assertTrue(response.headers.getRawHeaders(b"retry-after"))
+        self.assertEqual(len(self.sim.typing), 5)
+        self.assertEqual(self.sim.rate_limits.invalid, 1)
+        self.assertEqual(self.sim.rate_limits.limited, {"typing": 1})
+        self.assertIn(("rate_limited", "typing"), self.sim.events)
+
+    async def test_global_limit(self) -> None:
+        """More than 50 requests in a second from one bot: a global 429."""
+        self.sim.rate_limits.routes = {}
+        codes = [
+            (await self.raw_call("POST", f"/channels/{3000 + i}/typing"))[0].code
+            for i in range(50)
+        ]
+        self.assertEqual(set(codes), {204})
+        response, body = await self.raw_call("POST", "/channels/9999/typing")
+        self.assertEqual(response.code, 429)
+        self.assertTrue(body["global"])
+        self.assertEqual(response.headers.getRawHeaders(b"x-ratelimit-global"), [b"true"])
+        self.assertEqual(response.headers.getRawHeaders(b"x-ratelimit-scope"), [b"global"])
+
+    async def test_401_invalid(self) -> None:
+        """A rejected token is an invalid request."""
+        await self.raw_call("POST", "/channels/3333/typing", token="wrong")
+        self.assertEqual(self.sim.rate_limits.invalid, 1)
+
+    async def test_relay_client_never_429(self) -> None:
+        """
+        The relay's REST client, typing 12 times in one channel, waits for
+        the bucket's resets instead of being refused, and after a 401 makes
+        no more calls with that token.
+        """
+        rest = DiscordREST(self.http, self.sim.api_url, clock=reactor)
+        # a short window, so the test is quick
+        self.sim.rate_limits.routes["typing"] = (5, 0.5)
+        await gatherResults(
+            [rest.trigger_typing(TOKEN, "3333", max_wait=None) for _ in range(12)]
+        )
+        self.assertEqual(len(self.sim.typing), 12)
+        self.assertEqual(self.sim.rate_limits.limited, {})
+        self.assertGreater(rest.calls["waited"], 0)
+        for _ in range(3):
+            try:
+                await rest.trigger_typing("wrong", "3333")
+            except DiscordHTTPError as e:
+                self.assertEqual(e.status, 401)
+        self.assertEqual(self.sim.rate_limits.invalid, 1)
 
 
 class ControlAPITests(RestTestCase):

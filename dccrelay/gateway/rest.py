@@ -1,17 +1,26 @@
 """
-The few Discord REST calls the gateway side needs, over treq.
+The few Discord REST calls the relay makes for its bots, over treq, within
+Discord's rate limits (see :mod:`dccrelay.gateway.rest_limits`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
-from twisted.internet.defer import Deferred
 from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.web.http_headers import Headers
 
 from dccrelay import __version__
+from dccrelay.gateway.rest_limits import GLOBAL_LIMIT, InvalidRequests, TokenLimits, route_for
 
 # Discord asks for "DiscordBot ($url, $versionNumber)".
 USER_AGENT = f"DiscordBot (dccrelay, {__version__})"
@@ -29,6 +38,8 @@ class DiscordHTTPError(Exception):
         super().__init__(f"Discord answered HTTP {status}: {message}")
         self.status = status
         self.message = message
+        #: Discord's JSON error code, when it gave one (e.g. 40060)
+        self.code: int | None = None
 
     @property
     def token_rejected(self) -> bool:
@@ -51,41 +62,284 @@ class GatewayInfo:
     reset_after: float  # seconds
 
 
+class RateLimited(DiscordHTTPError):
+    """
+    A call was not made, or not retried, because Discord's rate limits
+    would make it wait longer than its caller allows.
+
+    :ivar retry_after: seconds until it could go.
+    """
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(429, message)
+        self.retry_after = retry_after
+
+
+class TokenRejected(DiscordHTTPError):
+    """
+    The call was not made: Discord rejected this token (401) before, and a
+    rejected token is never used again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(401, "Discord rejected this bot token earlier; it is not used again")
+
+
+class InvalidRequestBudgetSpent(DiscordHTTPError):
+    """
+    The call was not made: the node made so many invalid requests (401,
+    403, 429) lately that one more could get its IP address banned.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            429,
+            "the relay made too many invalid requests to Discord lately; "
+            f"no calls for {retry_after:.0f} s",
+        )
+        self.retry_after = retry_after
+
+
+#: 429s retried per call before giving up
+MAX_RETRIES = 3
+
+#: seconds Discord has to answer a call
+TIMEOUT = 20.0
+
+#: seconds a typing call may wait for a rate limit: later, the person has
+#: seen nothing for too long for the indicator to matter
+TYPING_MAX_WAIT = 5.0
+
+#: tokens whose rejection is remembered at most
+MAX_REJECTED = 10_000
+
+#: seconds a token's limits are kept after its last call, once reset
+_IDLE = 900.0
+
+
 class DiscordREST:
     """
-    Discord's REST API for one relay node.
+    Discord's REST API for one relay node, within Discord's rate limits
+    (:mod:`dccrelay.gateway.rest_limits`): per-route buckets and the global
+    limit of each bot token, 429s honoured, no call ever again with a token
+    Discord rejected, and none at all while the node's invalid requests near
+    the level at which Discord bans its IP address.
 
     :param client: a treq ``HTTPClient`` (a ``StubTreq`` in tests).
     :param api_base: e.g. ``https://discord.com/api/v10``.
+    :param clock: for waiting on limits and for timeouts.
+    :param invalid: the node's invalid request count (a fresh one if None).
     """
 
-    def __init__(self, client: HTTPClient, api_base: str) -> None:
+    _log = Logger()
+
+    def __init__(
+        self,
+        client: HTTPClient,
+        api_base: str,
+        *,
+        clock: IReactorTime,
+        invalid: InvalidRequests | None = None,
+        global_limit: int = GLOBAL_LIMIT,
+        timeout: float = TIMEOUT,
+    ) -> None:
         self._client = client
         self._api_base = api_base.rstrip("/")
+        self._clock = clock
+        self.invalid = invalid if invalid is not None else InvalidRequests()
+        self._global_limit = global_limit
+        self._timeout = timeout
+        self._limits: dict[str, TokenLimits] = {}
+        # (token, bucket key) -> callers waiting for the answer of a call
+        # that will tell what remains in that bucket
+        self._probes: dict[tuple[str, str], list[Deferred[None]]] = {}
+        # digests of rejected tokens, oldest first
+        self._rejected: dict[str, None] = {}
+        #: calls made, by outcome: "ok", "error", "rate_limited" (429s),
+        #: "waited" (calls that waited for a limit), "refused" (not made)
+        self.calls: Counter[str] = Counter()
 
-    def _headers(self, token: str) -> dict[bytes | str, list[bytes | str]]:
-        return {
-            b"Authorization": [b"Bot " + token.encode("ascii")],
+    def _headers(self, token: str | None, json: bool = False) -> dict[bytes | str, list[bytes | str]]:
+        headers: dict[bytes | str, list[bytes | str]] = {
             b"User-Agent": [USER_AGENT.encode("ascii")],
         }
+        if token is not None:
+            headers[b"Authorization"] = [b"Bot " + token.encode("ascii")]
+        if json:
+            headers[b"Content-Type"] = [b"application/json"]
+        return headers
 
-    async def _get_json(self, path: str, token: str) -> Any:
-        response = await self._client.get(
-            self._api_base + path, headers=self._headers(token)
-        )
-        body = await response.content()
+    # -- the limits of each token ------------------------------------------------
+
+    def token_rejected(self, token: str) -> bool:
+        """
+        Whether Discord rejected ``token`` (401): no call is made with it.
+        """
+        return _digest(token) in self._rejected
+
+    def _limits_for(self, token: str) -> TokenLimits:
+        limits = self._limits.get(token)
+        if limits is None:
+            now = self._clock.seconds()
+            if len(self._limits) >= 256:
+                for key in [
+                    k for k, v in self._limits.items()
+                    if v.last_used < now - _IDLE and v.idle(now)
+                ]:
+                    del self._limits[key]
+            limits = self._limits[token] = TokenLimits()
+            limits.last_used = now
+        return limits
+
+    def _reject(self, token: str) -> None:
+        self._limits.pop(token, None)
+        self._rejected[_digest(token)] = None
+        while len(self._rejected) > MAX_REJECTED:
+            del self._rejected[next(iter(self._rejected))]
+
+    def forget(self, token: str) -> None:
+        """
+        Drop what is kept of ``token``'s limits (its bot is gone).  A
+        rejection is kept.
+        """
+        self._limits.pop(token, None)
+
+    # -- one call -------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        body: Any = None,
+        authorize: bool = True,
+        exempt: bool = False,
+        max_wait: float | None = None,
+    ) -> tuple[int, Any]:
+        """
+        Make one call for the bot whose token is ``token``, waiting for its
+        limits and retrying 429s.
+
+        :param authorize: send ``Authorization: Bot <token>`` (interaction
+            endpoints take none; the token still keys the limits).
+        :param exempt: an interaction endpoint: not bound by the global limit.
+        :param max_wait: seconds the caller can wait for a limit at most;
+            past it the call fails with :class:`RateLimited`.
+        :return: the status code and the parsed JSON body (None if none).
+        :raise DiscordHTTPError: 401 (and the token is never used again), or
+            one of its subclasses when the call was not made.
+        """
+        if self.token_rejected(token):
+            self.calls["refused"] += 1
+            raise TokenRejected()
+        route = route_for(method, path, exempt=exempt)
+        limits = self._limits_for(token)
+        retries = 0
+        waited = 0.0
+        while True:
+            now = self._clock.seconds()
+            banned = self.invalid.exhausted(now)
+            if banned > 0:
+                self.calls["refused"] += 1
+                raise InvalidRequestBudgetSpent(banned)
+            wait = limits.wait(route, now, self._global_limit)
+            if wait > 0:
+                if max_wait is not None and waited + wait > max_wait:
+                    self.calls["refused"] += 1
+                    raise RateLimited(wait, f"Discord's rate limit allows no call for {wait:.1f} s")
+                if not waited:
+                    self.calls["waited"] += 1
+                waited += wait
+                await deferLater(self._clock, wait, lambda: None)
+                if self.token_rejected(token):
+                    self.calls["refused"] += 1
+                    raise TokenRejected()
+                continue
+            probe = None
+            if not limits.known(route, now):
+                probe = (token, limits.key(route))
+                if probe in self._probes:
+                    # another call is finding out what remains: wait for it
+                    waiter: Deferred[None] = Deferred()
+                    self._probes[probe].append(waiter)
+                    await waiter
+                    continue
+                self._probes[probe] = []
+            limits.take(route, now)
+            try:
+                code, headers, parsed = await self._exchange(method, path, token, body, authorize)
+                now = self._clock.seconds()
+                limits.update(
+                    route,
+                    now,
+                    bucket_hash=_header(headers, b"x-ratelimit-bucket"),
+                    remaining=_number(_header(headers, b"x-ratelimit-remaining"), int),
+                    reset_after=_number(_header(headers, b"x-ratelimit-reset-after"), float),
+                )
+            finally:
+                # only now: the waiters must see what this answer said
+                if probe is not None:
+                    for waiter in self._probes.pop(probe, []):
+                        waiter.callback(None)
+            if code == 401 and authorize:
+                self.invalid.count(now)
+                self._reject(token)
+                self.calls["error"] += 1
+                self._log.warn(
+                    "Discord rejected a bot token (HTTP 401 on {route}): no more calls with it",
+                    route=route.template,
+                )
+                raise DiscordHTTPError(401, _message(parsed))
+            if code in (401, 403):
+                self.invalid.count(now)
+            if code != 429:
+                self.calls["ok" if 200 <= code < 300 else "error"] += 1
+                return code, parsed
+            self.calls["rate_limited"] += 1
+            scope = _header(headers, b"x-ratelimit-scope")
+            if scope != "shared":
+                self.invalid.count(now)
+            retry_after = _retry_after(parsed, headers)
+            is_global = bool(isinstance(parsed, dict) and parsed.get("global")) or (
+                _header(headers, b"x-ratelimit-global") is not None
+            )
+            limits.limited(route, now, retry_after, is_global)
+            self._log.info(
+                "Discord rate limited {route} ({scope}) for {retry_after:.2f} s",
+                route=route.template,
+                scope="global" if is_global else (scope or "route"),
+                retry_after=retry_after,
+            )
+            retries += 1
+            if retries > MAX_RETRIES:
+                raise RateLimited(retry_after, _message(parsed))
+
+    async def _exchange(
+        self, method: str, path: str, token: str, body: Any, authorize: bool
+    ) -> tuple[int, Headers, Any]:
+        kwargs: dict[str, Any] = {
+            "headers": self._headers(token if authorize else None, json=body is not None)
+        }
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+        request = self._client.request(method, self._api_base + path, **kwargs)
+
+        async def answered() -> tuple[int, Headers, bytes]:
+            response = await request
+            content = await response.content()
+            return response.code, response.headers, content
+
+        exchange = Deferred.fromCoroutine(answered())
+        exchange.addTimeout(self._timeout, self._clock)
+        code, headers, content = await exchange
         try:
-            parsed = orjson.loads(body)
+            parsed = orjson.loads(content) if content else None
         except orjson.JSONDecodeError:
             parsed = None
-        if response.code != 200:
-            message = (
-                parsed.get("message") if isinstance(parsed, dict) else None
-            ) or "no message"
-            raise DiscordHTTPError(response.code, str(message)[:200])
-        if parsed is None:
-            raise DiscordHTTPError(response.code, "the body was not JSON")
-        return parsed
+        return code, headers, parsed
+
+    # -- the calls --------------------------------------------------------------
 
     def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
         """
@@ -95,7 +349,11 @@ class DiscordREST:
         return Deferred.fromCoroutine(self._gateway_bot(token))
 
     async def _gateway_bot(self, token: str) -> GatewayInfo:
-        answer = await self._get_json("/gateway/bot", token)
+        code, answer = await self._request("GET", "/gateway/bot", token)
+        if code != 200:
+            raise DiscordHTTPError(code, _message(answer))
+        if answer is None:
+            raise DiscordHTTPError(code, "the body was not JSON")
         try:
             limit = answer["session_start_limit"]
             return GatewayInfo(
@@ -108,29 +366,113 @@ class DiscordREST:
         except (KeyError, TypeError, ValueError) as e:
             raise DiscordHTTPError(200, f"unexpected /gateway/bot answer ({e!r})")
 
-    def trigger_typing(self, token: str, channel_id: str) -> Deferred[None]:
+    def trigger_typing(
+        self, token: str, channel_id: str, max_wait: float | None = TYPING_MAX_WAIT
+    ) -> Deferred[None]:
         """
         ``POST /channels/{channel_id}/typing``: show the bot as typing in
         that channel (for about 10 s, or until it sends a message).
 
+        :param max_wait: seconds the call may wait for a rate limit.
         :raise DiscordHTTPError: (in the Deferred) unless Discord answers 2xx.
         """
-        return Deferred.fromCoroutine(self._typing(token, channel_id))
+        return Deferred.fromCoroutine(self._typing(token, channel_id, max_wait))
 
-    async def _typing(self, token: str, channel_id: str) -> None:
+    async def _typing(self, token: str, channel_id: str, max_wait: float | None) -> None:
         if not channel_id.isdigit():
             # a snowflake; anything else must not reach the URL
             raise ValueError("a channel id is a number")
-        response = await self._client.post(
-            f"{self._api_base}/channels/{channel_id}/typing", headers=self._headers(token)
+        code, answer = await self._request(
+            "POST", f"/channels/{channel_id}/typing", token, max_wait=max_wait
         )
-        body = await response.content()
-        if not 200 <= response.code < 300:
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                parsed = None
-            message = (
-                parsed.get("message") if isinstance(parsed, dict) else None
-            ) or "no message"
-            raise DiscordHTTPError(response.code, str(message)[:200])
+        if not 200 <= code < 300:
+            raise DiscordHTTPError(code, _message(answer))
+
+    def create_interaction_response(
+        self,
+        token: str,
+        interaction_id: str,
+        interaction_token: str,
+        response: dict[str, Any],
+        max_wait: float | None = None,
+    ) -> Deferred[None]:
+        """
+        ``POST /interactions/{id}/{token}/callback``: answer an interaction
+        for the bot whose token is ``token`` (which keys the limits; the
+        call itself carries no Authorization, as Discord's interaction
+        endpoints take none).
+
+        :param response: the interaction response (``{"type": 5, ...}``).
+        :raise DiscordHTTPError: (in the Deferred) unless Discord answers 2xx.
+        """
+        return Deferred.fromCoroutine(
+            self._callback(token, interaction_id, interaction_token, response, max_wait)
+        )
+
+    async def _callback(
+        self,
+        token: str,
+        interaction_id: str,
+        interaction_token: str,
+        response: dict[str, Any],
+        max_wait: float | None,
+    ) -> None:
+        if not interaction_id.isdigit() or not _URL_SAFE.match(interaction_token):
+            raise ValueError("not an interaction id and token")
+        code, answer = await self._request(
+            "POST",
+            f"/interactions/{interaction_id}/{interaction_token}/callback",
+            token,
+            body=response,
+            authorize=False,
+            exempt=True,
+            max_wait=max_wait,
+        )
+        if not 200 <= code < 300:
+            error = DiscordHTTPError(code, _message(answer))
+            code_given = answer.get("code") if isinstance(answer, dict) else None
+            error.code = code_given if type(code_given) is int else None
+            raise error
+
+
+_URL_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,512}\Z")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def _header(headers: Headers, name: bytes) -> str | None:
+    values = headers.getRawHeaders(name)
+    if not values:
+        return None
+    return str(values[0].decode("latin-1").strip())
+
+
+def _number(text: str | None, kind: Callable[[str], float | int]) -> Any:
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        return None
+    if value != value or value < 0 or value > 86400 * 7:  # NaN, negative, absurd
+        return None
+    return value
+
+
+def _retry_after(parsed: Any, headers: Headers) -> float:
+    """
+    Seconds to wait after a 429: the body's ``retry_after``, else the
+    ``Retry-After`` header, else a second.
+    """
+    value = parsed.get("retry_after") if isinstance(parsed, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 86400:
+        return float(value)
+    header = _number(_header(headers, b"retry-after"), float)
+    return float(header) if header is not None else 1.0
+
+
+def _message(parsed: Any) -> str:
+    message = (parsed.get("message") if isinstance(parsed, dict) else None) or "no message"
+    return str(message)[:200]

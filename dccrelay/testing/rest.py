@@ -9,6 +9,8 @@ The slice of Discord's REST API (v10) a relay uses, under ``/api/v10``:
 
 A missing or unknown bot token is 401 ``{"message": "401: Unauthorized",
 "code": 0}``; an unknown route 404, a known route with another method 405.
+Answers carry Discord's rate limit headers, and requests past a limit get
+429 (see :mod:`dccrelay.testing.ratelimits`).
 """
 
 from __future__ import annotations
@@ -62,7 +64,34 @@ class DiscordAPI(Resource):
         handler = handlers.get(request.method)
         if handler is None:
             return respond(request, 405, _METHOD_NOT_ALLOWED)
-        return handler(request, segments[1:])
+        limits = self._sim.rate_limits
+        limited = self._limit(request, segments[1:])
+        if limited is not None:
+            verdict = limits.check(*limited[:3], exempt=limited[3])
+            for name, value in verdict.headers.items():
+                request.setHeader(name, value)
+            if verdict.retry_after is not None:
+                self._sim.record("rate_limited", "global" if verdict.is_global else limited[1])
+                limits.answered(429)
+                return respond(request, 429, verdict.body())
+        answer = handler(request, segments[1:])
+        limits.answered(request.code)
+        return answer
+
+    def _limit(self, request: Request, path: list[str]) -> tuple[str, str, str, bool] | None:
+        """
+        Who, which route and which top-level resource a request counts
+        against, and whether it is exempt from the global limit; None for
+        an unlimited or unauthenticated request.
+        """
+        bot = self._bot(request)
+        if bot is None:
+            return None
+        if path == ["gateway", "bot"]:
+            return bot.token, "gateway_bot", "", False
+        if len(path) == 3 and path[0] == "channels":
+            return bot.token, path[2], path[1], False
+        return None
 
     def _handlers(self, path: list[str]) -> dict[bytes, _Handler] | None:
         if path == ["gateway"]:

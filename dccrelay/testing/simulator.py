@@ -41,6 +41,7 @@ kind                   detail
 ``session_expired``    shard id
 ``typing``             channel id (REST)
 ``message``            channel id (REST)
+``rate_limited``       route name, or ``"global"`` (REST, answered 429)
 =====================  ==================================================
 """
 
@@ -65,6 +66,7 @@ from dccrelay.testing import objects
 from dccrelay.testing._http import Root
 from dccrelay.testing.connection import GatewayWire, SimulatedConnection
 from dccrelay.testing.gateway_server import GatewayServerFactory
+from dccrelay.testing.ratelimits import SimulatedRateLimits
 from dccrelay.testing.rest import DiscordAPI
 from dccrelay.testing.session import SimulatedSession
 
@@ -404,6 +406,8 @@ class DiscordSimulator:
         self.events: list[tuple[str, Any]] = []
         self.typing: list[tuple[str, str]] = []
         self.messages: list[tuple[str, str, dict[str, Any]]] = []
+        #: REST rate limits, and the invalid requests and 429s answered
+        self.rate_limits = SimulatedRateLimits(reactor)
         self._snowflakes = objects.SnowflakeMaker()
         self._connection_count = 0
         self._port: IListeningPort | None = None
