@@ -3,8 +3,8 @@
 evaluates, and how long one evaluation takes, for the tutorial's sample bot
 (SEED.md, step 8) in the ``mongo`` and ``jsonpath`` backends.
 
-The payloads are MESSAGE_CREATE dispatches built with the simulator's
-objects (:mod:`dccrelay.testing.objects`): guild chatter and DMs, mentions
+The payloads are MESSAGE_CREATE dispatches built by the simulator's load
+generator (:func:`dccrelay.testing.load.chatter`): guild chatter and DMs, mentions
 of the bot and of others, bot authors, and messages starting with the bot's
 prefix word, in proportions that make about 14% of them match. Baselines
 measured in the same process: ``orjson.loads`` of each frame, which the
@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import os
 import platform
-import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -27,9 +26,8 @@ from typing import Any
 import orjson
 
 from dccrelay.filters import DEFAULT_CRITERIA, compile_criteria
-from dccrelay.testing.objects import message, user
+from dccrelay.testing.load import BOT_USER_ID, chatter
 
-BOT_USER_ID = "111111111111111111"
 
 #: SEED.md, tutorial step 8.
 SAMPLE_MONGO: dict[str, Any] = {
@@ -50,48 +48,15 @@ SAMPLE_JSONPATH = [
     " || match(@.content, 'cookout([^0-9A-Za-z_](.|\\n|\\r)*)?'))]",
 ]
 
-WORDS = (
-    "bring buns plates hamburgers hot dogs drinks who is coming at noon tomorrow"
-    " please the park grill charcoal ice cream lunch anyone free later"
-).split()
-
 Predicate = Callable[[Any], bool]
 
 
 def payloads(n: int, seed: int = 9535) -> list[bytes]:
     """``n`` MESSAGE_CREATE frames, as Discord would send them."""
-    rng = random.Random(seed)
-    people = [user(str(200000000000000000 + i), f"person{i}") for i in range(40)]
-    bots = [user(str(300000000000000000 + i), f"helper{i}", bot=True) for i in range(3)]
-    bot_self = user(BOT_USER_ID, "cookout", bot=True)
-    frames = []
-    for i in range(n):
-        roll = rng.random()
-        author = rng.choice(people)
-        if roll < 0.10:
-            author = rng.choice(bots + [bot_self])
-        guild_id = None if rng.random() < 0.05 else "1160000000000000001"
-        words = rng.choices(WORDS, k=rng.randint(1, 30))
-        prefix = rng.random()
-        if prefix < 0.05:
-            words.insert(0, "cookout")
-        elif prefix < 0.07:
-            words.insert(0, rng.choice(["Cookout", "cookouts", "cookout's"]))
-        mentioned = rng.sample(people, k=rng.choice([0, 0, 0, 0, 1, 1, 2, 3]))
-        if rng.random() < 0.05:
-            mentioned.append(bot_self)
-            words.insert(rng.randrange(len(words) + 1), f"<@{BOT_USER_ID}>")
-        d = message(
-            message_id=str(1190000000000000000 + i),
-            channel_id="1180000000000000001" if guild_id else "1170000000000000001",
-            guild_id=guild_id,
-            author=author,
-            content=" ".join(words),
-            now=1_700_000_000.0 + i,
-            mentions=mentioned,
-        )
-        frames.append(orjson.dumps({"op": 0, "s": i + 2, "t": "MESSAGE_CREATE", "d": d}))
-    return frames
+    return [
+        orjson.dumps({"op": 0, "s": i + 2, "t": "MESSAGE_CREATE", "d": d})
+        for i, d in enumerate(chatter(n, seed))
+    ]
 
 
 def throughput(predicate: Predicate, items: Sequence[Any], repeats: int) -> float:

@@ -27,6 +27,7 @@ from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.logs import RelayRoot, log_format
+from dccrelay.lagprobe import LagProbe
 from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.manager import ClusterNode, RelayManager
 from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reactor
@@ -124,9 +125,10 @@ class Options(ConfigFileOptions):
             for name, default, doc in FILTER_LIMIT_OPTIONS
         ],
         ["gateway-compression", None, "zlib-stream",
-         "Transport compression of gateway connections: zlib-stream or none "
-         "(zlib-stream: about 20x fewer bytes for 1.3x receive CPU and ~40 KiB per "
-         "connection; see bench/gateway_compression.py)."],
+         "Transport compression of gateway connections: zlib-stream, zstd-stream or "
+         "none (zlib-stream: about 20x fewer bytes for 1.3x receive CPU and a fixed "
+         "~40 KiB per connection; zstd-stream's memory grows with the sender's window, "
+         "up to 2 MiB per connection; see docs/performance.rst)."],
         ["registration-key-file", None, None,
          "File holding the key that creating a relay needs (Authorization: Bearer, or a "
          "Dcc-Registration-Key header); without it anyone may register a bot."],
@@ -141,6 +143,8 @@ class Options(ConfigFileOptions):
     optFlags = [
         ["allow-private-dst", None,
          "Allow dst on loopback/private addresses (local development)."],
+        ["lag-probe", None,
+         "Log the reactor's longest stall every second (for benchmarks; off by default)."],
     ]
 
     def opt_version(self) -> None:
@@ -154,9 +158,10 @@ class Options(ConfigFileOptions):
         # The config file first, so that the checks below see its values.
         super().postOptions()
         compression = self["gateway-compression"]
-        if compression not in ("zlib-stream", "none"):
+        if compression not in ("zlib-stream", "zstd-stream", "none"):
             raise usage.UsageError(
-                f"--gateway-compression must be zlib-stream or none, got {compression!r}"
+                "--gateway-compression must be zlib-stream, zstd-stream or none,"
+                f" got {compression!r}"
             )
         api = self["discord-api"]
         if not api.startswith(("https://", "http://")):
@@ -242,7 +247,10 @@ def build_environment(
         rest=DiscordREST(http, options["discord-api"]),
         connect=GatewayConnector(
             reactor,
-            compression=None if options["gateway-compression"] == "none" else "zlib-stream",
+            compression=(
+                None if options["gateway-compression"] == "none"
+                else options["gateway-compression"]
+            ),
         ).connect,
         compile_filter=filter_compiler(options),
         make_delivery=DeliveryFactory(
@@ -311,6 +319,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ),
         reactor=reactor,
     )
+    if options["lag-probe"]:
+        LagProbe(reactor).setServiceParent(root)
     http = strports.service(options["listen"], site, reactor=reactor)
     http.setName("http")
     http.setServiceParent(root)

@@ -94,7 +94,8 @@ class GatewayConnectorTests(TestCase):
 
 class CompressionTests(TestCase):
     """
-    ``compress=zlib-stream``: one inflate context per connection.
+    ``compress=zlib-stream`` and ``zstd-stream``: one decompression context
+    per connection.
     """
 
     def test_zlib_stream(self) -> None:
@@ -142,8 +143,52 @@ class CompressionTests(TestCase):
         protocol.onMessage(data[3:], True)
         self.assertEqual(listener.frames, [b'{"op":11}'])
 
+    def test_zstd_stream(self) -> None:
+        """
+        With zstd-stream the listener gets the same JSON bytes as without,
+        each binary message decompressed by the connection's one zstd
+        stream, which no message ends.
+        """
+        return ensureDeferred(self._zstd())
+
+    async def _zstd(self) -> None:
+        sim = DiscordSimulator(reactor)
+        await sim.listen(LOOPBACK)
+        self.addCleanup(sim.stop)
+        bot = sim.add_bot(token="TOKEN", user_id="1")
+        listener = Listener()
+        connection = await GatewayConnector(reactor, compression="zstd-stream").connect(
+            gateway_url(sim.gateway_url), listener
+        )
+        await wait_for(lambda: listener.frames, what="HELLO")
+        connection.send({"op": 2, "d": {"token": "TOKEN", "intents": 513,
+                                        "properties": {"os": "x", "browser": "y", "device": "z"}}})
+        await bot.wait_for_ready()
+        sent = [bot.message(f"message {i}") for i in range(3)]
+        await wait_for(lambda: len(listener.frames) >= 5, what="three dispatches")
+        self.assertEqual(listener.frames[2:], sent)
+        connection.close(4000)
+        await bot.wait_for_disconnect()
+
+    def test_corrupt_zstd_stream(self) -> None:
+        """
+        Bytes that are not zstd abort the connection rather than reach the
+        shard.
+        """
+        import zstandard
+
+        from dccrelay.gateway.connection import GatewayProtocol
+
+        protocol = GatewayProtocol()
+        protocol.listener = listener = Listener()  # type: ignore[assignment]
+        protocol.zstd = zstandard.ZstdDecompressor().decompressobj()
+        aborted = []
+        protocol.abort = lambda: aborted.append(True)  # type: ignore[method-assign]
+        protocol.onMessage(b"not zstd at all", True)
+        self.assertEqual((listener.frames, aborted), ([], [True]))
+
     def test_unknown_compression(self) -> None:
         """
-        Only zlib-stream is spoken.
+        Only zlib-stream and zstd-stream are spoken.
         """
         self.assertRaises(ValueError, GatewayConnector, reactor, compression="gzip")

@@ -10,6 +10,7 @@ import zlib
 from typing import Any
 
 import orjson
+import zstandard
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue, gatherResults
@@ -44,12 +45,15 @@ class GatewayClient(WebSocketClientProtocol):  # type: ignore[misc]
         self.opened: Deferred[GatewayClient] = Deferred()
         self.closed: Deferred[tuple[bool, int | None, str | None]] = Deferred()
         self._inflate = zlib.decompressobj()
+        self.zstd: Any = None
 
     def onOpen(self) -> None:
         self.opened.callback(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        if isBinary:
+        if isBinary and self.zstd is not None:
+            payload = self.zstd.decompress(payload)
+        elif isBinary:
             payload = self._inflate.decompress(payload)
         self.raw.append(payload)
         self.queue.put(payload)
@@ -206,10 +210,26 @@ class HandshakeTests(SimulatorTestCase):
         client.send_json(identify_payload())
         self.assertEqual((await client.next())["t"], "READY")
 
+    async def test_zstd_stream(self) -> None:
+        """
+        compress=zstd-stream sends each payload as one binary message of one
+        zstd stream: a flushed block, never the end of the zstd frame.
+        """
+        client = await self.open(query="?v=10&encoding=json&compress=zstd-stream")
+        client.zstd = zstandard.ZstdDecompressor().decompressobj()
+        self.assertEqual((await client.next())["op"], 10)
+        client.send_json(identify_payload())
+        self.assertEqual((await client.next())["t"], "READY")
+        sent = [self.bot.message(f"message {i}") for i in range(3)]
+        self.assertEqual([await client.next_raw() for _ in sent], sent)
+        # Still inside the first frame: a decompressobj refuses data after
+        # a frame's end, and zstd's frame header appears only once.
+        self.assertFalse(client.zstd.eof)
+
     async def test_unsupported_compression(self) -> None:
         """A transport compression the simulator lacks fails the handshake."""
         with self.assertRaises(ConnectionError):
-            await self.open(query="?v=10&encoding=json&compress=zstd-stream")
+            await self.open(query="?v=10&encoding=json&compress=brotli-stream")
 
 
 class DispatchTests(SimulatorTestCase):

@@ -201,3 +201,46 @@ class ControlAPITests(RestTestCase):
         self.assertEqual(status, 200)
         status, _ = await self.call("GET", "/gateway/bot", token="token-new")
         self.assertEqual(status, 200)
+
+    async def test_add_bots_in_bulk(self) -> None:
+        """
+        POST /_sim/bots/bulk adds many bots in one call, tokens numbered
+        from a prefix; GET /_sim/summary counts them.
+        """
+        status, body = await self.sim_call(
+            "POST", "/bots/bulk", {"prefix": "many", "count": 50, "first_user_id": 9000}
+        )
+        self.assertEqual((status, body), (200, {"added": 50}))
+        self.assertEqual(self.sim.bot_for_token("many49").user_id, "9049")
+        status, body = await self.sim_call("POST", "/bots/bulk", {"prefix": "many", "count": 1})
+        self.assertEqual(status, 409)
+        status, body = await self.sim_call("POST", "/bots/bulk", {"count": 0})
+        self.assertEqual(status, 400)
+        await self.ready_client()
+        status, body = await self.sim_call("GET", "/summary")
+        self.assertEqual(
+            body,
+            {"bots": 51, "connections": 1, "ready": 1, "identifies": 1, "resumes": 0},
+        )
+
+    async def test_load(self) -> None:
+        """
+        POST /_sim/load writes ``count`` MESSAGE_CREATE dispatches to the
+        ready connections, each with the next seq and a nonce of
+        nanoseconds; GET /_sim/load shows the progress.
+        """
+        status, body = await self.sim_call("POST", "/load", {"rate": 1000, "count": 5})
+        self.assertEqual(status, 409)
+        client, _ = await self.ready_client()
+        status, body = await self.sim_call(
+            "POST", "/load", {"rate": 1000, "count": 5, "messages": 3}
+        )
+        self.assertEqual((status, body), (200, {"connections": 1}))
+        got = [await client.next() for _ in range(5)]
+        self.assertEqual([p["s"] for p in got], [2, 3, 4, 5, 6])
+        self.assertEqual({p["t"] for p in got}, {"MESSAGE_CREATE"})
+        self.assertTrue(all(int(p["d"]["nonce"]) > 0 for p in got))
+        self.assertEqual(got[0]["d"]["id"], got[3]["d"]["id"])
+        status, body = await self.sim_call("GET", "/load")
+        self.assertEqual((body["sent"], body["skipped"], body["done"]), (5, 0, True))
+        self.assertEqual(self.bot.session_for(0).seq, 6)

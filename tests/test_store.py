@@ -22,6 +22,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from dccrelay.store import (
+    IDENTIFY_MIN_WAIT,
     IRelayStore,
     OutboxCheckpoint,
     OutboxEntry,
@@ -827,6 +828,278 @@ class IRelayStoreTestsMixin(_Base):
         await self.assertFailure(store.notify_change("alpha"), StoreClosed)
         await self.assertFailure(store.listen_changes(lambda alias: None), StoreClosed)
 
+    # -- IDENTIFY slots ------------------------------------------------------------
+
+    @deferred_test
+    async def test_identify_granted_once(self) -> None:
+        """
+        A free slot is granted (``0.0``); while it is held, every node, the
+        holder included, is told to wait until the hold runs out.  Other
+        buckets and other keys are slots of their own.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        self.assertEqual(await store_a.acquire_identify("hash-1", 0, "node-a", LONG), 0.0)
+        for store, node in [(store_b, "node-b"), (store_a, "node-a")]:
+            wait = await store.acquire_identify("hash-1", 0, node, LONG)
+            self.assertGreater(wait, LONG - 10)
+            self.assertLessEqual(wait, LONG)
+        self.assertEqual(await store_b.acquire_identify("hash-1", 1, "node-b", LONG), 0.0)
+        self.assertEqual(await store_b.acquire_identify("hash-2", 0, "node-b", LONG), 0.0)
+
+    @deferred_test
+    async def test_identify_sent_starts_window(self) -> None:
+        """
+        Finishing with ``sent`` releases the hold and keeps the slot closed
+        for ``window`` seconds, to every node.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_a.acquire_identify("hash-1", 0, "node-a", SHORT)
+        await store_a.finish_identify("hash-1", 0, "node-a", True, LONG)
+        for store, node in [(store_b, "node-b"), (store_a, "node-a")]:
+            wait = await store.acquire_identify("hash-1", 0, node, SHORT)
+            self.assertGreater(wait, LONG - 10)
+            self.assertLessEqual(wait, LONG)
+        await self.pass_time(SHORT * 2)
+        self.assertGreater(await store_b.acquire_identify("hash-1", 0, "node-b", SHORT), LONG - 10)
+        self.assertEqual(await store_b.acquire_identify("hash-1", 1, "node-b", SHORT), 0.0)
+
+    @deferred_test
+    async def test_identify_window_passes(self) -> None:
+        """
+        Once the window has passed, the slot is granted again.
+        """
+        store = await self.open_store()
+        await store.acquire_identify("hash-1", 0, "node-a", LONG)
+        await store.finish_identify("hash-1", 0, "node-a", True, SHORT)
+        wait = await store.acquire_identify("hash-1", 0, "node-b", LONG)
+        self.assertGreaterEqual(wait, IDENTIFY_MIN_WAIT)
+        self.assertLessEqual(wait, SHORT)
+        await self.pass_time(SHORT * 2)
+        self.assertEqual(await store.acquire_identify("hash-1", 0, "node-b", LONG), 0.0)
+
+    @deferred_test
+    async def test_identify_not_sent(self) -> None:
+        """
+        Finishing without ``sent`` releases the hold and opens no window:
+        the slot is granted again at once, to any node.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_a.acquire_identify("hash-1", 0, "node-a", LONG)
+        await store_a.finish_identify("hash-1", 0, "node-a", False, LONG)
+        self.assertEqual(await store_b.acquire_identify("hash-1", 0, "node-b", LONG), 0.0)
+        await store_b.finish_identify("hash-1", 0, "node-b", False, LONG)
+        self.assertEqual(await store_a.acquire_identify("hash-1", 0, "node-a", LONG), 0.0)
+
+    @deferred_test
+    async def test_identify_finish_by_others(self) -> None:
+        """
+        A node that does not hold the slot changes nothing by finishing it,
+        sent or not, nor does finishing a slot nobody asked for.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_b.finish_identify("hash-9", 0, "node-b", True, LONG)
+        self.assertEqual(await store_b.acquire_identify("hash-9", 0, "node-b", LONG), 0.0)
+        await store_a.acquire_identify("hash-1", 0, "node-a", LONG)
+        await store_b.finish_identify("hash-1", 0, "node-b", False, LONG)
+        self.assertGreater(await store_b.acquire_identify("hash-1", 0, "node-b", LONG), 0.0)
+        await store_b.finish_identify("hash-1", 0, "node-b", True, LONG)
+        await store_a.finish_identify("hash-1", 0, "node-a", False, LONG)
+        self.assertEqual(await store_b.acquire_identify("hash-1", 0, "node-b", LONG), 0.0)
+
+    @deferred_test
+    async def test_identify_hold_runs_out(self) -> None:
+        """
+        A hold that has run out counts as none: another node is granted the
+        slot, and the late finish of the old holder then changes nothing.
+        A holder that finishes late, before anyone took over, still starts
+        the window.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_a.acquire_identify("hash-1", 0, "node-a", SHORT)
+        wait = await store_b.acquire_identify("hash-1", 0, "node-b", SHORT)
+        self.assertGreaterEqual(wait, IDENTIFY_MIN_WAIT)
+        self.assertLessEqual(wait, SHORT)
+        await self.pass_time(SHORT * 2)
+        self.assertEqual(await store_b.acquire_identify("hash-1", 0, "node-b", LONG), 0.0)
+        await store_a.finish_identify("hash-1", 0, "node-a", True, LONG)
+        await store_b.finish_identify("hash-1", 0, "node-b", False, LONG)
+        self.assertEqual(await store_a.acquire_identify("hash-1", 0, "node-a", SHORT), 0.0)
+
+        await self.pass_time(SHORT * 2)
+        await store_a.finish_identify("hash-1", 0, "node-a", True, LONG)
+        self.assertGreater(await store_b.acquire_identify("hash-1", 0, "node-b", LONG), LONG - 10)
+
+    @deferred_test
+    async def test_identify_concurrent(self) -> None:
+        """
+        Nodes asking for one slot at the same moment, round after round,
+        are granted it once per round between them.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        for round in range(5):
+            key = f"hash-{round}"
+            waits = await gatherResults(
+                [
+                    store.acquire_identify(key, 0, f"{node}-{i}", LONG)
+                    for store, node in [(store_a, "node-a"), (store_b, "node-b")]
+                    for i in range(3)
+                ]
+            )
+            self.assertEqual(waits.count(0.0), 1, waits)
+            self.assertTrue(all(wait >= IDENTIFY_MIN_WAIT for wait in waits if wait), waits)
+
+    @deferred_test
+    async def test_identify_reopen(self) -> None:
+        """
+        A slot's state is in the database: a restarted node finds it.
+        """
+        store = await self.open_store()
+        await store.acquire_identify("hash-1", 0, "node-a", SHORT)
+        await store.finish_identify("hash-1", 0, "node-a", True, LONG)
+        await store.close()
+        again = await self.open_store()
+        self.assertGreater(await again.acquire_identify("hash-1", 0, "node-b", LONG), LONG - 10)
+
+    # -- public status ---------------------------------------------------------------
+
+    @deferred_test
+    async def test_statuses_round_trip(self) -> None:
+        """
+        What live nodes published loads back, each status with its node,
+        equal to what was given; nothing published, nothing loaded.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        self.assertEqual(await store_a.load_statuses(), {})
+        await store_a.heartbeat_node("node-a", LONG)
+        await store_b.heartbeat_node("node-b", LONG)
+        alpha = {"state": "ready", "shards": [{"id": 0, "seq": None}], "name": "Ünïcode ✓"}
+        beta = {"state": "disabled", "latency": 0.25, "nul": "a\x00b", "ok": False}
+        await store_a.publish_statuses("node-a", {"alpha": alpha, "beta": beta})
+        await store_b.publish_statuses("node-b", {"gamma": {}})
+        expected = {"alpha": ("node-a", alpha), "beta": ("node-a", beta), "gamma": ("node-b", {})}
+        self.assertEqual(await store_a.load_statuses(), expected)
+        self.assertEqual(await store_b.load_statuses(), expected)
+
+    @deferred_test
+    async def test_statuses_replace(self) -> None:
+        """
+        A node's publish replaces all it published before, and only its
+        own; publishing nothing withdraws them.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_a.heartbeat_node("node-a", LONG)
+        await store_b.heartbeat_node("node-b", LONG)
+        await store_a.publish_statuses("node-a", {"alpha": {"n": 1}, "beta": {"n": 1}})
+        await store_b.publish_statuses("node-b", {"gamma": {"n": 1}})
+        await store_a.publish_statuses("node-a", {"alpha": {"n": 2}, "delta": {"n": 2}})
+        self.assertEqual(
+            await store_b.load_statuses(),
+            {
+                "alpha": ("node-a", {"n": 2}),
+                "delta": ("node-a", {"n": 2}),
+                "gamma": ("node-b", {"n": 1}),
+            },
+        )
+        await store_a.publish_statuses("node-a", {})
+        self.assertEqual(await store_b.load_statuses(), {"gamma": ("node-b", {"n": 1})})
+
+    @deferred_test
+    async def test_statuses_of_live_nodes_only(self) -> None:
+        """
+        Statuses of a node that never heartbeated, whose heartbeat expired,
+        or that was forgotten are not loaded; a node that heartbeats again
+        in time has its statuses back.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_a.heartbeat_node("node-a", LONG)
+        await store_b.heartbeat_node("node-b", SHORT)
+        await store_a.publish_statuses("node-a", {"alpha": {}})
+        await store_b.publish_statuses("node-b", {"beta": {}})
+        await store_b.publish_statuses("node-c", {"gamma": {}})
+        self.assertEqual(set(await store_a.load_statuses()), {"alpha", "beta"})
+        await self.pass_time(SHORT * 2)
+        self.assertEqual(set(await store_a.load_statuses()), {"alpha"})
+        await store_b.heartbeat_node("node-b", LONG)
+        await store_b.heartbeat_node("node-c", LONG)
+        self.assertEqual(set(await store_a.load_statuses()), {"alpha", "beta", "gamma"})
+        await store_a.forget_node("node-a")
+        self.assertEqual(set(await store_b.load_statuses()), {"beta", "gamma"})
+        # Forgotten, not just hidden: a node id is never live again in
+        # practice, but if it were, its old statuses stay gone.
+        await store_a.heartbeat_node("node-a", LONG)
+        self.assertEqual(set(await store_b.load_statuses()), {"beta", "gamma"})
+
+    @deferred_test
+    async def test_statuses_latest_wins(self) -> None:
+        """
+        An alias published by two live nodes (a bot changing hands) loads
+        with the status published last.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_a.heartbeat_node("node-a", LONG)
+        await store_b.heartbeat_node("node-b", LONG)
+        await store_b.publish_statuses("node-b", {"alpha": {"by": "b"}})
+        await self.pass_time(0.05)
+        await store_a.publish_statuses("node-a", {"alpha": {"by": "a"}})
+        self.assertEqual(await store_b.load_statuses(), {"alpha": ("node-a", {"by": "a"})})
+        await self.pass_time(0.05)
+        await store_b.publish_statuses("node-b", {"alpha": {"by": "b", "again": True}})
+        self.assertEqual(
+            await store_a.load_statuses(), {"alpha": ("node-b", {"by": "b", "again": True})}
+        )
+        await store_b.publish_statuses("node-b", {})
+        self.assertEqual(await store_a.load_statuses(), {"alpha": ("node-a", {"by": "a"})})
+
+    @deferred_test
+    async def test_statuses_not_json(self) -> None:
+        """
+        A status that is not JSON-compatible fails the publish, which
+        changes nothing; a status changed after publishing is not seen.
+        """
+        store = await self.open_store()
+        await store.heartbeat_node("node-a", LONG)
+        status: dict[str, Any] = {"n": 1}
+        await store.publish_statuses("node-a", {"alpha": status})
+        status["n"] = 2
+        await self.assertFailure(
+            store.publish_statuses("node-a", {"beta": {"when": object()}}), TypeError
+        )
+        await self.assertFailure(
+            store.publish_statuses("node-a", {"beta": {"ratio": float("inf")}}), ValueError
+        )
+        await self.assertFailure(
+            store.publish_statuses("node-a", {"beta": "ready"}), TypeError  # type: ignore[dict-item]
+        )
+        loaded = await store.load_statuses()
+        self.assertEqual(loaded, {"alpha": ("node-a", {"n": 1})})
+        loaded["alpha"][1]["n"] = 3
+        self.assertEqual(await store.load_statuses(), {"alpha": ("node-a", {"n": 1})})
+
+    @deferred_test
+    async def test_identify_and_statuses_closed(self) -> None:
+        """
+        A closed store fails the IDENTIFY slot and status calls with
+        :class:`StoreClosed`.
+        """
+        store = await self.open_store()
+        await store.close()
+        await self.assertFailure(store.acquire_identify("hash-1", 0, "node-a", LONG), StoreClosed)
+        await self.assertFailure(
+            store.finish_identify("hash-1", 0, "node-a", True, LONG), StoreClosed
+        )
+        await self.assertFailure(store.publish_statuses("node-a", {}), StoreClosed)
+        await self.assertFailure(store.load_statuses(), StoreClosed)
+
 
 class SQLiteStoreTests(IRelayStoreTestsMixin, TestCase):
     """
@@ -951,6 +1224,7 @@ class SQLiteFileTests(TestCase):
         self.assertEqual(
             tables,
             [
+                ("identify_slots",),
                 ("lease_epoch",),
                 ("leases",),
                 ("nodes",),
@@ -958,6 +1232,7 @@ class SQLiteFileTests(TestCase):
                 ("relays",),
                 ("sessions",),
                 ("sqlite_sequence",),
+                ("statuses",),
             ],
         )
 
@@ -1066,6 +1341,29 @@ class SQLiteFileTests(TestCase):
         await store.delete_relay("alpha")
         self.assertGreaterEqual(len(threads), 7)
         self.assertNotIn(threading.get_ident(), threads)
+
+    @deferred_test
+    async def test_stale_statuses_dropped(self) -> None:
+        """
+        A publish drops the statuses of nodes that have not been live for a
+        day (node ids are per run, so a killed run's would pile up); those
+        of live nodes stay, however old.
+        """
+        times = [0.0]
+        store = await self.open_store(now=lambda: times[0])
+        await store.heartbeat_node("killed", 10.0)
+        await store.heartbeat_node("lasting", 1e9)
+        await store.publish_statuses("killed", {"alpha": {}})
+        await store.publish_statuses("lasting", {"beta": {}})
+        times[0] = 86000.0
+        await store.publish_statuses("other", {})
+        rows = "SELECT node_id FROM statuses ORDER BY node_id"
+        self.assertEqual(self.inspect().execute(rows).fetchall(), [("killed",), ("lasting",)])
+        times[0] = 86500.0
+        await store.publish_statuses("other", {"gamma": {}})
+        self.assertEqual(
+            self.inspect().execute(rows).fetchall(), [("lasting",), ("other",)]
+        )
 
     @deferred_test
     async def test_path_with_uri_characters(self) -> None:

@@ -14,7 +14,7 @@ from typing import Callable
 import psycopg
 from psycopg.rows import TupleRow
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
@@ -132,7 +132,16 @@ class PostgresSchemaTests(TestCase):
         await self.open_store()
         self.assertEqual(
             self.tables(),
-            ["dccrelay_schema", "leases", "nodes", "outbox", "relays", "sessions"],
+            [
+                "dccrelay_schema",
+                "identify_slots",
+                "leases",
+                "nodes",
+                "outbox",
+                "relays",
+                "sessions",
+                "statuses",
+            ],
         )
         self.assertEqual(self.version(), len(MIGRATIONS))
 
@@ -338,3 +347,63 @@ class PostgresNodeTests(TestCase):
                 ]
             )
             self.assertEqual(await store_b.load_sessions("alpha"), {})
+
+    @deferred_test
+    async def test_identify_racing_nodes(self) -> None:
+        """
+        Many nodes asking for one new slot at the same moment, round after
+        round, are granted it once per round between them; finishing
+        without sending lets exactly one more in.
+        """
+        stores = [await self.open_store() for _ in range(4)]
+
+        def ask(key: str) -> Deferred[list[float]]:
+            return gatherResults(
+                [
+                    store.acquire_identify(key, 0, f"node-{n}-{i}", LONG)
+                    for n, store in enumerate(stores)
+                    for i in range(4)
+                ]
+            )
+
+        for round in range(20):
+            key = f"hash-{round}"
+            waits = await ask(key)
+            self.assertEqual(waits.count(0.0), 1, waits)
+            holder = f"node-{waits.index(0.0) // 4}-{waits.index(0.0) % 4}"
+            await stores[0].finish_identify(key, 0, holder, False, LONG)
+            self.assertEqual((await ask(key)).count(0.0), 1)
+
+    @deferred_test
+    async def test_publishes_of_one_node_racing(self) -> None:
+        """
+        Publishes of one node at the same moment (say from a node's two
+        connections) never fail and never mix: what loads is exactly one
+        of them.
+        """
+        stores = [await self.open_store() for _ in range(3)]
+        await stores[0].heartbeat_node("node-a", LONG)
+        sets = [{f"bot{n}-{i}": {"n": n} for i in range(5)} for n in range(6)]
+        for _ in range(10):
+            await gatherResults(
+                [stores[n % 3].publish_statuses("node-a", statuses) for n, statuses in enumerate(sets)]
+            )
+            loaded = await stores[0].load_statuses()
+            self.assertIn({alias: status for alias, (_, status) in loaded.items()}, sets)
+
+    @deferred_test
+    async def test_stale_statuses_dropped(self) -> None:
+        """
+        A publish drops the statuses of nodes that have not been live for a
+        day; those of live nodes stay, however old.
+        """
+        store = await self.open_store()
+        await store.heartbeat_node("lasting", LONG)
+        await store.publish_statuses("killed", {"alpha": {}})
+        await store.publish_statuses("lasting", {"beta": {}})
+        admin = psycopg.connect(self.url, autocommit=True)
+        self.addCleanup(admin.close)
+        admin.execute("UPDATE statuses SET published_at = now() - interval '25 hours'")
+        await store.publish_statuses("other", {"gamma": {}})
+        rows = admin.execute("SELECT node_id FROM statuses ORDER BY node_id").fetchall()
+        self.assertEqual(rows, [("lasting",), ("other",)])

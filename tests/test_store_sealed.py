@@ -123,6 +123,29 @@ class SealedMemoryTests(SynchronousTestCase):
         self.assertFalse(self.database.relays["cookout"].enabled)
         self.assertEqual(store.description, "in-memory store")
 
+    def test_identify_and_statuses_pass_through(self) -> None:
+        """
+        IDENTIFY slots and public statuses (which hold no secret) pass
+        through unchanged, and the layer still provides the interface.
+        """
+        from zope.interface.verify import verifyObject
+
+        from dccrelay.store import IRelayStore
+
+        store = self.store(self.new)
+        self.assertTrue(verifyObject(IRelayStore, store))
+        self.assertEqual(self.successResultOf(store.acquire_identify("h", 0, "node-a", 5.0)), 0.0)
+        self.assertEqual(self.database.identify[("h", 0)].holder, "node-a")
+        self.successResultOf(store.finish_identify("h", 0, "node-a", True, 5.0))
+        self.assertEqual(self.successResultOf(store.acquire_identify("h", 0, "node-b", 5.0)), 5.0)
+        self.successResultOf(store.heartbeat_node("node-a", 10.0))
+        status = {"state": "ready", "shards": [{"id": 0}]}
+        self.successResultOf(store.publish_statuses("node-a", {"cookout": status}))
+        self.assertEqual(self.database.statuses["node-a"][1], {"cookout": status})
+        self.assertEqual(
+            self.successResultOf(store.load_statuses()), {"cookout": ("node-a", status)}
+        )
+
 
 class SealedSQLiteTests(TestCase):
     """

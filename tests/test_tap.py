@@ -9,6 +9,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from dccrelay.lagprobe import LagProbe
 from dccrelay.tap import Options, makeService
 
 
@@ -84,12 +85,17 @@ class OptionsTests(SynchronousTestCase):
 
     def test_bad_compression(self) -> None:
         """
-        --gateway-compression takes zlib-stream or none.
+        --gateway-compression takes zlib-stream, zstd-stream or none.
         """
         error = self.assertRaises(
             UsageError, Options().parseOptions, ["--gateway-compression", "zstd"]
         )
-        self.assertIn("--gateway-compression must be zlib-stream or none", str(error))
+        self.assertIn(
+            "--gateway-compression must be zlib-stream, zstd-stream or none", str(error)
+        )
+        options = Options()
+        options.parseOptions(["--gateway-compression", "zstd-stream"])
+        self.assertEqual(options["gateway-compression"], "zstd-stream")
 
     def test_bad_api(self) -> None:
         """
@@ -143,6 +149,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(
             sorted(s.name for s in service if s.name), ["http", "relays"]
         )
+        self.assertFalse([s for s in service if isinstance(s, LagProbe)])
+
+    def test_lag_probe(self) -> None:
+        """
+        --lag-probe adds the reactor stall probe, which is off by default.
+        """
+        options = Options()
+        options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0", "--lag-probe"])
+        service = makeService(options, MemoryReactorClock())
+        self.assertEqual(len([s for s in service if isinstance(s, LagProbe)]), 1)
 
     def test_postgres_store(self) -> None:
         """

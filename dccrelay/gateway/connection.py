@@ -10,6 +10,12 @@ With ``compress=zlib-stream`` Discord sends binary frames cut from one zlib
 stream per connection; a payload is complete when the bytes received end with
 the sync-flush suffix ``00 00 ff ff``.  The inflated JSON is what the shard
 sees and what the bot eventually gets.
+
+With ``compress=zstd-stream`` each binary frame is one payload, cut from one
+zstd stream per connection; a payload does not end the zstd frame (Discord
+flushes a block and goes on), so one streaming decompressor lives as long as
+the connection.  Its window, chosen by the sender, bounds its memory: up to
+2 MiB with zstd's defaults, against zlib's fixed 32 KiB.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import zlib
 
 import orjson
 import txaio
+import zstandard
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
@@ -34,7 +41,7 @@ from dccrelay.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 USER_AGENT = f"dccrelay/{__version__}"
 
 #: Transport compressions the connector speaks; None is plain JSON text.
-COMPRESSIONS = (None, "zlib-stream")
+COMPRESSIONS = (None, "zlib-stream", "zstd-stream")
 ZLIB_SUFFIX = b"\x00\x00\xff\xff"
 
 
@@ -56,6 +63,8 @@ class GatewayProtocol(WebSocketClientProtocol):
     listener: IGatewayListener
     opened: Deferred[IGatewayConnection] | None
     inflater: Any = None
+    #: with zstd-stream: this connection's ``ZstdDecompressor().decompressobj()``
+    zstd: Any = None
     _compressed: bytes = b""
 
     def onOpen(self) -> None:
@@ -64,6 +73,15 @@ class GatewayProtocol(WebSocketClientProtocol):
             opened.callback(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.zstd is not None and isBinary:
+            try:
+                data = self.zstd.decompress(payload)
+            except zstandard.ZstdError:
+                self._log.warn("the gateway's zstd stream is corrupt; reconnecting")
+                self.abort()
+                return
+            self.listener.frame_received(data)
+            return
         if self.inflater is None or not isBinary:
             self.listener.frame_received(payload)
             return
@@ -148,6 +166,10 @@ class GatewayConnector:
             protocol.opened = opened
             if self._compression == "zlib-stream":
                 protocol.inflater = zlib.decompressobj()
+            elif self._compression == "zstd-stream":
+                # One decompressor per connection: a decompressobj shares
+                # its ZstdDecompressor's context.
+                protocol.zstd = zstandard.ZstdDecompressor().decompressobj()
             protocols.append(protocol)
             return protocol
 

@@ -10,10 +10,16 @@ SQLite store (the embedded default, one node) and the PostgreSQL store
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from zope.interface import Attribute, Interface
+
+#: The shortest wait :meth:`IRelayStore.acquire_identify` answers with when
+#: it does not grant the slot, in seconds: a caller that retries after it
+#: never spins.
+IDENTIFY_MIN_WAIT = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,27 @@ class Trimmed:
 
     dropped: int
     up_to: int
+
+
+def encode_statuses(statuses: Mapping[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """
+    Encode what :meth:`IRelayStore.publish_statuses` is given, for the
+    stores that keep JSON: on the caller's thread, so that later changes to
+    the dicts cannot race the write.
+
+    :return: ``(alias, JSON)`` pairs.
+    :raises TypeError: if an alias is not a string, a status not a dict, or
+        something in it not JSON-compatible.
+    :raises ValueError: if a status holds a NaN or an infinity, or a loop.
+    """
+    encoded = []
+    for alias, status in statuses.items():
+        if not isinstance(alias, str):
+            raise TypeError(f"aliases must be strings, not {type(alias).__name__}")
+        if not isinstance(status, dict):
+            raise TypeError(f"a status must be a dict, not {type(status).__name__}")
+        encoded.append((alias, json.dumps(status, separators=(",", ":"), allow_nan=False)))
+    return encoded
 
 
 class IRelayStore(Interface):
@@ -318,4 +345,87 @@ class IRelayStore(Interface):
 
         :return: Deferred firing with ``None`` once listening: notices sent
             after that are heard.
+        """
+
+    # -- IDENTIFY slots ------------------------------------------------------
+    #
+    # Discord lets a bot token send one IDENTIFY per bucket (shard id modulo
+    # max_concurrency) every 5 s, counted across every connection of the
+    # token, so the nodes take turns through the store.  A slot is named by
+    # an opaque ``key`` (a hash of the token: never the token itself) and
+    # the bucket; its row is made the first time it is asked for.  Times
+    # are the database's clock, as for leases; durations are seconds.
+
+    def acquire_identify(key, bucket, node_id, hold):  # type: ignore[no-untyped-def]
+        """
+        Try to take the IDENTIFY slot ``(key, bucket)`` for ``node_id``, in
+        one transaction.
+
+        The slot is granted if no node holds it (a hold that has run out
+        counts as none) and its ``next_free`` time (see
+        :meth:`finish_identify`) has come: ``node_id`` then holds it until
+        ``hold`` seconds from now, or until it calls :meth:`finish_identify`.
+        A node that already holds the slot is not granted it again.
+        Concurrent calls by several nodes grant it to one of them at most.
+
+        :return: Deferred firing with ``0.0`` if the slot was granted, else
+            with how many seconds to wait before trying again: until the
+            hold runs out if the slot is held (the holder usually finishes
+            sooner, so a caller may cap it), else until ``next_free``;
+            never less than :data:`IDENTIFY_MIN_WAIT`.
+        """
+
+    def finish_identify(key, bucket, node_id, sent, window):  # type: ignore[no-untyped-def]
+        """
+        Give the slot ``(key, bucket)`` back after an IDENTIFY attempt, in
+        one transaction.
+
+        If ``node_id`` holds the slot (it was granted the slot last and has
+        not finished since, even if its hold has run out meanwhile, as long
+        as no other node was granted the slot after it), the hold is
+        released and, if ``sent`` (the IDENTIFY may have reached Discord),
+        the slot's ``next_free`` becomes ``window`` seconds from now.
+        Otherwise nothing changes.  :meth:`forget_node` leaves slots alone:
+        a hold of a node that stopped runs out by itself.
+
+        :return: Deferred firing with ``None``.
+        """
+
+    # -- public status, shared by the nodes ----------------------------------
+    #
+    # Each node publishes the public status of the bots it runs, so that
+    # any node can answer for every bot.  Statuses are public: they must
+    # hold no secret.
+
+    def publish_statuses(node_id, statuses):  # type: ignore[no-untyped-def]
+        """
+        Replace everything ``node_id`` published before with ``statuses``,
+        stamped with the database's time, in one transaction.  An empty
+        mapping withdraws all of the node's statuses.
+
+        A node's statuses are read only while it heartbeats (see
+        :meth:`load_statuses`): a node heartbeats before it publishes.
+        Statuses of a node that has not heartbeated for a day may be
+        dropped by any node's publish.
+
+        :param statuses: a mapping of alias to a JSON-compatible dict,
+            encoded before this returns (later changes to it are not seen).
+        :return: Deferred firing with ``None``; failing with ``TypeError``
+            or ``ValueError`` (and changing nothing) if a status is not
+            JSON-compatible.
+        """
+
+    def load_statuses():  # type: ignore[no-untyped-def]
+        """
+        The statuses of live nodes only: those whose heartbeat (see
+        :meth:`heartbeat_node`) has not expired.  A node removed by
+        :meth:`forget_node` has none.  If several live nodes published one
+        alias (a bot changing hands), the one published last (on the
+        database's clock) wins; on a tie, the lowest node id.
+
+        Aliases are not checked against the registrations: a caller that
+        shows statuses matches them with its own relays.
+
+        :return: Deferred firing with a dict mapping alias to
+            ``(node_id, status)``.
         """

@@ -27,7 +27,16 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from . import IRelayStore, OutboxCheckpoint, OutboxEntry, SessionState, StoredRelay, Trimmed
+from . import (
+    IDENTIFY_MIN_WAIT,
+    IRelayStore,
+    OutboxCheckpoint,
+    OutboxEntry,
+    SessionState,
+    StoredRelay,
+    Trimmed,
+    encode_statuses,
+)
 from .errors import StoreClosed, StoreUnreachable
 from .postgres_listen import CHANNEL, ChangeListener
 from .postgres_schema import migrate
@@ -305,6 +314,26 @@ class PostgresStore:
 
     def lease_owners(self) -> Deferred[dict[str, str]]:
         return self._interact(_lease_owners)
+
+    # -- IDENTIFY slots and public status --------------------------------------
+
+    def acquire_identify(self, key: str, bucket: int, node_id: str, hold: float) -> Deferred[float]:
+        return self._interact(_acquire_identify, key, bucket, node_id, hold)
+
+    def finish_identify(
+        self, key: str, bucket: int, node_id: str, sent: bool, window: float
+    ) -> Deferred[None]:
+        return self._interact(_finish_identify, key, bucket, node_id, sent, window)
+
+    def publish_statuses(self, node_id: str, statuses: Mapping[str, dict[str, Any]]) -> Deferred[None]:
+        try:
+            encoded = encode_statuses(statuses)
+        except (TypeError, ValueError):
+            return fail()
+        return self._interact(_publish_statuses, node_id, encoded)
+
+    def load_statuses(self) -> Deferred[dict[str, tuple[str, dict[str, Any]]]]:
+        return self._interact(_load_statuses)
 
     def notify_change(self, alias: str) -> Deferred[None]:
         return self._interact(_notify_change, alias)
@@ -584,6 +613,7 @@ def _live_nodes(cursor: Cursor) -> list[str]:
 
 def _forget_node(cursor: Cursor, node_id: str) -> None:
     cursor.execute("DELETE FROM nodes WHERE node_id = %s", (node_id,))
+    cursor.execute("DELETE FROM statuses WHERE node_id = %s", (node_id,))
     cursor.execute(
         "UPDATE leases SET owner = NULL, expires_at = NULL WHERE owner = %s", (node_id,)
     )
@@ -652,3 +682,97 @@ def _lease_owners(cursor: Cursor) -> dict[str, str]:
 def _notify_change(cursor: Cursor, alias: str) -> None:
     # Sent when this transaction commits, to every listening connection.
     cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, alias))
+
+
+# IDENTIFY slots and statuses: the database's clock too.
+
+
+def _acquire_identify(cursor: Cursor, key: str, bucket: int, node_id: str, hold: float) -> float:
+    # The row is made if missing, then locked: a node asking at the same
+    # moment waits here, then reads what this one decided.
+    cursor.execute(
+        "INSERT INTO identify_slots (key, bucket) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (key, bucket),
+    )
+    cursor.execute(
+        """
+        SELECT
+            CASE WHEN holder IS NOT NULL AND held_until > now()
+                THEN extract(epoch FROM held_until - now())::float8 END,
+            CASE WHEN next_free > now()
+                THEN extract(epoch FROM next_free - now())::float8 END
+        FROM identify_slots WHERE key = %s AND bucket = %s
+        FOR UPDATE
+        """,
+        (key, bucket),
+    )
+    held_for, free_in = cast("tuple[float | None, float | None]", cursor.fetchone())
+    if held_for is not None:
+        return max(IDENTIFY_MIN_WAIT, held_for)
+    if free_in is not None:
+        return max(IDENTIFY_MIN_WAIT, free_in)
+    cursor.execute(
+        """
+        UPDATE identify_slots
+        SET holder = %s, held_until = now() + make_interval(secs => %s)
+        WHERE key = %s AND bucket = %s
+        """,
+        (node_id, hold, key, bucket),
+    )
+    return 0.0
+
+
+def _finish_identify(
+    cursor: Cursor, key: str, bucket: int, node_id: str, sent: bool, window: float
+) -> None:
+    cursor.execute(
+        """
+        UPDATE identify_slots SET
+            holder = NULL,
+            held_until = NULL,
+            next_free = CASE WHEN %s THEN now() + make_interval(secs => %s) ELSE next_free END
+        WHERE key = %s AND bucket = %s AND holder = %s
+        """,
+        (bool(sent), window, key, bucket, node_id),
+    )
+
+
+#: With a hash of the node id, the advisory lock that one node's publishes
+#: take in turn (the two-key space, apart from the migration's one key).
+STATUSES_LOCK = int.from_bytes(b"dcst", "big", signed=True)
+
+
+def _publish_statuses(cursor: Cursor, node_id: str, statuses: list[tuple[str, str]]) -> None:
+    # Two publishes of one node at once would each miss the rows the other
+    # inserts, and leave a mix or fail on the primary key: one at a time.
+    cursor.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (STATUSES_LOCK, node_id))
+    cursor.execute("DELETE FROM statuses WHERE node_id = %s", (node_id,))
+    # Node ids are per run: statuses of runs killed long ago would pile up.
+    # SKIP LOCKED: nodes cleaning up at once never wait for each other.
+    cursor.execute(
+        """
+        DELETE FROM statuses WHERE (node_id, alias) IN (
+            SELECT node_id, alias FROM statuses
+            WHERE published_at < now() - interval '1 day'
+                AND node_id NOT IN (SELECT node_id FROM nodes WHERE expires_at > now())
+            FOR UPDATE SKIP LOCKED
+        )
+        """
+    )
+    if statuses:
+        cursor.executemany(
+            "INSERT INTO statuses (node_id, alias, status, published_at) VALUES (%s, %s, %s, now())",
+            [(node_id, alias, status) for alias, status in statuses],
+        )
+
+
+def _load_statuses(cursor: Cursor) -> dict[str, tuple[str, dict[str, Any]]]:
+    cursor.execute(
+        """
+        SELECT DISTINCT ON (s.alias) s.alias, s.node_id, s.status
+        FROM statuses AS s
+        JOIN nodes AS n ON n.node_id = s.node_id AND n.expires_at > now()
+        ORDER BY s.alias, s.published_at DESC, s.node_id
+        """
+    )
+    return {alias: (node_id, json.loads(status)) for alias, node_id, status in cursor.fetchall()}

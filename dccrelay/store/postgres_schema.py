@@ -80,6 +80,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # deleted and registered again.
         "CREATE SEQUENCE lease_epochs AS bigint",
     ),
+    (
+        # One row per IDENTIFY slot (a hash of a bot token, and a bucket),
+        # made the first time a node asks for it; times are the database's.
+        # next_free is NULL until an IDENTIFY was sent.
+        """
+        CREATE TABLE identify_slots (
+            key text COLLATE "C" NOT NULL,
+            bucket integer NOT NULL,
+            holder text COLLATE "C",  -- a node_id; NULL when nobody holds it
+            held_until timestamptz,
+            next_free timestamptz,
+            PRIMARY KEY (key, bucket)
+        )
+        """,
+        # What each node published of its bots' public status.  No foreign
+        # key to nodes: a node may publish before its row is made, and
+        # forget_node drops the statuses itself.
+        """
+        CREATE TABLE statuses (
+            node_id text COLLATE "C" NOT NULL,
+            alias text COLLATE "C" NOT NULL,
+            status text NOT NULL,  -- JSON (text: jsonb refuses \\u0000)
+            published_at timestamptz NOT NULL,
+            PRIMARY KEY (node_id, alias)
+        )
+        """,
+    ),
 )
 
 #: The advisory lock that migrations hold; any 64-bit number that other

@@ -24,7 +24,16 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from . import IRelayStore, OutboxCheckpoint, OutboxEntry, SessionState, StoredRelay, Trimmed
+from . import (
+    IDENTIFY_MIN_WAIT,
+    IRelayStore,
+    OutboxCheckpoint,
+    OutboxEntry,
+    SessionState,
+    StoredRelay,
+    Trimmed,
+    encode_statuses,
+)
 from .errors import SchemaTooNew, StoreClosed
 
 _T = TypeVar("_T")
@@ -100,7 +109,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE lease_epoch (last INTEGER NOT NULL)",
         "INSERT INTO lease_epoch (last) VALUES (0)",
     ),
+    (
+        # One row per IDENTIFY slot (a hash of a bot token, and a bucket),
+        # made the first time it is asked for.  Times are seconds since the
+        # epoch on the store's clock; next_free is NULL until an IDENTIFY
+        # was sent.
+        """
+        CREATE TABLE identify_slots (
+            key TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            holder TEXT,  -- a node_id; NULL when nobody holds it
+            held_until REAL,
+            next_free REAL,
+            PRIMARY KEY (key, bucket)
+        )
+        """,
+        # What each node published of its bots' public status.  No foreign
+        # keys: a status outlives neither its node (forget_node drops it)
+        # nor matters once its node is no longer live.
+        """
+        CREATE TABLE statuses (
+            node_id TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            status TEXT NOT NULL,  -- JSON
+            published_at REAL NOT NULL,
+            PRIMARY KEY (node_id, alias)
+        )
+        """,
+    ),
 )
+
+#: How long statuses of a node that stopped heartbeating are kept, in
+#: seconds, before a publish of another node drops them.
+STALE_STATUSES = 86400.0
 
 # SQLite's own files next to the database; they hold the same secrets.
 _SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -319,6 +360,24 @@ class SQLiteStore:
 
     def lease_owners(self) -> Deferred[dict[str, str]]:
         return self._interact(_lease_owners, self._now())
+
+    def acquire_identify(self, key: str, bucket: int, node_id: str, hold: float) -> Deferred[float]:
+        return self._interact(_acquire_identify, key, bucket, node_id, hold, self._now())
+
+    def finish_identify(
+        self, key: str, bucket: int, node_id: str, sent: bool, window: float
+    ) -> Deferred[None]:
+        return self._interact(_finish_identify, key, bucket, node_id, sent, window, self._now())
+
+    def publish_statuses(self, node_id: str, statuses: Mapping[str, dict[str, Any]]) -> Deferred[None]:
+        try:
+            encoded = encode_statuses(statuses)
+        except (TypeError, ValueError):
+            return fail()
+        return self._interact(_publish_statuses, node_id, encoded, self._now())
+
+    def load_statuses(self) -> Deferred[dict[str, tuple[str, dict[str, Any]]]]:
+        return self._interact(_load_statuses, self._now())
 
     def notify_change(self, alias: str) -> Deferred[None]:
         """
@@ -604,6 +663,7 @@ def _live_nodes(txn: Transaction, now: float) -> list[str]:
 def _forget_node(txn: Transaction, node_id: str) -> None:
     txn.execute("BEGIN IMMEDIATE")
     txn.execute("DELETE FROM nodes WHERE node_id = ?", (node_id,))
+    txn.execute("DELETE FROM statuses WHERE node_id = ?", (node_id,))
     txn.execute(
         "UPDATE leases SET owner = NULL, expires_at = NULL WHERE owner = ?", (node_id,)
     )
@@ -670,3 +730,84 @@ def _lease_owners(txn: Transaction, now: float) -> dict[str, str]:
         (now,),
     )
     return dict(txn.fetchall())
+
+
+def _acquire_identify(
+    txn: Transaction, key: str, bucket: int, node_id: str, hold: float, now: float
+) -> float:
+    # IMMEDIATE: the write lock is taken before reading, so two stores on
+    # one file cannot both find the slot free.
+    txn.execute("BEGIN IMMEDIATE")
+    txn.execute(
+        "SELECT holder, held_until, next_free FROM identify_slots WHERE key = ? AND bucket = ?",
+        (key, bucket),
+    )
+    row = txn.fetchone()
+    if row is not None:
+        holder, held_until, next_free = row
+        if holder is not None and held_until is not None and held_until > now:
+            return float(max(IDENTIFY_MIN_WAIT, held_until - now))
+        if next_free is not None and next_free > now:
+            return float(max(IDENTIFY_MIN_WAIT, next_free - now))
+    txn.execute(
+        """
+        INSERT INTO identify_slots (key, bucket, holder, held_until, next_free)
+        VALUES (?, ?, ?, ?, NULL)
+        ON CONFLICT (key, bucket) DO UPDATE SET
+            holder = excluded.holder,
+            held_until = excluded.held_until
+        """,
+        (key, bucket, node_id, now + hold),
+    )
+    return 0.0
+
+
+def _finish_identify(
+    txn: Transaction, key: str, bucket: int, node_id: str, sent: bool, window: float, now: float
+) -> None:
+    txn.execute(
+        """
+        UPDATE identify_slots SET
+            holder = NULL,
+            held_until = NULL,
+            next_free = CASE WHEN ? THEN ? ELSE next_free END
+        WHERE key = ? AND bucket = ? AND holder = ?
+        """,
+        (bool(sent), now + window, key, bucket, node_id),
+    )
+
+
+def _publish_statuses(
+    txn: Transaction, node_id: str, statuses: list[tuple[str, str]], now: float
+) -> None:
+    txn.execute("BEGIN IMMEDIATE")
+    txn.execute("DELETE FROM statuses WHERE node_id = ?", (node_id,))
+    # Node ids are per run: statuses of runs killed long ago would pile up.
+    txn.execute(
+        """
+        DELETE FROM statuses
+        WHERE published_at < ?
+            AND node_id NOT IN (SELECT node_id FROM nodes WHERE expires_at > ?)
+        """,
+        (now - STALE_STATUSES, now),
+    )
+    txn.executemany(
+        "INSERT INTO statuses (node_id, alias, status, published_at) VALUES (?, ?, ?, ?)",
+        [(node_id, alias, status, now) for alias, status in statuses],
+    )
+
+
+def _load_statuses(txn: Transaction, now: float) -> dict[str, tuple[str, dict[str, Any]]]:
+    txn.execute(
+        """
+        SELECT s.alias, s.node_id, s.status FROM statuses AS s
+        JOIN nodes AS n ON n.node_id = s.node_id AND n.expires_at > ?
+        ORDER BY s.alias, s.published_at DESC, s.node_id
+        """,
+        (now,),
+    )
+    loaded: dict[str, tuple[str, dict[str, Any]]] = {}
+    for alias, node_id, status in txn.fetchall():
+        if alias not in loaded:
+            loaded[alias] = (node_id, json.loads(status))
+    return loaded

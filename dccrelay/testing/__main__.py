@@ -70,10 +70,26 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="seconds a disconnected session stays resumable",
     )
     parser.add_argument("--verbose", action="store_true", help="log debug events too")
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="for benchmarks: record and log no events, keep no frames per connection",
+    )
+    parser.add_argument(
+        "--replay-limit",
+        type=int,
+        default=None,
+        help="dispatches each session keeps for RESUME (default: all)",
+    )
+    parser.add_argument(
+        "--zstd-level", type=int, default=3, help="zstd level of compress=zstd-stream"
+    )
     args = parser.parse_args(argv)
     for name in ("max_concurrency", "heartbeat_interval"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.replay_limit is not None and args.replay_limit < 1:
+        parser.error("--replay-limit must be at least 1")
     if args.shards < 0:
         parser.error("--shards must be 0 (any count) or more")
     return args
@@ -97,6 +113,9 @@ async def main(reactor: Any, argv: Sequence[str]) -> None:
         random=random.Random(),
         session_timeout=args.session_timeout,
         control_api=True,
+        lean=args.lean,
+        replay_limit=args.replay_limit,
+        zstd_level=args.zstd_level,
     )
     await sim.listen(args.listen)
     tokens = args.token or ["sim-token"]

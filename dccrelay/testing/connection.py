@@ -145,7 +145,8 @@ class SimulatedConnection:
         except orjson.JSONDecodeError:
             self.close(codes.DECODE_ERROR, "payload is not valid JSON")
             return
-        self.received.append(message)
+        if self._sim.keep_frames:
+            self.received.append(message)
         if not isinstance(message, dict) or type(message.get("op")) is not int:
             self.close(codes.DECODE_ERROR, "payload must be an object with an integer op")
             return
@@ -423,7 +424,8 @@ class SimulatedConnection:
     def _send(self, frame: bytes) -> None:
         if self.closing:
             return
-        self.sent.append(frame)
+        if self._sim.keep_frames:
+            self.sent.append(frame)
         self._wire.send_frame(frame)
 
     def _leave_session(self) -> None:

@@ -15,6 +15,17 @@ A small HTTP API for driving the simulator by hand (curl), under ``/_sim``:
 - ``POST /_sim/bots/{token}/invalid-session``: ``{"resumable": false, "shard": null}``;
 - ``POST /_sim/bots/{token}/ack-heartbeats``: ``{"ack": false, "shard": null}``.
 
+For benchmarks:
+
+- ``POST /_sim/bots/bulk``: add ``count`` bots at once, tokens
+  ``{prefix}{n}`` and user ids from ``first_user_id``, ``{"prefix": "bench",
+  "count": 1000, "first_user_id": 500000}``;
+- ``GET  /_sim/summary``: counts of bots, live and ready connections,
+  identifies and resumes;
+- ``POST /_sim/load``: start a :class:`~dccrelay.testing.load.LoadGenerator`
+  over every ready connection, ``{"rate": 2000, "count": 20000,
+  "messages": 1000}`` (409 while one runs); ``GET /_sim/load``: its progress.
+
 ``"shard": null`` acts on every live connection of the bot. Errors are
 ``{"error": "..."}`` with 400, 404 (unknown bot or route) or 409 (no session
 or no connection to act on).
@@ -74,6 +85,18 @@ class ControlAPI(Resource):
         if path == ["bots"]:
             self._require(request, b"POST")
             return self._add_bot(request)
+        if path == ["bots", "bulk"]:
+            self._require(request, b"POST")
+            return respond(request, 200, self._add_bots(self._body(request)))
+        if path == ["summary"]:
+            self._require(request, b"GET")
+            return respond(request, 200, self._sim.summary())
+        if path == ["load"]:
+            if request.method == b"GET":
+                load = self._sim.load
+                return respond(request, 200, load.status() if load is not None else None)
+            self._require(request, b"POST")
+            return respond(request, 200, self._start_load(self._body(request)))
         if len(path) == 3 and path[0] == "bots":
             action = self._actions().get(path[2])
             if action is None:
@@ -88,6 +111,49 @@ class ControlAPI(Resource):
                 raise _Refusal(400, str(e)) from None
             return respond(request, 200, action(bot, body))
         raise _Refusal(404, "unknown path: see GET /_sim/state")
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            return read_object(request, empty_ok=True)
+        except BodyError as e:
+            raise _Refusal(400, str(e)) from None
+
+    def _add_bots(self, body: dict[str, Any]) -> Any:
+        prefix = body.get("prefix", "bench")
+        if not isinstance(prefix, str) or not prefix:
+            raise _Refusal(400, "prefix must be a non-empty string")
+        count = _optional_int(body, "count") or 0
+        first = _optional_int(body, "first_user_id") or 500000
+        if not 1 <= count <= 100_000 or first < 1:
+            raise _Refusal(400, "count must be from 1 to 100000, first_user_id positive")
+        tokens = [f"{prefix}{n}" for n in range(count)]
+        if any(self._sim.bot_for_token(token) is not None for token in tokens):
+            raise _Refusal(409, "a bot with one of those tokens already exists")
+        for n, token in enumerate(tokens):
+            self._sim.add_bot(token, str(first + n))
+        return {"added": count}
+
+    def _start_load(self, body: dict[str, Any]) -> Any:
+        from dccrelay.testing.load import LoadGenerator, chatter, encode_bodies
+
+        current = self._sim.load
+        if current is not None and not current.status()["done"]:
+            raise _Refusal(409, "a load is already running: see GET /_sim/load")
+        rate, count = body.get("rate"), _optional_int(body, "count")
+        messages = _optional_int(body, "messages") or 1000
+        if not isinstance(rate, (int, float)) or rate <= 0 or count is None or count < 1:
+            raise _Refusal(400, "rate (per second) and count must be positive")
+        if not 1 <= messages <= 100_000:
+            raise _Refusal(400, "messages must be from 1 to 100000")
+        load = LoadGenerator(
+            self._sim, rate=float(rate), count=count, bodies=encode_bodies(chatter(messages))
+        )
+        try:
+            connections = load.start()
+        except LookupError as e:
+            raise _Refusal(409, str(e)) from None
+        self._sim.load = load
+        return {"connections": connections}
 
     def _require(self, request: Request, method: bytes) -> None:
         if request.method != method:

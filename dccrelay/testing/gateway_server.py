@@ -2,7 +2,8 @@
 The simulator's gateway websocket endpoints, on Autobahn.
 
 The protocol only checks the URL's query (``v=10``, ``encoding=json``,
-optional ``compress=zlib-stream``), turns websocket messages into calls on a
+optional ``compress=zlib-stream`` or ``zstd-stream``), turns websocket
+messages into calls on a
 :class:`~dccrelay.testing.connection.SimulatedConnection`, and serves as that
 connection's :class:`~dccrelay.testing.connection.GatewayWire`.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import zlib
 from typing import TYPE_CHECKING, Any
+
+import zstandard
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -49,18 +52,25 @@ class GatewayServerProtocol(WebSocketServerProtocol):
         self._conn: SimulatedConnection | None = None
         self._refusal: str | None = None
         self._compressor: Any = None
+        self._zstd: Any = None
 
     def onConnect(self, request: ConnectionRequest) -> None:
         """Read the query; refuse transport compression we do not speak."""
         params: dict[str, list[str]] = request.params
         compress = params.get("compress", [None])[-1]
-        if compress not in (None, "zlib-stream"):
+        if compress not in (None, "zlib-stream", "zstd-stream"):
             raise ConnectionDeny(
                 ConnectionDeny.BAD_REQUEST,
-                "the simulator supports compress=zlib-stream only",
+                "the simulator supports compress=zlib-stream or zstd-stream only",
             )
         if compress == "zlib-stream":
             self._compressor = zlib.compressobj()
+        elif compress == "zstd-stream":
+            # One compressor per connection (a compressobj shares its
+            # ZstdCompressor's context), zstd's default level and window.
+            self._zstd = zstandard.ZstdCompressor(
+                level=self.factory.simulator.zstd_level
+            ).compressobj()
         self._refusal = query_problem(params)
 
     def onOpen(self) -> None:
@@ -93,8 +103,16 @@ class GatewayServerProtocol(WebSocketServerProtocol):
     # GatewayWire
 
     def send_frame(self, data: bytes) -> None:
-        """Send a payload, through the connection's zlib stream if asked for."""
-        if self._compressor is not None:
+        """
+        Send a payload, through the connection's zlib or zstd stream if
+        asked for.  A zstd payload ends with a flushed block, never with the
+        end of the zstd frame, as Discord sends it.
+        """
+        if self._zstd is not None:
+            zstd = self._zstd
+            data = zstd.compress(data) + zstd.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            self.sendMessage(data, isBinary=True)
+        elif self._compressor is not None:
             data = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
             self.sendMessage(data, isBinary=True)
         else:

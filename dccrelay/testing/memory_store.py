@@ -15,12 +15,14 @@ from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from dccrelay.store import (
+    IDENTIFY_MIN_WAIT,
     IRelayStore,
     OutboxCheckpoint,
     OutboxEntry,
     SessionState,
     StoredRelay,
     Trimmed,
+    encode_statuses,
 )
 from dccrelay.store.errors import StoreClosed
 
@@ -48,6 +50,10 @@ class MemoryDatabase:
     leases: dict[str, MemoryLease] = field(default_factory=dict)
     #: what :meth:`MemoryRelayStore.listen_changes` registered
     listeners: list[Callable[[str | None], None]] = field(default_factory=list)
+    #: (key, bucket) to its IDENTIFY slot
+    identify: dict[tuple[str, int], MemoryIdentifySlot] = field(default_factory=dict)
+    #: node id to when it published and what: alias to a status
+    statuses: dict[str, tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +72,18 @@ class MemoryLease:
         :return: whether a node holds it at ``now``.
         """
         return self.owner is not None and self.expires_at is not None and self.expires_at > now
+
+
+@dataclass
+class MemoryIdentifySlot:
+    """
+    One IDENTIFY slot: who holds it until when, and when it is next free
+    (``None``: now).
+    """
+
+    holder: str | None = None
+    held_until: float | None = None
+    next_free: float | None = None
 
 
 @implementer(IRelayStore)
@@ -247,6 +265,7 @@ class MemoryRelayStore:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
         self.database.nodes.pop(node_id, None)
+        self.database.statuses.pop(node_id, None)
         for lease in self.database.leases.values():
             if lease.owner == node_id:
                 lease.owner = lease.expires_at = None
@@ -298,6 +317,61 @@ class MemoryRelayStore:
                 for alias, lease in self.database.leases.items()
                 if lease.owner is not None and lease.live(now)
             }
+        )
+
+    # -- IDENTIFY slots and public status ---------------------------------------
+
+    def acquire_identify(self, key: str, bucket: int, node_id: str, hold: float) -> Deferred[float]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        now = self.database.now()
+        slot = self.database.identify.setdefault((key, bucket), MemoryIdentifySlot())
+        if slot.holder is not None and slot.held_until is not None and slot.held_until > now:
+            return succeed(max(IDENTIFY_MIN_WAIT, slot.held_until - now))
+        if slot.next_free is not None and slot.next_free > now:
+            return succeed(max(IDENTIFY_MIN_WAIT, slot.next_free - now))
+        slot.holder, slot.held_until = node_id, now + hold
+        return succeed(0.0)
+
+    def finish_identify(
+        self, key: str, bucket: int, node_id: str, sent: bool, window: float
+    ) -> Deferred[None]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        slot = self.database.identify.get((key, bucket))
+        if slot is not None and slot.holder == node_id:
+            slot.holder = slot.held_until = None
+            if sent:
+                slot.next_free = self.database.now() + window
+        return succeed(None)
+
+    def publish_statuses(self, node_id: str, statuses: Mapping[str, dict[str, Any]]) -> Deferred[None]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        try:
+            # Through JSON, as the real stores: refused if it cannot be
+            # stored, and a copy that the caller's later changes miss.
+            copied = {alias: json.loads(status) for alias, status in encode_statuses(statuses)}
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        self.database.statuses[node_id] = (self.database.now(), copied)
+        return succeed(None)
+
+    def load_statuses(self) -> Deferred[dict[str, tuple[str, dict[str, Any]]]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        now = self.database.now()
+        best: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        for node_id, (published_at, statuses) in self.database.statuses.items():
+            if self.database.nodes.get(node_id, now) <= now:
+                continue  # not live
+            for alias, status in statuses.items():
+                old = best.get(alias)
+                # The latest publish wins; on a tie, the lowest node id.
+                if old is None or (-published_at, node_id) < (-old[0], old[1]):
+                    best[alias] = (published_at, node_id, status)
+        return succeed(
+            {alias: (node_id, copy.deepcopy(status)) for alias, (_, node_id, status) in best.items()}
         )
 
     def notify_change(self, alias: str) -> Deferred[None]:

@@ -71,10 +71,17 @@ class SimulatedSession:
         self.seq += 1
         frame = codes.payload(codes.DISPATCH, d, s=self.seq, t=t)
         if buffered:
-            if self._buffer.maxlen is not None and len(self._buffer) == self._buffer.maxlen:
-                self._evicted_through = self._buffer[0][0]
-            self._buffer.append((self.seq, frame))
+            self.keep(self.seq, frame)
         return frame
+
+    def keep(self, seq: int, frame: bytes) -> None:
+        """
+        Keep dispatch ``seq`` (already numbered, e.g. by a load generator
+        that encodes its own frames) for RESUME to replay.
+        """
+        if self._buffer.maxlen is not None and len(self._buffer) == self._buffer.maxlen:
+            self._evicted_through = self._buffer[0][0]
+        self._buffer.append((seq, frame))
 
     def replay_after(self, seq: int) -> list[bytes] | None:
         """

@@ -358,6 +358,11 @@ class DiscordSimulator:
         seconds on one connection before 4008.
     :param replay_limit: dispatches a session keeps for RESUME (None: all).
     :param control_api: serve ``/_sim/`` (see :mod:`dccrelay.testing.control`).
+    :param lean: for benchmarks with thousands of connections: keep no
+        :attr:`events`, no per-connection ``sent``/``received`` lists, and
+        log no event.
+    :param zstd_level: the zstd level of ``compress=zstd-stream``
+        connections (3, zstd's default, gives a 2 MiB window).
     """
 
     _log = Logger()
@@ -375,8 +380,14 @@ class DiscordSimulator:
         payload_window: float = 60.0,
         replay_limit: int | None = None,
         control_api: bool = False,
+        lean: bool = False,
+        zstd_level: int = 3,
     ) -> None:
         self._reactor = reactor
+        self.keep_frames = not lean
+        self.zstd_level = zstd_level
+        #: the load generator of ``POST /_sim/load``, once one was started
+        self.load: Any = None
         self.clock = reactor
         self.heartbeat_interval = heartbeat_interval
         self.random = random if random is not None else _random.Random()
@@ -571,13 +582,28 @@ class DiscordSimulator:
         return session
 
     def record(self, kind: str, detail: Any) -> None:
-        """Append to :attr:`events` and log it."""
+        """Append to :attr:`events` and log it (unless lean)."""
+        if not self.keep_frames:
+            return
         self.events.append((kind, detail))
         self._log.info("simulated Discord: {kind} {detail}", kind=kind, detail=detail)
 
     def snowflake(self) -> str:
         """A new snowflake for the current time."""
         return self._snowflakes.make(self.clock.seconds())
+
+    def summary(self) -> dict[str, int]:
+        """
+        Counts only, cheap enough to poll with thousands of bots: what the
+        control API's ``GET /_sim/summary`` shows.
+        """
+        return {
+            "bots": len(self.bots),
+            "connections": len(self.connections),
+            "ready": sum(1 for c in self.connections if c.ready),
+            "identifies": sum(bot.identifies for bot in self.bots.values()),
+            "resumes": sum(bot.resumes for bot in self.bots.values()),
+        }
 
     def describe(self) -> dict[str, Any]:
         """Everything the control API's ``GET /_sim/state`` shows."""

@@ -1,0 +1,45 @@
+"""
+Tests for :mod:`dccrelay.lagprobe`: the opt-in reactor stall probe.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from dccrelay.lagprobe import LagProbe
+
+
+class LagProbeTests(SynchronousTestCase):
+    """
+    The probe reports how much later than planned its timer ran.
+    """
+
+    def test_reports_worst_stall(self) -> None:
+        """
+        A reactor busy for 250 ms delays the 10 ms timer by 240 ms; the
+        report after a second names that worst delay, and the next window
+        starts afresh.
+        """
+        clock = Clock()
+        probe = LagProbe(clock, interval=0.01, report_every=1.0)
+        probe.startService()
+        with capturedLogs() as events:
+            clock.advance(0.01)
+            clock.advance(0.25)
+            for _ in range(80):
+                clock.advance(0.01)
+        reports = [e for e in events if "worst_ms" in e]
+        self.assertEqual(len(reports), 1)
+        self.assertAlmostEqual(reports[0]["worst_ms"], 240.0, places=3)
+        self.assertAlmostEqual(probe.worst_ever, 0.24, places=6)
+        with capturedLogs() as events:
+            for _ in range(101):
+                clock.advance(0.01)
+        later = [e for e in events if "worst_ms" in e]
+        self.assertEqual(len(later), 1)
+        self.assertAlmostEqual(later[0]["worst_ms"], 0.0, places=3)
+        self.assertAlmostEqual(later[0]["worst_ever_ms"], 240.0, places=3)
+        probe.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])
