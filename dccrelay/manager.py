@@ -43,6 +43,10 @@ AnyRelay = Union[Relay, RemoteRelay]
 # node joining or leaving moves bots gradually.
 HANDOVER_FRACTION = 0.1
 
+# Notices can be lost (a database restart); every so often each node reloads
+# every registration anyway.
+RECONCILE_INTERVAL = 30.0
+
 
 @dataclass(frozen=True)
 class ClusterNode:
@@ -89,6 +93,7 @@ class RelayManager(Service):
         self._round_running = False
         self._round_again = False
         self._renew_deadline: Any = None
+        self._last_reconcile = env.clock.seconds()
         self._checkpoints = LoopingCall(self._checkpoint)
         self._checkpoints.clock = env.clock
         self.ready: Deferred[None] = Deferred()
@@ -346,6 +351,9 @@ class RelayManager(Service):
                 return
             self._arm_renew_deadline(sent_at)
             yield self._lock.run(self._settle_leases, held)
+            if sent_at - self._last_reconcile >= RECONCILE_INTERVAL:
+                self._last_reconcile = sent_at
+                self._changed(None)
         finally:
             self._round_running = False
             if self._round_again and self.running:
@@ -376,9 +384,18 @@ class RelayManager(Service):
                 yield self._make_remote(alias)
             yield self._store.release_leases(node, give)
         owners = yield self._store.lease_owners()
+        # What this node's bots look like, for GET /relays on the others.
+        yield self._store.publish_statuses(
+            node, {relay.alias: relay.public_status() for relay in self.local_relays()}
+        )
+        statuses = yield self._store.load_statuses()
         for relay in self.relays.values():
             if isinstance(relay, RemoteRelay):
                 relay.owner = owners.get(relay.alias)
+                published = statuses.get(relay.alias)
+                relay.snapshot = (
+                    published[1] if published is not None and published[0] == relay.owner else None
+                )
 
     @inlineCallbacks
     def _make_local(self, alias: str, record: StoredRelay | None) -> Any:

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from dccrelay.delivery import IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
-from dccrelay.gateway.limiter import IdentifyLimiter
+from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
 from dccrelay.gateway.shard import Connect, Shard
 from dccrelay.resume_points import ResumePoints
@@ -44,6 +44,8 @@ class RelayEnvironment:
     compile_filter: Callable[[str, Any], Predicate]
     make_delivery: Callable[..., IDeliveryChannel]
     retry_policy: Callable[[int], float]
+    #: identify slots shared with other nodes, per token (several nodes)
+    shared_identify: Callable[[str], SharedIdentifySlots] | None = None
 
 
 class Counters:
@@ -145,8 +147,10 @@ class Relay:
                 f"Discord requires more than the {shards} shards registered; using {count}"
             )
         self._gateway_attempts = 0
+        shared = self._env.shared_identify
         self._limiter = IdentifyLimiter(
-            self._env.clock, info.max_concurrency, info.remaining, info.reset_after
+            self._env.clock, info.max_concurrency, info.remaining, info.reset_after,
+            shared=shared(self.settings.token) if shared is not None else None,
         )
         for shard_id in range(count):
             session = stored.get(shard_id)

@@ -37,11 +37,22 @@ class RemoteRelay:
         self.enabled = enabled
         self.disable_reason = disable_reason
         self.owner = owner
+        #: the owner's last published public status, if any
+        self.snapshot: dict[str, Any] | None = None
 
     def public_status(self) -> dict[str, Any]:
         """
-        What anyone may see: the registration's state and its owner.
+        What anyone may see: the owner's last published status of the bot,
+        or its registration's state and owner.
         """
+        if self.snapshot is not None:
+            # The registration's own state is newer than any snapshot.
+            return {
+                **self.snapshot,
+                "enabled": self.enabled,
+                "lastDisableReason": self.disable_reason,
+                "node": self.owner,
+            }
         return {
             "alias": self.alias,
             "enabled": self.enabled,

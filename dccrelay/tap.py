@@ -25,6 +25,7 @@ from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
+from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.logs import RelayRoot, log_format
 from dccrelay.lagprobe import LagProbe
 from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
@@ -293,6 +294,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             options["node-id"] or default_node_id(),
             lease_timing(options["lease-ttl"]),
         )
+        env.shared_identify = partial(StoreIdentifySlots, store, cluster.node_id)
     manager = RelayManager(
         env, sealed, options["max-relays"], delivery_latency=latency, cluster=cluster
     )

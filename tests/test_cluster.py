@@ -214,3 +214,21 @@ class ClusterTests(SynchronousTestCase):
         self.assertNotIn("bot_0", owner.manager.relays)
         self.settle(3)
         self.assert_each_bot_once(0)
+
+    def test_status_shared(self) -> None:
+        """
+        Every node shows every bot with the node that runs it, and the
+        owner's published status (its shards and counters).
+        """
+        a, b = self.start("a"), self.start("b")
+        self.settle(1)
+        self.register(a, 2)
+        self.settle(5)
+        for node in (a, b):
+            for alias in ("bot_0", "bot_1"):
+                owner = next(n for n in (a, b) if alias in n.running())
+                status = node.manager.relays[alias].public_status()
+                self.assertEqual(status["node"], owner.name)
+                self.assertEqual(
+                    [shard["state"] for shard in status["shards"]], ["connecting"]
+                )

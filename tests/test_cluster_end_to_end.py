@@ -154,6 +154,21 @@ class ThreeNodeTests(TestCase):
         self.assertEqual(identifies, BOTS)
         after = await self.owners(port)
         self.assertEqual(sorted(after[alias] for alias in victims if after[alias] == "n3"), [])
+
+        # A change made through n1 takes effect where the bot runs (n2).
+        alias = next(a for a, node in after.items() if node == "n2")
+        asked_at = time.monotonic()
+        response = await http.post(
+            f"http://127.0.0.1:{port}/relays/{alias}/disable",
+            auth=tuple(SECRET.split(":", 1)),
+        )
+        await response.content()
+        self.assertEqual(response.code, 200)
+        await bots[alias].wait_for_disconnect()
+        applied = time.monotonic() - asked_at
+        _log.info("disable through another node applied in {applied:.2f} s", applied=applied)
+        print(f"disable through n1 applied on n2 in {applied:.2f} s", file=sys.stderr)
+        self.assertEqual(bots[alias].connections, [])
         for node in ("n1", "n2"):
             nodes[node].transport.signalProcess("TERM")
             await nodes[node].ended

@@ -88,7 +88,7 @@ class ConfigFileTests(SynchronousTestCase):
         """
         path = self.write('gateway-compression = "zstd"\n')
         error = self.assertRaises(UsageError, self.parse, "--config", path)
-        self.assertIn("gateway-compression must be zlib-stream or none", str(error))
+        self.assertIn("gateway-compression must be zlib-stream, zstd-stream or none", str(error))
 
     def assertConfigError(self, text: str, *expected: str) -> None:
         path = self.write(text)

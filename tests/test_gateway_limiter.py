@@ -118,3 +118,79 @@ class IdentifyLimiterTests(SynchronousTestCase):
         self.failureResultOf(second)
         self.clock.advance(WINDOW)
         self.successResultOf(third)
+
+
+class FakeSharedSlots:
+    """
+    The database's side of shared identify slots, as another node sees it.
+    """
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.asked: list[int] = []
+        self.finished: list[tuple[int, bool]] = []
+
+    def acquire(self, bucket: int) -> Any:
+        from twisted.internet.defer import succeed
+
+        self.asked.append(bucket)
+        return succeed(self.waits.pop(0) if self.waits else 0.0)
+
+    def finish(self, bucket: int, sent: bool) -> None:
+        self.finished.append((bucket, sent))
+
+
+class SharedSlotsTests(SynchronousTestCase):
+    """
+    With other nodes running the same token, the database decides too.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.shared = FakeSharedSlots()
+        self.limiter = IdentifyLimiter(self.clock, shared=self.shared)
+
+    def test_granted_when_database_agrees(self) -> None:
+        """
+        A free slot locally and in the database is granted; sending or
+        giving it back tells the database.
+        """
+        slot = self.successResultOf(self.limiter.acquire(0))
+        slot.used()
+        self.assertEqual(self.shared.finished, [(0, True)])
+
+    def test_waits_for_other_node(self) -> None:
+        """
+        When another node holds the slot, the shard waits as long as the
+        database says, then asks again.
+        """
+        self.shared.waits = [3.0]
+        d = self.limiter.acquire(0)
+        self.assertNoResult(d)
+        self.clock.advance(2.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.successResultOf(d).release()
+        self.assertEqual(self.shared.asked, [0, 0])
+        self.assertEqual(self.shared.finished, [(0, False)])
+
+    def test_database_unreachable(self) -> None:
+        """
+        If the database cannot be asked, the shard waits and asks again
+        rather than identifying blindly.
+        """
+        from twisted.internet.defer import fail
+
+        calls = []
+
+        def broken(bucket: int) -> Any:
+            calls.append(bucket)
+            if len(calls) == 1:
+                return fail(ConnectionError("down"))
+            return FakeSharedSlots.acquire(self.shared, bucket)
+
+        self.shared.acquire = broken  # type: ignore[method-assign]
+        d = self.limiter.acquire(0)
+        self.assertNoResult(d)
+        self.clock.advance(1.0)
+        self.successResultOf(d)

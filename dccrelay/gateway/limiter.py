@@ -15,7 +15,7 @@ connection cannot bring two IDENTIFYs closer than Discord allows.
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque
+from typing import Deque, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -24,6 +24,19 @@ IDENTIFY_WINDOW = 5.0
 # Sends on two connections reach Discord with different delays: keep a
 # little more than the documented window between them.
 SAFETY_MARGIN = 0.25
+
+
+class SharedIdentifySlots(Protocol):
+    """
+    Identify slots shared with other relay nodes that may run the same bot
+    token (see :mod:`dccrelay.gateway.shared_identify`).
+    """
+
+    def acquire(self, bucket: int) -> Deferred[float]:
+        """Take the bucket's slot: fires with 0, or with seconds to wait."""
+
+    def finish(self, bucket: int, sent: bool) -> None:
+        """Give the slot back, saying whether IDENTIFY went out."""
 
 
 class IdentifySlot:
@@ -56,9 +69,10 @@ class IdentifySlot:
 
 
 class _Bucket:
-    __slots__ = ("next_free", "waiters", "timer", "held")
+    __slots__ = ("number", "next_free", "waiters", "timer", "held")
 
-    def __init__(self) -> None:
+    def __init__(self, number: int) -> None:
+        self.number = number
         self.next_free = 0.0
         self.waiters: Deque[Deferred[IdentifySlot]] = deque()
         self.timer: IDelayedCall | None = None
@@ -78,8 +92,10 @@ class IdentifyLimiter:
         max_concurrency: int = 1,
         remaining: int = 1000,
         reset_after: float = 0.0,
+        shared: SharedIdentifySlots | None = None,
     ) -> None:
         self._clock = clock
+        self._shared = shared
         self._buckets: dict[int, _Bucket] = {}
         self.max_concurrency = max(1, max_concurrency)
         self.remaining = remaining
@@ -105,7 +121,10 @@ class IdentifyLimiter:
         :return: a Deferred that fires with a slot when this shard may
             IDENTIFY.  Cancelling it gives the place up.
         """
-        bucket = self._buckets.setdefault(shard_id % self.max_concurrency, _Bucket())
+        number = shard_id % self.max_concurrency
+        bucket = self._buckets.get(number)
+        if bucket is None:
+            bucket = self._buckets[number] = _Bucket(number)
 
         def cancel(d: Deferred[IdentifySlot]) -> None:
             bucket.waiters.remove(d)
@@ -128,10 +147,41 @@ class IdentifyLimiter:
         if bucket.held or not bucket.waiters:
             return
         delay = self._delay(bucket)
-        if delay <= 0:
-            bucket.held = True
+        if delay > 0:
+            self._wait(bucket, delay)
+            return
+        bucket.held = True
+        if self._shared is None:
+            self._grant(bucket)
+            return
+        # Other nodes may run this token too: the database has the last word.
+        self._shared.acquire(bucket.number).addCallbacks(
+            self._shared_answer, self._shared_failed, callbackArgs=(bucket,),
+            errbackArgs=(bucket,),
+        )
+
+    def _grant(self, bucket: _Bucket) -> None:
+        if bucket.waiters:
             bucket.waiters.popleft().callback(IdentifySlot(self, bucket))
-        elif bucket.timer is None or not bucket.timer.active():
+        else:
+            # The waiter gave up while the database was asked.
+            self._finished(bucket, sent=False)
+
+    def _shared_answer(self, wait: float, bucket: _Bucket) -> None:
+        if wait <= 0:
+            self._grant(bucket)
+            return
+        bucket.held = False
+        self._wait(bucket, wait)
+
+    def _shared_failed(self, failure: object, bucket: _Bucket) -> None:
+        # The database is unreachable: try again shortly rather than risk
+        # going over Discord's limit.
+        bucket.held = False
+        self._wait(bucket, 1.0)
+
+    def _wait(self, bucket: _Bucket, delay: float) -> None:
+        if bucket.timer is None or not bucket.timer.active():
             bucket.timer = self._clock.callLater(delay, self._wake, bucket)
 
     def _wake(self, bucket: _Bucket) -> None:
@@ -140,6 +190,8 @@ class IdentifyLimiter:
 
     def _finished(self, bucket: _Bucket, sent: bool) -> None:
         bucket.held = False
+        if self._shared is not None:
+            self._shared.finish(bucket.number, sent)
         if sent:
             bucket.next_free = self._clock.seconds() + IDENTIFY_WINDOW + SAFETY_MARGIN
             self.remaining -= 1

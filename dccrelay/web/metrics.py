@@ -114,7 +114,9 @@ class RelayCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         manager = self._manager
-        relays = [manager.relays[alias] for alias in sorted(manager.relays)]
+        # This node's bots only: with several nodes, each reports what it runs,
+        # so sums across nodes count every bot once.
+        relays = sorted(manager.local_relays(), key=lambda relay: relay.alias)
         shards = [shard for relay in relays for shard in relay.shards]
 
         info = GaugeMetricFamily("dcc_info", "The relay's version.", labels=["version"])
