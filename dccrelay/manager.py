@@ -21,7 +21,7 @@ from typing import Any, Callable, Union
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
 from dccrelay.relay import Relay, RelayEnvironment
@@ -30,6 +30,10 @@ from dccrelay.settings import RelaySettings
 from dccrelay.stats import LatencyHistogram
 from dccrelay.store import IRelayStore, StoredRelay
 from dccrelay.store.leases import LeaseTiming
+
+# Relays created, then started, per reactor turn when a node starts: each
+# compiles its filter and opens its gateway session (about 1 ms of CPU).
+START_SLICE = 50
 
 # How often the latest gateway seq of every shard is written down, bounding
 # what Discord replays after a relay is killed without warning.
@@ -130,7 +134,9 @@ class RelayManager(Service):
     def _load(self) -> Any:
         yield self._store.open()
         stored = yield self._store.load_relays()
-        for record in stored:
+        for n, record in enumerate(stored):
+            if n and n % START_SLICE == 0:
+                yield self._breathe()
             try:
                 if self.cluster is None:
                     self.relays[record.alias] = self._new_relay(record)
@@ -145,7 +151,9 @@ class RelayManager(Service):
             count=len(self.relays), store=self._store.description,
         )
         if self.cluster is None:
-            for relay in self.relays.values():
+            for n, relay in enumerate(list(self.relays.values())):
+                if n and n % START_SLICE == 0:
+                    yield self._breathe()
                 assert isinstance(relay, Relay)
                 relay.start()
         else:
@@ -153,6 +161,14 @@ class RelayManager(Service):
             self._rounds.start(self.cluster.timing.claim_interval, now=False)
             self._poke()
         self._checkpoints.start(CHECKPOINT_INTERVAL, now=False)
+
+    def _breathe(self) -> Deferred[None]:
+        """
+        A reactor turn between slices of a start-up with thousands of bots,
+        so that heartbeats, answers and the HTTP API are not held up for
+        seconds (``--lag-probe``, ``python -m bench --targets restart``).
+        """
+        return deferLater(self._env.clock, 0, lambda: None)
 
     def local_relays(self) -> list[Relay]:
         """
