@@ -1,12 +1,15 @@
 """
-``python -m bench.gateway_compression``: what Discord's ``zlib-stream``
-transport compression costs the relay per dispatch and per connection, and
-what it saves on the wire, against plain JSON text.
+``python -m bench.gateway_compression``: what Discord's ``zlib-stream`` and
+``zstd-stream`` transport compressions cost the relay per dispatch and per
+connection, and what they save on the wire, against plain JSON text.
 
 It feeds realistic MESSAGE_CREATE payloads (the simulator's) through the
 relay's own receive path (:class:`dccrelay.gateway.connection.GatewayProtocol`
-then ``orjson.loads``, as the shard does), compressed by one zlib stream per
-connection as Discord does, and prints medians over repeated runs.
+then ``orjson.loads``, as the shard does), compressed by one stream per
+connection as Discord does (zstd: a flushed block per payload at the
+simulator's level, 3, whose window is 2 MiB), and prints medians over
+repeated runs.  The memory of one decompression context is measured after
+a given amount of traffic: zstd's grows with what passed, up to its window.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import os
 import platform
 import statistics
 import time
-import tracemalloc
 import zlib
 from typing import Any
 
 import orjson
+import zstandard
 
 from dccrelay.gateway.connection import GatewayProtocol
 
@@ -73,66 +76,100 @@ def payloads(n: int) -> list[bytes]:
     return out
 
 
-def frames_for(plain: list[bytes]) -> list[bytes]:
+def frames_for(plain: list[bytes], kind: str = "zlib-stream") -> list[bytes]:
+    """The binary messages of one connection carrying ``plain``."""
+    if kind == "zstd-stream":
+        zstd = zstandard.ZstdCompressor(level=3).compressobj()
+        block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        return [zstd.compress(p) + zstd.flush(block) for p in plain]
     compressor = zlib.compressobj()
     return [compressor.compress(p) + compressor.flush(zlib.Z_SYNC_FLUSH) for p in plain]
 
 
-def receive(frames: list[bytes], compressed: bool) -> float:
+def _context(kind: str) -> Any:
+    if kind == "zstd-stream":
+        return zstandard.ZstdDecompressor().decompressobj()
+    return zlib.decompressobj()
+
+
+def receive(frames: list[bytes], kind: str | None) -> float:
     """
     Seconds of CPU to take ``frames`` through the receive path.
     """
     protocol = GatewayProtocol()
     sink = _Sink()
-    protocol.listener = sink  # type: ignore[assignment]
-    if compressed:
-        protocol.inflater = zlib.decompressobj()
+    protocol.listener = sink
+    if kind == "zlib-stream":
+        protocol.inflater = _context(kind)
+    elif kind == "zstd-stream":
+        protocol.zstd = _context(kind)
     gc.collect()
     start = time.process_time()
     for frame in frames:
-        protocol.onMessage(frame, compressed)
+        protocol.onMessage(frame, kind is not None)
     elapsed = time.process_time() - start
     assert sink.count == len(frames)
     return elapsed
 
 
-def memory_per_inflater(count: int = 2000) -> float:
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_per_context(kind: str, traffic: list[bytes], count: int = 200) -> float:
     """
-    Bytes one connection's inflate context holds once it has inflated a
-    payload (zlib's window and state), by tracemalloc.
+    Bytes of resident memory one connection's decompression context holds
+    once ``traffic`` went through it (the process's RSS growth over
+    ``count`` contexts: zstd allocates outside Python's allocator).
     """
-    sample = frames_for(payloads(1))[0]
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    inflaters: list[Any] = []
+    frames = frames_for(traffic, kind)
+    gc.collect()
+    before = _rss()
+    contexts: list[Any] = []
     for _ in range(count):
-        inflater = zlib.decompressobj()
-        inflater.decompress(sample)
-        inflaters.append(inflater)
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-    return grown / count
+        context = _context(kind)
+        for frame in frames:
+            context.decompress(frame)
+        contexts.append(context)
+    return (_rss() - before) / count
+
+
+def compare(n: int = 20000, repeats: int = 7) -> list[dict[str, Any]]:
+    """Per kind: receive CPU per dispatch, bytes on the wire, memory."""
+    plain = payloads(n)
+    rows = []
+    for kind in (None, "zlib-stream", "zstd-stream"):
+        frames = plain if kind is None else frames_for(plain, kind)
+        times = [receive(frames, kind) for _ in range(repeats)]
+        row: dict[str, Any] = {
+            "kind": kind or "plain JSON",
+            "cpu_us": statistics.median(times) / n * 1e6,
+            "bytes": sum(map(len, frames)) / n,
+        }
+        if kind is not None:
+            row["mem_ready"] = memory_per_context(kind, plain[:1])
+            # ~1 MiB and ~5 MiB of JSON: a busy connection's first minutes
+            row["mem_1mb"] = memory_per_context(kind, plain[:1500], count=50)
+            row["mem_5mb"] = memory_per_context(kind, plain[:7200], count=20)
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
     n, repeats = 20000, 7
-    plain = payloads(n)
-    compressed = frames_for(plain)
-    plain_times = [receive(plain, False) for _ in range(repeats)]
-    zlib_times = [receive(compressed, True) for _ in range(repeats)]
-    plain_us = statistics.median(plain_times) / n * 1e6
-    zlib_us = statistics.median(zlib_times) / n * 1e6
-    plain_bytes = sum(map(len, plain)) / n
-    zlib_bytes = sum(map(len, compressed)) / n
+    rows = compare(n, repeats)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
     print(f"{n} MESSAGE_CREATE payloads, median of {repeats} runs, receive path = frame -> orjson.loads")
-    print(f"{'':16}{'CPU µs/dispatch':>18}{'bytes/dispatch':>16}")
-    print(f"{'plain JSON':16}{plain_us:>18.2f}{plain_bytes:>16.0f}")
-    print(f"{'zlib-stream':16}{zlib_us:>18.2f}{zlib_bytes:>16.0f}")
-    print(f"ratio zlib/plain: CPU {zlib_us / plain_us:.2f}x, bytes {zlib_bytes / plain_bytes:.2f}x")
-    print(f"memory per zlib-stream connection (inflate context): {memory_per_inflater() / 1024:.1f} KiB")
+    print(f"{'':14}{'CPU µs/dispatch':>16}{'bytes/dispatch':>16}"
+          f"{'KiB/conn READY':>16}{'after 1 MiB':>13}{'after 5 MiB':>13}")
+    for row in rows:
+        memory = "".join(
+            f"{row[key] / 1024:>{width}.0f}" if key in row else f"{'-':>{width}}"
+            for key, width in (("mem_ready", 16), ("mem_1mb", 13), ("mem_5mb", 13))
+        )
+        print(f"{row['kind']:14}{row['cpu_us']:>16.2f}{row['bytes']:>16.0f}{memory}")
 
 
 if __name__ == "__main__":

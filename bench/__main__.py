@@ -1,0 +1,280 @@
+"""
+``python -m bench``: the benchmark of issue 8, against the real processes.
+
+It starts the project's Discord simulator (``python -m dccrelay.testing
+--lean``), the real relay (``twistd --nodaemon --pidfile= dcc ...
+--allow-private-dst --discord-api <simulator> --lag-probe``) and a bot
+receiver (``python -m bench.receiver``) as separate processes on loopback,
+and prints one table per target with medians over ``--repeats`` runs:
+
+1. ``memory``: idle RSS per bot with 100 / 1,000 / 10,000 bots READY;
+2. ``restart``: SIGTERM and restart with N bots in the store: seconds until
+   every shard RESUMEd, longest reactor stall;
+3. ``throughput``: relay CPU per dispatch (sample-bot criteria, ~14% match,
+   websocket v1), rate reached, generator and receiver CPU;
+4. ``latency``: p50/p95/p99/max from gateway frame written to bot receipt at
+   2,000 dispatches/s over 1,000 bots;
+5. ``durable``: target 3 through the outbox (websocket v2, webhook);
+6. ``filters``: p99 of the sample bot's filter (bench/filters.py);
+7. ``compression``: zlib-stream against zstd-stream, per connection.
+
+``--quick`` runs everything small, in a minute or two.  Every load is
+bounded in count and time and every process is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench import durable, filters, gateway_compression, idle_memory, latency, restart
+from bench import throughput
+from bench.fleet import bring_up
+from bench.processes import machine
+
+TARGETS = ("memory", "restart", "throughput", "latency", "durable", "filters", "compression")
+
+
+def median(rows: Sequence[dict[str, Any]], key: str) -> float:
+    return statistics.median(float(row[key]) for row in rows)
+
+
+def _counts(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=(__doc__ or "").split("\n\n")[1]
+    )
+    parser.add_argument(
+        "--targets", default=",".join(TARGETS),
+        help=f"comma-separated, of: {', '.join(TARGETS)} (default: all)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, one or two runs each")
+    parser.add_argument("--bots", type=_counts, default=None,
+                        help="bot counts for memory and restart (default 100,1000,10000)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per figure (default 3)")
+    parser.add_argument("--rate", type=float, default=20000.0,
+                        help="dispatches/s offered in the throughput runs")
+    parser.add_argument("--dispatches", type=int, default=None,
+                        help="dispatches per throughput run (default 200000)")
+    parser.add_argument("--throughput-bots", type=int, default=100)
+    parser.add_argument("--latency-bots", type=int, default=1000)
+    parser.add_argument("--latency-rate", type=float, default=2000.0)
+    parser.add_argument("--latency-seconds", type=float, default=None)
+    parser.add_argument("--compression-bots", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep each run's logs and store")
+    options = parser.parse_args(argv)
+    quick = options.quick
+    if options.bots is None:
+        options.bots = [100, 1000] if quick else [100, 1000, 10000]
+    if options.repeats is None:
+        options.repeats = 1 if quick else 3
+    if options.dispatches is None:
+        options.dispatches = 40000 if quick else 200000
+    if options.latency_seconds is None:
+        options.latency_seconds = 5.0 if quick else 15.0
+    if options.compression_bots is None:
+        options.compression_bots = 300 if quick else 1000
+    options.targets = [t.strip() for t in options.targets.split(",") if t.strip()]
+    unknown = set(options.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(sorted(unknown))}: use {', '.join(TARGETS)}")
+    return options
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def progress(text: str) -> None:
+    print(f"  ... {text}", file=sys.stderr, flush=True)
+
+
+def fleet_targets(options: argparse.Namespace) -> None:
+    """Targets 1 and 2 share their runs: bring N bots up, measure, restart."""
+    want_memory = "memory" in options.targets
+    want_restart = "restart" in options.targets
+    if not (want_memory or want_restart):
+        return
+    base = []
+    if want_memory:
+        for _ in range(options.repeats):
+            progress("relay with no bot")
+            base.append(idle_memory.baseline())
+    memory: dict[int, list[dict[str, Any]]] = {}
+    restarts: dict[int, list[dict[str, Any]]] = {}
+    for bots in options.bots:
+        for run in range(options.repeats):
+            progress(f"{bots} bots, run {run + 1}")
+            fleet = bring_up(bots, keep=options.keep)
+            try:
+                memory.setdefault(bots, []).append(idle_memory.measure(fleet))
+                if want_restart:
+                    progress(f"{bots} bots, restart")
+                    restarts.setdefault(bots, []).append(restart.measure(fleet))
+            finally:
+                fleet.close()
+    runs = f"median of {options.repeats} run(s)"
+    if want_memory:
+        zero = statistics.median(base)
+        say(f"\n1. Idle memory, zlib-stream, every bot READY ({runs}; target: <= 50 KB/bot,"
+            " 500 MB at 10,000)")
+        say(f"   relay with no bot: {zero / 2**20:.1f} MiB RSS")
+        say(f"   {'bots':>8}{'relay RSS MiB':>15}{'KiB per bot':>13}{'READY after s':>15}")
+        for bots, rows in memory.items():
+            rss = median(rows, "rss")
+            say(f"   {bots:>8,}{rss / 2**20:>15.1f}{(rss - zero) / bots / 1024:>13.1f}"
+                f"{median(rows, 'ready_after'):>15.1f}")
+    if want_restart:
+        say(f"\n2. Restart with N bots in the store ({runs}; target: all RESUMEd within 60 s,"
+            " no stall > 100 ms)")
+        say(f"   {'bots':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
+            f"{'re-IDENTIFYs':>14}")
+        for bots, rows in restarts.items():
+            say(f"   {bots:>8,}{median(rows, 'resumed_after'):>21.1f}"
+                f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'identifies'):>14.0f}")
+
+
+def load_runs(
+    options: argparse.Namespace,
+    bots: int,
+    run: Callable[[Any], dict[str, Any]],
+    what: str,
+    **bring: Any,
+) -> list[dict[str, Any]]:
+    rows = []
+    fleet = bring_up(bots, keep=options.keep, **bring)
+    try:
+        for n in range(options.repeats):
+            progress(f"{what}, run {n + 1}")
+            rows.append(run(fleet))
+    finally:
+        fleet.close()
+    return rows
+
+
+def throughput_header() -> str:
+    return (f"   {'':16}{'relay µs/disp':>14}{'disp/s reached':>16}{'generator µs':>14}"
+            f"{'receiver µs':>13}{'matched':>9}")
+
+
+def throughput_line(label: str, rows: list[dict[str, Any]]) -> str:
+    return (f"   {label:16}{median(rows, 'relay_us'):>14.1f}{median(rows, 'rate'):>16,.0f}"
+            f"{median(rows, 'generator_us'):>14.1f}{median(rows, 'receiver_us'):>13.1f}"
+            f"{median(rows, 'matched'):>9,.0f}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse(argv)
+    started = time.monotonic()
+    say(f"dccrelay benchmark on {machine()}")
+    say("relay, simulator and receiver are separate processes on loopback; CPU is per"
+        " process, from /proc/<pid>/stat")
+    fleet_targets(options)
+    runs = f"median of {options.repeats} run(s)"
+    n, rate = options.dispatches, options.rate
+    v1: list[dict[str, Any]] = []
+    if "throughput" in options.targets or "durable" in options.targets:
+        v1 = load_runs(options, options.throughput_bots,
+                       lambda fleet: throughput.measure(fleet, rate, n), "throughput, v1")
+    if "throughput" in options.targets:
+        say(f"\n3. Throughput: {n:,} dispatches offered at {rate:,.0f}/s over"
+            f" {options.throughput_bots} bots, sample criteria, websocket v1 ({runs};"
+            " target: <= 25 µs relay CPU/dispatch, >= 20,000/s)")
+        say(throughput_header())
+        say(throughput_line("websocket v1", v1))
+    if "latency" in options.targets:
+        lrate, seconds = options.latency_rate, options.latency_seconds
+        rows = load_runs(options, options.latency_bots,
+                         lambda fleet: latency.measure(fleet, lrate, seconds), "latency")
+        say(f"\n4. Latency at {lrate:,.0f} dispatches/s over {options.latency_bots:,} bots for"
+            f" {seconds:g} s, frame written -> bot has it ({runs}; target: p50 < 1 ms,"
+            " p99 < 5 ms)")
+        say(f"   {'samples':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+            f"{'relay µs/disp':>15}")
+        say(f"   {median(rows, 'samples'):>9,.0f}{median(rows, 'p50_ms'):>9.2f}"
+            f"{median(rows, 'p95_ms'):>9.2f}{median(rows, 'p99_ms'):>9.2f}"
+            f"{median(rows, 'max_ms'):>9.1f}{median(rows, 'relay_us'):>15.1f}")
+    if "durable" in options.targets:
+        results = {}
+        for label, bring in durable.MODES.items():
+            results[label] = load_runs(
+                options, options.throughput_bots,
+                lambda fleet: throughput.measure(fleet, rate, n), label, **bring)
+        say(f"\n5. Durable delivery: as 3, through the outbox ({runs}; target: >= half of 3's"
+            " rate)")
+        say(throughput_header() + f"{'vs v1':>8}")
+        say(throughput_line("websocket v1", v1) + f"{1:>8.2f}")
+        for label, rows in results.items():
+            ratio = median(rows, "rate") / median(v1, "rate")
+            say(throughput_line(label, rows) + f"{ratio:>8.2f}")
+    if "filters" in options.targets:
+        progress("filters")
+        frames = filters.payloads(2000 if options.quick else 5000)
+        import orjson
+
+        parsed = [orjson.loads(f) for f in frames]
+        predicate = filters.compile_criteria("mongo", filters.SAMPLE_MONGO)
+        p50, p99 = filters.latencies(predicate, parsed, 3 if options.quick else 7)
+        matched = sum(map(predicate, parsed)) / len(parsed)
+        say(f"\n6. Filter, sample bot's criteria (mongo), {len(parsed):,} realistic MESSAGE_CREATE"
+            f" payloads, {matched:.1%} match (target: p99 < 50 µs)")
+        say(f"   p50 {p50:.2f} µs, p99 {p99:.2f} µs  (python -m bench.filters for more)")
+    if "compression" in options.targets:
+        compression_target(options)
+    say(f"\n(total {time.monotonic() - started:.0f} s)")
+
+
+def compression_target(options: argparse.Namespace) -> None:
+    progress("compression, in process")
+    micro = gateway_compression.compare(5000 if options.quick else 20000,
+                                        3 if options.quick else 7)
+    bots = options.compression_bots
+    per_process: dict[str, dict[str, float]] = {}
+    zero: dict[str, float] = {}
+    for kind in ("zlib-stream", "zstd-stream"):
+        zero[kind] = idle_memory.baseline(kind)
+        mem, cpu = [], []
+        for run in range(options.repeats):
+            progress(f"compression, {kind}, {bots} bots, run {run + 1}")
+            fleet = bring_up(bots, compression=kind, keep=options.keep)
+            try:
+                mem.append(idle_memory.measure(fleet))
+                cpu.append(throughput.measure(
+                    fleet, options.rate, options.dispatches // 2))
+                mem[-1]["rss_busy"] = fleet.relay.rss_bytes()
+            finally:
+                fleet.close()
+        per_process[kind] = {
+            "idle": (median(mem, "rss") - zero[kind]) / bots,
+            "busy": (median(mem, "rss_busy") - zero[kind]) / bots,
+            "relay_us": median(cpu, "relay_us"),
+            "generator_us": median(cpu, "generator_us"),
+        }
+    say(f"\n7. Transport compression: zlib-stream vs zstd-stream (zstd level 3, 2 MiB window)")
+    say(f"   in process, receive path (frame -> orjson.loads), {'median of runs'}:")
+    say(f"   {'':14}{'CPU µs/disp':>12}{'bytes/disp':>12}{'KiB/conn READY':>16}"
+        f"{'after 1 MiB':>13}{'after 5 MiB':>13}")
+    for row in micro:
+        memory = "".join(
+            f"{row[key] / 1024:>{width}.0f}" if key in row else f"{'-':>{width}}"
+            for key, width in (("mem_ready", 16), ("mem_1mb", 13), ("mem_5mb", 13))
+        )
+        say(f"   {row['kind']:14}{row['cpu_us']:>12.2f}{row['bytes']:>12.0f}{memory}")
+    say(f"   real relay, {bots} bots ({options.repeats} run(s)); busy = after "
+        f"{options.dispatches // 2:,} dispatches:")
+    say(f"   {'':14}{'KiB/bot idle':>13}{'KiB/bot busy':>13}{'relay µs/disp':>15}"
+        f"{'generator µs':>14}")
+    for kind, row in per_process.items():
+        say(f"   {kind:14}{row['idle'] / 1024:>13.1f}{row['busy'] / 1024:>13.1f}"
+            f"{row['relay_us']:>15.1f}{row['generator_us']:>14.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""
+The processes of a benchmark run, each separate and on loopback: the
+project's Discord simulator (``python -m dccrelay.testing --lean``), the
+real relay (``twistd --nodaemon --pidfile= dcc ...``) and the bots' receiver
+(``python -m bench.receiver``); and what is measured from outside them
+(``/proc/<pid>``: CPU seconds and resident memory).
+
+Everything here waits with a deadline and stops what it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def machine() -> str:
+    """CPU model, cores and Python, for the header of every table."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f" ({platform.python_implementation()}), {platform.system()} {platform.release()}"
+    )
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll ``condition`` until it is true; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 60.0) -> Any:
+    """One HTTP call with a JSON body and answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        content = response.read()
+    return json.loads(content) if content else None
+
+
+class Process:
+    """One child process, its output in a file."""
+
+    def __init__(self, name: str, argv: list[str], workdir: str) -> None:
+        self.name = name
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._log = open(self.log_path, "wb")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        self.popen = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir, env=env
+        )
+        self.pid = self.popen.pid
+        self.started = time.monotonic()
+
+    def output(self) -> str:
+        with open(self.log_path, "rb") as log:
+            return log.read().decode("utf-8", "replace")
+
+    def wait_for_output(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        """The first match of ``pattern`` in the output, once it appears."""
+
+        def found() -> re.Match[str] | None:
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-3000:]}"
+                )
+            return re.search(pattern, self.output())
+
+        match: re.Match[str] = wait_until(found, timeout, f"{self.name} to print {pattern!r}")
+        return match
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time so far (``/proc/<pid>/stat``)."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def rss_bytes(self) -> int:
+        """Resident memory now (``/proc/<pid>/statm``)."""
+        with open(f"/proc/{self.pid}/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
+        """Signal it and wait; SIGKILL if it does not end in time."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        self._log.close()
+
+
+class Simulator(Process):
+    """``python -m dccrelay.testing --lean`` and its control API."""
+
+    def __init__(self, workdir: str, *extra: str) -> None:
+        super().__init__(
+            "simulator",
+            [PYTHON, "-m", "dccrelay.testing", "--listen", LOOPBACK, "--lean",
+             "--replay-limit", "100", "--token", "unused-token", *extra],
+            workdir,
+        )
+        self.api_url = self.wait_for_output(r"--discord-api\): (\S+)").group(1)
+        self.control = self.wait_for_output(r"control API:\s+(\S+)/state").group(1)
+
+    def add_bots(self, count: int) -> None:
+        http_json("POST", self.control + "/bots/bulk", {"prefix": "bench", "count": count})
+
+    def summary(self) -> dict[str, int]:
+        result: dict[str, int] = http_json("GET", self.control + "/summary")
+        return result
+
+    def load(self, rate: float, count: int) -> Any:
+        return http_json("POST", self.control + "/load", {"rate": rate, "count": count})
+
+    def load_status(self) -> Any:
+        return http_json("GET", self.control + "/load")
+
+
+class Receiver(Process):
+    """``python -m bench.receiver``."""
+
+    def __init__(self, workdir: str) -> None:
+        super().__init__("receiver", [PYTHON, "-m", "bench.receiver", "--listen", LOOPBACK], workdir)
+        port = self.wait_for_output(r"receiver listening on (\d+)").group(1)
+        self.base = f"http://127.0.0.1:{port}"
+        self.ws_dst = f"ws://127.0.0.1:{port}/ws/{{alias}}"
+        self.hook_dst = f"http://127.0.0.1:{port}/hook/{{alias}}"
+
+    def stats(self) -> Any:
+        return http_json("GET", self.base + "/stats")
+
+    def reset(self) -> None:
+        http_json("POST", self.base + "/stats")
+
+
+class Relay(Process):
+    """``twistd --nodaemon --pidfile= dcc`` on loopback, lag probe on."""
+
+    def __init__(self, workdir: str, data_dir: str, api_url: str, *extra: str) -> None:
+        super().__init__(
+            "relay",
+            [TWISTD, "--nodaemon", "--pidfile=", "dcc", "--listen", LOOPBACK,
+             "--data-dir", data_dir, "--discord-api", api_url, "--allow-private-dst",
+             "--max-relays", "100000", "--lag-probe", *extra],
+            workdir,
+        )
+
+    def wait_listening(self, timeout: float = 120.0) -> str:
+        port = self.wait_for_output(r"Site starting on (\d+)", timeout).group(1)
+        return f"http://127.0.0.1:{port}"
+
+    def worst_lag_ms(self, since: int = 0) -> float:
+        """The worst stall the lag probe logged after output offset ``since``."""
+        found = re.findall(r"reactor lag: worst ([\d.]+) ms", self.output()[since:])
+        return max((float(ms) for ms in found), default=0.0)
+
+
+def populate(workdir: str, data_dir: str, count: int, dst: str, protocol: int = 1) -> None:
+    """Write ``count`` registrations into a fresh store (bench.populate)."""
+    subprocess.run(
+        [PYTHON, "-m", "bench.populate", data_dir, str(count), dst, "--protocol", str(protocol)],
+        check=True, cwd=workdir, timeout=600,
+        env=dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", "")),
+    )
+
+
+class Workdir:
+    """A temporary directory for one run's logs and store, removed after."""
+
+    def __init__(self, keep: bool = False) -> None:
+        self.path = tempfile.mkdtemp(prefix="dcc-bench-")
+        self.keep = keep
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.keep:
+            shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""
+``python -m bench.receiver``: the bots' end of a benchmark, in a process of
+its own.  It accepts websocket v1 and v2 deliveries (``/ws/<alias>``, with
+:mod:`dccrelay.client.receiver`, acknowledging v2) and webhook batches
+(``POST /hook/<alias>``, answered 204 without checking the signature), and
+for each dispatch compares the nanosecond timestamp that the simulator's
+load generator put in its ``nonce`` with this machine's clock.
+
+``GET /stats`` gives the count and the latency percentiles since the last
+``POST /reset``.  It prints ``receiver listening on <port>`` once ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import react
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from dccrelay.client.receiver import receiver_resource
+
+SECRET = "bench:YmVuY2gtcmVjZWl2ZXItc2VjcmV0"
+
+
+class Tally:
+    """Dispatches received and how long each took, in nanoseconds."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.latencies: list[int] = []
+        self.last_ns = 0
+
+    def dispatch(self, data: bytes) -> None:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            payload = None
+        self.note(payload)
+
+    def note(self, payload: Any) -> None:
+        now = time.time_ns()
+        self.count += 1
+        self.last_ns = now
+        d = payload.get("d") if isinstance(payload, dict) else None
+        nonce = d.get("nonce") if isinstance(d, dict) else None
+        if isinstance(nonce, str) and nonce.isdigit():
+            self.latencies.append(now - int(nonce))
+
+    def stats(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+
+        def cut(q: float) -> float | None:
+            if not ordered:
+                return None
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+        return {
+            "count": self.count,
+            "samples": len(ordered),
+            "last_ns": self.last_ns,
+            "p50_ms": cut(0.50),
+            "p95_ms": cut(0.95),
+            "p99_ms": cut(0.99),
+            "max_ms": ordered[-1] / 1e6 if ordered else None,
+        }
+
+
+class Control(Resource):
+    isLeaf = True
+
+    def __init__(self, tally: Tally) -> None:
+        super().__init__()
+        self._tally = tally
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return orjson.dumps(self._tally.stats())
+
+    def render_POST(self, request: Request) -> bytes:
+        self._tally.reset()
+        return b"{}"
+
+
+class Hook(Resource):
+    isLeaf = True
+
+    def __init__(self, tally: Tally) -> None:
+        super().__init__()
+        self._tally = tally
+
+    def render_POST(self, request: Request) -> bytes:
+        assert request.content is not None
+        batch = orjson.loads(request.content.read())
+        for payload in batch.get("dispatches", ()):
+            self._tally.note(payload)
+        request.setResponseCode(204)
+        return b""
+
+
+async def main(reactor: Any, listen: str) -> None:
+    tally = Tally()
+    root = Resource()
+    root.putChild(b"ws", receiver_resource(SECRET, tally.dispatch, reactor=reactor))
+    root.putChild(b"hook", Hook(tally))
+    root.putChild(b"stats", Control(tally))
+    port = await serverFromString(reactor, listen).listen(Site(root, reactor=reactor))
+    print(f"receiver listening on {port.getHost().port}", flush=True)
+    await Deferred()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.receiver")
+    parser.add_argument("--listen", default="tcp:0:interface=127.0.0.1")
+    arguments = parser.parse_args()
+    react(lambda reactor: Deferred.fromCoroutine(main(reactor, arguments.listen)))
+    sys.exit(0)
