@@ -8,12 +8,11 @@ from __future__ import annotations
 from random import Random
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.filters import compile_criteria
-from dccrelay.gateway.rest import GatewayInfo
 from dccrelay.manager import ClusterNode, RelayManager
 from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.remote_relay import RemoteRelay
@@ -96,7 +95,9 @@ class ClusterTests(SynchronousTestCase):
         A bot registered through node A runs on exactly one node, and every
         node knows it.
         """
-        a, b, c = self.start("a"), self.start("b"), self.start("c")
+        a = self.start("a")
+        self.start("b")
+        self.start("c")
         self.register(a, 1)
         self.settle(1)
         self.assert_each_bot_once(1)
@@ -107,7 +108,9 @@ class ClusterTests(SynchronousTestCase):
         """
         30 bots on three nodes: ten each.
         """
-        a, b, c = self.start("a"), self.start("b"), self.start("c")
+        a = self.start("a")
+        self.start("b")
+        self.start("c")
         self.settle(1)
         self.register(a, 30)
         self.settle(10)
@@ -136,7 +139,8 @@ class ClusterTests(SynchronousTestCase):
         When a node dies without a word, the others claim its bots once its
         leases expire: within the lease ttl plus a claim interval.
         """
-        a, b, c = self.start("a"), self.start("b"), self.start("c")
+        a, c = self.start("a"), self.start("c")
+        self.start("b")
         self.settle(1)
         self.register(a, 30)
         self.settle(5)

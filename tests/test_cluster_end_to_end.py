@@ -7,7 +7,6 @@ losing nothing.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from twisted.trial.unittest import TestCase
 from dccrelay.testing.simulator import DiscordSimulator
 from tests.harness import LOOPBACK, SECRET, BotReceiver, http, wait_for
 from tests.postgres import fresh_database
-from tests.test_twistd import REPO, TWISTD, TwistdProcess
+from tests.twistd_process import TwistdProcess, run_relay
 
 BOTS = 6
 _log = Logger()
@@ -37,23 +36,9 @@ class ThreeNodeTests(TestCase):
     timeout = 120
 
     def spawn(self, node_id: str, store: str, api_url: str) -> TwistdProcess:
-        process = TwistdProcess()
-        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        reactor.spawnProcess(
-            process, TWISTD,
-            [TWISTD, "--nodaemon", "--pidfile=", "dcc", "--listen", LOOPBACK,
-             "--store", store, "--node-id", node_id, "--discord-api", api_url,
-             "--allow-private-dst", "--data-dir", self.mktemp()],
-            env=env,
+        return run_relay(
+            self, api_url, "--store", store, "--node-id", node_id, "--data-dir", self.mktemp()
         )
-
-        def kill() -> Any:
-            if not process.ended.called:
-                process.transport.signalProcess("KILL")
-                return process.ended
-
-        self.addCleanup(kill)
-        return process
 
     async def owners(self, port: int) -> dict[str, str | None]:
         response = await http.get(f"http://127.0.0.1:{port}/relays")

@@ -20,7 +20,6 @@ import sqlite3
 import sys
 from typing import Any
 
-import orjson
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
@@ -31,8 +30,8 @@ from dccrelay.tap import STORE_FILE
 from dccrelay.testing.simulator import DiscordSimulator
 from dccrelay.wake import INTERVAL
 from tests.delivery_harness import WebhookBot, WebSocketBot, first_arrivals, report
-from tests.harness import LOOPBACK, SECRET, RelayProcess, http, wait_for
-from tests.test_twistd import TwistdProcess
+from tests.harness import LOOPBACK, SECRET, RelayProcess, wait_for
+from tests.twistd_process import TwistdProcess, put_relay, run_relay
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.delivery-token"
 BOT_ID = "333333333333333333"
@@ -261,39 +260,10 @@ class KilledRelayTests(Fixture):
     timeout = 60
 
     def spawn(self) -> TwistdProcess:
-        process = TwistdProcess()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-        reactor.spawnProcess(
-            process,
-            TWISTD,
-            [
-                TWISTD, "--nodaemon", "--pidfile=", "dcc",
-                "--listen", LOOPBACK,
-                "--data-dir", self.data_dir,
-                "--discord-api", self.sim.api_url,
-                "--allow-private-dst",
-            ],
-            env=env,
-        )
-
-        def kill_if_running() -> Any:
-            if not process.ended.called:
-                process.transport.signalProcess("KILL")
-                return process.ended
-            return None
-
-        self.addCleanup(kill_if_running)
-        return process
+        return run_relay(self, self.sim.api_url, "--data-dir", self.data_dir)
 
     async def put(self, port: int, body: dict[str, Any]) -> int:
-        response = await http.put(
-            f"http://127.0.0.1:{port}/relays/cookout",
-            data=orjson.dumps(body),
-            headers={"Content-Type": ["application/json"]},
-        )
-        await response.content()
-        return int(response.code)
+        return await put_relay(port, body)
 
     def outbox_ids(self) -> set[int]:
         """

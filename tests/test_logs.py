@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dccrelay.logs import RelayRoot, ReopenableLog, format_json, format_text, twistd_observer
 from tests.harness import http, wait_for
-from tests.test_twistd import REPO, TWISTD, TwistdProcess
+from tests.twistd_process import run_twistd
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -189,21 +189,11 @@ class ReopenTests(TestCase):
 
     async def _sighup(self) -> None:
         log_path = os.path.abspath(self.mktemp())
-        process = TwistdProcess()
-        reactor.spawnProcess(
-            process, TWISTD,
-            [TWISTD, "--nodaemon", "--pidfile=", "--logfile", log_path, "dcc",
-             "--listen", "tcp:0:interface=127.0.0.1", "--data-dir", self.mktemp(),
-             "--log-format", "json"],
-            env=dict(os.environ, PYTHONPATH=REPO),
+        process = run_twistd(
+            self, "--nodaemon", "--pidfile=", "--logfile", log_path, "dcc",
+            "--listen", "tcp:0:interface=127.0.0.1", "--data-dir", self.mktemp(),
+            "--log-format", "json",
         )
-
-        def kill_if_running() -> Any:
-            if not process.ended.called:
-                process.transport.signalProcess("KILL")
-                return process.ended
-
-        self.addCleanup(kill_if_running)
 
         def read(path: str) -> str:
             try:

@@ -6,52 +6,21 @@ a real bot receiver on loopback.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import sys
 from typing import Any
 
-import orjson
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-import dccrelay
 from dccrelay.testing.simulator import DiscordSimulator
-from tests.harness import LOOPBACK, SECRET, BotReceiver, http, next_item, wait_for
+from tests.harness import LOOPBACK, SECRET, BotReceiver, next_item, wait_for
+from tests.twistd_process import TwistdProcess, put_relay, run_relay, run_twistd
 
 TOKEN = "MjIyMjIyMjIyMjIyMjIyMjIy.Gg1234.twistd-token"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(dccrelay.__file__)))
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
-
-class TwistdProcess(ProcessProtocol):
-    """
-    One ``twistd --nodaemon --pidfile= dcc`` process, its output collected.
-    """
-
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[Exception] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value)
-
-    @property
-    def port(self) -> int | None:
-        found = re.search(rb"Site starting on (\d+)", self.output)
-        return int(found.group(1)) if found else None
 
 
 class TwistdTests(TestCase):
@@ -62,40 +31,10 @@ class TwistdTests(TestCase):
     timeout = 90
 
     def spawn(self, data_dir: str, api_url: str) -> TwistdProcess:
-        process = TwistdProcess()
-        env = dict(os.environ)
-        # Find this checkout's dccrelay and twisted/plugins/dcc_plugin.py,
-        # however dccrelay was installed.
-        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-        reactor.spawnProcess(
-            process,
-            TWISTD,
-            [
-                TWISTD, "--nodaemon", "--pidfile=", "dcc",
-                "--listen", LOOPBACK,
-                "--data-dir", data_dir,
-                "--discord-api", api_url,
-                "--allow-private-dst",
-            ],
-            env=env,
-        )
-
-        def kill_if_running() -> Any:
-            if not process.ended.called:
-                process.transport.signalProcess("KILL")
-                return process.ended
-
-        self.addCleanup(kill_if_running)
-        return process
+        return run_relay(self, api_url, "--data-dir", data_dir)
 
     async def put(self, port: int, body: dict[str, Any]) -> int:
-        response = await http.put(
-            f"http://127.0.0.1:{port}/relays/cookout",
-            data=orjson.dumps(body),
-            headers={"Content-Type": ["application/json"]},
-        )
-        await response.content()
-        return response.code
+        return await put_relay(port, body)
 
     def test_help_lists_options(self) -> Deferred[None]:
         """
@@ -104,9 +43,7 @@ class TwistdTests(TestCase):
         return ensureDeferred(self._help())
 
     async def _help(self) -> None:
-        process = TwistdProcess()
-        env = dict(os.environ, PYTHONPATH=REPO)
-        reactor.spawnProcess(process, TWISTD, [TWISTD, "dcc", "--help"], env=env)
+        process = run_twistd(self, "dcc", "--help")
         reason = await process.ended
         self.assertIsInstance(reason, ProcessDone, process.output)
         for option in (
@@ -122,11 +59,7 @@ class TwistdTests(TestCase):
         return ensureDeferred(self._bad_option())
 
     async def _bad_option(self) -> None:
-        process = TwistdProcess()
-        env = dict(os.environ, PYTHONPATH=REPO)
-        reactor.spawnProcess(
-            process, TWISTD, [TWISTD, "--nodaemon", "dcc", "--idle-timeout", "soon"], env=env
-        )
+        process = run_twistd(self, "--nodaemon", "dcc", "--idle-timeout", "soon")
         reason = await process.ended
         self.assertIsInstance(reason, ProcessTerminated)
         self.assertIn(b"--idle-timeout must be a positive number", process.output)

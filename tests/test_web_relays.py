@@ -7,7 +7,6 @@ against the real resource tree, with a relay manager whose neighbours
 from __future__ import annotations
 
 from base64 import b64encode
-from functools import partial
 from random import Random
 from typing import Any
 
