@@ -78,7 +78,7 @@ class GatewayProtocol(WebSocketClientProtocol):
         # observes: about a tenth of the relay's CPU per dispatch (py-spy).
         if not self.failedByMe:
             self._onMessage(b"".join(self.message_data), self.message_is_binary)
-        self.message_data = None
+        self.message_data = None  # type: ignore[assignment]  # as Autobahn does
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.zstd is not None and isBinary:
