@@ -26,6 +26,8 @@ from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
 from dccrelay.wake import TypingWhileWaking
+from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
+from dccrelay.wake_url import WakeHook
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -46,6 +48,11 @@ class RelayEnvironment:
     retry_policy: Callable[[int], float]
     #: identify slots shared with other nodes, per token (several nodes)
     shared_identify: Callable[[str], SharedIdentifySlots] | None = None
+    #: a treq client for bots' wakeUrl, under the outbound rules
+    #: (:func:`dccrelay.outbound.outbound_http`); None: no wake requests
+    wake_http: Any = None
+    #: seconds between two wake requests for one bot, at least
+    wake_interval: float = WAKE_INTERVAL
 
 
 class Counters:
@@ -89,6 +96,7 @@ class Relay:
         self._on_fatal = on_fatal
         self._predicate = env.compile_filter(settings.filter, settings.criteria)
         self._typing = TypingWhileWaking(env.clock, self._post_typing, alias=alias)
+        self._wake = self._new_wake_hook()
         self._delivery = self._new_delivery(())
         self.shards: list[Shard] = []
         self._limiter: IdentifyLimiter | None = None
@@ -208,6 +216,23 @@ class Relay:
             on_gone=self._fatal,
         )
 
+    def _new_wake_hook(self) -> WakeHook | None:
+        url = self.settings.wake_url
+        if url is None or self._env.wake_http is None:
+            return None
+        return WakeHook(
+            self._env.clock,
+            self._env.wake_http,
+            url,
+            alias=self.alias,
+            interval=self._env.wake_interval,
+        )
+
+    def _stop_waking(self) -> None:
+        self._typing.stop()
+        if self._wake is not None:
+            self._wake.stop()
+
     def stop_gateway(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[Any]:
         """
         Close every shard; with the default code the sessions stay
@@ -232,7 +257,7 @@ class Relay:
         """
         Stop everything, keeping Discord sessions resumable.
         """
-        self._typing.stop()
+        self._stop_waking()
         yield self.stop_gateway()
         yield self._delivery.stop()
 
@@ -241,7 +266,7 @@ class Relay:
         """
         Stop everything and end the Discord sessions (the bot is deleted).
         """
-        self._typing.stop()
+        self._stop_waking()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
         yield self._delivery.stop()
 
@@ -255,6 +280,10 @@ class Relay:
         old, self.settings = self.settings, settings
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
+        if old.wake_url != settings.wake_url:
+            if self._wake is not None:
+                self._wake.stop()
+            self._wake = self._new_wake_hook()
         # Disabled (perhaps by a webhook's 410): a fresh channel resumes.
         if old.delivery_key() != settings.delivery_key() or not self.enabled:
             previous = self._delivery
@@ -276,7 +305,7 @@ class Relay:
         """
         self.enabled = False
         self.disable_reason = reason
-        self._typing.stop()
+        self._stop_waking()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
 
     def _reshard(self) -> None:
@@ -320,6 +349,10 @@ class Relay:
 
     def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         channel = self._delivery
+        if self._wake is not None and channel.status()["state"] != "connected":
+            # asleep, or not known to be awake: wake its host now rather
+            # than after the channel's own attempts
+            self._wake.poke()
         if IDurableChannel.providedBy(channel):
             # Stored with the dispatch: once it is durable, Discord need
             # not replay it after a restart.
@@ -442,6 +475,14 @@ class Relay:
             entry["identifies"] = shard.identifies
             entry["resumes"] = shard.resumes
             entry["seq"] = shard.seq
+        wake = self._wake
+        if wake is not None:
+            status["wakeUrl"] = {
+                "requests": wake.requests,
+                "failures": wake.failures,
+                "lastStatus": wake.last_status,
+                "lastError": wake.last_error,
+            }
         return status
 
 

@@ -118,6 +118,9 @@ class Options(ConfigFileOptions):
          "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
          "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
+        ["wake-interval", None, 60.0,
+         "Seconds between two requests to one bot's wakeUrl, at least.",
+         _positive_number("wake-interval")],
         *[
             [f"filter-{name.replace('_', '-')}", None, default,
              f"Filter limit for every bot's criteria: {doc}.",
@@ -240,6 +243,8 @@ def build_environment(
     http = NoRedirectHTTPClient(Agent(reactor, pool=pool))
     # Bots' addresses are checked on connecting, after name resolution.
     allow_private = options["allow-private-dst"]
+    # For every request to a URL a bot gave: webhooks and wakeUrl.
+    to_bots = outbound_http(reactor, pool, allow_private=allow_private)
     return RelayEnvironment(
         clock=reactor,
         random=SystemRandom(),
@@ -259,13 +264,15 @@ def build_environment(
             # one writer for every bot: one outbox transaction per moment
             writer=OutboxWriter(store, reactor),
             # never follows redirects itself (webhooks pass allow_redirects=False)
-            http=outbound_http(reactor, pool, allow_private=allow_private),
+            http=to_bots,
             idle_timeout=options["idle-timeout"],
             queue_limit=options["queue-limit"],
             queue_max_age=options["queue-max-age"],
             channel_options=latency,
         ),
         retry_policy=backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0),
+        wake_http=to_bots,
+        wake_interval=options["wake-interval"],
     )
 
 

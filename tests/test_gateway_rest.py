@@ -419,7 +419,9 @@ class InteractionCallbackTests(SynchronousTestCase):
         self.treq.flush()
         self.successResultOf(d)
         method, url, headers, data = self.discord.seen[0]
-        self.assertEqual((method, url), (b"POST", API + "/interactions/123/aW50ZXJhY3Rpb24/callback"))
+        self.assertEqual(
+            (method, url), (b"POST", API + "/interactions/123/aW50ZXJhY3Rpb24/callback")
+        )
         self.assertNotIn(b"Authorization", headers)
         self.assertEqual(headers[b"Content-Type"], [b"application/json"])
         self.assertEqual(orjson.loads(data), {"type": 5, "data": {"flags": 64}})

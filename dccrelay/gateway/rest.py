@@ -159,7 +159,9 @@ class DiscordREST:
         #: "waited" (calls that waited for a limit), "refused" (not made)
         self.calls: Counter[str] = Counter()
 
-    def _headers(self, token: str | None, json: bool = False) -> dict[bytes | str, list[bytes | str]]:
+    def _headers(
+        self, token: str | None, json: bool = False
+    ) -> dict[bytes | str, list[bytes | str]]:
         headers: dict[bytes | str, list[bytes | str]] = {
             b"User-Agent": [USER_AGENT.encode("ascii")],
         }

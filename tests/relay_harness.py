@@ -1,0 +1,255 @@
+"""
+One :class:`~dccrelay.relay.Relay` on a memory clock, with fake neighbours:
+a gateway connection the test feeds frames into, a delivery channel whose
+state and counts the test sets, Discord's REST calls recorded, and wake
+requests recorded.  For the relay's own behaviour (waking, deferring,
+commands), without sockets.
+"""
+
+from __future__ import annotations
+
+from random import Random
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
+
+from dccrelay.filters import compile_criteria
+from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
+from dccrelay.relay import Relay, RelayEnvironment
+from dccrelay.settings import RelaySettings
+from dccrelay.testing.memory_store import MemoryRelayStore
+
+TOKEN = "MTEx.Gg.token"
+SECRET = "admin:c2VjcmV0c2VjcmV0"
+
+
+class FakeREST:
+    """
+    Discord's REST API as the relay calls it: every call recorded; an
+    answer can be held back (``hold``) or refused (``refuse``).
+    """
+
+    def __init__(self, shards: int = 1) -> None:
+        self.shards = shards
+        self.typing: list[str] = []
+        self.callbacks: list[tuple[str, str, dict[str, Any]]] = []
+        self.held: list[Deferred[None]] = []
+        self.hold = False
+        self.refuse: DiscordHTTPError | None = None
+
+    def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
+        return succeed(GatewayInfo("wss://gateway.example", self.shards, 1, 1000, 0.0))
+
+    def _answer(self) -> Deferred[None]:
+        if self.refuse is not None:
+            d: Deferred[None] = Deferred()
+            d.errback(self.refuse)
+            return d
+        if self.hold:
+            d = Deferred()
+            self.held.append(d)
+            return d
+        return succeed(None)
+
+    def trigger_typing(self, token: str, channel_id: str) -> Deferred[None]:
+        self.typing.append(channel_id)
+        return self._answer()
+
+    def create_interaction_response(
+        self,
+        token: str,
+        interaction_id: str,
+        interaction_token: str,
+        response: dict[str, Any],
+        max_wait: float | None = None,
+    ) -> Deferred[None]:
+        self.callbacks.append((interaction_id, interaction_token, response))
+        return self._answer()
+
+
+class FakeChannel:
+    """
+    A delivery channel whose state and figures the test sets; it keeps
+    what it is given and the keyword arguments it was made with.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.payloads: list[bytes] = []
+        self.state = "idle"
+        self.delivered = 0
+        self.dropped = 0
+
+    def deliver(self, payload: bytes) -> None:
+        self.payloads.append(payload)
+
+    def take(self, count: int = 1) -> None:
+        """
+        The bot took (acknowledged) the oldest ``count`` payloads.
+        """
+        self.delivered += count
+        progress = self.kwargs.get("on_progress")
+        if progress is not None:
+            progress()
+
+    def stop(self) -> Deferred[None]:
+        return succeed(None)
+
+    def pending(self) -> list[bytes]:
+        return []
+
+    def status(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "queued": len(self.payloads) - self.delivered - self.dropped,
+            "dropped": self.dropped,
+            "delivered": self.delivered,
+            "lastError": None,
+        }
+
+    def sent(self, index: int = -1) -> bytes:
+        """
+        A payload as the channel would write it (with the relay's
+        annotation, if any).
+        """
+        payload = self.payloads[index]
+        annotate = self.kwargs.get("annotate")
+        return annotate(payload) if annotate is not None else payload
+
+
+class FakeConnection:
+    """
+    The gateway connection a shard opened; the test plays Discord.
+    """
+
+    def __init__(self, listener: Any) -> None:
+        self.listener = listener
+        self.sent: list[dict[str, Any]] = []
+        self.closed: int | None = None
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.sent.append(payload)
+
+    def close(self, code: int) -> None:
+        self.closed = code
+        self.listener.connection_closed(code, "")
+
+    def abort(self) -> None:
+        self.listener.connection_closed(None, "")
+
+    def frame(self, payload: dict[str, Any]) -> bytes:
+        data = orjson.dumps(payload)
+        self.listener.frame_received(data)
+        return data
+
+    def commands(self, op: int | None = None) -> list[dict[str, Any]]:
+        """
+        What the relay sent besides heartbeats, IDENTIFY and RESUME.
+        """
+        return [
+            p for p in self.sent
+            if p["op"] not in (1, 2, 6) and (op is None or p["op"] == op)
+        ]
+
+
+class FakeWakeHTTP:
+    """
+    The outbound treq client, for wake requests: records them; they
+    never answer unless the test fires them.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.pending: list[Deferred[Any]] = []
+
+    def get(self, url: str, **kwargs: Any) -> Deferred[Any]:
+        self.requests.append((url, kwargs))
+        d: Deferred[Any] = Deferred()
+        self.pending.append(d)
+        return d
+
+
+class RelayHarness:
+    """
+    A relay and its fakes.
+    """
+
+    def __init__(self, **env: Any) -> None:
+        self.clock = MemoryReactorClock()
+        self.store = MemoryRelayStore()
+        self.store.open()
+        self.rest = FakeREST()
+        self.wake_http = FakeWakeHTTP()
+        self.channels: list[FakeChannel] = []
+        self.connections: list[FakeConnection] = []
+        self.fatal: list[str] = []
+        self.seq = 0
+        self.env = RelayEnvironment(
+            clock=self.clock,
+            random=Random(0),
+            store=self.store,
+            rest=self.rest,  # type: ignore[arg-type]
+            connect=self.connect,
+            compile_filter=compile_criteria,
+            make_delivery=self.make_delivery,
+            retry_policy=lambda attempt: 1.0,
+            wake_http=self.wake_http,
+            **env,
+        )
+
+    def connect(self, url: str, listener: Any) -> Deferred[Any]:
+        connection = FakeConnection(listener)
+        self.connections.append(connection)
+        return succeed(connection)
+
+    def make_delivery(self, **kwargs: Any) -> FakeChannel:
+        channel = FakeChannel(**kwargs)
+        self.channels.append(channel)
+        return channel
+
+    @property
+    def channel(self) -> FakeChannel:
+        return self.channels[-1]
+
+    def settings(self, **changes: Any) -> RelaySettings:
+        values: dict[str, Any] = {
+            "token": TOKEN,
+            "dst": "wss://bot.example/dcc",
+            "client_secret": SECRET,
+            "criteria": {"t": {"$in": ["MESSAGE_CREATE", "INTERACTION_CREATE"]}},
+        }
+        values.update(changes)
+        return RelaySettings(**values)
+
+    def relay(self, testcase: Any, **settings: Any) -> Relay:
+        """
+        A started relay whose shards are all ready.
+        """
+        relay = Relay(
+            "cookout",
+            self.settings(**settings),
+            self.env,
+            on_fatal=lambda alias, reason: self.fatal.append(reason),
+        )
+        self.relay_ = relay
+        testcase.successResultOf(relay.start())
+        self.clock.advance(0)
+        for shard_id, connection in enumerate(self.connections):
+            connection.frame({"op": 10, "d": {"heartbeat_interval": 41250}})
+            connection.frame(
+                {
+                    "op": 0, "t": "READY", "s": 1,
+                    "d": {
+                        "session_id": f"session{shard_id}",
+                        "resume_gateway_url": "wss://resume.example",
+                    },
+                }
+            )
+        testcase.assertEqual({s.state for s in relay.shards}, {"ready"})
+        return relay
+
+    def dispatch(self, t: str, d: dict[str, Any], shard_id: int = 0) -> bytes:
+        self.seq += 1
+        return self.connections[shard_id].frame({"t": t, "s": self.seq + 1, "op": 0, "d": d})

@@ -1,0 +1,186 @@
+"""
+Loopback end-to-end tests of waking sleeping bots in time (docs/waking.rst):
+the wakeUrl, typing while the bot sleeps, deferred interactions, and the
+bot talking back to the gateway.
+
+Everything is real: the relay service (in this process), the Discord
+simulator, and bots built on ``dccrelay.client``; a *sleeping host* serves
+the bot's wakeUrl and starts the bot's receiver some seconds after it is
+requested, as a scaled-to-zero platform does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from dccrelay.testing.simulator import DiscordSimulator
+from tests.delivery_harness import WebhookBot, WebSocketBot
+from tests.harness import LOOPBACK, SECRET, RelayProcess, wait_for
+
+TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.waking-token"
+BOT_ID = "333333333333333333"
+CRITERIA = {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}}
+
+
+def deferred_test(f: Any) -> Any:
+    def run(self: Any) -> Deferred[None]:
+        return ensureDeferred(f(self))
+
+    run.__name__ = f.__name__
+    run.__doc__ = f.__doc__
+    return run
+
+
+class SleepingHost(Resource):
+    """
+    A scaled-to-zero host: ``GET /healthz`` answers at once, and starts
+    the bot ``boot_time`` seconds after the first request (if it is not
+    running or starting already).
+    """
+
+    isLeaf = True
+
+    def __init__(self, bot: WebSocketBot | WebhookBot, port: int, boot_time: float) -> None:
+        super().__init__()
+        self.bot = bot
+        self.bot_port = port
+        self.boot_time = boot_time
+        self.requests: list[float] = []
+        self.running = False
+        self._boot: IDelayedCall | None = None
+        self.port: IListeningPort | None = None
+        self.started_at: float | None = None
+
+    def render_GET(self, request: Request) -> bytes:
+        self.requests.append(reactor.seconds())
+        if not self.running and self._boot is None:
+            self._boot = reactor.callLater(self.boot_time, self._start)
+        return b"waking up"
+
+    def _start(self) -> None:
+        self._boot = None
+        self.running = True
+        self.started_at = reactor.seconds()
+        ensureDeferred(self.bot.start(self.bot_port))
+
+    async def listen(self) -> str:
+        self.port = await serverFromString(reactor, LOOPBACK).listen(Site(self))
+        return f"http://127.0.0.1:{self.port.getHost().port}/healthz"
+
+    async def stop(self) -> None:
+        if self._boot is not None and self._boot.active():
+            self._boot.cancel()
+        if self.port is not None:
+            port, self.port = self.port, None
+            await port.stopListening()
+
+
+class Fixture(TestCase):
+    timeout = 60
+
+    async def start_discord(self) -> None:
+        self.sim = DiscordSimulator(reactor)
+        await self.sim.listen(LOOPBACK)
+        self.addCleanup(self.sim.stop)
+        self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)
+
+    async def start_relay(self, *options: str) -> RelayProcess:
+        relay = RelayProcess(self.mktemp(), self.sim.api_url, *options)
+        await relay.start()
+
+        async def stop() -> None:
+            if relay.service.running:
+                await relay.stop()
+
+        self.addCleanup(stop)
+        return relay
+
+    async def asleep(
+        self, bot: WebSocketBot | WebhookBot, boot_time: float
+    ) -> tuple[SleepingHost, str]:
+        """
+        The bot, not running, behind a sleeping host: its dst and the
+        host's wakeUrl.
+        """
+        await bot.start()
+        port = bot.port_number
+        await bot.stop()
+        host = SleepingHost(bot, port, boot_time)
+        wake_url = await host.listen()
+        self.addCleanup(host.stop)
+        self.addCleanup(bot.stop)
+        return host, wake_url
+
+    async def register(self, relay: RelayProcess, body: dict[str, Any]) -> None:
+        code, answer = await relay.register(body)
+        self.assertEqual(code, 201, answer)
+        await self.bot.wait_for_ready()
+        await wait_for(
+            lambda: [s.state for s in relay.relay().shards] == ["ready"],
+            what="the relay's shard to be ready",
+        )
+
+    def body(self, dst: str, **changes: Any) -> dict[str, Any]:
+        return {
+            "token": TOKEN,
+            "intents": 4608,
+            "criteria": CRITERIA,
+            "dst": dst,
+            "clientSecret": SECRET,
+            **changes,
+        }
+
+
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds, lambda: None)
+
+
+def arrived(bot: WebSocketBot | WebhookBot, payload: bytes) -> Callable[[], bool]:
+    return lambda: payload in bot.wire
+
+
+class WakeUrlTests(Fixture):
+    """
+    ``wakeUrl``: requested when a dispatch matches for a sleeping bot.
+    """
+
+    @deferred_test
+    async def test_requested_once_per_interval(self) -> None:
+        """
+        Messages to a sleeping bot request its wakeUrl once per
+        --wake-interval, whatever their number; the host starts the bot,
+        which gets every message; messages to the awake bot request
+        nothing.
+        """
+        await self.start_discord()
+        relay = await self.start_relay("--wake-interval", "3")
+        bot = WebSocketBot()
+        host, wake_url = await self.asleep(bot, boot_time=1.0)
+        await self.register(
+            relay, self.body(bot.url, wakeUrl=wake_url, delivery={"protocol": 2})
+        )
+        sent = []
+        for i in range(5):
+            sent.append(self.bot.message(f"cookout wake {i}"))
+            await sleep(0.2)
+        await wait_for(lambda: host.requests, what="the wakeUrl")
+        await wait_for(lambda: set(sent) <= set(bot.wire), timeout=20, what="the messages")
+        self.assertEqual(len(host.requests), 1)
+        awake = [self.bot.message(f"cookout awake {i}") for i in range(3)]
+        await wait_for(lambda: set(awake) <= set(bot.wire), what="the awake messages")
+        await sleep(3.5)
+        self.bot.message("cookout still awake")
+        await sleep(0.5)
+        self.assertEqual(len(host.requests), 1)
+        status = relay.relay().full_status()["wakeUrl"]
+        self.assertEqual((status["requests"], status["failures"]), (1, 0))
+        self.assertEqual(status["lastStatus"], 200)
