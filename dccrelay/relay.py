@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import partial
 from random import Random
-from typing import Any, Callable, cast
+from typing import Any, Callable, Sequence, cast
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -28,6 +28,7 @@ from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
 from dccrelay.wake import TypingWhileWaking
 from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.wake_url import WakeHook
+from dccrelay.watch import DeliveryWatches
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -96,6 +97,7 @@ class Relay:
         self._on_fatal = on_fatal
         self._predicate = env.compile_filter(settings.filter, settings.criteria)
         self._typing = TypingWhileWaking(env.clock, self._post_typing, alias=alias)
+        self._watches = DeliveryWatches(env.clock)
         self._wake = self._new_wake_hook()
         self._delivery = self._new_delivery(())
         self.shards: list[Shard] = []
@@ -214,6 +216,7 @@ class Relay:
             # a webhook answering 410 Gone disables the bot, as a fatal
             # close code does
             on_gone=self._fatal,
+            on_delivered=self._on_delivered,
         )
 
     def _new_wake_hook(self) -> WakeHook | None:
@@ -349,10 +352,15 @@ class Relay:
 
     def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         channel = self._delivery
-        if self._wake is not None and channel.status()["state"] != "connected":
+        asleep = channel.status()["state"] != "connected"
+        if self._wake is not None and asleep:
             # asleep, or not known to be awake: wake its host now rather
             # than after the channel's own attempts
             self._wake.poke()
+        typing_in = self._typing_channel(payload)
+        watch = None
+        if typing_in is not None:
+            watch = self._watches.watch(data, asleep)
         if IDurableChannel.providedBy(channel):
             # Stored with the dispatch: once it is durable, Discord need
             # not replay it after a restart.
@@ -367,27 +375,23 @@ class Relay:
             channel.deliver(data, checkpoint)
         else:
             channel.deliver(data)
-        if self.settings.typing_while_waking and payload.get("t") == "MESSAGE_CREATE":
-            d = payload.get("d")
-            channel_id = d.get("channel_id") if isinstance(d, dict) else None
-            if isinstance(channel_id, str) and channel_id.isdigit():
-                self._typing.waiting(channel_id, self._delivered_test(channel))
+        if typing_in is not None and watch is not None:
+            self._typing.waiting(typing_in, watch.is_done)
 
-    def _delivered_test(self, channel: IDeliveryChannel) -> Callable[[], bool]:
+    def _typing_channel(self, payload: dict[str, Any]) -> str | None:
         """
-        A test of whether what ``channel`` holds now has left it: delivered
-        (or dropped), or the channel replaced.
+        The channel to show typing in while ``payload`` waits, if any.
         """
-        status = channel.status()
-        mark = status["delivered"] + status["dropped"] + status["queued"]  # type: ignore[operator]
+        if not self.settings.typing_while_waking or payload.get("t") != "MESSAGE_CREATE":
+            return None
+        d = payload.get("d")
+        channel_id = d.get("channel_id") if isinstance(d, dict) else None
+        if isinstance(channel_id, str) and channel_id.isdigit():
+            return channel_id
+        return None
 
-        def delivered() -> bool:
-            if channel is not self._delivery:
-                return True
-            now = channel.status()
-            return now["delivered"] + now["dropped"] >= mark  # type: ignore[operator]
-
-        return delivered
+    def _on_delivered(self, payloads: Sequence[bytes]) -> None:
+        self._watches.delivered(payloads)
 
     def _post_typing(self, channel_id: str) -> Deferred[None]:
         return self._env.rest.trigger_typing(self.settings.token, channel_id)

@@ -87,12 +87,14 @@ class FakeChannel:
 
     def take(self, count: int = 1) -> None:
         """
-        The bot took (acknowledged) the oldest ``count`` payloads.
+        The bot took (acknowledged) the oldest ``count`` payloads not taken
+        yet.
         """
-        self.delivered += count
-        progress = self.kwargs.get("on_progress")
-        if progress is not None:
-            progress()
+        taken = self.payloads[self.delivered : self.delivered + count]
+        self.delivered += len(taken)
+        on_delivered = self.kwargs.get("on_delivered")
+        if on_delivered is not None:
+            on_delivered(taken)
 
     def stop(self) -> Deferred[None]:
         return succeed(None)

@@ -173,6 +173,22 @@ class WebhookTests(SynchronousTestCase):
         )
         self.assertEqual(self.stored_ids(), [])
 
+    def test_on_delivered(self) -> None:
+        """
+        ``on_delivered`` gets a batch's payloads once the bot answered it
+        2xx, not before.
+        """
+        taken: list[list[bytes]] = []
+        self.bot.script = [(500, {})]
+        channel = self.channel(on_delivered=taken.append)
+        for payload in PAYLOADS:
+            channel.deliver(payload)
+        self.settle()
+        self.assertEqual(taken, [])
+        self.clock.advance(linear_policy(1))
+        self.settle()
+        self.assertEqual(taken, [PAYLOADS])
+
     def test_signature_is_the_reference_one(self) -> None:
         """
         Our signature is what the reference library computes for the same

@@ -207,6 +207,20 @@ class MemoryDeliveryTests(TestCase):
         self.assertEqual(self.received, PAYLOADS[:2])
         self.assertEqual(self.attempts(), 0)
 
+    def test_on_delivered(self) -> None:
+        """
+        ``on_delivered`` gets the payloads as they are written, in order.
+        """
+        taken: list[list[bytes]] = []
+        channel = self.channel(on_delivered=taken.append)
+        channel.deliver(PAYLOADS[0])
+        channel.deliver(PAYLOADS[1])
+        self.assertEqual(taken, [])
+        pump = self.accept()
+        channel.deliver(PAYLOADS[2])
+        pump.flush()
+        self.assertEqual(taken, [PAYLOADS[:2], PAYLOADS[2:3]])
+
     def test_overflow_drops_oldest(self) -> None:
         """
         1,500 dispatches while the bot is unreachable keep the newest 1,000

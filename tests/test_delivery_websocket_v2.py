@@ -215,6 +215,27 @@ class V2DeliveryTests(SynchronousTestCase):
         self.settle(pump)
         self.assertEqual(self.stored_ids(), [])
 
+    def test_on_delivered(self) -> None:
+        """
+        ``on_delivered`` gets the payloads as the bot acknowledges them, not
+        as they are sent.
+        """
+        self.bot.hold = True
+        taken: list[bytes] = []
+        channel = self.channel(on_delivered=taken.extend)
+        for payload in PAYLOADS:
+            channel.deliver(payload)
+        pump = self.accept()
+        self.settle(pump)
+        self.assertEqual(taken, [])
+        self.bot.release(0)
+        self.settle(pump)
+        self.assertEqual(taken, PAYLOADS[:1])
+        self.bot.release(1)
+        self.bot.release(2)
+        self.settle(pump)
+        self.assertEqual(taken, PAYLOADS)
+
     def test_redelivery_after_bot_restart(self) -> None:
         """
         What the bot had not acked when its connection dropped is sent again,

@@ -14,7 +14,7 @@ a bot could not be reached).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from zope.interface import Interface
 
@@ -64,6 +64,14 @@ class IDeliveryChannel(Interface):
             "delivered": int, "lastError": str | None}``.  ``lastError``
             describes the bot's side only and never holds a secret.
         """
+
+
+#: What a channel may be given to report the payloads its bot has taken, in
+#: order: written to the websocket (v1), acknowledged (v2), answered 2xx
+#: (webhook).  The payloads are equal to those given to ``deliver`` (not
+#: necessarily the same objects: a durable channel may read them back from
+#: the store).
+OnDelivered = Callable[[Sequence[bytes]], object]
 
 
 class IDurableChannel(IDeliveryChannel):

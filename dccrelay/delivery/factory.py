@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
-from dccrelay.delivery import IDeliveryChannel
+from dccrelay.delivery import IDeliveryChannel, OnDelivered
 from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.delivery.webhook import WebhookDelivery
 from dccrelay.delivery.websocket import WebSocketDelivery
@@ -88,6 +88,7 @@ class DeliveryFactory:
         initial: Iterable[bytes] = (),
         protocol: int = 1,
         on_gone: Callable[[str], object] | None = None,
+        on_delivered: OnDelivered | None = None,
     ) -> IDeliveryChannel:
         """
         The channel for one bot's registration.
@@ -96,6 +97,7 @@ class DeliveryFactory:
         :param protocol: the registration's ``delivery.protocol``.
         :param on_gone: called with a reason when the bot's endpoint says it
             is gone for good (webhook 410).
+        :param on_delivered: gets the payloads the bot has taken.
         """
         common: dict[str, Any] = {
             "alias": alias,
@@ -104,6 +106,7 @@ class DeliveryFactory:
             "idle_timeout": self.idle_timeout,
             "queue_limit": self.queue_limit,
             "initial": initial,
+            "on_delivered": on_delivered,
         }
         if dst.lower().startswith(("http://", "https://")):
             return WebhookDelivery(

@@ -320,16 +320,20 @@ class BotOutbox:
         d.addCallbacks(self._appended, self._append_failed, callbackArgs=(payload,))
         self._track(d)
 
-    def ack(self, up_to: int) -> int:
+    def ack(self, up_to: int, taken: list[bytes] | None = None) -> int:
         """
         The bot has every entry up to id ``up_to``: forget them.
 
+        :param taken: gets the payloads of the entries in memory that this
+            acknowledged, oldest first.
         :return: how many entries in memory that acknowledged.
         """
         count = 0
         entries = self._entries
         while entries and entries[0][0] <= up_to:
-            entries.popleft()
+            payload = entries.popleft()[1]
+            if taken is not None:
+                taken.append(payload)
             count += 1
         if up_to > self.gone_up_to:
             self.gone_up_to = up_to

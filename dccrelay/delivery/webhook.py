@@ -54,7 +54,7 @@ from twisted.web.client import (
 from zope.interface import implementer
 
 from dccrelay import __version__
-from dccrelay.delivery import IDurableChannel
+from dccrelay.delivery import IDurableChannel, OnDelivered
 from dccrelay.delivery.errors import describe_connect_failure, describe_tls_failure
 from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
 from dccrelay.delivery.timers import Deadline, RetryTimer
@@ -122,10 +122,11 @@ class _Batch:
     One batch: its entries, body and webhook-id, the same on every retry.
     """
 
-    __slots__ = ("ids", "body", "webhook_id")
+    __slots__ = ("ids", "payloads", "body", "webhook_id")
 
     def __init__(self, entries: list[tuple[int, bytes]]) -> None:
         self.ids = [entry_id for entry_id, _ in entries]
+        self.payloads = [payload for _, payload in entries]
         self.body = (
             b'{"type":"dispatches","dispatches":['
             + b",".join(payload for _, payload in entries)
@@ -169,6 +170,8 @@ class WebhookDelivery:
     :param timeout: seconds the bot has to answer.
     :param user_agent: the ``User-Agent`` header.
     :param initial: payloads a v1 channel for this bot still held.
+    :param on_delivered: gets the payloads of each batch the bot answered
+        2xx (see :data:`dccrelay.delivery.OnDelivered`).
     """
 
     log = Logger()
@@ -193,6 +196,7 @@ class WebhookDelivery:
         batch_bytes: int = BATCH_BYTES,
         user_agent: str = f"dccrelay/{__version__}",
         initial: Iterable[bytes] = (),
+        on_delivered: OnDelivered | None = None,
     ) -> None:
         if not dst.lower().startswith(("http://", "https://")):
             raise ValueError("a webhook dst must be an http:// or https:// URL")
@@ -202,6 +206,7 @@ class WebhookDelivery:
         self._client_secret = client_secret
         self._http = http
         self._on_gone = on_gone
+        self._on_delivered = on_delivered
         self._idle_timeout = idle_timeout
         self._timeout = timeout
         self._batch_limit = batch_limit
@@ -368,6 +373,11 @@ class WebhookDelivery:
         self._outbox.ack(batch.ids[-1])
         self._delivered += len(batch.ids)
         self._state = IDLE
+        if self._on_delivered is not None:
+            try:
+                self._on_delivered(batch.payloads)
+            except Exception:
+                self.log.failure("{alias}: on_delivered failed", alias=self._alias)
         self._kick()
 
     def _failed(self, failure: Failure, batch: _Batch) -> None:

@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from dccrelay import __version__
-from dccrelay.delivery import IDeliveryChannel
+from dccrelay.delivery import IDeliveryChannel, OnDelivered
 from dccrelay.delivery.errors import (
     CONNECTION_LOST,
     describe_connect_failure,
@@ -191,6 +191,8 @@ class WebSocketDelivery:
     :param latency: gets the seconds each dispatch waited, from
         :meth:`deliver` (the reactor turn in which its gateway frame arrived)
         to being written to the bot's connection.
+    :param on_delivered: gets the payloads written to the bot's connection
+        (see :data:`dccrelay.delivery.OnDelivered`).
     :raise ValueError: if ``dst`` is not a ``ws://`` or ``wss://`` URL.
     """
 
@@ -214,8 +216,10 @@ class WebSocketDelivery:
         tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
         initial: Iterable[bytes] = (),
         latency: Callable[[float], object] | None = None,
+        on_delivered: OnDelivered | None = None,
     ) -> None:
         self._alias = alias
+        self._on_delivered = on_delivered
         self._connect_timeout = connect_timeout
         self._backlog: Backlog[bytes] = Backlog(
             queue_limit, clock=reactor.seconds, on_taken=latency
@@ -358,20 +362,29 @@ class WebSocketDelivery:
     def _flush(self) -> None:
         connection = self._connection
         assert connection is not None
-        sent = 0
+        sent: list[bytes] = []
         try:
             while self._backlog and connection.state == WebSocketProtocol.STATE_OPEN:
-                connection.sendMessage(self._backlog.first(), isBinary=False)
+                payload = self._backlog.first()
+                connection.sendMessage(payload, isBinary=False)
                 # removed only once written: a failure above leaves it queued
                 self._backlog.popleft()
-                sent += 1
+                sent.append(payload)
         except Exception:
             self.log.failure("Could not send to {alias}'s bot", alias=self._alias)
             _abort(connection)
         if sent:
-            self._delivered += sent
+            self._delivered += len(sent)
             self._overflowing = False
             self._idle.touch()
+            self._report_delivered(sent)
+
+    def _report_delivered(self, payloads: list[bytes]) -> None:
+        if self._on_delivered is not None:
+            try:
+                self._on_delivered(payloads)
+            except Exception:
+                self.log.failure("{alias}: on_delivered failed", alias=self._alias)
 
     # the connection
 

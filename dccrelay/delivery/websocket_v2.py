@@ -234,7 +234,10 @@ class WebSocketV2Delivery(WebSocketDelivery):
             return
         # an ack can only cover what was sent on this connection
         up_to = min(up_to, self._sent_up_to)
-        self._acked += self._outbox.ack(up_to)
+        taken: list[bytes] = []
+        self._acked += self._outbox.ack(up_to, taken)
+        if taken:
+            self._report_delivered(taken)
 
     def _ping(self) -> None:
         connection = self._connection
