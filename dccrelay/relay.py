@@ -17,6 +17,13 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from dccrelay.commands import (
+    CommandError,
+    answers_request,
+    command_answer,
+    parse_command,
+    shards_for,
+)
 from dccrelay.delivery import IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
@@ -31,6 +38,16 @@ from dccrelay.wake_url import WakeHook
 from dccrelay.watch import DeliveryWatches
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+#: commands a shard may hold back for Discord's send limit before more are
+#: refused (429)
+MAX_WAITING_COMMANDS = 20
+
+#: member requests of one bot waiting for their answers, at most
+MAX_MEMBER_REQUESTS = 100
+
+#: seconds a member request's answers are waited for
+MEMBER_REQUEST_TIMEOUT = 120.0
 
 
 @dataclass
@@ -61,11 +78,17 @@ class Counters:
     What a relay has seen, for status and metrics.
     """
 
-    __slots__ = ("received", "matched", "earlier_delivered", "earlier_dropped")
+    __slots__ = (
+        "received", "matched", "earlier_delivered", "earlier_dropped", "commands", "answers"
+    )
 
     def __init__(self) -> None:
         self.received = 0
         self.matched = 0
+        # Gateway commands the bot sent, and answers to its member requests
+        # delivered although its criteria did not match them.
+        self.commands = 0
+        self.answers = 0
         # What the bot's earlier delivery channels (before a new dst or
         # secret) delivered and dropped, so that status counts never go back.
         self.earlier_delivered = 0
@@ -98,6 +121,9 @@ class Relay:
         self._predicate = env.compile_filter(settings.filter, settings.criteria)
         self._typing = TypingWhileWaking(env.clock, self._post_typing, alias=alias)
         self._watches = DeliveryWatches(env.clock)
+        # nonce of each member request the bot made -> when to stop waiting
+        # for its answers
+        self._member_requests: dict[str, float] = {}
         self._wake = self._new_wake_hook()
         self._delivery = self._new_delivery(())
         self.shards: list[Shard] = []
@@ -217,6 +243,7 @@ class Relay:
             # close code does
             on_gone=self._fatal,
             on_delivered=self._on_delivered,
+            on_command=partial(command_answer, self.send_command),
         )
 
     def _new_wake_hook(self) -> WakeHook | None:
@@ -345,10 +372,91 @@ class Relay:
         except Exception:
             self._log.failure("{alias}: the filter raised", alias=self.alias)
             return
-        if matched:
-            counters.matched += 1
+        # The answers to the bot's own member requests reach it whatever
+        # its criteria say.
+        answer = bool(self._member_requests) and self._answers_request(payload)
+        if matched or answer:
+            if matched:
+                counters.matched += 1
+            else:
+                counters.answers += 1
             self._resume_points.handed_over(shard_id, payload["s"])
             self._deliver(shard_id, data, payload)
+
+    def _answers_request(self, payload: dict[str, Any]) -> bool:
+        nonce = answers_request(payload, self._member_requests)
+        if nonce is None:
+            return False
+        d = payload["d"]
+        index, count = d.get("chunk_index"), d.get("chunk_count")
+        if payload.get("t") == "RATE_LIMITED" or (
+            isinstance(index, int) and isinstance(count, int) and index >= count - 1
+        ):
+            # the last answer to that request
+            del self._member_requests[nonce]
+        return True
+
+    # -- gateway commands from the bot ------------------------------------------
+
+    def send_command(self, body: Any) -> dict[str, Any]:
+        """
+        Forward a gateway command from the bot (``POST
+        /relays/{alias}/commands`` or a websocket v2 frame) on the shards it
+        concerns, paced to Discord's send limit.
+
+        :param body: ``{"op": 3 | 8, "d": {...}}``, as the bot sent it.
+        :return: ``{"op", "shards"}``, and for op 8 its ``nonce``.
+        :raise CommandError: with the status that says why not: 400 (not
+            a command the relay forwards), 409 (the bot is disabled), 429
+            (too many commands or member requests waiting), 503 (the
+            gateway session is not ready).
+        """
+        command = parse_command(body, self.settings.intents)
+        if not self.enabled:
+            raise CommandError(
+                "the bot is disabled; register it again (PUT) first", status=409
+            )
+        shards = self.shards
+        if not shards:
+            raise CommandError(
+                "the bot's gateway session is not open yet", status=503, retry_after=5.0
+            )
+        targets = shards_for(command, len(shards))
+        for shard_id in targets:
+            shard = shards[shard_id]
+            if shard.state != "ready":
+                raise CommandError(
+                    f"the bot's gateway shard {shard_id} is {shard.state}, not ready",
+                    status=503,
+                    retry_after=5.0,
+                )
+            if shard.commands_waiting >= MAX_WAITING_COMMANDS:
+                raise CommandError(
+                    f"{shard.commands_waiting} commands already wait for Discord's send "
+                    f"limit on shard {shard_id} (120 a minute, heartbeats included)",
+                    status=429,
+                    retry_after=30.0,
+                )
+        if command.nonce is not None:
+            now = self._env.clock.seconds()
+            requests = self._member_requests
+            for nonce in [n for n, until in requests.items() if until <= now]:
+                del requests[nonce]
+            if len(requests) >= MAX_MEMBER_REQUESTS and command.nonce not in requests:
+                raise CommandError(
+                    f"{len(requests)} member requests still wait for their answers",
+                    status=429,
+                    retry_after=MEMBER_REQUEST_TIMEOUT,
+                )
+            requests[command.nonce] = now + MEMBER_REQUEST_TIMEOUT
+        payload = command.payload()
+        for shard_id in targets:
+            shards[shard_id].send_command(payload)
+        self.counters.commands += 1
+        result: dict[str, Any] = {"op": command.op, "shards": targets}
+        if command.nonce is not None:
+            result["nonce"] = command.nonce
+        return result
 
     def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         channel = self._delivery
@@ -465,6 +573,8 @@ class Relay:
             "counters": {
                 "received": self.counters.received,
                 "matched": self.counters.matched,
+                "commands": self.counters.commands,
+                "answers": self.counters.answers,
                 "delivered": cast(int, delivery["delivered"]) + self.counters.earlier_delivered,
             },
         }

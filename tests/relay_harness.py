@@ -126,8 +126,9 @@ class FakeConnection:
     The gateway connection a shard opened; the test plays Discord.
     """
 
-    def __init__(self, listener: Any) -> None:
+    def __init__(self, listener: Any, clock: MemoryReactorClock) -> None:
         self.listener = listener
+        self.clock = clock
         self.sent: list[dict[str, Any]] = []
         self.closed: int | None = None
 
@@ -135,11 +136,20 @@ class FakeConnection:
         self.sent.append(payload)
 
     def close(self, code: int) -> None:
+        """
+        The relay closes: the connection is gone on the next turn.
+        """
         self.closed = code
-        self.listener.connection_closed(code, "")
+        self.clock.callLater(0, self.listener.connection_closed, code, "")
 
     def abort(self) -> None:
-        self.listener.connection_closed(None, "")
+        self.clock.callLater(0, self.listener.connection_closed, None, "")
+
+    def drop(self, code: int | None = 4000) -> None:
+        """
+        Discord closes the connection.
+        """
+        self.listener.connection_closed(code, "")
 
     def frame(self, payload: dict[str, Any]) -> bytes:
         data = orjson.dumps(payload)
@@ -202,7 +212,7 @@ class RelayHarness:
         )
 
     def connect(self, url: str, listener: Any) -> Deferred[Any]:
-        connection = FakeConnection(listener)
+        connection = FakeConnection(listener, self.clock)
         self.connections.append(connection)
         return succeed(connection)
 
@@ -237,18 +247,25 @@ class RelayHarness:
         )
         self.relay_ = relay
         testcase.successResultOf(relay.start())
-        self.clock.advance(0)
-        for shard_id, connection in enumerate(self.connections):
-            connection.frame({"op": 10, "d": {"heartbeat_interval": 41250}})
-            connection.frame(
-                {
-                    "op": 0, "t": "READY", "s": 1,
-                    "d": {
-                        "session_id": f"session{shard_id}",
-                        "resume_gateway_url": "wss://resume.example",
-                    },
-                }
-            )
+        greeted = 0
+        for _ in range(len(relay.shards) + 2):
+            self.clock.advance(0)
+            for shard_id, connection in list(enumerate(self.connections))[greeted:]:
+                connection.frame({"op": 10, "d": {"heartbeat_interval": 41250}})
+                connection.frame(
+                    {
+                        "op": 0, "t": "READY", "s": 1,
+                        "d": {
+                            "session_id": f"session{shard_id}",
+                            "resume_gateway_url": "wss://resume.example",
+                        },
+                    }
+                )
+            greeted = len(self.connections)
+            if {s.state for s in relay.shards} == {"ready"}:
+                break
+            # the next identify slot
+            self.clock.advance(5)
         testcase.assertEqual({s.state for s in relay.shards}, {"ready"})
         return relay
 

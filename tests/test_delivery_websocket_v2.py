@@ -25,8 +25,10 @@ from zope.interface.verify import verifyObject
 from dccrelay.client.receiver import (
     DispatchReceiverFactory,
     DispatchReceiverProtocol,
+    NotConnected,
     parse_v2_frame,
 )
+from dccrelay.client.register import RegistrationError
 from dccrelay.delivery import IDurableChannel
 from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.delivery.websocket_v2 import (
@@ -235,6 +237,49 @@ class V2DeliveryTests(SynchronousTestCase):
         self.bot.release(2)
         self.settle(pump)
         self.assertEqual(taken, PAYLOADS)
+
+    def test_commands(self) -> None:
+        """
+        A command frame from the bot goes to ``on_command``; its answer
+        comes back as a command_result frame with the bot's ref, which the
+        receiver turns into its send_command's result or error.
+        """
+        seen: list[Any] = []
+
+        def on_command(d: Any) -> tuple[int, dict[str, Any]]:
+            seen.append(d)
+            if d["op"] == 3:
+                return 202, {"op": 3, "shards": [0]}
+            return 400, {"error": "d: one of query or user_ids is required", "field": "/d"}
+
+        channel = self.channel(on_command=on_command)
+        channel.deliver(PAYLOADS[0])
+        pump = self.accept()
+        self.settle(pump)
+        presence = {"since": None, "activities": [], "status": "online", "afk": False}
+        sent = self.bot.factory.send_command(3, presence)
+        refused = self.bot.factory.send_command(8, {"guild_id": "1"})
+        self.settle(pump)
+        self.assertEqual(seen, [{"op": 3, "d": presence}, {"op": 8, "d": {"guild_id": "1"}}])
+        self.assertEqual(self.successResultOf(sent), {"op": 3, "shards": [0]})
+        error = self.failureResultOf(refused, RegistrationError).value
+        self.assertEqual((error.code, error.field), (400, "/d"))
+        # dispatches and acks go on as before
+        self.assertEqual(channel.status()["delivered"], 1)
+
+    def test_commands_refused_without_handler(self) -> None:
+        """
+        A channel given no on_command answers 501; a bot with no open
+        connection cannot send at all.
+        """
+        self.failureResultOf(self.bot.factory.send_command(3, {}), NotConnected)
+        channel = self.channel()
+        channel.deliver(PAYLOADS[0])
+        pump = self.accept()
+        self.settle(pump)
+        sent = self.bot.factory.send_command(3, {})
+        self.settle(pump)
+        self.assertEqual(self.failureResultOf(sent, RegistrationError).value.code, 501)
 
     def test_redelivery_after_bot_restart(self) -> None:
         """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import orjson
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
@@ -22,13 +23,15 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from dccrelay.client import RegistrationError, send_command
 from dccrelay.testing.simulator import DiscordSimulator
 from tests.delivery_harness import WebhookBot, WebSocketBot
-from tests.harness import LOOPBACK, SECRET, RelayProcess, wait_for
+from tests.harness import LOOPBACK, SECRET, RelayProcess, http, wait_for
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.waking-token"
 BOT_ID = "333333333333333333"
 CRITERIA = {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}}
+GUILD_MEMBERS = 1 << 1
 
 
 def deferred_test(f: Any) -> Any:
@@ -184,3 +187,92 @@ class WakeUrlTests(Fixture):
         status = relay.relay().full_status()["wakeUrl"]
         self.assertEqual((status["requests"], status["failures"]), (1, 0))
         self.assertEqual(status["lastStatus"], 200)
+
+
+class TalkingBackTests(Fixture):
+    """
+    Gateway commands from the bot, through the relay, to the simulator; and
+    the answers back to the bot.
+    """
+
+    @deferred_test
+    async def test_presence_and_members(self) -> None:
+        """
+        A websocket v2 bot sets its presence and asks for a guild's whole
+        member list over its connection, then for two members over HTTP:
+        the presence and the requests reach the simulated Discord on the
+        guild's shard, and every GUILD_MEMBERS_CHUNK comes back to the bot,
+        though its criteria match only messages.
+        """
+        await self.start_discord()
+        self.sim.bots[TOKEN].privileged_intents = GUILD_MEMBERS
+        members = self.bot.add_members("2222", 1500)
+        relay = await self.start_relay()
+        bot = WebSocketBot()
+        await bot.start()
+        self.addCleanup(bot.stop)
+        await self.register(
+            relay,
+            self.body(bot.url, intents=4608 | GUILD_MEMBERS, delivery={"protocol": 2}),
+        )
+        # a message opens the relay's connection to the bot
+        hello = self.bot.message("cookout hello")
+        await wait_for(arrived(bot, hello), what="the message")
+
+        presence = {
+            "since": None,
+            "activities": [{"name": "the grill", "type": 3}],
+            "status": "dnd",
+            "afk": False,
+        }
+        result = await bot.factory.send_command(3, presence)
+        self.assertEqual(result, {"op": 3, "shards": [0]})
+        await wait_for(lambda: self.bot.presences, what="the presence")
+        self.assertEqual(self.bot.presences, {0: presence})
+
+        result = await bot.factory.send_command(
+            8, {"guild_id": "2222", "query": "", "limit": 0}
+        )
+        nonce = result["nonce"]
+        chunks = lambda: [  # noqa: E731
+            orjson.loads(p)["d"] for p in bot.wire
+            if orjson.loads(p)["t"] == "GUILD_MEMBERS_CHUNK"
+        ]
+        await wait_for(lambda: len(chunks()) == 2, what="two chunks")
+        self.assertEqual({c["nonce"] for c in chunks()}, {nonce})
+        self.assertEqual(sum(len(c["members"]) for c in chunks()), 1500)
+
+        wanted = [members[7]["user"]["id"], members[1400]["user"]["id"]]
+        result = await send_command(
+            relay.base, "cookout", SECRET, 8, {"guild_id": "2222", "user_ids": wanted}, http=http
+        )
+        await wait_for(lambda: len(chunks()) == 3, what="the third chunk")
+        third = chunks()[2]
+        self.assertEqual(third["nonce"], result["nonce"])
+        self.assertEqual([m["user"]["id"] for m in third["members"]], wanted)
+        self.assertEqual([n for n, d in self.bot.member_requests], [0, 0])
+        counters = relay.relay().public_status()["counters"]
+        self.assertEqual((counters["commands"], counters["answers"]), (3, 3))
+
+    @deferred_test
+    async def test_refused_over_http(self) -> None:
+        """
+        Over HTTP, a command that fails its checks is refused with the
+        field, and one the bot's intents do not allow says which intent.
+        """
+        await self.start_discord()
+        relay = await self.start_relay()
+        bot = WebSocketBot()
+        await bot.start()
+        self.addCleanup(bot.stop)
+        await self.register(relay, self.body(bot.url))
+        with self.assertRaises(RegistrationError) as caught:
+            await send_command(relay.base, "cookout", SECRET, 8, {"guild_id": "2222"}, http=http)
+        self.assertEqual((caught.exception.code, caught.exception.field), (400, "/d"))
+        with self.assertRaises(RegistrationError) as caught:
+            await send_command(
+                relay.base, "cookout", SECRET, 8,
+                {"guild_id": "2222", "query": "", "limit": 0}, http=http,
+            )
+        self.assertIn("GUILD_MEMBERS", caught.exception.error)
+        self.assertEqual(self.bot.member_requests, [])

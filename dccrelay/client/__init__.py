@@ -3,6 +3,9 @@ What a bot author imports to use a relay:
 
 - :func:`register`, :func:`status`, :func:`disable`, :func:`delete`: the
   registration API over treq, failing with :class:`RegistrationError`;
+- :func:`send_command`: a gateway command (presence, member request) sent
+  through the relay over HTTP (a websocket v2 bot can also use its
+  receiver's ``send_command``);
 - :func:`receiver_resource`: a twisted.web resource for websocket delivery
   (see :mod:`dccrelay.client.receiver`);
 - :func:`verify_webhook`: checks a webhook delivery's Standard Webhooks
@@ -11,18 +14,20 @@ What a bot author imports to use a relay:
 - the ``dccctl`` command (:mod:`dccrelay.client.cli`).
 """
 
-from dccrelay.client.receiver import receiver_resource
+from dccrelay.client.receiver import NotConnected, receiver_resource
 from dccrelay.client.register import (
     RegistrationError,
     delete,
     disable,
     register,
     registration_body,
+    send_command,
     status,
 )
 from dccrelay.client.webhook import WebhookVerificationError, verify_webhook
 
 __all__ = [
+    "NotConnected",
     "RegistrationError",
     "WebhookVerificationError",
     "delete",
@@ -30,6 +35,7 @@ __all__ = [
     "receiver_resource",
     "register",
     "registration_body",
+    "send_command",
     "status",
     "verify_webhook",
 ]

@@ -21,6 +21,14 @@ the handshake.
 In both, the relay closes the connection (code 1000) when it has had
 nothing to send for a while.
 
+Over v2 the bot can also talk back: :meth:`DispatchReceiverFactory.send_command`
+sends a gateway command (presence update, member request) on the open
+connection and fires with the relay's answer (``{"op", "shards",
+"nonce"?}``), or fails with :class:`~dccrelay.client.register.RegistrationError`
+(the relay's status and message) or :class:`NotConnected` when no v2
+connection is open (then :func:`dccrelay.client.send_command` does the same
+over HTTP).
+
 Mount it in a twisted.web tree::
 
     root.putChild(b"dcc", receiver_resource(secret, on_dispatch))
@@ -32,7 +40,7 @@ import hmac
 import re
 from base64 import b64encode
 from collections import deque
-from typing import Callable, cast
+from typing import Any, Callable, cast
 
 import orjson
 
@@ -40,13 +48,14 @@ import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 
+from dccrelay.client.register import RegistrationError
 from dccrelay.delivery.timers import Deadline
 
 #: seconds a connection may take to complete the websocket handshake (when
@@ -82,6 +91,12 @@ def parse_v2_frame(frame: bytes) -> tuple[int, bytes] | None:
     if type(entry_id) is not int or "d" not in message:
         return None
     return entry_id, orjson.dumps(message["d"])
+
+
+class NotConnected(Exception):
+    """
+    No websocket v2 connection from the relay is open to send a command on.
+    """
 
 
 class _Handling:
@@ -146,6 +161,8 @@ class DispatchReceiverProtocol(WebSocketServerProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_handshake_deadline()
         super().connectionLost(reason)
+        if self._v2:
+            self.factory.closed(self)
 
     def onConnect(self, request: ConnectionRequest) -> str | None:
         if not self.factory.authorizes(request.headers.get("authorization")):
@@ -161,6 +178,8 @@ class DispatchReceiverProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         self._cancel_handshake_deadline()
         self._v2 = self.websocket_protocol_in_use == SUBPROTOCOL_V2
+        if self._v2:
+            self.factory.opened(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
@@ -182,7 +201,8 @@ class DispatchReceiverProtocol(WebSocketServerProtocol):
     def _v2_frame(self, frame: bytes) -> None:
         parsed = parse_v2_frame(frame)
         if parsed is None:
-            self._log.warn("Ignoring a v2 frame that is not a dispatch")
+            if not self.factory.command_result(self, frame):
+                self._log.warn("Ignoring a v2 frame: neither a dispatch nor a command result")
             return
         entry_id, payload = parsed
         handling = self.factory.handling(entry_id)
@@ -249,6 +269,11 @@ class DispatchReceiverFactory(WebSocketServerFactory):
         self.setProtocolOptions(openHandshakeTimeout=0, closeHandshakeTimeout=0)
         self._client_secret = client_secret
         self.on_dispatch = on_dispatch
+        # open v2 connections, oldest first; commands go on the newest
+        self._open: list[DispatchReceiverProtocol] = []
+        # ref -> (connection, answer) of each command sent, not answered yet
+        self._commands: dict[str, tuple[DispatchReceiverProtocol, Deferred[dict[str, Any]]]] = {}
+        self._refs = 0
 
     def authorizes(self, header: str | None) -> bool:
         """
@@ -266,6 +291,74 @@ class DispatchReceiverFactory(WebSocketServerFactory):
         if entry_id <= self._seen_up_to:
             return _Handling(entry_id, done=True)
         return None
+
+    def opened(self, connection: DispatchReceiverProtocol) -> None:
+        """
+        A v2 connection from the relay is open.
+        """
+        self._open.append(connection)
+
+    def closed(self, connection: DispatchReceiverProtocol) -> None:
+        """
+        A v2 connection is gone: the commands sent on it get no answer.
+        """
+        if connection in self._open:
+            self._open.remove(connection)
+        for ref, (sent_on, answer) in list(self._commands.items()):
+            if sent_on is connection:
+                del self._commands[ref]
+                answer.errback(NotConnected("the connection closed before the relay answered"))
+
+    def send_command(self, op: int, d: dict[str, Any]) -> Deferred[dict[str, Any]]:
+        """
+        Send a gateway command (op 3 Update Presence, op 8 Request Guild
+        Members) to the relay on the newest open v2 connection.
+
+        :return: fires with the relay's answer ``{"op", "shards", "nonce"?}``,
+            or fails with :class:`RegistrationError` (the relay refused it:
+            its status, message and field) or :class:`NotConnected`.
+        """
+        if not self._open:
+            return fail(NotConnected("no websocket v2 connection from the relay is open"))
+        connection = self._open[-1]
+        self._refs += 1
+        ref = f"c{self._refs}"
+        answer: Deferred[dict[str, Any]] = Deferred()
+        self._commands[ref] = (connection, answer)
+        connection.sendMessage(
+            orjson.dumps({"op": "command", "ref": ref, "d": {"op": op, "d": d}}), isBinary=False
+        )
+        return answer
+
+    def command_result(self, connection: DispatchReceiverProtocol, frame: bytes) -> bool:
+        """
+        Take a ``command_result`` frame from the relay.
+
+        :return: whether ``frame`` was one.
+        """
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(message, dict) or message.get("op") != "command_result":
+            return False
+        waiting = self._commands.pop(str(message.get("ref")), None)
+        if waiting is None:
+            return True
+        _, answer = waiting
+        status = message.get("status")
+        if status == 202 and isinstance(message.get("result"), dict):
+            answer.callback(message["result"])
+        else:
+            field = message.get("field")
+            answer.errback(
+                RegistrationError(
+                    status if type(status) is int else 0,
+                    str(message.get("error", "the relay refused the command")),
+                    field if isinstance(field, str) else None,
+                )
+            )
+        return True
 
     def start_handling(self, entry_id: int) -> _Handling:
         """

@@ -209,6 +209,32 @@ def delete(
     return _call(http, "DELETE", relay_url, alias, secret=client_secret)
 
 
+def send_command(
+    relay_url: str,
+    alias: str,
+    client_secret: str,
+    op: int,
+    d: dict[str, Any],
+    *,
+    http: HTTPClient | None = None,
+) -> Deferred[dict[str, Any]]:
+    """
+    ``POST /relays/{alias}/commands``: send a gateway command on the bot's
+    gateway session (docs/waking.rst, "Talking back").
+
+    :param op: 3 (Update Presence) or 8 (Request Guild Members).
+    :param d: the command's data, as Discord documents it.
+    :return: fires with ``{"op", "shards", "nonce"?}`` (an op 8's
+        ``GUILD_MEMBERS_CHUNK`` answers carry that nonce), or fails with
+        :class:`RegistrationError` (its ``code`` 503 or 429: try again
+        later).
+    """
+    return _call(
+        http, "POST", relay_url, alias, "commands", secret=client_secret,
+        body={"op": op, "d": d},
+    )
+
+
 def relay_url_for(relay_url: str, alias: str, *rest: str) -> str:
     """
     ``{relay_url}/relays/{alias}[/rest...]``, keeping any path prefix of

@@ -89,6 +89,7 @@ class DeliveryFactory:
         protocol: int = 1,
         on_gone: Callable[[str], object] | None = None,
         on_delivered: OnDelivered | None = None,
+        on_command: Callable[[Any], tuple[int, dict[str, Any]]] | None = None,
     ) -> IDeliveryChannel:
         """
         The channel for one bot's registration.
@@ -98,6 +99,7 @@ class DeliveryFactory:
         :param on_gone: called with a reason when the bot's endpoint says it
             is gone for good (webhook 410).
         :param on_delivered: gets the payloads the bot has taken.
+        :param on_command: answers the gateway commands a v2 bot sends.
         """
         common: dict[str, Any] = {
             "alias": alias,
@@ -128,6 +130,7 @@ class DeliveryFactory:
                 store=self.store,
                 writer=self.writer,
                 queue_max_age=self.queue_max_age,
+                on_command=on_command,
                 **common,
                 **options,
             )

@@ -16,6 +16,13 @@ The wire protocol (websocket subprotocol ``dcc.v2``):
   re-serialising it;
 - the bot answers ``{"op":"ack","id":N}`` once it has handled dispatch ``N``
   *and every one before it* (acks are cumulative; one ack may cover many);
+- the bot may send gateway commands, ``{"op":"command","ref":R,"d":{"op":3
+  or 8,"d":{...}}}`` (``ref``, optional, a string of at most 64 characters or
+  an integer, is echoed back); the relay answers each, in order, with
+  ``{"op":"command_result","ref":R,"status":202,"result":{...}}`` or
+  ``{"op":"command_result","ref":R,"status":S,"error":...,"field":...,
+  "retryAfter":...}``: the status and body ``POST /relays/{alias}/commands``
+  would answer (see :mod:`dccrelay.commands`);
 - ids come from the relay's durable outbox: they increase (not necessarily
   by one) and never repeat for a bot, so a bot that remembers the highest id
   it handled can drop a redelivered one;
@@ -33,7 +40,7 @@ The wire protocol (websocket subprotocol ``dcc.v2``):
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -65,6 +72,9 @@ PING_TIMEOUT = 10.0
 
 _FRAME_START = b'{"op":"dispatch","id":%d,"d":'
 
+#: characters of a command's ``ref``, at most
+MAX_REF = 64
+
 
 def dispatch_frame(entry_id: int, payload: bytes) -> bytes:
     """
@@ -87,6 +97,9 @@ class WebSocketV2Delivery(WebSocketDelivery):
     :param queue_max_age: seconds a dispatch waits at most, or None.
     :param ping_interval: seconds between pings.
     :param ping_timeout: seconds a pong may take.
+    :param on_command: given the ``d`` of a command frame from the bot,
+        answers ``(status, body)`` (:func:`dccrelay.commands.command_answer`);
+        without it commands are refused with 501.
     """
 
     subprotocols = [SUBPROTOCOL]
@@ -102,8 +115,10 @@ class WebSocketV2Delivery(WebSocketDelivery):
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
         initial: Iterable[bytes] = (),
+        on_command: Callable[[Any], tuple[int, dict[str, Any]]] | None = None,
         **kwargs: Any,
     ) -> None:
+        self._on_command = on_command
         # the highest id written on the current connection
         self._sent_up_to = 0
         self._acked = 0
@@ -225,11 +240,14 @@ class WebSocketV2Delivery(WebSocketDelivery):
             return
         try:
             message = orjson.loads(payload)
-            ok = message.get("op") == "ack"
+            op = message.get("op")
             up_to = message.get("id")
         except (orjson.JSONDecodeError, AttributeError):
-            ok, up_to = False, None
-        if not ok or type(up_to) is not int:
+            op, up_to = None, None
+        if op == "command":
+            self._command(connection, message)
+            return
+        if op != "ack" or type(up_to) is not int:
             self.log.debug("Ignoring a frame from {alias}'s bot that is not an ack", alias=self._alias)
             return
         # an ack can only cover what was sent on this connection
@@ -238,6 +256,28 @@ class WebSocketV2Delivery(WebSocketDelivery):
         self._acked += self._outbox.ack(up_to, taken)
         if taken:
             self._report_delivered(taken)
+
+    def _command(self, connection: _BotConnection, message: dict[str, Any]) -> None:
+        ref = message.get("ref")
+        if not (
+            (isinstance(ref, str) and len(ref) <= MAX_REF) or type(ref) is int
+        ):
+            ref = None
+        if self._on_command is None:
+            status, answer = 501, {"error": "this relay does not take commands from bots"}
+        else:
+            try:
+                status, answer = self._on_command(message.get("d"))
+            except Exception:
+                self.log.failure("{alias}: a command from the bot failed", alias=self._alias)
+                status, answer = 500, {"error": "the relay failed to handle the command"}
+        frame: dict[str, Any] = {"op": "command_result", "ref": ref, "status": status}
+        if status == 202:
+            frame["result"] = answer
+        else:
+            frame.update(answer)
+        if connection.state == WebSocketProtocol.STATE_OPEN:
+            connection.sendMessage(orjson.dumps(frame), isBinary=False)
 
     def _ping(self) -> None:
         connection = self._connection

@@ -17,7 +17,9 @@ The wire protocol (Discord API v10, JSON encoding), as enforced here:
   unknown, expired, invalidated or the connection did not come in through
   ``resume_gateway_url``;
 - every client payload counts towards 120 per 60 s (4008) and must be JSON
-  (4002) of at most 4096 bytes (4002) with a known opcode (4001).
+  (4002) of at most 4096 bytes (4002) with a known opcode (4001);
+- Update Presence (op 3) and Request Guild Members (op 8) are checked and
+  answered as :mod:`dccrelay.testing.members` says.
 
 :class:`SimulatedConnection` holds that logic and talks to the network only
 through a :class:`GatewayWire`, so it can be driven without sockets; the
@@ -34,7 +36,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from dccrelay.testing import codes
+from dccrelay.testing import codes, members
 
 if TYPE_CHECKING:
     from dccrelay.testing.session import SimulatedSession
@@ -164,6 +166,10 @@ class SimulatedConnection:
             self._resume(d)
         elif not isinstance(d, dict):
             self.close(codes.DECODE_ERROR, f"opcode {op} needs an object in d")
+        elif op == codes.PRESENCE_UPDATE:
+            self._presence_update(d)
+        elif op == codes.REQUEST_GUILD_MEMBERS:
+            self._request_guild_members(d)
 
     def client_closing(self, code: int | None) -> None:
         """The client sent a close frame first."""
@@ -258,6 +264,34 @@ class SimulatedConnection:
         self._send(frame)
 
     # -- the protocol ----------------------------------------------------------
+
+    def _presence_update(self, d: dict[str, Any]) -> None:
+        problem = members.presence_problem(d)
+        if problem is not None:
+            self.close(codes.DECODE_ERROR, problem)
+            return
+        assert self.bot is not None and self.shard_id is not None
+        self.bot.presences[self.shard_id] = d
+        self._sim.record("presence", self.shard_id)
+
+    def _request_guild_members(self, d: dict[str, Any]) -> None:
+        problem = members.request_problem(d)
+        if problem is not None:
+            self.close(codes.DECODE_ERROR, problem)
+            return
+        assert self.bot is not None and self.session is not None
+        self.bot.member_requests.append((self.shard_id, d))
+        self._sim.record("member_request", d.get("nonce"))
+        answers = members.answer_request(
+            self,
+            d,
+            self.bot.guild_members,
+            self.bot.all_members_asked,
+            self._clock.seconds(),
+            self._sim.member_chunk_size,
+        )
+        for t, answer in answers:
+            self.send_dispatch(self.session.next_dispatch(t, answer))
 
     def _count_payload(self) -> bool:
         now = self._clock.seconds()

@@ -42,6 +42,8 @@ kind                   detail
 ``typing``             channel id (REST)
 ``message``            channel id (REST)
 ``rate_limited``       route name, or ``"global"`` (REST, answered 429)
+``presence``           shard id of an accepted Update Presence (op 3)
+``member_request``     the nonce of a Request Guild Members (op 8), or None
 =====================  ==================================================
 """
 
@@ -66,6 +68,7 @@ from dccrelay.testing import objects
 from dccrelay.testing._http import Root
 from dccrelay.testing.connection import GatewayWire, SimulatedConnection
 from dccrelay.testing.gateway_server import GatewayServerFactory
+from dccrelay.testing.members import CHUNK_SIZE, add_members
 from dccrelay.testing.ratelimits import SimulatedRateLimits
 from dccrelay.testing.rest import DiscordAPI
 from dccrelay.testing.session import SimulatedSession
@@ -114,6 +117,14 @@ class SimulatedBot:
         self.identify_urls: Counter[str] = Counter()
         self.resume_urls: Counter[str] = Counter()
         self.sessions: list[SimulatedSession] = []
+        #: the latest presence (op 3 ``d``) set on each shard
+        self.presences: dict[int, dict[str, Any]] = {}
+        #: every Request Guild Members received: ``(shard_id, d)``
+        self.member_requests: list[tuple[int | None, dict[str, Any]]] = []
+        #: guild id -> member objects, for op 8 (see :meth:`add_members`)
+        self.guild_members: dict[str, list[dict[str, Any]]] = {}
+        #: guild id -> when its whole member list was last asked for
+        self.all_members_asked: dict[str, float] = {}
         self._reset_at = simulator.clock.seconds() + reset_after / 1000
         self._bucket_last: dict[int, float] = {}
         self._ready_waiters: dict[int, list[Deferred[SimulatedConnection]]] = {}
@@ -205,6 +216,15 @@ class SimulatedBot:
         if shard_id is None:
             shard_id = self.shard_for_guild(guild_id)
         return self.dispatch("MESSAGE_CREATE", d, shard_id)
+
+    def add_members(self, guild_id: str, count: int) -> list[dict[str, Any]]:
+        """
+        Give a guild ``count`` more members (users ``member0``, ``member1``,
+        ...), for Request Guild Members to find.
+        """
+        return add_members(
+            self.guild_members, guild_id, count, now=self._sim.clock.seconds()
+        )
 
     def shard_for_guild(self, guild_id: str | None) -> int:
         """Discord's routing: ``(guild_id >> 22) % shards``; DMs go to 0."""
@@ -408,6 +428,8 @@ class DiscordSimulator:
         self.messages: list[tuple[str, str, dict[str, Any]]] = []
         #: REST rate limits, and the invalid requests and 429s answered
         self.rate_limits = SimulatedRateLimits(reactor)
+        #: members per GUILD_MEMBERS_CHUNK, at most
+        self.member_chunk_size = CHUNK_SIZE
         self._snowflakes = objects.SnowflakeMaker()
         self._connection_count = 0
         self._port: IListeningPort | None = None

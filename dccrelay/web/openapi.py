@@ -16,6 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from dccrelay import __version__
+from dccrelay.commands import COMMAND_SCHEMA
 from dccrelay.settings import ALIAS, REGISTRATION_SCHEMA
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -77,6 +78,11 @@ _PUBLIC_STATUS = {
                 "received": {"type": "integer"},
                 "matched": {"type": "integer"},
                 "delivered": {"type": "integer"},
+                "commands": {"type": "integer", "description": "gateway commands sent"},
+                "answers": {
+                    "type": "integer",
+                    "description": "answers to member requests delivered beside the criteria",
+                },
             },
         },
     },
@@ -250,6 +256,64 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/relays/{alias}/commands": {
+                "parameters": [_ALIAS_PARAMETER],
+                "post": {
+                    "operationId": "sendCommand",
+                    "summary": "Send a gateway command on the bot's gateway session: "
+                    "presence update (op 3) or request guild members (op 8).",
+                    "description": (
+                        "The command is checked against its schema and the bot's "
+                        "intents, and queued on the shards it concerns (op 3: every "
+                        "shard; op 8: the guild's) within Discord's 120 payloads per "
+                        "60 s.  The GUILD_MEMBERS_CHUNK dispatches answering an op 8 "
+                        "(matched by its nonce; the relay adds one if the request has "
+                        "none) are delivered to the bot whatever its criteria say.  "
+                        "A websocket v2 bot can send the same as a "
+                        '{"op":"command","ref":...,"d":<command>} frame.'
+                    ),
+                    "security": [{"clientSecret": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/GatewayCommand"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["op", "shards"],
+                                "properties": {
+                                    "op": {"type": "integer"},
+                                    "shards": {"type": "array", "items": {"type": "integer"}},
+                                    "nonce": {
+                                        "type": "string",
+                                        "description": "op 8: the nonce its chunks carry",
+                                    },
+                                },
+                            },
+                            "Queued on those shards",
+                        ),
+                        "400": _error("Not a command the relay forwards, or a bad alias"),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No bot is registered with this alias"),
+                        "409": _error("The bot is disabled, or runs on another node"),
+                        "413": _error("The body is larger than 64 KiB"),
+                        "415": _error("The body is not JSON"),
+                        "429": _error(
+                            "Too many failed authentication attempts, or too many "
+                            "commands or member requests waiting",
+                            _RETRY_AFTER,
+                        ),
+                        "503": _error(
+                            "The bot's gateway session is not ready", _RETRY_AFTER
+                        ),
+                    },
+                },
+            },
             "/healthz": {
                 "get": {
                     "operationId": "health",
@@ -309,6 +373,7 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Registration": REGISTRATION_SCHEMA,
+                "GatewayCommand": COMMAND_SCHEMA,
                 "Error": {
                     "type": "object",
                     "required": ["error"],

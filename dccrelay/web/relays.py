@@ -8,13 +8,16 @@ secret may differ from the one presented, which is how a secret is rotated.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import orjson
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from dccrelay.commands import command_answer
 from dccrelay.manager import RelayManager, TooManyRelays
+from dccrelay.relay import Relay
 from dccrelay.settings import RelaySettings, SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.request import MAX_BODY, CappedRequest
@@ -112,6 +115,7 @@ class RelayResource(Resource):
         self.alias = alias
         self._access = access if access is not None else Access()
         self.putChild(b"disable", DisableResource(manager, alias, self._access))
+        self.putChild(b"commands", CommandsResource(manager, alias, self._access))
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -193,3 +197,40 @@ class DisableResource(Resource):
         by = "the relay's operator" if who == "operator" else "its owner"
         d = self._manager.disable(self.alias, f"disabled by {by} through the API")
         return d.addCallback(lambda _: (200, relay.full_status()))
+
+
+class CommandsResource(Resource):
+    """
+    ``POST /relays/{alias}/commands``: a gateway command from the bot
+    (presence update, member request), forwarded on its gateway session
+    (see :mod:`dccrelay.commands`).
+    """
+
+    isLeaf = True
+
+    def __init__(self, manager: RelayManager, alias: str, access: Access | None = None) -> None:
+        super().__init__()
+        self._manager = manager
+        self.alias = alias
+        self._access = access if access is not None else Access()
+
+    @json_handler
+    def render_POST(self, request: Request) -> tuple[int, Any]:
+        relay = self._manager.relays.get(self.alias)
+        if relay is None:
+            raise HTTPError(404, f"no relay is registered as {self.alias}")
+        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
+        body = read_json_body(request)
+        if not isinstance(relay, Relay):
+            # a bot whose gateway session another node holds, or nobody yet
+            owner = relay.public_status()["node"]
+            where = f"relay node {owner}" if owner else "no relay node yet"
+            raise HTTPError(
+                409, f"this bot's gateway session is held by {where}: send commands there"
+            )
+        status, answer = command_answer(relay.send_command, body)
+        if status >= 400:
+            retry_after = answer.get("retryAfter")
+            headers = {b"Retry-After": b"%d" % math.ceil(retry_after)} if retry_after else None
+            raise HTTPError(status, answer["error"], answer.get("field"), headers=headers)
+        return status, answer
