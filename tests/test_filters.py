@@ -422,3 +422,32 @@ class ErrorTests(SynchronousTestCase):
         self.assertEqual(
             str(UnknownBackendError("foo", [])), "unknown filter backend 'foo'; installed: (none)"
         )
+
+
+class SharedPredicateTests(SynchronousTestCase):
+    """
+    Bots with the same criteria share one compiled predicate.
+    """
+
+    def test_same_criteria_same_predicate(self) -> None:
+        """
+        Compiling the same criteria twice gives the same object; other
+        criteria, another key order, other limits or another backend do not.
+        """
+        criteria = {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}}
+        first = compile_criteria("mongo", criteria)
+        self.assertIs(compile_criteria("mongo", dict(criteria)), first)
+        reordered = {"d.content": {"$regex": "^cookout"}, "t": "MESSAGE_CREATE"}
+        self.assertIsNot(compile_criteria("mongo", reordered), first)
+        self.assertIsNot(compile_criteria("mongo", {"t": "READY"}), first)
+        self.assertIsNot(
+            compile_criteria("mongo", criteria, FilterLimits(max_regex_length=100)), first
+        )
+        self.assertIsNot(compile_criteria("jsonpath", "$[?@.t == 'X']"), first)
+
+    def test_refused_criteria_not_remembered(self) -> None:
+        """
+        Criteria that fail to compile fail every time.
+        """
+        for _ in range(2):
+            self.assertRaises(CriteriaError, compile_criteria, "mongo", {"$where": "1"})

@@ -13,8 +13,11 @@ with :class:`FilterLimits`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, Optional
+
+import orjson
 
 from dccrelay.filters.discovery import (
     installed_backends,
@@ -50,10 +53,34 @@ def compile_criteria(
     """
     limits = DEFAULT_LIMITS if limits is None else limits
     backend = load_backend(filter_name)
+    try:
+        # Key order is kept: it can change sift's answers (see mongo.py).
+        key = (id(backend), limits, orjson.dumps(criteria))
+    except TypeError:
+        key = None
+    if key is not None:
+        shared = _compiled.get(key)
+        if shared is not None:
+            return shared
     if ILimitedFilterBackend.providedBy(backend):
-        return backend.compile(criteria, limits)
-    check_json(criteria, max_bytes=limits.max_criteria_bytes, max_depth=limits.max_depth)
-    return backend.compile(criteria)
+        predicate = backend.compile(criteria, limits)
+    else:
+        check_json(criteria, max_bytes=limits.max_criteria_bytes, max_depth=limits.max_depth)
+        predicate = backend.compile(criteria)
+    if key is not None:
+        try:
+            _compiled[key] = predicate
+        except TypeError:
+            pass  # a predicate that cannot be weakly referenced is not shared
+    return predicate
+
+
+# Predicates are stateless, so bots with the same criteria share one; it
+# lives as long as a relay uses it.  Compiled sample-bot criteria take about
+# 16 KiB, a third of a bot's memory budget.
+_compiled: "weakref.WeakValueDictionary[tuple[Any, ...], Callable[[Any], bool]]" = (
+    weakref.WeakValueDictionary()
+)
 
 
 __all__ = [

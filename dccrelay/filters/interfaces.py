@@ -67,7 +67,8 @@ class IFilterBackend(Interface):
             by criteria size times payload size, no I/O), stateless (the same
             payload always gives the same answer and calls do not influence
             each other) and must never raise on any JSON value: return
-            ``False`` instead.
+            ``False`` instead.  Being stateless, one predicate serves every
+            bot registered with the same criteria.
 
         :raises dccrelay.filters.CriteriaError: when the criteria are malformed,
             use something the backend does not support, or exceed its limits.
