@@ -29,6 +29,7 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
 from dccrelay.gateway.shard import Connect, Shard
+from dccrelay.interactions import DEFER_AFTER, DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
@@ -71,6 +72,9 @@ class RelayEnvironment:
     wake_http: Any = None
     #: seconds between two wake requests for one bot, at least
     wake_interval: float = WAKE_INTERVAL
+    #: seconds a matching interaction may take to reach a bot that asked
+    #: for deferInteractions before the relay defers it
+    defer_after: float = DEFER_AFTER
 
 
 class Counters:
@@ -121,6 +125,9 @@ class Relay:
         self._predicate = env.compile_filter(settings.filter, settings.criteria)
         self._typing = TypingWhileWaking(env.clock, self._post_typing, alias=alias)
         self._watches = DeliveryWatches(env.clock)
+        self._deferrer = InteractionDeferrer(
+            env.clock, self._defer_interaction, after=env.defer_after, alias=alias
+        )
         # nonce of each member request the bot made -> when to stop waiting
         # for its answers
         self._member_requests: dict[str, float] = {}
@@ -244,6 +251,7 @@ class Relay:
             on_gone=self._fatal,
             on_delivered=self._on_delivered,
             on_command=partial(command_answer, self.send_command),
+            annotate=self._deferrer.annotate,
         )
 
     def _new_wake_hook(self) -> WakeHook | None:
@@ -260,6 +268,7 @@ class Relay:
 
     def _stop_waking(self) -> None:
         self._typing.stop()
+        self._deferrer.stop()
         if self._wake is not None:
             self._wake.stop()
 
@@ -466,8 +475,9 @@ class Relay:
             # than after the channel's own attempts
             self._wake.poke()
         typing_in = self._typing_channel(payload)
+        interaction = self._interaction(payload)
         watch = None
-        if typing_in is not None:
+        if typing_in is not None or interaction is not None:
             watch = self._watches.watch(data, asleep)
         if IDurableChannel.providedBy(channel):
             # Stored with the dispatch: once it is durable, Discord need
@@ -485,6 +495,25 @@ class Relay:
             channel.deliver(data)
         if typing_in is not None and watch is not None:
             self._typing.waiting(typing_in, watch.is_done)
+        if interaction is not None and watch is not None:
+            self._deferrer.arrived(interaction, watch, self.settings.defer_ephemeral)
+
+    def _interaction(self, payload: dict[str, Any]) -> Any:
+        """
+        The interaction in ``payload``, if the relay may have to defer it.
+        """
+        if not self.settings.defer_interactions or payload.get("t") != "INTERACTION_CREATE":
+            return None
+        return payload.get("d")
+
+    def _defer_interaction(
+        self, interaction_id: str, token: str, response: dict[str, Any]
+    ) -> Deferred[None]:
+        # within what is left of Discord's 3 s, less a margin for the call
+        left = DISCORD_DEADLINE - self._env.defer_after - 0.3
+        return self._env.rest.create_interaction_response(
+            self.settings.token, interaction_id, token, response, max_wait=max(left, 0.0)
+        )
 
     def _typing_channel(self, payload: dict[str, Any]) -> str | None:
         """
@@ -570,6 +599,12 @@ class Relay:
             "queued": delivery["queued"],
             "dropped": cast(int, delivery["dropped"]) + self.counters.earlier_dropped,
             "lastDeliveryError": delivery["lastError"],
+            "interactions": {
+                "deferred": self._deferrer.deferred,
+                "inTime": self._deferrer.in_time,
+                "answeredFirst": self._deferrer.answered_first,
+                "deferFailed": self._deferrer.failed,
+            },
             "counters": {
                 "received": self.counters.received,
                 "matched": self.counters.matched,
@@ -614,6 +649,7 @@ def settings_status(s: RelaySettings) -> dict[str, Any]:
         "delivery": {"protocol": s.delivery_protocol},
         "typingWhileWaking": s.typing_while_waking,
         "deferInteractions": s.defer_interactions,
+        "deferEphemeral": s.defer_ephemeral,
         "wakeUrl": s.wake_url,
     }
 

@@ -59,6 +59,7 @@ REGISTRATION_SCHEMA: dict[str, Any] = {
         },
         "typingWhileWaking": {"type": "boolean"},
         "deferInteractions": {"type": "boolean"},
+        "deferEphemeral": {"type": "boolean"},
         "wakeUrl": {"type": "string", "maxLength": 2048},
     },
 }
@@ -97,6 +98,8 @@ class RelaySettings:
     typing_while_waking: bool = False
     defer_interactions: bool = False
     wake_url: str | None = None
+    #: a deferred command's "thinking..." message shows only to its user
+    defer_ephemeral: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """
@@ -270,6 +273,7 @@ def parse_settings(
         typing_while_waking=body.get("typingWhileWaking", False),
         defer_interactions=body.get("deferInteractions", False),
         wake_url=wake_url,
+        defer_ephemeral=body.get("deferEphemeral", False),
     )
     try:
         compile_filter(settings.filter, settings.criteria)

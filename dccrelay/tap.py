@@ -75,6 +75,22 @@ def _positive_number(name: str, kind: type = float) -> Any:
     return coerce
 
 
+def _defer_after(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 2.5:
+        raise ValueError(
+            "--defer-after must be more than 0 and at most 2.5 seconds (Discord allows "
+            f"3 s for the whole answer), got {value!r}"
+        )
+    return seconds
+
+
+_defer_after.coerceDoc = ""  # type: ignore[attr-defined]
+
+
 class Options(ConfigFileOptions):
     """
     The options of ``twistd dcc``.
@@ -121,6 +137,10 @@ class Options(ConfigFileOptions):
         ["wake-interval", None, 60.0,
          "Seconds between two requests to one bot's wakeUrl, at least.",
          _positive_number("wake-interval")],
+        ["defer-after", None, 2.0,
+         "Seconds a matching interaction may take to reach a bot that asked for "
+         "deferInteractions before the relay defers it (Discord allows 3 in all).",
+         _defer_after],
         *[
             [f"filter-{name.replace('_', '-')}", None, default,
              f"Filter limit for every bot's criteria: {doc}.",
@@ -273,6 +293,7 @@ def build_environment(
         retry_policy=backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0),
         wake_http=to_bots,
         wake_interval=options["wake-interval"],
+        defer_after=options["defer-after"],
     )
 
 

@@ -189,6 +189,28 @@ class WebhookTests(SynchronousTestCase):
         self.settle()
         self.assertEqual(taken, [PAYLOADS])
 
+    def test_annotate_on_retry(self) -> None:
+        """
+        A batch retried after ``annotate`` started changing one of its
+        payloads goes with the changed payload, under the same webhook-id,
+        correctly signed.
+        """
+        changed: list[bytes] = []
+        self.bot.script = [(500, {})]
+        channel = self.channel(
+            annotate=lambda p: b'{"dcc":1,' + p[1:] if p in changed else p
+        )
+        channel.deliver(PAYLOADS[0])
+        self.settle()
+        changed.append(PAYLOADS[0])
+        self.clock.advance(linear_policy(1))
+        self.settle()
+        (_, first, body1), (_, second, body2) = self.bot.requests
+        self.assertEqual(first["webhook-id"], second["webhook-id"])
+        self.assertIn(PAYLOADS[0], body1)
+        self.assertIn(b'{"dcc":1,' + PAYLOADS[0][1:], body2)
+        self.verify(second, body2)
+
     def test_signature_is_the_reference_one(self) -> None:
         """
         Our signature is what the reference library computes for the same

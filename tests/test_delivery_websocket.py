@@ -221,6 +221,23 @@ class MemoryDeliveryTests(TestCase):
         pump.flush()
         self.assertEqual(taken, [PAYLOADS[:2], PAYLOADS[2:3]])
 
+    def test_annotate(self) -> None:
+        """
+        ``annotate`` changes what is written, not what ``on_delivered``
+        reports.
+        """
+        taken: list[bytes] = []
+        channel = self.channel(
+            annotate=lambda p: b"[" + p + b"]" if p == PAYLOADS[0] else p,
+            on_delivered=taken.extend,
+        )
+        channel.deliver(PAYLOADS[0])
+        channel.deliver(PAYLOADS[1])
+        pump = self.accept()
+        pump.flush()
+        self.assertEqual(self.received, [b"[" + PAYLOADS[0] + b"]", PAYLOADS[1]])
+        self.assertEqual(taken, PAYLOADS[:2])
+
     def test_overflow_drops_oldest(self) -> None:
         """
         1,500 dispatches while the bot is unreachable keep the newest 1,000

@@ -281,6 +281,16 @@ class V2DeliveryTests(SynchronousTestCase):
         self.settle(pump)
         self.assertEqual(self.failureResultOf(sent, RegistrationError).value.code, 501)
 
+    def test_annotate(self) -> None:
+        """
+        ``annotate`` changes the payload inside the frame as it is sent.
+        """
+        channel = self.channel(annotate=lambda p: b'{"dcc":1,' + p[1:])
+        channel.deliver(PAYLOADS[0])
+        pump = self.accept()
+        self.settle(pump)
+        self.assertEqual(self.bot.handled, [b'{"dcc":1,' + PAYLOADS[0][1:]])
+
     def test_redelivery_after_bot_restart(self) -> None:
         """
         What the bot had not acked when its connection dropped is sent again,

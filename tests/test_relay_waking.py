@@ -1,13 +1,17 @@
 """
 The relay's side of waking bots in time: the typing indicator while a
 message waits for a sleeping bot, followed to the moment the bot takes the
-message.  (The wakeUrl: tests/test_wake_url.py.)
+message, and deferred interactions.  (The wakeUrl: tests/test_wake_url.py.)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from twisted.trial.unittest import SynchronousTestCase
 
+from dccrelay.gateway.rest import DiscordHTTPError
 from dccrelay.wake import GRACE, INTERVAL
 
 from .relay_harness import RelayHarness
@@ -80,3 +84,138 @@ class TypingTests(SynchronousTestCase):
         new.take()
         self.harness.clock.advance(GRACE)
         self.assertEqual(self.harness.rest.typing, [])
+
+
+def interaction(kind: int = 2, number: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"90{number}",
+        "application_id": "1111",
+        "type": kind,
+        "token": f"interaction-token-{number}",
+        "channel_id": "42",
+        "data": {"name": "cookout"},
+        **extra,
+    }
+
+
+class DeferTests(SynchronousTestCase):
+    """
+    deferInteractions, through the relay.
+    """
+
+    def setUp(self) -> None:
+        self.harness = RelayHarness(defer_after=2.0)
+
+    def relay(self, **settings: Any) -> Any:
+        settings.setdefault("defer_interactions", True)
+        return self.harness.relay(self, **settings)
+
+    def arrive(self, d: dict[str, Any]) -> bytes:
+        return self.harness.dispatch("INTERACTION_CREATE", d)
+
+    def test_deferred(self) -> None:
+        """
+        A slash command not taken within defer_after seconds is answered
+        DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, and the dispatch the bot gets
+        says so as its first member; nothing else in it changes.
+        """
+        relay = self.relay()
+        payload = self.arrive(interaction())
+        self.harness.clock.advance(1.9)
+        self.assertEqual(self.harness.rest.callbacks, [])
+        self.harness.clock.advance(0.1)
+        self.assertEqual(
+            self.harness.rest.callbacks, [("901", "interaction-token-1", {"type": 5})]
+        )
+        sent = self.harness.channel.sent()
+        self.assertTrue(sent.startswith(b'{"dcc":{"deferred":{"type":5,"ephemeral":false}},'))
+        parsed = orjson.loads(sent)
+        self.assertEqual(parsed.pop("dcc"), {"deferred": {"type": 5, "ephemeral": False}})
+        self.assertEqual(parsed, orjson.loads(payload))
+        self.assertEqual(relay.public_status()["interactions"]["deferred"], 1)
+
+    def test_ephemeral(self) -> None:
+        """
+        With deferEphemeral, the deferred response is ephemeral (flags 64).
+        """
+        self.relay(defer_ephemeral=True)
+        self.arrive(interaction())
+        self.harness.clock.advance(2)
+        self.assertEqual(self.harness.rest.callbacks[0][2], {"type": 5, "data": {"flags": 64}})
+        self.assertIn(b'"ephemeral":true', self.harness.channel.sent())
+
+    def test_types(self) -> None:
+        """
+        A button gets DEFERRED_UPDATE_MESSAGE; a modal from a button too, a
+        modal from a command the "thinking" kind; autocomplete is never
+        deferred.
+        """
+        self.relay()
+        self.arrive(interaction(3, 1))
+        self.arrive(interaction(5, 2, message={"id": "77"}))
+        self.arrive(interaction(5, 3))
+        self.arrive(interaction(4, 4))
+        self.harness.clock.advance(2)
+        self.assertEqual(
+            [(i, r["type"]) for i, _, r in self.harness.rest.callbacks],
+            [("901", 6), ("902", 6), ("903", 5)],
+        )
+
+    def test_in_time(self) -> None:
+        """
+        An interaction the bot takes in time is never deferred, and its
+        payload is never changed.
+        """
+        relay = self.relay()
+        self.arrive(interaction())
+        self.harness.clock.advance(1.5)
+        self.harness.channel.take()
+        self.harness.clock.advance(10)
+        self.assertEqual(self.harness.rest.callbacks, [])
+        self.assertEqual(self.harness.channel.sent(), self.harness.channel.payloads[-1])
+        self.assertEqual(relay.public_status()["interactions"]["inTime"], 1)
+
+    def test_not_asked(self) -> None:
+        """
+        Without deferInteractions nothing is deferred.
+        """
+        self.relay(defer_interactions=False)
+        self.arrive(interaction())
+        self.harness.clock.advance(10)
+        self.assertEqual(self.harness.rest.callbacks, [])
+
+    def test_answered_first(self) -> None:
+        """
+        When Discord says the interaction was answered already (the bot got
+        it just in time), nothing is marked and it is counted as such.
+        """
+        relay = self.relay()
+        refusal = DiscordHTTPError(400, "Interaction has already been acknowledged.")
+        refusal.code = 40060
+        self.harness.rest.refuse = refusal
+        payload = self.arrive(interaction())
+        self.harness.clock.advance(2)
+        self.assertEqual(self.harness.channel.sent(), payload)
+        counts = relay.public_status()["interactions"]
+        self.assertEqual((counts["answeredFirst"], counts["deferFailed"]), (1, 0))
+
+    def test_refused(self) -> None:
+        """
+        A deferral Discord refuses otherwise is counted as failed.
+        """
+        relay = self.relay()
+        self.harness.rest.refuse = DiscordHTTPError(404, "Unknown interaction")
+        self.arrive(interaction())
+        self.harness.clock.advance(2)
+        self.assertEqual(relay.public_status()["interactions"]["deferFailed"], 1)
+
+    def test_other_payloads_untouched(self) -> None:
+        """
+        Once something was deferred, other dispatches still go out as they
+        came, the very same bytes.
+        """
+        self.relay()
+        self.arrive(interaction())
+        self.harness.clock.advance(2)
+        message = self.harness.dispatch("MESSAGE_CREATE", {"channel_id": "42"})
+        self.assertIs(self.harness.channel.sent(), message)

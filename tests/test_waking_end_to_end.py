@@ -23,7 +23,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from dccrelay.client import RegistrationError, send_command
+from dccrelay.client import RegistrationError, answer_interaction, send_command
 from dccrelay.testing.simulator import DiscordSimulator
 from tests.delivery_harness import WebhookBot, WebSocketBot
 from tests.harness import LOOPBACK, SECRET, RelayProcess, http, wait_for
@@ -276,3 +276,110 @@ class TalkingBackTests(Fixture):
             )
         self.assertIn("GUILD_MEMBERS", caught.exception.error)
         self.assertEqual(self.bot.member_requests, [])
+
+
+class InteractionBot(WebSocketBot):
+    """
+    A websocket bot that answers every interaction it gets with
+    :func:`dccrelay.client.answer_interaction` (acknowledging it once
+    answered), through the simulator's REST API.
+    """
+
+    def __init__(self, api_base: str) -> None:
+        super().__init__()
+        self.api_base = api_base
+        self.answered: list[str] = []
+        self.errors: list[Exception] = []
+
+    def _handle(self, payload: bytes) -> Deferred[None] | None:
+        super()._handle(payload)
+        event = orjson.loads(payload)
+        if event["t"] != "INTERACTION_CREATE":
+            return None
+        answered = answer_interaction(
+            event, {"content": "Chips are on me."}, http=http, api_base=self.api_base
+        )
+
+        def done(_: object) -> None:
+            self.answered.append(event["d"]["id"])
+
+        def failed(failure: Any) -> None:
+            self.errors.append(failure.value)
+
+        return answered.addCallbacks(done, failed)
+
+
+def outcomes(sim: DiscordSimulator) -> dict[str, int]:
+    return sim.interactions.summary()
+
+
+class DeferredInteractionTests(Fixture):
+    """
+    deferInteractions: Discord's 3 s kept for a bot that takes longer to
+    wake, and never spent on one that does not.
+    """
+
+    @deferred_test
+    async def test_sleeping_bot_answers_through_deferral(self) -> None:
+        """
+        A bot that takes 5 s to wake still answers a slash command: the
+        relay defers it after 2 s (so it never fails), the bot gets it
+        marked as deferred once awake, and its answer replaces "thinking".
+        """
+        await self.start_discord()
+        relay = await self.start_relay()
+        bot = InteractionBot(self.sim.api_url)
+        host, wake_url = await self.asleep(bot, boot_time=5.0)
+        await self.register(
+            relay,
+            self.body(
+                bot.url, delivery={"protocol": 2}, wakeUrl=wake_url, deferInteractions=True,
+                criteria={"t": "INTERACTION_CREATE"},
+            ),
+        )
+        payload = self.bot.interaction(name="cookout")
+        interaction_id = orjson.loads(payload)["d"]["id"]
+        await wait_for(lambda: bot.answered or bot.errors, timeout=30, what="the answer")
+        self.assertEqual(bot.errors, [])
+        record = self.sim.interactions.by_id[interaction_id]
+        self.assertEqual(record.outcome, "deferred, then answered")
+        self.assertEqual(record.answer_type, 5)
+        self.assertTrue(str(record.answered_by).startswith("DiscordBot (dccrelay"))
+        assert record.answered_at is not None
+        self.assertLess(record.answered_at - record.created_at, 3.0)
+        self.assertGreaterEqual(record.answered_at - record.created_at, 2.0)
+        self.assertEqual(record.edits[0][2], {"content": "Chips are on me."})
+        self.assertEqual(len(host.requests), 1)
+        self.assertEqual(relay.relay().public_status()["interactions"]["deferred"], 1)
+
+    @deferred_test
+    async def test_awake_bot_never_deferred(self) -> None:
+        """
+        A bot that answers within the deadline is never deferred: every
+        slash command and button press is answered by the bot itself, and
+        the relay calls no callback.
+        """
+        await self.start_discord()
+        relay = await self.start_relay()
+        bot = InteractionBot(self.sim.api_url)
+        await bot.start()
+        self.addCleanup(bot.stop)
+        await self.register(
+            relay,
+            self.body(
+                bot.url, delivery={"protocol": 2}, deferInteractions=True,
+                criteria={"t": "INTERACTION_CREATE"},
+            ),
+        )
+        for n in range(5):
+            self.bot.interaction(kind=2 if n % 2 else 3)
+            await sleep(0.3)
+        await wait_for(lambda: len(bot.answered) == 5, what="five answers")
+        await sleep(2.5)
+        self.assertEqual(outcomes(self.sim), {"answered": 5})
+        self.assertEqual(
+            {str(r.answered_by).split(" (")[1].split(",")[0] for r in self.sim.interactions.all},
+            {"dccrelay-client"},
+        )
+        counts = relay.relay().public_status()["interactions"]
+        self.assertEqual((counts["deferred"], counts["inTime"]), (0, 5))

@@ -8,12 +8,22 @@ What a bot author imports to use a relay:
   receiver's ``send_command``);
 - :func:`receiver_resource`: a twisted.web resource for websocket delivery
   (see :mod:`dccrelay.client.receiver`);
+- :func:`answer_interaction`, :func:`deferral`: answering an interaction
+  whether or not the relay deferred it while the bot woke up (see
+  :mod:`dccrelay.client.interactions`);
 - :func:`verify_webhook`: checks a webhook delivery's Standard Webhooks
   signature in any web framework, failing with
   :class:`WebhookVerificationError`;
 - the ``dccctl`` command (:mod:`dccrelay.client.cli`).
 """
 
+from dccrelay.client.interactions import (
+    Deferral,
+    InteractionError,
+    answer_interaction,
+    deferral,
+    reply_route,
+)
 from dccrelay.client.receiver import NotConnected, receiver_resource
 from dccrelay.client.register import (
     RegistrationError,
@@ -27,14 +37,19 @@ from dccrelay.client.register import (
 from dccrelay.client.webhook import WebhookVerificationError, verify_webhook
 
 __all__ = [
+    "Deferral",
+    "InteractionError",
     "NotConnected",
     "RegistrationError",
     "WebhookVerificationError",
+    "answer_interaction",
+    "deferral",
     "delete",
     "disable",
     "receiver_resource",
     "register",
     "registration_body",
+    "reply_route",
     "send_command",
     "status",
     "verify_webhook",

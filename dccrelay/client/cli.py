@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="have the relay defer interactions while the bot wakes up",
     )
     reg.add_argument("--wake-url", help="http(s) URL the relay requests to wake the bot")
+    reg.add_argument(
+        "--defer-ephemeral", action=argparse.BooleanOptionalAction, default=None,
+        help="a command the relay defers shows its \"thinking...\" only to its user",
+    )
 
     for name, what in (
         ("status", "show the bot's full status and settings"),
@@ -208,6 +212,7 @@ def registration_from_args(
         "typingWhileWaking": args.typing_while_waking,
         "deferInteractions": args.defer_interactions,
         "wakeUrl": args.wake_url,
+        "deferEphemeral": args.defer_ephemeral,
     }
     body.update((key, value) for key, value in flags.items() if value is not None)
 

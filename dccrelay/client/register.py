@@ -74,6 +74,7 @@ def registration_body(
     typing_while_waking: bool | None = None,
     defer_interactions: bool | None = None,
     wake_url: str | None = None,
+    defer_ephemeral: bool | None = None,
 ) -> dict[str, Any]:
     """
     The JSON body of ``PUT /relays/{alias}``.
@@ -95,6 +96,7 @@ def registration_body(
         "typingWhileWaking": typing_while_waking,
         "deferInteractions": defer_interactions,
         "wakeUrl": wake_url,
+        "deferEphemeral": defer_ephemeral,
     }
     body.update((name, value) for name, value in optional.items() if value is not None)
     return body
@@ -115,6 +117,7 @@ def register(
     typing_while_waking: bool | None = None,
     defer_interactions: bool | None = None,
     wake_url: str | None = None,
+    defer_ephemeral: bool | None = None,
     current_secret: str | None = None,
     registration_key: str | None = None,
     http: HTTPClient | None = None,
@@ -151,6 +154,7 @@ def register(
         typing_while_waking=typing_while_waking,
         defer_interactions=defer_interactions,
         wake_url=wake_url,
+        defer_ephemeral=defer_ephemeral,
     )
     return put_registration(
         relay_url, alias, body, current_secret=current_secret,

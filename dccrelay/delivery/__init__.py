@@ -73,6 +73,12 @@ class IDeliveryChannel(Interface):
 #: the store).
 OnDelivered = Callable[[Sequence[bytes]], object]
 
+#: What a channel may be given to change a payload as it is written to the
+#: bot (the relay's deferred-interaction news, see
+#: :mod:`dccrelay.interactions`); it returns the payload itself when there
+#: is nothing to change.
+Annotate = Callable[[bytes], bytes]
+
 
 class IDurableChannel(IDeliveryChannel):
     """

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
-from dccrelay.delivery import IDeliveryChannel, OnDelivered
+from dccrelay.delivery import Annotate, IDeliveryChannel, OnDelivered
 from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.delivery.webhook import WebhookDelivery
 from dccrelay.delivery.websocket import WebSocketDelivery
@@ -90,6 +90,7 @@ class DeliveryFactory:
         on_gone: Callable[[str], object] | None = None,
         on_delivered: OnDelivered | None = None,
         on_command: Callable[[Any], tuple[int, dict[str, Any]]] | None = None,
+        annotate: Annotate | None = None,
     ) -> IDeliveryChannel:
         """
         The channel for one bot's registration.
@@ -100,6 +101,7 @@ class DeliveryFactory:
             is gone for good (webhook 410).
         :param on_delivered: gets the payloads the bot has taken.
         :param on_command: answers the gateway commands a v2 bot sends.
+        :param annotate: changes payloads as they are written to the bot.
         """
         common: dict[str, Any] = {
             "alias": alias,
@@ -109,6 +111,7 @@ class DeliveryFactory:
             "queue_limit": self.queue_limit,
             "initial": initial,
             "on_delivered": on_delivered,
+            "annotate": annotate,
         }
         if dst.lower().startswith(("http://", "https://")):
             return WebhookDelivery(

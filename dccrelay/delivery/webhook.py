@@ -54,7 +54,7 @@ from twisted.web.client import (
 from zope.interface import implementer
 
 from dccrelay import __version__
-from dccrelay.delivery import IDurableChannel, OnDelivered
+from dccrelay.delivery import Annotate, IDurableChannel, OnDelivered
 from dccrelay.delivery.errors import describe_connect_failure, describe_tls_failure
 from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
 from dccrelay.delivery.timers import Deadline, RetryTimer
@@ -127,14 +127,29 @@ class _Batch:
     def __init__(self, entries: list[tuple[int, bytes]]) -> None:
         self.ids = [entry_id for entry_id, _ in entries]
         self.payloads = [payload for _, payload in entries]
-        self.body = (
+        self.body = self._body(self.payloads)
+        self.webhook_id = f"dcc-{self.ids[0]}-{self.ids[-1]}"
+
+    def _body(self, payloads: list[bytes]) -> bytes:
+        return (
             b'{"type":"dispatches","dispatches":['
-            + b",".join(payload for _, payload in entries)
+            + b",".join(payloads)
             + b'],"ids":['
             + b",".join(b"%d" % entry_id for entry_id in self.ids)
             + b"]}"
         )
-        self.webhook_id = f"dcc-{self.ids[0]}-{self.ids[-1]}"
+
+    def body_for(self, annotate: Annotate | None) -> bytes:
+        """
+        The body of this attempt: the same on every retry, except for what
+        ``annotate`` changed meanwhile (an interaction deferred since).
+        """
+        if annotate is None:
+            return self.body
+        sent = [annotate(payload) for payload in self.payloads]
+        if all(a is b for a, b in zip(sent, self.payloads)):
+            return self.body
+        return self._body(sent)
 
 
 class _Answer(Exception):
@@ -172,6 +187,8 @@ class WebhookDelivery:
     :param initial: payloads a v1 channel for this bot still held.
     :param on_delivered: gets the payloads of each batch the bot answered
         2xx (see :data:`dccrelay.delivery.OnDelivered`).
+    :param annotate: changes each payload as it is sent
+        (:data:`dccrelay.delivery.Annotate`).
     """
 
     log = Logger()
@@ -197,6 +214,7 @@ class WebhookDelivery:
         user_agent: str = f"dccrelay/{__version__}",
         initial: Iterable[bytes] = (),
         on_delivered: OnDelivered | None = None,
+        annotate: Annotate | None = None,
     ) -> None:
         if not dst.lower().startswith(("http://", "https://")):
             raise ValueError("a webhook dst must be an http:// or https:// URL")
@@ -207,6 +225,7 @@ class WebhookDelivery:
         self._http = http
         self._on_gone = on_gone
         self._on_delivered = on_delivered
+        self._annotate = annotate
         self._idle_timeout = idle_timeout
         self._timeout = timeout
         self._batch_limit = batch_limit
@@ -322,20 +341,25 @@ class WebhookDelivery:
     def _send(self, batch: _Batch) -> None:
         self._state = _SENDING
         timestamp = int(self._clock.seconds())
+        try:
+            body = batch.body_for(self._annotate)
+        except Exception:
+            self.log.failure("{alias}: annotate failed", alias=self._alias)
+            body = batch.body
         headers = {
             b"Content-Type": [b"application/json"],
             b"User-Agent": [self._user_agent],
             b"webhook-id": [batch.webhook_id.encode("ascii")],
             b"webhook-timestamp": [b"%d" % timestamp],
             b"webhook-signature": [
-                sign(self._client_secret, batch.webhook_id, timestamp, batch.body).encode("ascii")
+                sign(self._client_secret, batch.webhook_id, timestamp, body).encode("ascii")
             ],
         }
         self._timed_out_request = False
         self._deadline.start(self._timeout)
         try:
             request: Deferred[Any] = self._http.request(
-                "POST", self._dst, data=batch.body, headers=headers, allow_redirects=False
+                "POST", self._dst, data=body, headers=headers, allow_redirects=False
             )
         except Exception:
             # e.g. a URL treq cannot use; settings validation should stop

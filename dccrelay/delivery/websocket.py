@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from dccrelay import __version__
-from dccrelay.delivery import IDeliveryChannel, OnDelivered
+from dccrelay.delivery import Annotate, IDeliveryChannel, OnDelivered
 from dccrelay.delivery.errors import (
     CONNECTION_LOST,
     describe_connect_failure,
@@ -193,6 +193,8 @@ class WebSocketDelivery:
         to being written to the bot's connection.
     :param on_delivered: gets the payloads written to the bot's connection
         (see :data:`dccrelay.delivery.OnDelivered`).
+    :param annotate: changes each payload as it is written
+        (:data:`dccrelay.delivery.Annotate`).
     :raise ValueError: if ``dst`` is not a ``ws://`` or ``wss://`` URL.
     """
 
@@ -217,9 +219,11 @@ class WebSocketDelivery:
         initial: Iterable[bytes] = (),
         latency: Callable[[float], object] | None = None,
         on_delivered: OnDelivered | None = None,
+        annotate: Annotate | None = None,
     ) -> None:
         self._alias = alias
         self._on_delivered = on_delivered
+        self._annotate = annotate
         self._connect_timeout = connect_timeout
         self._backlog: Backlog[bytes] = Backlog(
             queue_limit, clock=reactor.seconds, on_taken=latency
@@ -366,7 +370,7 @@ class WebSocketDelivery:
         try:
             while self._backlog and connection.state == WebSocketProtocol.STATE_OPEN:
                 payload = self._backlog.first()
-                connection.sendMessage(payload, isBinary=False)
+                connection.sendMessage(self._as_sent(payload), isBinary=False)
                 # removed only once written: a failure above leaves it queued
                 self._backlog.popleft()
                 sent.append(payload)
@@ -378,6 +382,15 @@ class WebSocketDelivery:
             self._overflowing = False
             self._idle.touch()
             self._report_delivered(sent)
+
+    def _as_sent(self, payload: bytes) -> bytes:
+        if self._annotate is None:
+            return payload
+        try:
+            return self._annotate(payload)
+        except Exception:
+            self.log.failure("{alias}: annotate failed", alias=self._alias)
+            return payload
 
     def _report_delivered(self, payloads: list[bytes]) -> None:
         if self._on_delivered is not None:

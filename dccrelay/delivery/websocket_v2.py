@@ -212,7 +212,9 @@ class WebSocketV2Delivery(WebSocketDelivery):
             for entry_id, payload in self._outbox.entries_after(self._sent_up_to):
                 if connection.state != WebSocketProtocol.STATE_OPEN:
                     break
-                connection.sendMessage(dispatch_frame(entry_id, payload), isBinary=False)
+                connection.sendMessage(
+                    dispatch_frame(entry_id, self._as_sent(payload)), isBinary=False
+                )
                 self._sent_up_to = entry_id
                 sent += 1
         except Exception:

@@ -5,7 +5,11 @@ The slice of Discord's REST API (v10) a relay uses, under ``/api/v10``:
 - ``GET /gateway/bot`` (``Authorization: Bot <token>``) -> url, shards and
   ``session_start_limit``;
 - ``POST /channels/{id}/typing`` -> 204;
-- ``POST /channels/{id}/messages`` -> 200 and a message object.
+- ``POST /channels/{id}/messages`` -> 200 and a message object;
+- ``POST /interactions/{id}/{token}/callback``,
+  ``PATCH /webhooks/{application_id}/{token}/messages/@original`` and
+  ``POST /webhooks/{application_id}/{token}``: answering interactions, see
+  :mod:`dccrelay.testing.interactions`.
 
 A missing or unknown bot token is 401 ``{"message": "401: Unauthorized",
 "code": 0}``; an unknown route 404, a known route with another method 405.
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 _UNAUTHORIZED = {"message": "401: Unauthorized", "code": 0}
 _NOT_FOUND = {"message": "404: Not Found", "code": 0}
 _METHOD_NOT_ALLOWED = {"message": "405: Method Not Allowed", "code": 0}
+_INVALID_JSON = {"message": "The request body contains invalid JSON.", "code": 50109}
 
 #: Longest message content Discord accepts.
 MAX_CONTENT = 2000
@@ -84,6 +89,10 @@ class DiscordAPI(Resource):
         against, and whether it is exempt from the global limit; None for
         an unlimited or unauthenticated request.
         """
+        if path[0] in ("interactions", "webhooks"):
+            # no Authorization: limited per interaction, not by the global limit
+            route = "interaction_callback" if path[0] == "interactions" else "webhook"
+            return "interaction", route, "/".join(path[1:3]), True
         bot = self._bot(request)
         if bot is None:
             return None
@@ -102,6 +111,12 @@ class DiscordAPI(Resource):
             return {b"POST": self._typing}
         if len(path) == 3 and path[0] == "channels" and path[2] == "messages":
             return {b"POST": self._create_message}
+        if len(path) == 4 and path[0] == "interactions" and path[3] == "callback":
+            return {b"POST": self._interaction_callback}
+        if len(path) == 3 and path[0] == "webhooks":
+            return {b"POST": self._interaction_followup}
+        if len(path) == 5 and path[0] == "webhooks" and path[3:] == ["messages", "@original"]:
+            return {b"PATCH": self._edit_original}
         return None
 
     def _bot(self, request: Request) -> SimulatedBot | None:
@@ -182,6 +197,47 @@ class DiscordAPI(Resource):
         if isinstance(body.get("embeds"), list):
             message["embeds"] = body["embeds"]
         return respond(request, 200, message)
+
+    def _user_agent(self, request: Request) -> str:
+        return (request.getHeader(b"user-agent") or b"").decode("latin-1")
+
+    def _json_body(self, request: Request) -> dict[str, Any] | None:
+        try:
+            return read_object(request)
+        except BodyError:
+            return None
+
+    def _answer(self, request: Request, status: int, body: dict[str, Any] | None) -> bytes:
+        if body is None:
+            return no_content(request)
+        return respond(request, status, body)
+
+    def _interaction_callback(self, request: Request, path: list[str]) -> bytes:
+        body = self._json_body(request)
+        if body is None:
+            return respond(request, 400, _INVALID_JSON)
+        status, answer = self._sim.interactions.callback(
+            path[1], path[2], body, self._user_agent(request)
+        )
+        return self._answer(request, status, answer)
+
+    def _interaction_followup(self, request: Request, path: list[str]) -> bytes:
+        body = self._json_body(request)
+        if body is None:
+            return respond(request, 400, _INVALID_JSON)
+        status, answer = self._sim.interactions.followup(
+            path[1], path[2], body, self._user_agent(request)
+        )
+        return respond(request, status, answer)
+
+    def _edit_original(self, request: Request, path: list[str]) -> bytes:
+        body = self._json_body(request)
+        if body is None:
+            return respond(request, 400, _INVALID_JSON)
+        status, answer = self._sim.interactions.edit_original(
+            path[1], path[2], body, self._user_agent(request)
+        )
+        return respond(request, status, answer)
 
     def _not_snowflake(self, request: Request, value: str) -> bytes:
         return respond(

@@ -19,32 +19,37 @@ Paths: ``/api/v10/...`` (see :mod:`dccrelay.testing.rest`), ``/gateway`` and
 
 ``sim.events`` records what happened as ``(kind, detail)`` tuples:
 
-=====================  ==================================================
-kind                   detail
-=====================  ==================================================
-``connect``            ``"gateway"`` or ``"resume"``: the URL used
-``identify``           shard id of an accepted IDENTIFY
-``identify_refused``   ``"max_concurrency"`` or ``"session_start_limit"``
-``ready``              shard id
-``resume``             shard id of an accepted RESUME
-``resume_refused``     ``"unknown_session"``, ``"wrong_url"``, ``"expired"``,
-                       ``"replay_unavailable"`` or why the session ended
-``resumed``            shard id
-``invalid_session``    the ``d`` of an op 9 sent
-``reconnect``          shard id (op 7 sent)
-``heartbeat_request``  shard id (op 1 sent)
-``close``              close code the simulator sent
-``client_close``       close code the client sent (None without one)
-``drop``               shard id (TCP aborted by the simulator)
-``superseded``         shard id (an old connection dropped by a RESUME)
-``disconnect``         shard id, or None if it never identified
-``session_expired``    shard id
-``typing``             channel id (REST)
-``message``            channel id (REST)
-``rate_limited``       route name, or ``"global"`` (REST, answered 429)
-``presence``           shard id of an accepted Update Presence (op 3)
-``member_request``     the nonce of a Request Guild Members (op 8), or None
-=====================  ==================================================
+=========================  ==================================================
+kind                       detail
+=========================  ==================================================
+``connect``                ``"gateway"`` or ``"resume"``: the URL used
+``identify``               shard id of an accepted IDENTIFY
+``identify_refused``       ``"max_concurrency"`` or ``"session_start_limit"``
+``ready``                  shard id
+``resume``                 shard id of an accepted RESUME
+``resume_refused``         ``"unknown_session"``, ``"wrong_url"``, ``"expired"``,
+                           ``"replay_unavailable"`` or why the session ended
+``resumed``                shard id
+``invalid_session``        the ``d`` of an op 9 sent
+``reconnect``              shard id (op 7 sent)
+``heartbeat_request``      shard id (op 1 sent)
+``close``                  close code the simulator sent
+``client_close``           close code the client sent (None without one)
+``drop``                   shard id (TCP aborted by the simulator)
+``superseded``             shard id (an old connection dropped by a RESUME)
+``disconnect``             shard id, or None if it never identified
+``session_expired``        shard id
+``typing``                 channel id (REST)
+``message``                channel id (REST)
+``rate_limited``           route name, or ``"global"`` (REST, answered 429)
+``presence``               shard id of an accepted Update Presence (op 3)
+``member_request``         the nonce of a Request Guild Members (op 8), or None
+``interaction``            id of an INTERACTION_CREATE made
+``interaction_answered``   ``(id, response type)`` of its first answer
+``interaction_failed``     id of one not answered within 3 s
+``interaction_edited``     id, original response edited
+``interaction_followup``   id, follow-up message sent
+=========================  ==================================================
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ from dccrelay.testing import objects
 from dccrelay.testing._http import Root
 from dccrelay.testing.connection import GatewayWire, SimulatedConnection
 from dccrelay.testing.gateway_server import GatewayServerFactory
+from dccrelay.testing.interactions import Interactions
 from dccrelay.testing.members import CHUNK_SIZE, add_members
 from dccrelay.testing.ratelimits import SimulatedRateLimits
 from dccrelay.testing.rest import DiscordAPI
@@ -225,6 +231,32 @@ class SimulatedBot:
         return add_members(
             self.guild_members, guild_id, count, now=self._sim.clock.seconds()
         )
+
+    def interaction(
+        self,
+        *,
+        kind: int = 2,
+        name: str = "cookout",
+        custom_id: str = "bring-chips",
+        guild_id: str | None = "2222",
+        channel_id: str = "3333",
+        shard_id: int | None = None,
+    ) -> bytes:
+        """
+        Dispatch a realistic INTERACTION_CREATE
+        (:mod:`dccrelay.testing.interactions`): a slash command (``kind`` 2,
+        ``name``), a button press (3, ``custom_id``), an autocomplete (4) or
+        a modal submit (5).  Discord's 3 s to answer it start now.
+
+        :return: the exact payload bytes.
+        """
+        d = self._sim.interactions.create(
+            self, kind=kind, name=name, custom_id=custom_id, guild_id=guild_id,
+            channel_id=channel_id,
+        )
+        if shard_id is None:
+            shard_id = self.shard_for_guild(guild_id)
+        return self.dispatch("INTERACTION_CREATE", d, shard_id)
 
     def shard_for_guild(self, guild_id: str | None) -> int:
         """Discord's routing: ``(guild_id >> 22) % shards``; DMs go to 0."""
@@ -430,6 +462,8 @@ class DiscordSimulator:
         self.rate_limits = SimulatedRateLimits(reactor)
         #: members per GUILD_MEMBERS_CHUNK, at most
         self.member_chunk_size = CHUNK_SIZE
+        #: every interaction made, and its answers
+        self.interactions = Interactions(self)
         self._snowflakes = objects.SnowflakeMaker()
         self._connection_count = 0
         self._port: IListeningPort | None = None
@@ -523,6 +557,7 @@ class DiscordSimulator:
         def cancel_timers(_: object) -> None:
             for session in self.sessions.values():
                 session.stop()
+            self.interactions.stop()
 
         return gatherResults(waits).addCallback(cancel_timers)
 
@@ -568,6 +603,10 @@ class DiscordSimulator:
         )
         self.bots[token] = bot
         return bot
+
+    def bots_by_user_id(self) -> dict[str, SimulatedBot]:
+        """Every bot, by its user id (its application id)."""
+        return {bot.user_id: bot for bot in self.bots.values()}
 
     def bot_for_token(self, token: str) -> SimulatedBot | None:
         """The bot with this token, or None."""

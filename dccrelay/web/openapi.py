@@ -72,6 +72,19 @@ _PUBLIC_STATUS = {
         "queued": {"type": "integer", "minimum": 0},
         "dropped": {"type": "integer", "minimum": 0},
         "lastDeliveryError": {"type": ["string", "null"]},
+        "interactions": {
+            "type": "object",
+            "description": "deferInteractions: what became of the bot's interactions",
+            "properties": {
+                "deferred": {"type": "integer", "description": "deferred by the relay"},
+                "inTime": {"type": "integer", "description": "reached the bot in time"},
+                "answeredFirst": {
+                    "type": "integer",
+                    "description": "deferral refused: the bot had just answered",
+                },
+                "deferFailed": {"type": "integer"},
+            },
+        },
         "counters": {
             "type": "object",
             "properties": {
