@@ -32,11 +32,12 @@ from dccrelay.gateway.shard import Connect, Shard
 from dccrelay.interactions import DEFER_AFTER, DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
+from dccrelay.stats import WAKE_BUCKETS, LatencyHistogram
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
 from dccrelay.wake import TypingWhileWaking
 from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.wake_url import WakeHook
-from dccrelay.watch import DeliveryWatches
+from dccrelay.watch import DeliveryWatches, Watch
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -83,7 +84,8 @@ class Counters:
     """
 
     __slots__ = (
-        "received", "matched", "earlier_delivered", "earlier_dropped", "commands", "answers"
+        "received", "matched", "earlier_delivered", "earlier_dropped", "commands", "answers",
+        "earlier_wake_requests", "wake_times", "slowest_wake",
     )
 
     def __init__(self) -> None:
@@ -93,6 +95,12 @@ class Counters:
         # delivered although its criteria did not match them.
         self.commands = 0
         self.answers = 0
+        # wakeUrl requests made for an earlier wakeUrl
+        self.earlier_wake_requests = 0
+        #: seconds from matching to delivery of what matched while the bot
+        #: was not connected
+        self.wake_times = LatencyHistogram(WAKE_BUCKETS)
+        self.slowest_wake = 0.0
         # What the bot's earlier delivery channels (before a new dst or
         # secret) delivered and dropped, so that status counts never go back.
         self.earlier_delivered = 0
@@ -322,6 +330,7 @@ class Relay:
         if old.wake_url != settings.wake_url:
             if self._wake is not None:
                 self._wake.stop()
+                self.counters.earlier_wake_requests += self._wake.requests
             self._wake = self._new_wake_hook()
         # Disabled (perhaps by a webhook's 410): a fresh channel resumes.
         if old.delivery_key() != settings.delivery_key() or not self.enabled:
@@ -477,8 +486,10 @@ class Relay:
         typing_in = self._typing_channel(payload)
         interaction = self._interaction(payload)
         watch = None
-        if typing_in is not None or interaction is not None:
+        if asleep or typing_in is not None or interaction is not None:
             watch = self._watches.watch(data, asleep)
+            if asleep:
+                watch.when_done(self._woke)
         if IDurableChannel.providedBy(channel):
             # Stored with the dispatch: once it is durable, Discord need
             # not replay it after a restart.
@@ -514,6 +525,33 @@ class Relay:
         return self._env.rest.create_interaction_response(
             self.settings.token, interaction_id, token, response, max_wait=max(left, 0.0)
         )
+
+    def _woke(self, watch: Watch) -> None:
+        assert watch.delivered_at is not None
+        seconds = watch.delivered_at - watch.arrived_at
+        self.counters.wake_times.observe(seconds)
+        self.counters.slowest_wake = max(self.counters.slowest_wake, seconds)
+
+    def wake_economy(self) -> dict[str, Any]:
+        """
+        What waking this bot cost and gained: the time dispatches that
+        matched while it was not connected took to reach it, and the calls
+        made meanwhile.
+        """
+        times = self.counters.wake_times
+        wake = self._wake
+        return {
+            "asleepDeliveries": {
+                "count": times.count,
+                "sumSeconds": round(times.sum, 3),
+                "maxSeconds": round(self.counters.slowest_wake, 3),
+                "buckets": dict(times.cumulative()),
+            },
+            "wakeRequests": self.counters.earlier_wake_requests
+            + (wake.requests if wake is not None else 0),
+            "typingCalls": self._typing.calls,
+            "deferredInteractions": self._deferrer.deferred,
+        }
 
     def _typing_channel(self, payload: dict[str, Any]) -> str | None:
         """
@@ -605,6 +643,7 @@ class Relay:
                 "answeredFirst": self._deferrer.answered_first,
                 "deferFailed": self._deferrer.failed,
             },
+            "wake": self.wake_economy(),
             "counters": {
                 "received": self.counters.received,
                 "matched": self.counters.matched,

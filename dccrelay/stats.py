@@ -17,6 +17,14 @@ LATENCY_BUCKETS = (
 )
 
 
+#: Upper bounds, in seconds, of the wake time buckets: how long a dispatch
+#: for a sleeping bot took to reach it, from a host that was only idle to one
+#: that had to start (seconds to tens of seconds) or never came.
+WAKE_BUCKETS = (
+    0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+)
+
+
 class LatencyHistogram:
     """
     How long dispatches waited between arriving from the gateway and being

@@ -70,6 +70,8 @@ class TypingWhileWaking:
         self._interval = interval
         self._limit = limit
         self._channels: dict[str, _ChannelTyping] = {}
+        #: typing calls made
+        self.calls = 0
 
     @property
     def channels(self) -> list[str]:
@@ -111,6 +113,7 @@ class TypingWhileWaking:
             del self._channels[channel_id]
             return
         typing.timer.start(self._interval)
+        self.calls += 1
         try:
             d = self._post(channel_id)
         except Exception:

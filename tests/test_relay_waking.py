@@ -1,7 +1,8 @@
 """
 The relay's side of waking bots in time: the typing indicator while a
 message waits for a sleeping bot, followed to the moment the bot takes the
-message, and deferred interactions.  (The wakeUrl: tests/test_wake_url.py.)
+message, deferred interactions, and the wake economy figures.  (The
+wakeUrl: tests/test_wake_url.py.)
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway.rest import DiscordHTTPError
+from dccrelay.stats import LatencyHistogram
+from dccrelay.web.metrics import RelayCollector
 from dccrelay.wake import GRACE, INTERVAL
 
 from .relay_harness import RelayHarness
@@ -219,3 +224,87 @@ class DeferTests(SynchronousTestCase):
         self.harness.clock.advance(2)
         message = self.harness.dispatch("MESSAGE_CREATE", {"channel_id": "42"})
         self.assertIs(self.harness.channel.sent(), message)
+
+
+class WakeEconomyTests(SynchronousTestCase):
+    """
+    What waking a bot costs and gains, per bot: in its status and in
+    /metrics.
+    """
+
+    def setUp(self) -> None:
+        self.harness = RelayHarness(defer_after=2.0, wake_interval=60.0)
+        self.relay = self.harness.relay(
+            self, typing_while_waking=True, defer_interactions=True,
+            wake_url="https://bot.example/healthz",
+        )
+
+    def message(self) -> bytes:
+        return self.harness.dispatch("MESSAGE_CREATE", {"channel_id": "42"})
+
+    def test_status(self) -> None:
+        """
+        Dispatches that matched while the bot was not connected are timed
+        to their delivery; those for a connected bot are not; wake
+        requests, typing calls and deferred interactions are counted.
+        """
+        self.message()
+        self.harness.dispatch("INTERACTION_CREATE", interaction())
+        self.harness.clock.advance(6.5)
+        self.harness.channel.take(2)
+        self.harness.channel.state = "connected"
+        self.message()
+        self.harness.channel.take()
+        wake = self.relay.public_status()["wake"]
+        self.assertEqual(wake["asleepDeliveries"]["count"], 2)
+        self.assertEqual(wake["asleepDeliveries"]["sumSeconds"], 13.0)
+        self.assertEqual(wake["asleepDeliveries"]["maxSeconds"], 6.5)
+        buckets = wake["asleepDeliveries"]["buckets"]
+        self.assertEqual((buckets["5.0"], buckets["7.5"], buckets["+Inf"]), (0, 2, 2))
+        self.assertEqual(wake["wakeRequests"], 1)
+        self.assertEqual(wake["typingCalls"], 1)
+        self.assertEqual(wake["deferredInteractions"], 1)
+
+    def test_counts_survive_a_new_wake_url(self) -> None:
+        """
+        A new wakeUrl does not reset the count of wake requests.
+        """
+        self.message()
+        self.successResultOf(self.relay.apply(self.harness.settings(
+            typing_while_waking=True, defer_interactions=True,
+            wake_url="https://bot.example/other",
+        )))
+        self.message()
+        self.assertEqual(self.relay.public_status()["wake"]["wakeRequests"], 2)
+
+    def test_metrics(self) -> None:
+        """
+        /metrics has the bot's wake time histogram and its counters, and
+        node totals.
+        """
+        self.message()
+        self.harness.clock.advance(3)
+        self.harness.channel.take()
+
+        relay = self.relay
+
+        class Manager:
+            relays = {"cookout": relay}
+            max_relays = 10
+            delivery_latency = LatencyHistogram()
+
+            def uptime(self) -> float:
+                return 1.0
+
+            def local_relays(self) -> list[Any]:
+                return [relay]
+
+        registry = CollectorRegistry()
+        registry.register(RelayCollector(Manager()))  # type: ignore[arg-type]
+        text = generate_latest(registry).decode()
+        self.assertIn('dcc_bot_wake_seconds_bucket{alias="cookout",le="3.0"} 1.0', text)
+        self.assertIn('dcc_bot_wake_seconds_count{alias="cookout"} 1.0', text)
+        self.assertIn('dcc_bot_wake_requests_total{alias="cookout"} 1.0', text)
+        self.assertIn('dcc_bot_typing_calls_total{alias="cookout"} 1.0', text)
+        self.assertIn('dcc_bot_interactions_deferred_total{alias="cookout"} 0.0', text)
+        self.assertIn("dcc_wake_requests_total 1.0", text)

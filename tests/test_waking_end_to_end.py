@@ -11,6 +11,8 @@ requested, as a scaled-to-zero platform does.
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Callable
 
 import orjson
@@ -383,3 +385,117 @@ class DeferredInteractionTests(Fixture):
         )
         counts = relay.relay().public_status()["interactions"]
         self.assertEqual((counts["deferred"], counts["inTime"]), (0, 5))
+
+
+class WakeEconomyRun(Fixture):
+    """
+    A bot that sleeps, takes 5 s to wake, and sleeps again, over a few
+    rounds: the figures issue 10 asks for.  Set ``DCC_WAKING_REPORT`` to a
+    file to get them as one JSON object.
+    """
+
+    timeout = 180
+    rounds = 3
+
+    @deferred_test
+    async def test_bot_that_sleeps_5s(self) -> None:
+        """
+        Each round, while the bot sleeps: a slash command and two messages;
+        once it is awake, two more interactions.  No interaction fails: the
+        first of each round is deferred by the relay and answered by the
+        bot once awake, the others are answered by the bot directly; typing
+        shows while it sleeps; its wakeUrl is requested once per round.
+        """
+        await self.start_discord()
+        relay = await self.start_relay("--idle-timeout", "2", "--wake-interval", "5")
+        bot = InteractionBot(self.sim.api_url)
+        host, wake_url = await self.asleep(bot, boot_time=5.0)
+        await self.register(
+            relay,
+            self.body(
+                bot.url, delivery={"protocol": 2}, wakeUrl=wake_url, deferInteractions=True,
+                typingWhileWaking=True,
+                criteria={
+                    "$or": [
+                        {"t": "INTERACTION_CREATE"},
+                        {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}},
+                    ]
+                },
+            ),
+        )
+        status = relay.relay().public_status
+        messages: list[bytes] = []
+        typing_while_asleep = 0
+        for round_number in range(self.rounds):
+            asleep = [
+                self.bot.interaction(name="cookout"),
+                self.bot.message(f"cookout round {round_number}", channel_id="4242"),
+                self.bot.message(f"cookout who brings chips {round_number}", channel_id="4242"),
+            ]
+            messages += asleep[1:]
+            await wait_for(
+                # (the interaction arrives marked as deferred: not as sent)
+                lambda: set(asleep[1:]) <= set(bot.handled)
+                and len(bot.answered) == 3 * round_number + 1,
+                timeout=40,
+                what=f"round {round_number}: the bot awake and answering",
+            )
+            typing_while_asleep = len(self.sim.typing)
+            for n in range(2):
+                self.bot.interaction(kind=3 if n else 2)
+                await sleep(0.3)
+            await wait_for(
+                lambda: len(bot.answered) == 3 * round_number + 3, what="the awake answers"
+            )
+            # the platform scales the idle bot to zero
+            await wait_for(
+                lambda: status()["delivery"]["state"] == "idle", timeout=10,
+                what="the idle connection closed",
+            )
+            await bot.stop()
+            host.running = False
+            await sleep(0.5)
+            self.assertEqual(len(self.sim.typing), typing_while_asleep, "typing after waking")
+
+        summary = outcomes(self.sim)
+        self.assertEqual(bot.errors, [])
+        self.assertEqual(
+            summary,
+            {"deferred, then answered": self.rounds, "answered": 2 * self.rounds},
+        )
+        wake = status()["wake"]
+        self.assertEqual(wake["wakeRequests"], self.rounds)
+        self.assertGreater(wake["typingCalls"], 0)
+        self.assertEqual(wake["deferredInteractions"], self.rounds)
+        asleep_deliveries = wake["asleepDeliveries"]
+        self.assertEqual(asleep_deliveries["count"], 3 * self.rounds)
+        deferred = [r for r in self.sim.interactions.all if r.deferred]
+        figures = {
+            "rounds": self.rounds,
+            "boot_time_s": host.boot_time,
+            "interactions": len(self.sim.interactions.all),
+            "failed": summary.get("failed", 0),
+            "deferred_then_answered": summary.get("deferred, then answered", 0),
+            "answered_directly": summary.get("answered", 0),
+            "deferred_after_s": sorted(
+                round(r.answered_at - r.created_at, 2) for r in deferred  # type: ignore[operator]
+            ),
+            "deferred_answer_after_s": sorted(
+                round(r.edits[0][0] - r.created_at, 2) for r in deferred
+            ),
+            "asleep_deliveries": asleep_deliveries["count"],
+            "wake_time_mean_s": round(
+                asleep_deliveries["sumSeconds"] / asleep_deliveries["count"], 2
+            ),
+            "wake_time_max_s": asleep_deliveries["maxSeconds"],
+            "wake_time_buckets": {
+                le: n for le, n in asleep_deliveries["buckets"].items() if n
+            },
+            "wake_requests": wake["wakeRequests"],
+            "typing_calls": wake["typingCalls"],
+            "messages_delivered": sum(1 for m in messages if m in bot.handled),
+        }
+        report = os.environ.get("DCC_WAKING_REPORT")
+        if report:
+            with open(report, "w") as f:
+                f.write(json.dumps(figures, indent=1) + "\n")

@@ -49,17 +49,30 @@ DISPATCH_COUNTERS = (
 )
 
 
+#: The wake economy counters, as (metric name part, status key, help).
+WAKE_COUNTERS = (
+    ("wake_requests", "wakeRequests", "Requests to bots' wakeUrl."),
+    ("typing_calls", "typingCalls", "Typing indicators shown while bots woke."),
+    (
+        "interactions_deferred", "deferredInteractions",
+        "Interactions the relay deferred because the bot was not there in time.",
+    ),
+)
+
+
 def relay_counts(relay: Relay) -> dict[Hashable, float]:
     """
     A relay's dispatch counters, the way ``GET /relays`` shows them.
     """
     status = relay.public_status()
     counters = status["counters"]
+    wake = status.get("wake", {})
     return {
         "received": counters["received"],
         "matched": counters["matched"],
         "delivered": counters["delivered"],
         "dropped": status["dropped"],
+        **{name: wake.get(key, 0) for name, key, _ in WAKE_COUNTERS},
     }
 
 
@@ -174,6 +187,29 @@ class RelayCollector(Collector):
             "dcc_queued", "Dispatches waiting for their bots, all bots.",
             value=sum(status["queued"] for _, status in per_bot),
         )
+        for name, status_key, help_text in WAKE_COUNTERS:
+            yield CounterMetricFamily(
+                f"dcc_{name}", help_text + " All bots, deleted ones included.",
+                value=totals[name],
+            )
+            family = CounterMetricFamily(f"dcc_bot_{name}", help_text, labels=["alias"])
+            for alias, status in per_bot:
+                family.add_metric([alias], status.get("wake", {}).get(status_key, 0))
+            yield family
+        wake_times = HistogramMetricFamily(
+            "dcc_bot_wake_seconds",
+            "From a dispatch matching while its bot was not connected to its delivery "
+            "(acknowledged, for websocket v2 and webhooks).",
+            labels=["alias"],
+        )
+        for alias, status in per_bot:
+            asleep = status.get("wake", {}).get("asleepDeliveries")
+            if asleep is not None:
+                wake_times.add_metric(
+                    [alias], list(asleep["buckets"].items()), asleep["sumSeconds"]
+                )
+        yield wake_times
+
         up = GaugeMetricFamily(
             "dcc_bot_enabled", "1 if the bot's gateway session is enabled.", labels=["alias"]
         )

@@ -85,6 +85,31 @@ _PUBLIC_STATUS = {
                 "deferFailed": {"type": "integer"},
             },
         },
+        "wake": {
+            "type": "object",
+            "description": "What waking the bot cost and gained (docs/waking.rst).",
+            "properties": {
+                "asleepDeliveries": {
+                    "type": "object",
+                    "description": (
+                        "Seconds from a dispatch matching while the bot was not connected "
+                        "to its delivery: count, sum, max and cumulative buckets by upper "
+                        "bound"
+                    ),
+                    "properties": {
+                        "count": {"type": "integer"},
+                        "sumSeconds": {"type": "number"},
+                        "maxSeconds": {"type": "number"},
+                        "buckets": {
+                            "type": "object", "additionalProperties": {"type": "integer"}
+                        },
+                    },
+                },
+                "wakeRequests": {"type": "integer"},
+                "typingCalls": {"type": "integer"},
+                "deferredInteractions": {"type": "integer"},
+            },
+        },
         "counters": {
             "type": "object",
             "properties": {
