@@ -483,7 +483,8 @@ class Relay:
             # asleep, or not known to be awake: wake its host now rather
             # than after the channel's own attempts
             self._wake.poke()
-        typing_in = self._typing_channel(payload)
+        # typing is for a bot that is waking, not one that is connected
+        typing_in = self._typing_channel(payload) if asleep else None
         interaction = self._interaction(payload)
         watch = None
         if asleep or typing_in is not None or interaction is not None:

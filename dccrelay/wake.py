@@ -23,8 +23,10 @@ from twisted.python.failure import Failure
 from dccrelay.delivery.timers import Deadline
 from dccrelay.gateway.rest import DiscordHTTPError
 
-#: seconds a message may take to reach the bot before it counts as asleep
-GRACE = 1.0
+#: seconds a message may take to reach the bot before it counts as asleep:
+#: an awake bot takes milliseconds, and the person should see typing within
+#: a second of their message
+GRACE = 0.5
 
 #: seconds between typing calls (the indicator lasts about 10 s)
 INTERVAL = 8.0

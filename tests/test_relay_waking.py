@@ -308,3 +308,21 @@ class WakeEconomyTests(SynchronousTestCase):
         self.assertIn('dcc_bot_typing_calls_total{alias="cookout"} 1.0', text)
         self.assertIn('dcc_bot_interactions_deferred_total{alias="cookout"} 0.0', text)
         self.assertIn("dcc_wake_requests_total 1.0", text)
+
+
+class TypingOnlyWhileAsleepTests(SynchronousTestCase):
+    """
+    Typing is for a bot that is waking.
+    """
+
+    def test_connected_bot(self) -> None:
+        """
+        A message for a connected bot shows no typing, however long the
+        bot takes to acknowledge it.
+        """
+        harness = RelayHarness()
+        harness.relay(self, typing_while_waking=True)
+        harness.channel.state = "connected"
+        harness.dispatch("MESSAGE_CREATE", {"channel_id": "42"})
+        harness.clock.advance(INTERVAL * 2)
+        self.assertEqual(harness.rest.typing, [])

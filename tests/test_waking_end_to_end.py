@@ -426,13 +426,18 @@ class WakeEconomyRun(Fixture):
         status = relay.relay().public_status
         messages: list[bytes] = []
         typing_while_asleep = 0
+        typing_after: list[float] = []
         for round_number in range(self.rounds):
+            typed = len(self.sim.typing)
             asleep = [
                 self.bot.interaction(name="cookout"),
                 self.bot.message(f"cookout round {round_number}", channel_id="4242"),
                 self.bot.message(f"cookout who brings chips {round_number}", channel_id="4242"),
             ]
+            sent_at = reactor.seconds()
             messages += asleep[1:]
+            await wait_for(lambda: len(self.sim.typing) > typed, what="typing")
+            typing_after.append(round(reactor.seconds() - sent_at, 2))
             await wait_for(
                 # (the interaction arrives marked as deferred: not as sent)
                 lambda: set(asleep[1:]) <= set(bot.handled)
@@ -459,6 +464,8 @@ class WakeEconomyRun(Fixture):
 
         summary = outcomes(self.sim)
         self.assertEqual(bot.errors, [])
+        # the person saw typing within a second of their message
+        self.assertLess(max(typing_after), 1.0, typing_after)
         self.assertEqual(
             summary,
             {"deferred, then answered": self.rounds, "answered": 2 * self.rounds},
@@ -493,6 +500,7 @@ class WakeEconomyRun(Fixture):
             },
             "wake_requests": wake["wakeRequests"],
             "typing_calls": wake["typingCalls"],
+            "typing_shown_after_s": typing_after,
             "messages_delivered": sum(1 for m in messages if m in bot.handled),
         }
         report = os.environ.get("DCC_WAKING_REPORT")
