@@ -92,8 +92,14 @@ class TypingWhileWaking:
         until = self._clock.seconds() + self._limit
         typing = self._channels.get(channel_id)
         if typing is not None:
+            earlier_delivered = typing.delivered()
             typing.delivered = delivered
             typing.until = until
+            if earlier_delivered:
+                # The indicator had nothing left to show for: this message
+                # starts it again after the grace period, not at the next
+                # beat of the old one.
+                typing.timer.start(self._grace)
             return
         timer = Deadline(self._clock, lambda: self._tick(channel_id))
         self._channels[channel_id] = _ChannelTyping(timer, delivered, until)

@@ -90,6 +90,22 @@ class TypingTests(SynchronousTestCase):
         self.run_for(INTERVAL)
         self.assertEqual(sorted(c for _, c in self.posts), ["42", "42", "7", "7"])
 
+    def test_new_message_after_delivery(self) -> None:
+        """
+        A new message in a channel whose earlier one already reached the
+        bot (its indicator not yet cleared) shows typing after the grace
+        period, not at the old indicator's next beat.
+        """
+        self.typing.waiting("42", self.is_delivered)
+        self.run_for(GRACE)
+        self.delivered = True
+        self.clock.advance(2)
+        later = [False]
+        self.typing.waiting("42", lambda: later[0])
+        self.clock.advance(GRACE)
+        self.assertEqual([channel for _, channel in self.posts], ["42", "42"])
+        self.assertEqual(self.posts[-1][0], GRACE + 2 + GRACE)
+
     def test_refused(self) -> None:
         """
         When Discord refuses (no permission, rate limited) the indicator in
