@@ -10,10 +10,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from dccrelay.manager import RelayManager
-from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.access import Access
 from dccrelay.web.api_request import APIRequest
 from dccrelay.web.channel import IDLE_TIMEOUT, DeadlineChannel
+from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.openapi import OpenAPIDocument
 from dccrelay.web.relays import ParseSettings, RelayCollection
 from dccrelay.web.responses import json_handler
