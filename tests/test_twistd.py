@@ -73,7 +73,11 @@ class TwistdTests(TestCase):
         """
         return ensureDeferred(self._restart())
 
-    async def _restart(self) -> None:
+    async def registered_bot(self) -> tuple[Any, Any, BotReceiver, str, TwistdProcess]:
+        """
+        The simulator with one bot, its receiver, and a relay process that
+        has it registered: ``(sim, bot, receiver, data_dir, relay)``.
+        """
         sim = DiscordSimulator(reactor)
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
@@ -82,17 +86,20 @@ class TwistdTests(TestCase):
         await receiver.start()
         self.addCleanup(receiver.stop)
         data_dir = self.mktemp()
-
-        first = self.spawn(data_dir, sim.api_url)
-        await wait_for(lambda: first.port, timeout=30, what="the relay to listen")
+        relay = self.spawn(data_dir, sim.api_url)
+        await wait_for(lambda: relay.port, timeout=30, what="the relay to listen")
+        assert relay.port is not None
         body = {
             "token": TOKEN,
-            "intents": 4608,
             "criteria": {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}},
             "dst": receiver.url,
             "clientSecret": SECRET,
         }
-        self.assertEqual(await self.put(first.port, body), 201)
+        self.assertEqual(await self.put(relay.port, body), 201)
+        return sim, bot, receiver, data_dir, relay
+
+    async def _restart(self) -> None:
+        sim, bot, receiver, data_dir, first = await self.registered_bot()
         await bot.wait_for_ready()
         hello = bot.message("cookout hello")
         self.assertEqual(await next_item(receiver.queue), hello)
@@ -139,23 +146,7 @@ class TwistdTests(TestCase):
         return ensureDeferred(self._kill_while_queued())
 
     async def _kill_while_queued(self) -> None:
-        sim = DiscordSimulator(reactor)
-        await sim.listen(LOOPBACK)
-        self.addCleanup(sim.stop)
-        bot = sim.add_bot(token=TOKEN, user_id="222")
-        receiver = BotReceiver()
-        await receiver.start()
-        self.addCleanup(receiver.stop)
-        data_dir = self.mktemp()
-        first = self.spawn(data_dir, sim.api_url)
-        await wait_for(lambda: first.port, timeout=30, what="the relay to listen")
-        body = {
-            "token": TOKEN,
-            "criteria": {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}},
-            "dst": receiver.url,
-            "clientSecret": SECRET,
-        }
-        self.assertEqual(await self.put(first.port, body), 201)
+        sim, bot, receiver, data_dir, first = await self.registered_bot()
         await bot.wait_for_ready()
         greeting = bot.message("cookout hello")
         self.assertEqual(await next_item(receiver.queue), greeting)
