@@ -12,12 +12,11 @@ from typing import Any
 
 import orjson
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.web.resource import Resource
 
 from dccrelay.filters import compile_criteria
-from dccrelay.gateway.rest import GatewayInfo
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
@@ -25,6 +24,7 @@ from dccrelay.testing.memory_store import MemoryRelayStore
 from dccrelay.web.access import Access
 from dccrelay.web.api_request import APIRequest
 from dccrelay.web.site import build_resource
+from tests.relay_harness import FakeREST, RecordingChannel
 
 SECRET = "admin:c2VjcmV0c2VjcmV0"
 BODY = {
@@ -35,40 +35,6 @@ BODY = {
     "clientSecret": SECRET,
 }
 BASE = "http://relay.example"
-
-
-class FakeREST:
-    """
-    ``GET /gateway/bot`` that always answers one shard.
-    """
-
-    def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
-        return succeed(GatewayInfo("wss://gateway.example", 1, 1, 1000, 0.0))
-
-    def trigger_typing(self, token: str, channel_id: str) -> Deferred[None]:
-        return succeed(None)
-
-
-class RecordingChannel:
-    """
-    A delivery channel that keeps what it is given.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
-        self.delivered: list[bytes] = list(kwargs.get("initial", ()))
-
-    def deliver(self, payload: bytes, checkpoint: Any = None) -> None:
-        self.delivered.append(payload)
-
-    def stop(self) -> Deferred[None]:
-        return succeed(None)
-
-    def pending(self) -> list[bytes]:
-        return list(self.delivered)
-
-    def status(self) -> dict[str, object]:
-        return {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None}
 
 
 def basic(secret: str = SECRET) -> dict[str, list[str]]:

@@ -33,6 +33,8 @@ class FakeREST:
 
     def __init__(self, shards: int = 1) -> None:
         self.shards = shards
+        #: how many times ``GET /gateway/bot`` was asked
+        self.calls = 0
         self.typing: list[str] = []
         self.callbacks: list[tuple[str, str, dict[str, Any]]] = []
         self.held: list[Deferred[None]] = []
@@ -40,6 +42,7 @@ class FakeREST:
         self.refuse: DiscordHTTPError | None = None
 
     def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
+        self.calls += 1
         return succeed(GatewayInfo("wss://gateway.example", self.shards, 1, 1000, 0.0))
 
     def _answer(self) -> Deferred[None]:
@@ -67,6 +70,31 @@ class FakeREST:
     ) -> Deferred[None]:
         self.callbacks.append((interaction_id, interaction_token, response))
         return self._answer()
+
+
+class RecordingChannel:
+    """
+    A delivery channel that keeps what it is given (and hands it on, as
+    :meth:`pending`, when the relay replaces it).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.delivered: list[bytes] = list(kwargs.get("initial", ()))
+        self.stopped = False
+
+    def deliver(self, payload: bytes, checkpoint: Any = None) -> None:
+        self.delivered.append(payload)
+
+    def stop(self) -> Deferred[None]:
+        self.stopped = True
+        return succeed(None)
+
+    def pending(self) -> list[bytes]:
+        return list(self.delivered)
+
+    def status(self) -> dict[str, object]:
+        return {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None}
 
 
 class FakeChannel:

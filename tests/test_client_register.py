@@ -33,7 +33,7 @@ from dccrelay.settings import parse_settings
 from dccrelay.testing.memory_store import MemoryRelayStore
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_resource
-from tests.test_web_relays import FakeREST, RecordingChannel
+from tests.relay_harness import FakeREST, RecordingChannel
 
 T = TypeVar("T")
 

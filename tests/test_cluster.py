@@ -19,7 +19,7 @@ from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
 from dccrelay.store.leases import LeaseTiming
 from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
-from tests.test_web_relays import FakeREST, RecordingChannel
+from tests.relay_harness import FakeREST, RecordingChannel
 
 TIMING = LeaseTiming()
 

@@ -98,20 +98,17 @@ class CompressionTests(TestCase):
     per connection.
     """
 
-    def test_zlib_stream(self) -> None:
+    async def three_dispatches_through(self, compression: str) -> None:
         """
-        With zlib-stream the listener gets the same JSON bytes as without,
-        payload after payload from one stream.
+        IDENTIFY over a ``compression`` connection to the simulator, then
+        three dispatches arrive as the exact JSON bytes the simulator sent.
         """
-        return ensureDeferred(self._zlib())
-
-    async def _zlib(self) -> None:
         sim = DiscordSimulator(reactor)
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
         bot = sim.add_bot(token="TOKEN", user_id="1")
         listener = Listener()
-        connection = await GatewayConnector(reactor, compression="zlib-stream").connect(
+        connection = await GatewayConnector(reactor, compression=compression).connect(
             gateway_url(sim.gateway_url), listener
         )
         self.assertIn(("connect", "gateway"), sim.events)
@@ -124,6 +121,16 @@ class CompressionTests(TestCase):
         self.assertEqual(listener.frames[2:], sent)
         connection.close(4000)
         await bot.wait_for_disconnect()
+
+    def test_zlib_stream(self) -> None:
+        """
+        With zlib-stream the listener gets the same JSON bytes as without,
+        payload after payload from one stream.
+        """
+        return ensureDeferred(self._zlib())
+
+    async def _zlib(self) -> None:
+        await self.three_dispatches_through("zlib-stream")
 
     def test_split_frames(self) -> None:
         """
@@ -152,23 +159,7 @@ class CompressionTests(TestCase):
         return ensureDeferred(self._zstd())
 
     async def _zstd(self) -> None:
-        sim = DiscordSimulator(reactor)
-        await sim.listen(LOOPBACK)
-        self.addCleanup(sim.stop)
-        bot = sim.add_bot(token="TOKEN", user_id="1")
-        listener = Listener()
-        connection = await GatewayConnector(reactor, compression="zstd-stream").connect(
-            gateway_url(sim.gateway_url), listener
-        )
-        await wait_for(lambda: listener.frames, what="HELLO")
-        connection.send({"op": 2, "d": {"token": "TOKEN", "intents": 513,
-                                        "properties": {"os": "x", "browser": "y", "device": "z"}}})
-        await bot.wait_for_ready()
-        sent = [bot.message(f"message {i}") for i in range(3)]
-        await wait_for(lambda: len(listener.frames) >= 5, what="three dispatches")
-        self.assertEqual(listener.frames[2:], sent)
-        connection.close(4000)
-        await bot.wait_for_disconnect()
+        await self.three_dispatches_through("zstd-stream")
 
     def test_corrupt_zstd_stream(self) -> None:
         """

@@ -20,7 +20,6 @@ from twisted.web.resource import Resource
 from twisted.web.template import flattenString
 
 from dccrelay.filters import compile_criteria
-from dccrelay.gateway.rest import GatewayInfo
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
@@ -28,6 +27,7 @@ from dccrelay.stats import LatencyHistogram
 from dccrelay.testing.memory_store import MemoryRelayStore
 from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.status_page import StatusPage, format_duration, render_status
+from tests.relay_harness import FakeREST
 
 TOKEN = "MTExMTExMTExMTExMTExMTEx.Gg1234.metrics-token"
 SECRET = "admin:bWV0cmljcy1zZWNyZXQ="
@@ -49,18 +49,6 @@ def dispatch(s: int, content: str) -> bytes:
     return orjson.dumps(
         {"op": 0, "s": s, "t": "MESSAGE_CREATE", "d": {"content": content, "channel_id": "1"}}
     )
-
-
-class FakeREST:
-    """
-    ``GET /gateway/bot``: ``shards`` shards, one identify at a time.
-    """
-
-    def __init__(self) -> None:
-        self.shards = 1
-
-    def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
-        return succeed(GatewayInfo("wss://gateway.example", self.shards, 1, 1000, 0.0))
 
 
 class FakeConnection:

@@ -12,17 +12,17 @@ from typing import Any
 
 import orjson
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.filters import compile_criteria
-from dccrelay.gateway.rest import GatewayInfo
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.testing.memory_store import MemoryRelayStore
 from dccrelay.web.site import build_resource
+from tests.relay_harness import FakeREST, RecordingChannel
 
 SECRET = "admin:c2VjcmV0c2VjcmV0"
 PROTOTYPE_BODY = {
@@ -33,43 +33,6 @@ PROTOTYPE_BODY = {
     "clientSecret": SECRET,
 }
 BASE = "http://relay.example"
-
-
-class FakeREST:
-    """
-    ``GET /gateway/bot`` that always answers one shard.
-    """
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
-        self.calls += 1
-        return succeed(GatewayInfo("wss://gateway.example", 1, 1, 1000, 0.0))
-
-
-class RecordingChannel:
-    """
-    A delivery channel that keeps what it is given.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
-        self.delivered: list[bytes] = list(kwargs.get("initial", ()))
-        self.stopped = False
-
-    def deliver(self, payload: bytes) -> None:
-        self.delivered.append(payload)
-
-    def stop(self) -> Deferred[None]:
-        self.stopped = True
-        return succeed(None)
-
-    def pending(self) -> list[bytes]:
-        return list(self.delivered)
-
-    def status(self) -> dict[str, object]:
-        return {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None}
 
 
 def auth(secret: str = SECRET) -> dict[str, list[str]]:
