@@ -337,7 +337,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         manager,
         partial(
             parse_settings,
-            compile_filter=filter_compiler(options),
+            # The relays' own compiler: one set of limits for registering
+            # and for running.
+            compile_filter=env.compile_filter,
             allow_private_dst=options["allow-private-dst"],
         ),
         access=Access(
