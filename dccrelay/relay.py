@@ -151,6 +151,11 @@ class Relay:
         self._min_shards = 1
         self._resharding = False
         self._resume_points = ResumePoints()
+        # What each shard's stored session says, as far as this relay knows,
+        # and whether a dispatch came since: the checkpoint of thousands of
+        # idle bots then writes nothing.
+        self._saved_points: dict[int, SessionState] = {}
+        self._points_moved = False
         #: the node running this relay, when several share a store
         self.node: str | None = None
         self.counters = Counters()
@@ -294,8 +299,11 @@ class Relay:
             self._limiter = None
         saves = []
         if code != codes.SESSION_ENDING_CLOSE:
-            saves = self._save_resume_points(shards)
+            points = self._moved_resume_points(shards)
+            if points:
+                saves.append(self._env.store.save_sessions([(self.alias, p) for p in points]))
         self._resume_points.clear()
+        self._saved_points.clear()
         closing = [shard.stop(code) for shard in shards]
         return DeferredList(closing + saves, consumeErrors=True)
 
@@ -385,6 +393,7 @@ class Relay:
     def _on_dispatch(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         counters = self.counters
         counters.received += 1
+        self._points_moved = True
         try:
             matched = self._predicate(payload)
         except Exception:
@@ -585,22 +594,38 @@ class Relay:
 
     def _save_session(self, shard_id: int, state: SessionState | None) -> None:
         if state is None:
+            self._saved_points.pop(shard_id, None)
             d = self._env.store.forget_session(self.alias, shard_id)
         else:
+            self._saved_points[shard_id] = state
             d = self._env.store.save_session(self.alias, state)
         d.addErrback(self._log_store_failure)
 
     def _log_store_failure(self, failure: Failure) -> None:
         self._log.failure("{alias}: saving session state failed", failure, alias=self.alias)
 
-    def checkpoint(self) -> Deferred[Any]:
+    def resume_points(self) -> list[SessionState]:
         """
-        Save where every shard can resume from, so that a relay killed
-        without warning loses nothing Discord can still replay.
+        Where each shard can resume from, so that a relay killed without
+        warning loses nothing Discord can still replay: only the points that
+        moved since they were last saved.  The caller saves them (the
+        manager, for every relay in one store call) and calls
+        :meth:`resume_points_unsaved` if that fails.
         """
-        return DeferredList(self._save_resume_points(self.shards), consumeErrors=True)
+        if not self._points_moved:
+            return []
+        return self._moved_resume_points(self.shards)
 
-    def _save_resume_points(self, shards: list[Shard]) -> list[Deferred[Any]]:
+    def resume_points_unsaved(self, points: Sequence[SessionState]) -> None:
+        """
+        Saving ``points`` failed: offer them again at the next checkpoint.
+        """
+        for point in points:
+            if self._saved_points.get(point.shard_id) == point:
+                del self._saved_points[point.shard_id]
+        self._points_moved = True
+
+    def _moved_resume_points(self, shards: list[Shard]) -> list[SessionState]:
         channel = self._delivery
         if IDurableChannel.providedBy(channel) and channel.unstored():
             # Each dispatch being stored raises the stored seq itself, in its
@@ -608,14 +633,20 @@ class Relay:
             # one and lower the seq below a stored dispatch, which Discord
             # would then replay as a duplicate.
             return []
-        self._resume_points.settle(self._not_yet_safe())
-        saves = []
+        resume_points = self._resume_points
+        resume_points.settle(self._not_yet_safe())
+        moved = []
         for shard in shards:
             session = shard.session
             if session is not None:
-                seq = self._resume_points.resume_seq(shard.shard_id, session.seq)
-                saves.append(self._env.store.save_session(self.alias, replace(session, seq=seq)))
-        return saves
+                point = replace(session, seq=resume_points.resume_seq(shard.shard_id, session.seq))
+                if self._saved_points.get(shard.shard_id) != point:
+                    self._saved_points[shard.shard_id] = point
+                    moved.append(point)
+        # A point held back before an undelivered dispatch moves once that
+        # is delivered, with no new dispatch to say so.
+        self._points_moved = bool(resume_points)
+        return moved
 
     # -- status -------------------------------------------------------------
 

@@ -51,6 +51,12 @@ class ResumePoints:
                 return seq - 1
         return latest
 
+    def __len__(self) -> int:
+        """
+        How many dispatches are still waiting.
+        """
+        return len(self._waiting)
+
     def clear(self) -> None:
         """
         The sessions are gone: nothing can be replayed any more.

@@ -216,9 +216,9 @@ class RelayHarness:
     A relay and its fakes.
     """
 
-    def __init__(self, **env: Any) -> None:
+    def __init__(self, store: MemoryRelayStore | None = None, **env: Any) -> None:
         self.clock = MemoryReactorClock()
-        self.store = MemoryRelayStore()
+        self.store = store if store is not None else MemoryRelayStore()
         self.store.open()
         self.rest = FakeREST()
         self.wake_http = FakeWakeHTTP()

@@ -327,6 +327,35 @@ class IRelayStoreTestsMixin(_Base):
         self.assertEqual(await store.load_sessions("alpha"), {})
 
     @deferred_test
+    async def test_save_sessions(self) -> None:
+        """
+        Many shards' sessions are saved in one call, each as save_session
+        would: replacing earlier ones, and dropped for an unknown or disabled
+        relay without failing the others.
+        """
+        store = await self.open_store()
+        for alias in ("alpha", "beta", "gamma"):
+            await store.save_relay(alias, SETTINGS)
+        await store.disable_relay("gamma", "fatal close 4014")
+        await store.save_session("alpha", session(0, seq=1))
+        await store.save_sessions(
+            [
+                ("alpha", session(0, seq=5)),
+                ("alpha", session(1, seq=6)),
+                ("beta", session(0, seq=None)),
+                ("gamma", session(0)),
+                ("ghost", session(0)),
+            ]
+        )
+        self.assertEqual(
+            await store.load_sessions("alpha"), {0: session(0, seq=5), 1: session(1, seq=6)}
+        )
+        self.assertEqual(await store.load_sessions("beta"), {0: session(0, seq=None)})
+        self.assertEqual(await store.load_sessions("gamma"), {})
+        self.assertEqual(await store.load_sessions("ghost"), {})
+        await store.save_sessions([])
+
+    @deferred_test
     async def test_forget_session(self) -> None:
         """
         Forgetting a shard's session drops only that shard's; forgetting an

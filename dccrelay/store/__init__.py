@@ -188,6 +188,16 @@ class IRelayStore(Interface):
         :return: Deferred firing with ``None``.
         """
 
+    def save_sessions(states):  # type: ignore[no-untyped-def]
+        """
+        Remember many shards' session states in one transaction, each as
+        :meth:`save_session` would: the periodic checkpoint of every bot on
+        a node is one call, not thousands.
+
+        :param states: a sequence of ``(alias, SessionState)``.
+        :return: Deferred firing with ``None``.
+        """
+
     def forget_session(alias, shard_id):  # type: ignore[no-untyped-def]
         """
         Drop one shard's session (after an invalid session or a fatal close).

@@ -6,7 +6,7 @@ Queries run with psycopg 3 on a thread pool of the store's own, with
 connections from a psycopg_pool pool (checked before each use, so a
 database restart costs no failed call), never on the reactor thread.  Each
 call is one transaction.  Where two nodes may race, rows are locked in a
-fixed order (see ``_outbox_append`` and ``_save_session``) so that the
+fixed order (see ``_outbox_append`` and ``_save_sessions``) so that the
 answers are those of the SQLite store, which serialises every writer.
 """
 
@@ -260,7 +260,10 @@ class PostgresStore:
         Remember one shard's session, unless the relay is unknown or
         disabled (see :meth:`SQLiteStore.save_session`).
         """
-        return self._interact(_save_session, alias, state)
+        return self.save_sessions([(alias, state)])
+
+    def save_sessions(self, states: Sequence[tuple[str, SessionState]]) -> Deferred[None]:
+        return self._interact(_save_sessions, list(states))
 
     def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
         return self._interact(_forget_session, alias, shard_id)
@@ -464,13 +467,16 @@ def _load_sessions(cursor: Cursor, alias: str) -> dict[int, SessionState]:
     return {row[0]: SessionState(*row) for row in cursor.fetchall()}
 
 
-def _save_session(cursor: Cursor, alias: str, state: SessionState) -> None:
-    # FOR SHARE: a disable that comes meanwhile waits for this transaction,
-    # then deletes the session too; one that came first is seen here.
-    cursor.execute("SELECT 1 FROM relays WHERE alias = %s AND enabled FOR SHARE", (alias,))
-    if cursor.fetchone() is None:
-        return
+def _save_sessions(cursor: Cursor, states: list[tuple[str, SessionState]]) -> None:
+    # FOR SHARE, in alias order so that concurrent calls cannot deadlock: a
+    # disable that comes meanwhile waits for this transaction, then deletes
+    # the sessions too; one that came first is seen here.
     cursor.execute(
+        "SELECT alias FROM relays WHERE alias = ANY(%s) AND enabled ORDER BY alias FOR SHARE",
+        (sorted({alias for alias, _ in states}),),
+    )
+    enabled = {row[0] for row in cursor.fetchall()}
+    cursor.executemany(
         """
         INSERT INTO sessions
             (alias, shard_id, shard_count, session_id, seq, resume_url)
@@ -481,7 +487,11 @@ def _save_session(cursor: Cursor, alias: str, state: SessionState) -> None:
             seq = excluded.seq,
             resume_url = excluded.resume_url
         """,
-        (alias, state.shard_id, state.shard_count, state.session_id, state.seq, state.resume_url),
+        [
+            (alias, s.shard_id, s.shard_count, s.session_id, s.seq, s.resume_url)
+            for alias, s in states
+            if alias in enabled
+        ],
     )
 
 

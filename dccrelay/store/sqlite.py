@@ -305,7 +305,10 @@ class SQLiteStore:
         a shard that is still winding down must not bring back a session that
         :meth:`disable_relay` or :meth:`delete_relay` dropped.
         """
-        return self._interact(_save_session, alias, state)
+        return self.save_sessions([(alias, state)])
+
+    def save_sessions(self, states: Sequence[tuple[str, SessionState]]) -> Deferred[None]:
+        return self._interact(_save_sessions, list(states))
 
     def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
         return self._interact(_forget_session, alias, shard_id)
@@ -517,8 +520,8 @@ def _load_sessions(txn: Transaction, alias: str) -> dict[int, SessionState]:
     return {row[0]: SessionState(*row) for row in txn.fetchall()}
 
 
-def _save_session(txn: Transaction, alias: str, state: SessionState) -> None:
-    txn.execute(
+def _save_sessions(txn: Transaction, states: list[tuple[str, SessionState]]) -> None:
+    txn.executemany(
         """
         INSERT INTO sessions
             (alias, shard_id, shard_count, session_id, seq, resume_url)
@@ -530,15 +533,18 @@ def _save_session(txn: Transaction, alias: str, state: SessionState) -> None:
             seq = excluded.seq,
             resume_url = excluded.resume_url
         """,
-        (
-            alias,
-            state.shard_id,
-            state.shard_count,
-            state.session_id,
-            state.seq,
-            state.resume_url,
-            alias,
-        ),
+        [
+            (
+                alias,
+                state.shard_id,
+                state.shard_count,
+                state.session_id,
+                state.seq,
+                state.resume_url,
+                alias,
+            )
+            for alias, state in states
+        ],
     )
 
 

@@ -160,11 +160,15 @@ class MemoryRelayStore:
         return succeed(dict(self.database.sessions.get(alias, {})))
 
     def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
+        return self.save_sessions([(alias, state)])
+
+    def save_sessions(self, states: Sequence[tuple[str, SessionState]]) -> Deferred[None]:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
-        relay = self.database.relays.get(alias)
-        if relay is not None and relay.enabled:
-            self.database.sessions.setdefault(alias, {})[state.shard_id] = state
+        for alias, state in states:
+            relay = self.database.relays.get(alias)
+            if relay is not None and relay.enabled:
+                self.database.sessions.setdefault(alias, {})[state.shard_id] = state
         return succeed(None)
 
     def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
