@@ -201,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(f"   {median(rows, 'samples'):>9,.0f}{median(rows, 'p50_ms'):>9.2f}"
             f"{median(rows, 'p95_ms'):>9.2f}{median(rows, 'p99_ms'):>9.2f}"
             f"{median(rows, 'max_ms'):>9.1f}{median(rows, 'relay_us'):>15.1f}")
+        say(f"   besides, {median(rows, 'cold_samples'):,.0f} dispatches waited for the relay to"
+            f" open the bot's connection: p50 {median(rows, 'cold_p50_ms'):.2f} ms,"
+            f" max {median(rows, 'cold_max_ms'):.1f} ms")
     if "durable" in options.targets:
         results = {}
         for label, bring in durable.MODES.items():

@@ -6,6 +6,11 @@ its own.  It accepts websocket v1 and v2 deliveries (``/ws/<alias>``, with
 for each dispatch compares the nanosecond timestamp that the simulator's
 load generator put in its ``nonce`` with this machine's clock.
 
+A websocket dispatch written by the generator before the relay's
+connection to this bot was opened had to wait for that connection (the
+relay dials a bot when it has something for it): those are counted apart,
+as ``cold``, from the steady state of a bot whose connection is open.
+
 ``GET /stats`` gives the count and the latency percentiles since the last
 ``POST /reset``.  It prints ``receiver listening on <port>`` once ready.
 """
@@ -38,41 +43,67 @@ class Tally:
     def reset(self) -> None:
         self.count = 0
         self.latencies: list[int] = []
+        self.cold: list[int] = []
         self.last_ns = 0
 
-    def dispatch(self, data: bytes) -> None:
+    def dispatch(self, data: bytes, opened_ns: int = 0) -> None:
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
             payload = None
-        self.note(payload)
+        self.note(payload, opened_ns)
 
-    def note(self, payload: Any) -> None:
+    def note(self, payload: Any, opened_ns: int = 0) -> None:
+        """
+        :param opened_ns: when the connection it came on was opened.
+        """
         now = time.time_ns()
         self.count += 1
         self.last_ns = now
         d = payload.get("d") if isinstance(payload, dict) else None
         nonce = d.get("nonce") if isinstance(d, dict) else None
         if isinstance(nonce, str) and nonce.isdigit():
-            self.latencies.append(now - int(nonce))
+            written = int(nonce)
+            (self.cold if written < opened_ns else self.latencies).append(now - written)
 
     def stats(self) -> dict[str, Any]:
-        ordered = sorted(self.latencies)
+        ordered, cold = sorted(self.latencies), sorted(self.cold)
 
-        def cut(q: float) -> float | None:
-            if not ordered:
+        def cut(values: list[int], q: float) -> float | None:
+            if not values:
                 return None
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+            return values[min(len(values) - 1, int(q * len(values)))] / 1e6
 
         return {
             "count": self.count,
             "samples": len(ordered),
             "last_ns": self.last_ns,
-            "p50_ms": cut(0.50),
-            "p95_ms": cut(0.95),
-            "p99_ms": cut(0.99),
-            "max_ms": ordered[-1] / 1e6 if ordered else None,
+            "p50_ms": cut(ordered, 0.50),
+            "p95_ms": cut(ordered, 0.95),
+            "p99_ms": cut(ordered, 0.99),
+            "max_ms": cut(ordered, 1.0),
+            "cold_samples": len(cold),
+            "cold_p50_ms": cut(cold, 0.50),
+            "cold_max_ms": cut(cold, 1.0),
         }
+
+
+class Sockets(Resource):
+    """
+    ``/ws/<alias>``: each connection's dispatches tallied with the time it
+    was opened.
+    """
+
+    def __init__(self, tally: Tally, reactor: Any) -> None:
+        super().__init__()
+        self._tally = tally
+        self._reactor = reactor
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        opened_ns = time.time_ns()
+        return receiver_resource(  # type: ignore[return-value]
+            SECRET, lambda data: self._tally.dispatch(data, opened_ns), reactor=self._reactor
+        )
 
 
 class Control(Resource):
@@ -110,7 +141,7 @@ class Hook(Resource):
 async def main(reactor: Any, listen: str) -> None:
     tally = Tally()
     root = Resource()
-    root.putChild(b"ws", receiver_resource(SECRET, tally.dispatch, reactor=reactor))
+    root.putChild(b"ws", Sockets(tally, reactor))
     root.putChild(b"hook", Hook(tally))
     root.putChild(b"stats", Control(tally))
     port = await serverFromString(reactor, listen).listen(Site(root, reactor=reactor))

@@ -20,31 +20,30 @@ from bench.fleet import Fleet
 from bench.populate import SAMPLE_CRITERIA
 from bench.processes import wait_until
 from dccrelay.filters import compile_criteria
-from dccrelay.testing.load import chatter
+from dccrelay.testing.load import chatter, message_index
 
 #: the generator's default number of distinct messages (``POST /_sim/load``)
 MESSAGES = 1000
 
 
-def expected_matches(count: int) -> int:
+def expected_matches(count: int, connections: int) -> int:
     """How many of the first ``count`` generated dispatches match."""
     predicate = compile_criteria("mongo", SAMPLE_CRITERIA)
     flags = [
         bool(predicate(orjson.loads(orjson.dumps({"op": 0, "t": "MESSAGE_CREATE", "d": d}))))
         for d in chatter(MESSAGES)
     ]
-    full, rest = divmod(count, MESSAGES)
-    return full * sum(flags) + sum(flags[:rest])
+    return sum(flags[message_index(i, connections, MESSAGES)] for i in range(count))
 
 
 def measure(fleet: Fleet, rate: float, count: int, timeout: float | None = None) -> dict[str, Any]:
-    expected = expected_matches(count)
     fleet.receiver.reset()
     time.sleep(0.5)
     processes = {"relay": fleet.relay, "generator": fleet.sim, "receiver": fleet.receiver}
     cpu_before = {name: p.cpu_seconds() for name, p in processes.items()}
     started_ns = time.time_ns()
-    fleet.sim.load(rate, count)
+    connections = fleet.sim.load(rate, count)["connections"]
+    expected = expected_matches(count, connections)
     limit = timeout if timeout is not None else count / rate * 4 + 60
 
     def delivered() -> bool:

@@ -36,8 +36,12 @@ from typing import IO, Any, Callable, Mapping
 from twisted.application.service import MultiService
 from twisted.logger import (
     FileLogObserver,
+    FilteringLogObserver,
+    ILogFilterPredicate,
     ILogObserver,
     Logger,
+    LogLevel,
+    PredicateResult,
     eventAsJSON,
     eventAsText,
     formatEvent,
@@ -45,6 +49,7 @@ from twisted.logger import (
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
+from zope.interface import implementer
 
 FORMATS = ("text", "json")
 
@@ -97,11 +102,29 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], str | None]] = {
 }
 
 
+# Twisted logs "Starting factory" and "Stopping factory" at info level for
+# every HTTP connection the relay opens (``GET /gateway/bot`` for each bot,
+# webhooks, wake requests): thousands of lines at start-up that tell an
+# operator nothing.
+_CONNECTION_CHATTER = frozenset({"twisted.web.client._HTTP11ClientFactory"})
+
+
+@implementer(ILogFilterPredicate)
+class _NoConnectionChatter:
+    def __call__(self, event: dict[str, Any]) -> PredicateResult:
+        if event.get("log_namespace") in _CONNECTION_CHATTER and event.get("log_level") in (
+            LogLevel.debug,
+            LogLevel.info,
+        ):
+            return PredicateResult.no
+        return PredicateResult.maybe
+
+
 def observer(out: IO[Any], fmt: str) -> ILogObserver:
     """
     A log observer writing each event as one line of ``fmt`` to ``out``.
     """
-    return FileLogObserver(out, FORMATTERS[fmt])
+    return FilteringLogObserver(FileLogObserver(out, FORMATTERS[fmt]), [_NoConnectionChatter()])
 
 
 class ReopenableLog:

@@ -122,6 +122,24 @@ class ObserverChoiceTests(SynchronousTestCase):
             observer(event(log_format="hello"))
             self.assertEqual(json.loads(out.getvalue())["log_text"], "hello")
 
+    def test_connection_chatter_dropped(self) -> None:
+        """
+        Twisted's "Starting factory" lines for each HTTP connection are not
+        written; that namespace's warnings are, and so is everyone else's
+        info.
+        """
+        out = io.StringIO()
+        chosen = twistd_observer({"nodaemon": True}, "text", reactor, stdout=out)
+        assert chosen is not None
+        observer, _ = chosen
+        chatter = "twisted.web.client._HTTP11ClientFactory"
+        observer(event(log_format="Starting factory", log_namespace=chatter))
+        observer(event(log_format="a warning", log_namespace=chatter, log_level=LogLevel.warn))
+        observer(event(log_format="relay news"))
+        self.assertNotIn("Starting factory", out.getvalue())
+        self.assertIn("a warning", out.getvalue())
+        self.assertIn("relay news", out.getvalue())
+
     def test_logfile(self) -> None:
         """
         --logfile writes to that file.

@@ -131,6 +131,8 @@ class _BotConnectionFactory(WebSocketClientFactory):
     """
 
     protocol = _BotConnection  # type: ignore[assignment]
+    # Not a "Starting factory" log line each time a bot is dialled.
+    noisy = False
 
     def __init__(
         self,

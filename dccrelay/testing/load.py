@@ -84,6 +84,17 @@ def chatter(n: int, seed: int = 9535) -> list[dict[str, Any]]:
     return out
 
 
+def message_index(i: int, connections: int, messages: int) -> int:
+    """
+    Which of ``messages`` the ``i``-th dispatch over ``connections``
+    carries: each round over the connections starts one message further, so
+    that every connection sees the whole mix (with as many connections as
+    messages, ``i % messages`` would send each the same message every time,
+    and only the connections whose message matches would ever deliver).
+    """
+    return (i + i // connections) % messages
+
+
 def encode_bodies(messages: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     """
     Each message's JSON, split where its nonce goes: ``(before, after)``.
@@ -114,7 +125,7 @@ class LoadGenerator:
         rate: float,
         count: int,
         bodies: list[tuple[bytes, bytes]],
-        tick: float = 0.005,
+        tick: float = 0.001,
         wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:
         if rate <= 0 or count < 0 or not bodies:
@@ -181,7 +192,7 @@ class LoadGenerator:
                 continue
             seq = session.seq + 1
             session.seq = seq
-            before, after = bodies[i % n_bodies]
+            before, after = bodies[message_index(i, n_targets, n_bodies)]
             frame = b"".join(
                 (_HEAD, str(seq).encode(), b',"d":', before, b'"%d"' % now_ns(), after, b"}")
             )
