@@ -135,10 +135,11 @@ def fleet_targets(options: argparse.Namespace) -> None:
         say(f"\n2. Restart with N bots in the store ({runs}; target: all RESUMEd within 60 s,"
             " no stall > 100 ms)")
         say(f"   {'bots':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
-            f"{'re-IDENTIFYs':>14}")
+            f"{'longest GC ms':>15}{'re-IDENTIFYs':>14}")
         for bots, rows in restarts.items():
             say(f"   {bots:>8,}{median(rows, 'resumed_after'):>21.1f}"
-                f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'identifies'):>14.0f}")
+                f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'worst_gc_ms'):>15.0f}"
+                f"{median(rows, 'identifies'):>14.0f}")
 
 
 def load_runs(

@@ -192,6 +192,11 @@ class Relay(Process):
         found = re.findall(r"reactor lag: worst ([\d.]+) ms", self.output()[since:])
         return max((float(ms) for ms in found), default=0.0)
 
+    def worst_gc_ms(self, since: int = 0) -> float:
+        """The longest garbage collection the lag probe logged."""
+        found = re.findall(r"longest garbage collection ([\d.]+) ms", self.output()[since:])
+        return max((float(ms) for ms in found), default=0.0)
+
 
 def populate(workdir: str, data_dir: str, count: int, dst: str, protocol: int = 1) -> None:
     """Write ``count`` registrations into a fresh store (bench.populate)."""

@@ -31,5 +31,6 @@ def measure(fleet: Fleet, timeout: float = 600.0) -> dict[str, float]:
     return {
         "resumed_after": elapsed,
         "worst_lag_ms": fleet.relay.worst_lag_ms(),
+        "worst_gc_ms": fleet.relay.worst_gc_ms(),
         "identifies": after["identifies"] - before["identifies"],
     }

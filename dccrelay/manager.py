@@ -25,6 +25,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from dccrelay.pacing import Pacer
 from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
@@ -32,9 +33,16 @@ from dccrelay.stats import LatencyHistogram
 from dccrelay.store import IRelayStore, SessionState, StoredRelay
 from dccrelay.store.leases import LeaseTiming
 
-# Relays created, then started, per reactor turn when a node starts: each
-# compiles its filter and opens its gateway session (about 1 ms of CPU).
+# Relays created per reactor turn when a node starts: each compiles its
+# filter (unless another bot has the same criteria).
 START_SLICE = 50
+
+# Gateway sessions opened per second when many bots start together (a
+# restart, or a cluster node claiming its share), this many at a time: each
+# costs ~1 ms of CPU (connect, handshake, RESUME), so the pace leaves half a
+# core to the bots already running; 10,000 start in 20 s.
+START_RATE = 500.0
+START_BURST = 25
 
 # How often the latest gateway seq of every shard is written down, bounding
 # what Discord replays after a relay is killed without warning.
@@ -105,6 +113,7 @@ class RelayManager(Service):
         self._last_reconcile = env.clock.seconds()
         self._checkpoints = LoopingCall(self._checkpoint)
         self._checkpoints.clock = env.clock
+        self._starts = Pacer(env.clock, START_RATE, START_BURST)
         self.ready: Deferred[None] = Deferred()
 
     def startService(self) -> None:
@@ -156,16 +165,29 @@ class RelayManager(Service):
             count=len(self.relays), store=self._store.description,
         )
         if self.cluster is None:
-            for n, relay in enumerate(list(self.relays.values())):
-                if n and n % START_SLICE == 0:
-                    yield self._breathe()
-                assert isinstance(relay, Relay)
-                relay.start()
+            # One store call for every bot's sessions, not one per bot.
+            sessions = yield self._store.load_all_sessions()
+            for relay in self.local_relays():
+                self._start_paced(relay, sessions.get(relay.alias, {}))
         else:
             yield self._store.listen_changes(self._changed)
             self._rounds.start(self.cluster.timing.claim_interval, now=False)
             self._poke()
         self._checkpoints.start(CHECKPOINT_INTERVAL, now=False)
+
+    def _start_paced(
+        self, relay: Relay, sessions: dict[int, SessionState] | None = None
+    ) -> None:
+        """
+        Start ``relay`` in its turn (:mod:`dccrelay.pacing`), unless it was
+        replaced, deleted or handed over meanwhile.
+        """
+
+        def start() -> None:
+            if self.running and self.relays.get(relay.alias) is relay:
+                relay.start(sessions)
+
+        self._starts.add(start)
 
     def _breathe(self) -> Deferred[None]:
         """
@@ -184,6 +206,7 @@ class RelayManager(Service):
     @inlineCallbacks
     def stopService(self) -> Any:
         super().stopService()
+        self._starts.stop()
         if self._checkpoints.running:
             self._checkpoints.stop()
         if self._rounds.running:
@@ -423,7 +446,9 @@ class RelayManager(Service):
             claimed = yield self._store.claim_leases(node, timing.ttl, share - len(owned))
             if claimed:
                 records = {r.alias: r for r in (yield self._store.load_relays())}
-                for alias, epoch in claimed:
+                for n, (alias, epoch) in enumerate(claimed):
+                    if n and n % START_SLICE == 0:
+                        yield self._breathe()
                     yield self._make_local(alias, records.get(alias))
         elif len(owned) > share:
             step = max(1, math.ceil(share * HANDOVER_FRACTION))
@@ -454,7 +479,7 @@ class RelayManager(Service):
             return
         self._log.info("{alias}: now running on this node", alias=alias)
         relay = self.relays[alias] = self._new_relay(record)
-        relay.start()
+        self._start_paced(relay)
 
     @inlineCallbacks
     def _make_remote(self, alias: str) -> Any:

@@ -27,7 +27,7 @@ from dccrelay.commands import (
 from dccrelay.delivery import IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
-from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
+from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
 from dccrelay.gateway.shard import Connect, Shard
 from dccrelay.interactions import DEFER_AFTER, DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.resume_points import ResumePoints
@@ -162,9 +162,13 @@ class Relay:
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def start(self) -> Deferred[None]:
+    def start(self, stored: dict[int, SessionState] | None = None) -> Deferred[None]:
         """
         Open the gateway session, resuming stored shard sessions.
+
+        :param stored: the relay's stored sessions, if the caller loaded them
+            already (the manager loads every bot's in one call at start-up);
+            otherwise they are loaded here.
         """
         if not self.enabled or self.shards or self._starting:
             return succeed(None)
@@ -174,10 +178,53 @@ class Relay:
             self._starting = False
             return result
 
-        return self._start_gateway().addBoth(started)
+        return self._start_gateway(stored).addBoth(started)
 
     @inlineCallbacks
-    def _start_gateway(self) -> Any:
+    def _start_gateway(self, stored: dict[int, SessionState] | None) -> Any:
+        if stored is None:
+            stored = yield self._env.store.load_sessions(self.alias)
+            if not self.enabled or self.shards:
+                return
+        count = self._resumable(stored)
+        if count is not None:
+            # Every shard can RESUME: no need to ask Discord anything first.
+            # Its limits and gateway URL are asked for if one must IDENTIFY.
+            self._open_shards(count, None, stored, self._new_limiter(None))
+            return
+        info = yield self._gateway_info()
+        if info is None or not self.enabled or self.shards:
+            return
+        shards = self.settings.shards
+        count = max(shards if isinstance(shards, int) else info.shards, self._min_shards)
+        if isinstance(shards, int) and count > shards:
+            self._gateway_error = (
+                f"Discord requires more than the {shards} shards registered; using {count}"
+            )
+        self._open_shards(count, info.url, stored, self._new_limiter(info))
+
+    def _resumable(self, stored: dict[int, SessionState]) -> int | None:
+        """
+        The shard count, if ``stored`` has a session for every shard.
+        """
+        if not stored:
+            return None
+        shards = self.settings.shards
+        counts = {session.shard_count for session in stored.values()}
+        if len(counts) != 1:
+            return None
+        (count,) = counts
+        if count < self._min_shards or (isinstance(shards, int) and count != shards):
+            return None
+        if set(stored) != set(range(count)):
+            return None
+        return count
+
+    @inlineCallbacks
+    def _gateway_info(self) -> Any:
+        """
+        ``GET /gateway/bot``, or None (a fatal error or a retry is under way).
+        """
         try:
             info = yield self._env.rest.get_gateway_bot(self.settings.token)
         except DiscordHTTPError as e:
@@ -188,33 +235,54 @@ class Relay:
                 )
             else:
                 self._retry_gateway(f"GET /gateway/bot failed: HTTP {e.status}")
-            return
+            return None
         except Exception as e:
             self._retry_gateway(f"could not reach Discord: {type(e).__name__}")
-            return
-        stored = yield self._env.store.load_sessions(self.alias)
-        if not self.enabled or self.shards:
-            return
-        shards = self.settings.shards
-        count = max(shards if isinstance(shards, int) else info.shards, self._min_shards)
+            return None
         self._gateway_error = None
-        if isinstance(shards, int) and count > shards:
-            self._gateway_error = (
-                f"Discord requires more than the {shards} shards registered; using {count}"
-            )
         self._gateway_attempts = 0
+        return info
+
+    def _new_limiter(self, info: GatewayInfo | None) -> IdentifyLimiter:
         shared = self._env.shared_identify
-        self._limiter = IdentifyLimiter(
+        shared_slots = shared(self.settings.token) if shared is not None else None
+        if info is None:
+            return IdentifyLimiter(self._env.clock, shared=shared_slots, ask=self._ask_limits)
+        return IdentifyLimiter(
             self._env.clock, info.max_concurrency, info.remaining, info.reset_after,
-            shared=shared(self.settings.token) if shared is not None else None,
+            shared=shared_slots,
         )
+
+    def _open_shards(
+        self,
+        count: int,
+        url: str | None,
+        stored: dict[int, SessionState],
+        limiter: IdentifyLimiter,
+    ) -> None:
+        self._limiter = limiter
         for shard_id in range(count):
             session = stored.get(shard_id)
             if session is not None and session.shard_count != count:
                 session = None
-            self.shards.append(self._new_shard(shard_id, count, info.url, session))
+            self.shards.append(self._new_shard(shard_id, count, url, session))
         for shard in self.shards:
             shard.start()
+
+    @inlineCallbacks
+    def _ask_limits(self) -> Any:
+        """
+        A shard of a relay that started by resuming must IDENTIFY: learn the
+        bot's identify limits and gateway URL first.
+        """
+        limiter = self._limiter
+        info = yield self._gateway_info()
+        if info is None or limiter is None or limiter is not self._limiter:
+            # The retry asks again; or the gateway was stopped meanwhile.
+            return
+        for shard in self.shards:
+            shard.gateway_base = info.url
+        limiter.update(info.max_concurrency, info.remaining, info.reset_after)
 
     def _retry_gateway(self, why: str) -> None:
         self._gateway_error = why
@@ -227,10 +295,13 @@ class Relay:
 
     def _retry_now(self) -> None:
         self._gateway_timer = None
-        self.start()
+        if self.shards and self._limiter is not None and not self._limiter.known:
+            self._ask_limits()
+        else:
+            self.start()
 
     def _new_shard(
-        self, shard_id: int, count: int, url: str, session: SessionState | None
+        self, shard_id: int, count: int, url: str | None, session: SessionState | None
     ) -> Shard:
         assert self._limiter is not None
         return Shard(

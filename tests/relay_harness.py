@@ -154,9 +154,10 @@ class FakeConnection:
     The gateway connection a shard opened; the test plays Discord.
     """
 
-    def __init__(self, listener: Any, clock: MemoryReactorClock) -> None:
+    def __init__(self, listener: Any, clock: MemoryReactorClock, url: str = "") -> None:
         self.listener = listener
         self.clock = clock
+        self.url = url
         self.sent: list[dict[str, Any]] = []
         self.closed: int | None = None
 
@@ -240,7 +241,7 @@ class RelayHarness:
         )
 
     def connect(self, url: str, listener: Any) -> Deferred[Any]:
-        connection = FakeConnection(listener, self.clock)
+        connection = FakeConnection(listener, self.clock, url)
         self.connections.append(connection)
         return succeed(connection)
 

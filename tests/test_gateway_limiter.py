@@ -120,6 +120,69 @@ class IdentifyLimiterTests(SynchronousTestCase):
         self.successResultOf(third)
 
 
+class UnknownFiguresTests(SynchronousTestCase):
+    """
+    A limiter made with ``ask`` grants nothing until Discord's figures are
+    in, and asks for them when the first shard wants to IDENTIFY.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.asked = 0
+        self.limiter = IdentifyLimiter(self.clock, ask=self.ask)
+
+    def ask(self) -> None:
+        self.asked += 1
+
+    def test_nothing_asked_until_needed(self) -> None:
+        """
+        A relay whose shards all resume never asks.
+        """
+        self.clock.advance(60)
+        self.assertEqual(self.asked, 0)
+        self.assertFalse(self.limiter.known)
+
+    def test_waits_for_figures(self) -> None:
+        """
+        Shards wait, asking once; the figures place them in their own
+        buckets, so that with max_concurrency 2 two go at once.
+        """
+        first, second, third = (self.limiter.acquire(n) for n in range(3))
+        self.assertEqual(self.asked, 1)
+        self.assertEqual(self.limiter.waiting, 3)
+        self.clock.advance(10)
+        self.assertNoResult(first)
+        self.limiter.update(max_concurrency=2, remaining=10, reset_after=0)
+        self.assertTrue(self.limiter.known)
+        self.successResultOf(first).used()
+        self.successResultOf(second).used()
+        self.assertNoResult(third)
+        self.assertEqual(self.limiter.remaining, 8)
+        self.clock.advance(WINDOW)
+        self.successResultOf(third)
+
+    def test_no_budget_in_figures(self) -> None:
+        """
+        Figures with no session start left keep the shards waiting.
+        """
+        waiting = self.limiter.acquire(0)
+        self.limiter.update(max_concurrency=1, remaining=0, reset_after=600)
+        self.assertNoResult(waiting)
+        self.clock.advance(600)
+        self.successResultOf(waiting)
+
+    def test_cancel_before_figures(self) -> None:
+        """
+        A shard that stops waiting before the figures came gives its place up.
+        """
+        first, second = self.limiter.acquire(0), self.limiter.acquire(1)
+        first.cancel()
+        self.failureResultOf(first)
+        self.assertEqual(self.limiter.waiting, 1)
+        self.limiter.update(max_concurrency=1, remaining=10, reset_after=0)
+        self.successResultOf(second)
+
+
 class FakeSharedSlots:
     """
     The database's side of shared identify slots, as another node sees it.

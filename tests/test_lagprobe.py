@@ -4,6 +4,8 @@ Tests for :mod:`dccrelay.lagprobe`: the opt-in reactor stall probe.
 
 from __future__ import annotations
 
+import gc
+
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -43,3 +45,26 @@ class LagProbeTests(SynchronousTestCase):
         self.assertAlmostEqual(later[0]["worst_ever_ms"], 240.0, places=3)
         probe.stopService()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_reports_longest_collection(self) -> None:
+        """
+        The report names the longest garbage collection of its window and
+        its generation; the probe's callback is gone once it stops.
+        """
+        clock = Clock()
+        now = [0.0]
+        probe = LagProbe(clock, interval=0.01, report_every=1.0, timer=lambda: now[0])
+        probe.startService()
+        self.assertIn(probe.collection, gc.callbacks)
+        for generation, took in ((0, 0.001), (2, 0.180), (1, 0.010)):
+            probe.collection("start", {"generation": generation})
+            now[0] += took
+            probe.collection("stop", {"generation": generation})
+        with capturedLogs() as events:
+            for _ in range(101):
+                clock.advance(0.01)
+        [report] = [e for e in events if "gc_ms" in e]
+        self.assertAlmostEqual(report["gc_ms"], 180.0, places=3)
+        self.assertEqual(report["gc_generation"], 2)
+        probe.stopService()
+        self.assertNotIn(probe.collection, gc.callbacks)

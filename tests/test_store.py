@@ -356,6 +356,27 @@ class IRelayStoreTestsMixin(_Base):
         await store.save_sessions([])
 
     @deferred_test
+    async def test_load_all_sessions(self) -> None:
+        """
+        Every relay's sessions come in one call, keyed by alias and shard;
+        relays without any are left out.
+        """
+        store = await self.open_store()
+        self.assertEqual(await store.load_all_sessions(), {})
+        for alias in ("alpha", "beta", "gamma"):
+            await store.save_relay(alias, SETTINGS)
+        await store.save_sessions(
+            [("alpha", session(1)), ("alpha", session(0, seq=None)), ("beta", session(0, seq=7))]
+        )
+        self.assertEqual(
+            await store.load_all_sessions(),
+            {
+                "alpha": {0: session(0, seq=None), 1: session(1)},
+                "beta": {0: session(0, seq=7)},
+            },
+        )
+
+    @deferred_test
     async def test_forget_session(self) -> None:
         """
         Forgetting a shard's session drops only that shard's; forgetting an

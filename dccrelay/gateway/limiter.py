@@ -6,6 +6,11 @@ bucket (``shard_id % max_concurrency``), and a daily budget of session starts
 (``remaining``, refilled after ``reset_after``).  Going over gets op 9 or,
 for the daily budget, a reset token, so shards wait here instead.
 
+A relay whose shards all resume stored sessions need not ask Discord for
+these figures before it starts: given ``ask``, the limiter grants nothing
+until :meth:`IdentifyLimiter.update` brings them, and calls ``ask`` when the
+first shard wants to IDENTIFY.
+
 A shard holds its bucket's slot from the grant until it has actually sent
 IDENTIFY (or given up), and the bucket's next grant comes 5 s after that
 send: the window is measured where Discord measures it, so a slow
@@ -15,7 +20,7 @@ connection cannot bring two IDENTIFYs closer than Discord allows.
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque, Protocol
+from typing import Callable, Deque, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -93,6 +98,7 @@ class IdentifyLimiter:
         remaining: int = 1000,
         reset_after: float = 0.0,
         shared: SharedIdentifySlots | None = None,
+        ask: Callable[[], object] | None = None,
     ) -> None:
         self._clock = clock
         self._shared = shared
@@ -100,6 +106,18 @@ class IdentifyLimiter:
         self.max_concurrency = max(1, max_concurrency)
         self.remaining = remaining
         self._reset_at = clock.seconds() + reset_after
+        #: with ``ask``: the figures are unknown, and these shards wait for them
+        self._ask = ask
+        self._unplaced: Deque[tuple[int, Deferred[IdentifySlot]]] | None = (
+            deque() if ask is not None else None
+        )
+
+    @property
+    def known(self) -> bool:
+        """
+        Whether the figures from ``GET /gateway/bot`` are in.
+        """
+        return self._unplaced is None
 
     def update(self, max_concurrency: int, remaining: int, reset_after: float) -> None:
         """
@@ -108,31 +126,51 @@ class IdentifyLimiter:
         self.max_concurrency = max(1, max_concurrency)
         self.remaining = remaining
         self._reset_at = self._clock.seconds() + reset_after
+        unplaced, self._unplaced = self._unplaced, None
+        for shard_id, waiter in unplaced or ():
+            self._place(shard_id, waiter)
 
     @property
     def waiting(self) -> int:
         """
         How many shards are waiting for a slot.
         """
-        return sum(len(b.waiters) for b in self._buckets.values())
+        unplaced = len(self._unplaced) if self._unplaced is not None else 0
+        return unplaced + sum(len(b.waiters) for b in self._buckets.values())
 
     def acquire(self, shard_id: int) -> Deferred[IdentifySlot]:
         """
         :return: a Deferred that fires with a slot when this shard may
             IDENTIFY.  Cancelling it gives the place up.
         """
+        waiter: Deferred[IdentifySlot] = Deferred(self._cancel)
+        if self._unplaced is None:
+            self._place(shard_id, waiter)
+            return waiter
+        self._unplaced.append((shard_id, waiter))
+        ask, self._ask = self._ask, None
+        if ask is not None:
+            ask()
+        return waiter
+
+    def _place(self, shard_id: int, waiter: Deferred[IdentifySlot]) -> None:
         number = shard_id % self.max_concurrency
         bucket = self._buckets.get(number)
         if bucket is None:
             bucket = self._buckets[number] = _Bucket(number)
-
-        def cancel(d: Deferred[IdentifySlot]) -> None:
-            bucket.waiters.remove(d)
-
-        waiter: Deferred[IdentifySlot] = Deferred(cancel)
         bucket.waiters.append(waiter)
         self._serve(bucket)
-        return waiter
+
+    def _cancel(self, waiter: Deferred[IdentifySlot]) -> None:
+        if self._unplaced is not None:
+            for entry in self._unplaced:
+                if entry[1] is waiter:
+                    self._unplaced.remove(entry)
+                    return
+        for bucket in self._buckets.values():
+            if waiter in bucket.waiters:
+                bucket.waiters.remove(waiter)
+                return
 
     def _delay(self, bucket: _Bucket) -> float:
         now = self._clock.seconds()

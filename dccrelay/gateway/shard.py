@@ -102,7 +102,7 @@ class Shard:
         intents: int,
         shard_id: int,
         shard_count: int,
-        gateway_base: str,
+        gateway_base: str | None,
         session: SessionState | None,
         clock: IReactorTime,
         random: Random,
@@ -119,7 +119,9 @@ class Shard:
         self._intents = intents
         self.shard_id = shard_id
         self.shard_count = shard_count
-        self._gateway_base = gateway_base
+        #: where to IDENTIFY (``GET /gateway/bot``'s url); None until the
+        #: relay has asked, when it started by resuming stored sessions
+        self.gateway_base = gateway_base
         self._session = session
         self.seq: int | None = session.seq if session else None
         self._clock = clock
@@ -285,7 +287,9 @@ class Shard:
 
     @_machine.output()
     def _connect_to_gateway(self) -> None:
-        self._open(gateway_url(self._gateway_base))
+        # A slot is granted only once the figures, and with them the URL, are in.
+        assert self.gateway_base is not None
+        self._open(gateway_url(self.gateway_base))
 
     @_machine.output()
     def _connect_to_resume_url(self) -> None:
@@ -358,7 +362,7 @@ class Shard:
             shard_count=self.shard_count,
             session_id=str(d.get("session_id", "")),
             seq=self.seq,
-            resume_url=str(d.get("resume_gateway_url") or self._gateway_base),
+            resume_url=str(d.get("resume_gateway_url") or self.gateway_base),
         )
         self._on_session(self._session)
 

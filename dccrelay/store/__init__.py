@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from zope.interface import Attribute, Interface
 
@@ -101,6 +101,18 @@ class Trimmed:
     up_to: int
 
 
+def sessions_by_alias(rows: Iterable[Sequence[Any]]) -> dict[str, dict[int, SessionState]]:
+    """
+    ``(alias, shard_id, shard_count, session_id, seq, resume_url)`` rows,
+    grouped by alias and keyed by shard id.
+    """
+    sessions: dict[str, dict[int, SessionState]] = {}
+    for alias, *fields in rows:
+        state = SessionState(*fields)
+        sessions.setdefault(alias, {})[state.shard_id] = state
+    return sessions
+
+
 def encode_statuses(statuses: Mapping[str, dict[str, Any]]) -> list[tuple[str, str]]:
     """
     Encode what :meth:`IRelayStore.publish_statuses` is given, for the
@@ -178,6 +190,14 @@ class IRelayStore(Interface):
         """
         :return: Deferred firing with a dict mapping shard id to
             :class:`SessionState`.
+        """
+
+    def load_all_sessions():  # type: ignore[no-untyped-def]
+        """
+        Every relay's sessions in one call, for a node starting thousands.
+
+        :return: Deferred firing with a dict mapping alias to what
+            :meth:`load_sessions` gives for it (relays with none left out).
         """
 
     def save_session(alias, state):  # type: ignore[no-untyped-def]

@@ -36,6 +36,7 @@ from . import (
     StoredRelay,
     Trimmed,
     encode_statuses,
+    sessions_by_alias,
 )
 from .errors import StoreClosed, StoreUnreachable
 from .postgres_listen import CHANNEL, ChangeListener
@@ -255,6 +256,9 @@ class PostgresStore:
     def load_sessions(self, alias: str) -> Deferred[dict[int, SessionState]]:
         return self._interact(_load_sessions, alias)
 
+    def load_all_sessions(self) -> Deferred[dict[str, dict[int, SessionState]]]:
+        return self._interact(_load_all_sessions)
+
     def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
         """
         Remember one shard's session, unless the relay is unknown or
@@ -465,6 +469,16 @@ def _load_sessions(cursor: Cursor, alias: str) -> dict[int, SessionState]:
         (alias,),
     )
     return {row[0]: SessionState(*row) for row in cursor.fetchall()}
+
+
+def _load_all_sessions(cursor: Cursor) -> dict[str, dict[int, SessionState]]:
+    cursor.execute(
+        """
+        SELECT alias, shard_id, shard_count, session_id, seq, resume_url
+        FROM sessions ORDER BY alias, shard_id
+        """
+    )
+    return sessions_by_alias(cursor.fetchall())
 
 
 def _save_sessions(cursor: Cursor, states: list[tuple[str, SessionState]]) -> None:

@@ -33,6 +33,7 @@ from . import (
     StoredRelay,
     Trimmed,
     encode_statuses,
+    sessions_by_alias,
 )
 from .errors import SchemaTooNew, StoreClosed
 
@@ -299,6 +300,9 @@ class SQLiteStore:
     def load_sessions(self, alias: str) -> Deferred[dict[int, SessionState]]:
         return self._interact(_load_sessions, alias)
 
+    def load_all_sessions(self) -> Deferred[dict[str, dict[int, SessionState]]]:
+        return self._interact(_load_all_sessions)
+
     def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
         """
         Remember one shard's session, unless the relay is unknown or disabled:
@@ -518,6 +522,16 @@ def _load_sessions(txn: Transaction, alias: str) -> dict[int, SessionState]:
         (alias,),
     )
     return {row[0]: SessionState(*row) for row in txn.fetchall()}
+
+
+def _load_all_sessions(txn: Transaction) -> dict[str, dict[int, SessionState]]:
+    txn.execute(
+        """
+        SELECT alias, shard_id, shard_count, session_id, seq, resume_url
+        FROM sessions ORDER BY alias, shard_id
+        """
+    )
+    return sessions_by_alias(txn.fetchall())
 
 
 def _save_sessions(txn: Transaction, states: list[tuple[str, SessionState]]) -> None:

@@ -159,6 +159,13 @@ class MemoryRelayStore:
             return fail(StoreClosed(self.description))
         return succeed(dict(self.database.sessions.get(alias, {})))
 
+    def load_all_sessions(self) -> Deferred[dict[str, dict[int, SessionState]]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        return succeed(
+            {alias: dict(states) for alias, states in self.database.sessions.items() if states}
+        )
+
     def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
         return self.save_sessions([(alias, state)])
 

@@ -1,0 +1,143 @@
+"""
+Tests for how a relay opens its gateway session
+(:meth:`dccrelay.relay.Relay.start`): a relay with a stored session for
+every shard resumes them without asking Discord anything first.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, fail
+from twisted.trial.unittest import SynchronousTestCase
+
+from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
+from dccrelay.relay import Relay
+from dccrelay.store import SessionState
+from tests.relay_harness import FakeREST, RelayHarness
+
+RESUME_URL = "wss://resume.example"
+
+
+def stored(shard_id: int, count: int = 1) -> SessionState:
+    return SessionState(shard_id, count, f"session{shard_id}", 41, RESUME_URL)
+
+
+class FlakyREST(FakeREST):
+    """
+    ``GET /gateway/bot`` fails ``failures`` times, then answers.
+    """
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
+        if self.failures:
+            self.calls += 1
+            self.failures -= 1
+            return fail(DiscordHTTPError(502, "bad gateway"))
+        return super().get_gateway_bot(token)
+
+
+class StartTests(SynchronousTestCase):
+    """
+    Stored sessions for every shard: RESUME at once; ``GET /gateway/bot`` only
+    if a shard must IDENTIFY after all.
+    """
+
+    def setUp(self) -> None:
+        self.harness = RelayHarness()
+
+    def start(self, sessions: dict[int, SessionState], **settings: object) -> Relay:
+        harness = self.harness
+        relay = Relay(
+            "cookout", harness.settings(**settings), harness.env,
+            on_fatal=lambda alias, reason: harness.fatal.append(reason),
+        )
+        self.successResultOf(harness.store.save_relay("cookout", relay.settings.to_json()))
+        for session in sessions.values():
+            self.successResultOf(harness.store.save_session("cookout", session))
+        self.successResultOf(relay.start())
+        harness.clock.advance(0)
+        return relay
+
+    def until(self, condition: object, limit: float = 30.0) -> None:
+        """
+        Let time pass until ``condition()`` holds.
+        """
+        waited = 0.0
+        while not condition():  # type: ignore[operator]
+            self.assertLess(waited, limit, "gave up waiting")
+            self.harness.clock.advance(0.25)
+            waited += 0.25
+
+    def hello(self, n: int = -1) -> None:
+        self.harness.connections[n].frame({"op": 10, "d": {"heartbeat_interval": 41250}})
+
+    def test_resumes_without_asking(self) -> None:
+        """
+        Every shard has a stored session: each connects to its resume URL and
+        sends RESUME; Discord's REST API is not called.
+        """
+        self.start({0: stored(0, 2), 1: stored(1, 2)})
+        self.assertEqual(self.harness.rest.calls, 0)
+        self.assertEqual(len(self.harness.connections), 2)
+        for n, connection in enumerate(self.harness.connections):
+            self.assertTrue(connection.url.startswith(RESUME_URL))
+            self.hello(n)
+            [resume] = [p for p in connection.sent if p["op"] == 6]
+            self.assertEqual((resume["d"]["session_id"], resume["d"]["seq"]), (f"session{n}", 41))
+
+    def test_identify_after_refused_resume_asks_first(self) -> None:
+        """
+        A RESUME refused (op 9, not resumable) makes the relay ask Discord
+        for its limits and gateway URL, once, before it IDENTIFYs there.
+        """
+        self.start({0: stored(0)})
+        self.hello()
+        self.harness.connections[-1].frame({"op": 9, "d": False})
+        self.until(lambda: len(self.harness.connections) == 2)
+        self.assertEqual(self.harness.rest.calls, 1)
+        connection = self.harness.connections[-1]
+        self.assertTrue(connection.url.startswith("wss://gateway.example"))
+        self.hello()
+        self.assertEqual([p["op"] for p in connection.sent if p["op"] in (2, 6)], [2])
+
+    def test_asking_retried(self) -> None:
+        """
+        If Discord's REST API fails then, the relay asks again after a while
+        and says why in the meantime.
+        """
+        self.harness.env.rest = self.harness.rest = FlakyREST(failures=1)
+        relay = self.start({0: stored(0)})
+        self.hello()
+        self.harness.connections[-1].frame({"op": 9, "d": False})
+        self.until(lambda: self.harness.rest.calls == 1)
+        self.assertIn("HTTP 502", relay.public_status()["gatewayError"])
+        self.assertEqual(len(self.harness.connections), 1)
+        self.until(lambda: len(self.harness.connections) == 2)
+        self.assertEqual(self.harness.rest.calls, 2)
+        self.hello()
+        self.assertEqual([p["op"] for p in self.harness.connections[-1].sent if p["op"] == 2], [2])
+
+    def test_missing_shard_session(self) -> None:
+        """
+        A shard without a stored session must IDENTIFY: the relay asks
+        Discord first, as for a new bot, and still resumes the other.
+        """
+        self.harness.rest.shards = 2
+        self.start({0: stored(0, 2)})
+        self.assertEqual(self.harness.rest.calls, 1)
+        urls = [c.url for c in self.harness.connections]
+        self.assertTrue(urls[0].startswith(RESUME_URL))
+        self.assertTrue(urls[1].startswith("wss://gateway.example"))
+
+    def test_registered_shard_count_changed(self) -> None:
+        """
+        Sessions stored for another shard count than the registration's are
+        not resumed.
+        """
+        self.start({0: stored(0)}, shards=2)
+        self.assertEqual(self.harness.rest.calls, 1)
+        self.until(lambda: len(self.harness.connections) == 2)
+        self.assertTrue(all(c.url.startswith("wss://gateway.example")
+                            for c in self.harness.connections))
