@@ -1,7 +1,10 @@
 """
 ``python -m bench.receiver``: the bots' end of a benchmark, in a process of
 its own.  It accepts websocket v1 and v2 deliveries (``/ws/<alias>``, with
-:mod:`dccrelay.client.receiver`, acknowledging v2) and webhook batches
+one :func:`dccrelay.client.receiver.receiver_resource` per bot, as each bot
+would mount its own: v2 ids are per bot, and a receiver drops an id it has
+seen, so one receiver shared by every bot would count only some of their
+dispatches, acknowledging the rest unseen) and webhook batches
 (``POST /hook/<alias>``, answered 204 without checking the signature), and
 for each dispatch compares the nanosecond timestamp that the simulator's
 load generator put in its ``nonce`` with this machine's clock.
@@ -91,6 +94,27 @@ class Control(Resource):
         return b"{}"
 
 
+class PerBot(Resource):
+    """
+    ``/ws/<alias>``: each bot's own websocket receiver, made on its first
+    connection.
+    """
+
+    def __init__(self, tally: Tally, reactor: Any) -> None:
+        super().__init__()
+        self._tally = tally
+        self._reactor = reactor
+        self._bots: dict[bytes, Any] = {}
+
+    def getChild(self, path: bytes, request: Request) -> Any:
+        receiver = self._bots.get(path)
+        if receiver is None:
+            receiver = self._bots[path] = receiver_resource(
+                SECRET, self._tally.dispatch, reactor=self._reactor
+            )
+        return receiver
+
+
 class Hook(Resource):
     isLeaf = True
 
@@ -107,13 +131,20 @@ class Hook(Resource):
         return b""
 
 
-async def main(reactor: Any, listen: str) -> None:
-    tally = Tally()
+def site(tally: Tally, reactor: Any) -> Site:
+    """
+    The receiver's web site: ``/ws/<alias>``, ``/hook/<alias>``, ``/stats``.
+    """
     root = Resource()
-    root.putChild(b"ws", receiver_resource(SECRET, tally.dispatch, reactor=reactor))
+    root.putChild(b"ws", PerBot(tally, reactor))
     root.putChild(b"hook", Hook(tally))
     root.putChild(b"stats", Control(tally))
-    port = await serverFromString(reactor, listen).listen(Site(root, reactor=reactor))
+    return Site(root, reactor=reactor)
+
+
+async def main(reactor: Any, listen: str) -> None:
+    tally = Tally()
+    port = await serverFromString(reactor, listen).listen(site(tally, reactor))
     print(f"receiver listening on {port.getHost().port}", flush=True)
     await Deferred()
 
