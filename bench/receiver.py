@@ -1,7 +1,10 @@
 """
 ``python -m bench.receiver``: the bots' end of a benchmark, in a process of
 its own.  It accepts websocket v1 and v2 deliveries (``/ws/<alias>``, with
-:mod:`dccrelay.client.receiver`, acknowledging v2) and webhook batches
+one :func:`dccrelay.client.receiver.receiver_resource` per bot, as each bot
+would mount its own: v2 ids are per bot, and a receiver drops an id it has
+seen, so one receiver shared by every bot would count only some of their
+dispatches, acknowledging the rest unseen) and webhook batches
 (``POST /hook/<alias>``, answered 204 without checking the signature), and
 for each dispatch compares the nanosecond timestamp that the simulator's
 load generator put in its ``nonce`` with this machine's clock.
@@ -88,22 +91,31 @@ class Tally:
         }
 
 
-class Sockets(Resource):
+class PerBot(Resource):
     """
-    ``/ws/<alias>``: each connection's dispatches tallied with the time it
-    was opened.
+    ``/ws/<alias>``: each bot's own websocket receiver, made on its first
+    connection (outbox ids are per bot, and a v2 receiver takes an id it has
+    seen as a redelivery), and the time each connection was opened.
     """
 
     def __init__(self, tally: Tally, reactor: Any) -> None:
         super().__init__()
         self._tally = tally
         self._reactor = reactor
+        self._bots: dict[bytes, Any] = {}
+        self._opened: dict[bytes, int] = {}
 
-    def getChild(self, path: bytes, request: Request) -> Resource:
-        opened_ns = time.time_ns()
-        return receiver_resource(  # type: ignore[return-value]
-            SECRET, lambda data: self._tally.dispatch(data, opened_ns), reactor=self._reactor
-        )
+    def getChild(self, path: bytes, request: Request) -> Any:
+        # a bot has one connection at a time: this is its opening request
+        self._opened[path] = time.time_ns()
+        receiver = self._bots.get(path)
+        if receiver is None:
+            receiver = self._bots[path] = receiver_resource(
+                SECRET,
+                lambda data: self._tally.dispatch(data, self._opened[path]),
+                reactor=self._reactor,
+            )
+        return receiver
 
 
 class Control(Resource):
@@ -138,13 +150,20 @@ class Hook(Resource):
         return b""
 
 
-async def main(reactor: Any, listen: str) -> None:
-    tally = Tally()
+def site(tally: Tally, reactor: Any) -> Site:
+    """
+    The receiver's web site: ``/ws/<alias>``, ``/hook/<alias>``, ``/stats``.
+    """
     root = Resource()
-    root.putChild(b"ws", Sockets(tally, reactor))
+    root.putChild(b"ws", PerBot(tally, reactor))
     root.putChild(b"hook", Hook(tally))
     root.putChild(b"stats", Control(tally))
-    port = await serverFromString(reactor, listen).listen(Site(root, reactor=reactor))
+    return Site(root, reactor=reactor)
+
+
+async def main(reactor: Any, listen: str) -> None:
+    tally = Tally()
+    port = await serverFromString(reactor, listen).listen(site(tally, reactor))
     print(f"receiver listening on {port.getHost().port}", flush=True)
     await Deferred()
 

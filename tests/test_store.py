@@ -31,6 +31,7 @@ from dccrelay.store import (
     Trimmed,
 )
 from dccrelay.store.errors import SchemaTooNew, StoreClosed
+from dccrelay.store import sqlite as sqlite_module
 from dccrelay.store.sqlite import MEMORY, MIGRATIONS, SQLiteStore
 
 _Self = TypeVar("_Self")
@@ -1164,6 +1165,85 @@ class SQLiteStoreTests(IRelayStoreTestsMixin, TestCase):
 
     def make_store(self) -> IRelayStore:
         return SQLiteStore(self.path, reactor)
+
+
+class SQLitePerRowStoreTests(SQLiteStoreTests):
+    """
+    With an SQLite too old for the outbox's batched statements
+    (:data:`dccrelay.store.sqlite.BATCHED_STATEMENTS`), the store runs one
+    statement per row and keeps the same contract.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.patch(sqlite_module, "BATCHED_STATEMENTS", False)
+
+
+class SQLiteOutboxStatementTests(TestCase):
+    """
+    The outbox's batches run as a few statements whatever their size: each
+    statement gives up the GIL, and under load taking it back from a busy
+    reactor thread is slow, so per-row statements held the outbox up.
+    """
+
+    async def traced_store(self) -> tuple[SQLiteStore, list[str]]:
+        """
+        :return: an opened store with 40 bots, each with a session, and the
+            list that gets every statement it runs from now on.
+        """
+        store = SQLiteStore(os.path.join(self.mktemp(), "relay.sqlite"), reactor)
+        self.addCleanup(store.close)
+        await store.open()
+        for n in range(40):
+            await store.save_relay(f"bot{n}", {})
+            await store.save_session(f"bot{n}", session(0, seq=1))
+        statements: list[str] = []
+
+        def trace(connection: Any) -> None:
+            connection._connection.set_trace_callback(statements.append)
+
+        await store._pool.runWithConnection(trace)
+        return store, statements
+
+    @deferred_test
+    async def test_append(self) -> None:
+        """
+        Appending 400 dispatches of 40 bots (and one unregistered), with a
+        checkpoint each, takes a handful of statements; every entry and
+        checkpoint is stored.
+        """
+        store, statements = await self.traced_store()
+        aliases = [f"bot{n}" for n in range(40)]
+        entries = [(alias, b"%d" % i) for i in range(10) for alias in aliases]
+        ids = await store.outbox_append(
+            entries + [("ghost", b"g")],
+            1.0,
+            [OutboxCheckpoint(alias, 0, "session-0", 7) for alias in aliases],
+        )
+        self.assertLessEqual(len(statements), 10, statements[:20])
+        self.assertIsNone(ids[-1])
+        self.assertEqual(sorted(ids[:-1]), ids[:-1])  # type: ignore[type-var]
+        self.assertEqual(len(set(ids[:-1])), 400)
+        loaded = await store.outbox_load("bot3", 0, 100)
+        self.assertEqual([entry.payload for entry in loaded], [b"%d" % i for i in range(10)])
+        self.assertEqual((await store.load_sessions("bot39"))[0].seq, 7)
+
+    @deferred_test
+    async def test_ack(self) -> None:
+        """
+        Acknowledging for 40 bots takes a handful of statements, and counts
+        what each bot's ack removed.
+        """
+        store, statements = await self.traced_store()
+        ids = await store.outbox_append(
+            [(f"bot{n}", b"x") for _ in range(3) for n in range(40)], 1.0
+        )
+        del statements[:]
+        # bot n's entries are ids[n], ids[40 + n], ids[80 + n]: ack the first two
+        removed = await store.outbox_ack({f"bot{n}": ids[40 + n] for n in range(40)})  # type: ignore[misc]
+        self.assertLessEqual(len(statements), 6, statements[:20])
+        self.assertEqual(removed, {f"bot{n}": 2 for n in range(40)})
+        self.assertEqual(await store.outbox_count("bot0"), 1)
 
 
 def read_only(path: str) -> sqlite3.Connection:

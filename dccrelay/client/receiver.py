@@ -15,6 +15,9 @@ the handshake.
   answers ``{"op":"ack","id":N}``.  A redelivered id (the relay sends
   everything unacknowledged again after a reconnect) is acknowledged
   without calling the handler a second time, as long as this factory lives.
+  Mount one receiver per bot: ids are per bot, so a receiver shared by
+  several bots would take one bot's new dispatches for redeliveries and
+  acknowledge them without handling them.
   A handler that fails is logged and its dispatch acknowledged all the same:
   one bad dispatch must not hold back every later one.
 
