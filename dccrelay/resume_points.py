@@ -24,12 +24,16 @@ class ResumePoints:
     __slots__ = ("_waiting",)
 
     def __init__(self) -> None:
-        self._waiting: Deque[tuple[int, int]] = deque()
+        # Made when first needed and dropped when empty: most bots have
+        # nothing waiting, and an empty deque costs 600 bytes.
+        self._waiting: Deque[tuple[int, int]] | None = None
 
     def handed_over(self, shard_id: int, seq: int) -> None:
         """
         A matched dispatch went into the channel's queue.
         """
+        if self._waiting is None:
+            self._waiting = deque()
         self._waiting.append((shard_id, seq))
 
     def settle(self, still_queued: int) -> None:
@@ -38,15 +42,19 @@ class ResumePoints:
         it delivers (or drops) from the front.  Forget the older ones.
         """
         waiting = self._waiting
+        if waiting is None:
+            return
         while len(waiting) > still_queued:
             waiting.popleft()
+        if not waiting:
+            self._waiting = None
 
     def resume_seq(self, shard_id: int, latest: int | None) -> int | None:
         """
         The seq to RESUME ``shard_id`` from: just before its oldest dispatch
         still waiting, or ``latest`` if none is.
         """
-        for waiting_shard, seq in self._waiting:
+        for waiting_shard, seq in self._waiting or ():
             if waiting_shard == shard_id:
                 return seq - 1
         return latest
@@ -55,10 +63,10 @@ class ResumePoints:
         """
         How many dispatches are still waiting.
         """
-        return len(self._waiting)
+        return len(self._waiting) if self._waiting is not None else 0
 
     def clear(self) -> None:
         """
         The sessions are gone: nothing can be replayed any more.
         """
-        self._waiting.clear()
+        self._waiting = None

@@ -26,7 +26,7 @@ class Backlog(Generic[T]):
         :meth:`popleft` takes it (dropped items are not reported).
     """
 
-    __slots__ = ("_items", "dropped", "_clock", "_on_taken", "_times")
+    __slots__ = ("_limit", "_items", "dropped", "_clock", "_on_taken", "_times")
 
     def __init__(
         self,
@@ -38,11 +38,14 @@ class Backlog(Generic[T]):
     ) -> None:
         if limit < 1:
             raise ValueError(f"the queue limit must be at least 1, got {limit!r}")
-        self._items: deque[T] = deque(maxlen=limit)
+        self._limit = limit
+        # Made on the first append and dropped when emptied: most bots'
+        # backlogs are empty, and an empty deque costs 600 bytes.
+        self._items: deque[T] | None = None
         self._clock = clock if on_taken is not None else None
         self._on_taken = on_taken
         # append times, in step with _items (dropped with them by maxlen)
-        self._times: deque[float] = deque(maxlen=limit)
+        self._times: deque[float] | None = None
         #: how many items were pushed out by newer ones
         self.dropped = 0
         for item in initial:
@@ -54,12 +57,17 @@ class Backlog(Generic[T]):
 
         :return: True if that pushed the oldest item out.
         """
-        full = len(self._items) == self._items.maxlen
+        items = self._items
+        if items is None:
+            items = self._items = deque(maxlen=self._limit)
+            if self._clock is not None:
+                self._times = deque(maxlen=self._limit)
+        full = len(items) == self._limit
         if full:
             self.dropped += 1
         # deque(maxlen=...) discards from the left by itself
-        self._items.append(item)
-        if self._clock is not None:
+        items.append(item)
+        if self._clock is not None and self._times is not None:
             self._times.append(self._clock())
         return full
 
@@ -68,6 +76,8 @@ class Backlog(Generic[T]):
         :return: the oldest item, leaving it queued.
         :raise IndexError: when empty.
         """
+        if self._items is None:
+            raise IndexError("the backlog is empty")
         return self._items[0]
 
     def popleft(self) -> T:
@@ -76,16 +86,22 @@ class Backlog(Generic[T]):
 
         :raise IndexError: when empty.
         """
-        item = self._items.popleft()
-        if self._clock is not None and self._on_taken is not None:
-            self._on_taken(self._clock() - self._times.popleft())
+        items = self._items
+        if items is None:
+            raise IndexError("the backlog is empty")
+        item = items.popleft()
+        times = self._times
+        if times is not None and self._clock is not None and self._on_taken is not None:
+            self._on_taken(self._clock() - times.popleft())
+        if not items:
+            self._items = self._times = None
         return item
 
     def items(self) -> list[T]:
         """
         :return: a copy of what is queued, oldest first.
         """
-        return list(self._items)
+        return list(self._items or ())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items is not None else 0

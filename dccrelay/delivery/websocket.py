@@ -24,11 +24,13 @@ from typing import Callable, Iterable, cast
 import txaio
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.util import parse_url
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IReactorTime,
+    IStreamClientEndpoint,
     ITCPTransport,
 )
 from twisted.internet.protocol import connectionDone
@@ -230,23 +232,16 @@ class WebSocketDelivery:
         self._backlog: Backlog[bytes] = Backlog(
             queue_limit, clock=reactor.seconds, on_taken=latency
         )
-        credentials = b64encode(client_secret.encode("utf-8")).decode("ascii")
-        self._factory = _BotConnectionFactory(
-            dst,
-            alias=alias,
-            reactor=reactor,
-            useragent=user_agent,
-            headers={"Authorization": f"Basic {credentials}"},
-            on_open=self._opened,
-            on_closing=self._closing,
-            on_lost=self._lost,
-            on_message=self._message,
-            on_pong=self._pong,
-            protocols=self.subprotocols,
-        )
-        self._endpoint = client_endpoint(
-            reactor, self._factory, tls_options_for, connect_timeout
-        )
+        parse_url(dst)  # a ValueError now, not at the first delivery
+        self._reactor = reactor
+        self._dst = dst
+        self._client_secret = client_secret
+        self._user_agent = user_agent
+        self._tls_options_for = tls_options_for
+        # Built on the first connection: an idle bot's channel is then a few
+        # hundred bytes, not the 6 KiB of an Autobahn factory.
+        self._factory: _BotConnectionFactory | None = None
+        self._endpoint: IStreamClientEndpoint | None = None
         self._retry = RetryTimer(reactor, retry_policy, self._connect)
         self._idle = IdleTimer(reactor, idle_timeout, self._idle_close)
         # one deadline at a time: the handshake while CONNECTING, the end of
@@ -403,10 +398,32 @@ class WebSocketDelivery:
 
     # the connection
 
+    def _connection_factory(self) -> tuple[IStreamClientEndpoint, _BotConnectionFactory]:
+        if self._factory is None or self._endpoint is None:
+            credentials = b64encode(self._client_secret.encode("utf-8")).decode("ascii")
+            self._factory = _BotConnectionFactory(
+                self._dst,
+                alias=self._alias,
+                reactor=self._reactor,
+                useragent=self._user_agent,
+                headers={"Authorization": f"Basic {credentials}"},
+                on_open=self._opened,
+                on_closing=self._closing,
+                on_lost=self._lost,
+                on_message=self._message,
+                on_pong=self._pong,
+                protocols=self.subprotocols,
+            )
+            self._endpoint = client_endpoint(
+                self._reactor, self._factory, self._tls_options_for, self._connect_timeout
+            )
+        return self._endpoint, self._factory
+
     def _connect(self) -> None:
         self._state = CONNECTING
         self._deadline.start(self._connect_timeout)
-        attempt = cast("Deferred[_BotConnection]", self._endpoint.connect(self._factory))
+        endpoint, factory = self._connection_factory()
+        attempt = cast("Deferred[_BotConnection]", endpoint.connect(factory))
         self._attempt = attempt
 
         def connected(connection: _BotConnection) -> None:

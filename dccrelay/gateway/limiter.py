@@ -19,8 +19,7 @@ connection cannot bring two IDENTIFYs closer than Discord allows.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Callable, Deque, Protocol
+from typing import Callable, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -79,7 +78,8 @@ class _Bucket:
     def __init__(self, number: int) -> None:
         self.number = number
         self.next_free = 0.0
-        self.waiters: Deque[Deferred[IdentifySlot]] = deque()
+        # a list: a bot's shards in one bucket are few
+        self.waiters: list[Deferred[IdentifySlot]] = []
         self.timer: IDelayedCall | None = None
         self.held = False
 
@@ -108,8 +108,8 @@ class IdentifyLimiter:
         self._reset_at = clock.seconds() + reset_after
         #: with ``ask``: the figures are unknown, and these shards wait for them
         self._ask = ask
-        self._unplaced: Deque[tuple[int, Deferred[IdentifySlot]]] | None = (
-            deque() if ask is not None else None
+        self._unplaced: list[tuple[int, Deferred[IdentifySlot]]] | None = (
+            [] if ask is not None else None
         )
 
     @property
@@ -200,7 +200,7 @@ class IdentifyLimiter:
 
     def _grant(self, bucket: _Bucket) -> None:
         if bucket.waiters:
-            bucket.waiters.popleft().callback(IdentifySlot(self, bucket))
+            bucket.waiters.pop(0).callback(IdentifySlot(self, bucket))
         else:
             # The waiter gave up while the database was asked.
             self._finished(bucket, sent=False)
