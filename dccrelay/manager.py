@@ -50,7 +50,7 @@ CHECKPOINT_INTERVAL = 2.0
 
 # Relays whose resume points are gathered per reactor turn and saved per
 # store call: short turns, short transactions.
-CHECKPOINT_BATCH = 1000
+CHECKPOINT_BATCH = 250
 
 
 #: A bot this node runs, or one it only knows about.
