@@ -126,11 +126,17 @@ def fleet_targets(options: argparse.Namespace) -> None:
         say(f"\n1. Idle memory, zlib-stream, every bot READY ({runs}; target: <= 50 KB/bot,"
             " 500 MB at 10,000)")
         say(f"   relay with no bot: {zero / 2**20:.1f} MiB RSS")
-        say(f"   {'bots':>8}{'relay RSS MiB':>15}{'KiB per bot':>13}{'READY after s':>15}")
+        say(f"   {'bots':>8}{'relay RSS MiB':>15}{'KiB per bot':>13}{'KiB per added bot':>19}"
+            f"{'READY after s':>15}")
+        # per added bot: from the row before, so the first bot's one-off
+        # costs (modules loaded, pools and caches grown) are left out
+        previous = (0, zero)
         for bots, rows in memory.items():
             rss = median(rows, "rss")
+            added = (rss - previous[1]) / (bots - previous[0]) / 1024
             say(f"   {bots:>8,}{rss / 2**20:>15.1f}{(rss - zero) / bots / 1024:>13.1f}"
-                f"{median(rows, 'ready_after'):>15.1f}")
+                f"{added:>19.1f}{median(rows, 'ready_after'):>15.1f}")
+            previous = (bots, rss)
     if want_restart:
         say(f"\n2. Restart with N bots in the store ({runs}; target: all RESUMEd within 60 s,"
             " no stall > 100 ms)")
