@@ -10,8 +10,10 @@ from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
+from dccrelay.manager import START_BURST, START_RATE, RelayManager
 from dccrelay.relay import Relay
 from dccrelay.store import SessionState
+from dccrelay.testing.memory_store import MemoryRelayStore
 from tests.relay_harness import FakeREST, RelayHarness
 
 RESUME_URL = "wss://resume.example"
@@ -141,3 +143,53 @@ class StartTests(SynchronousTestCase):
         self.until(lambda: len(self.harness.connections) == 2)
         self.assertTrue(all(c.url.startswith("wss://gateway.example")
                             for c in self.harness.connections))
+
+
+class CountingSessionsStore(MemoryRelayStore):
+    """
+    Counts the calls that load sessions.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+
+    def load_sessions(self, alias: str) -> Deferred[dict[int, SessionState]]:
+        self.loads.append(alias)
+        return super().load_sessions(alias)
+
+    def load_all_sessions(self) -> Deferred[dict[str, dict[int, SessionState]]]:
+        self.loads.append("*")
+        return super().load_all_sessions()
+
+
+class ManagerRestartTests(SynchronousTestCase):
+    """
+    A node restarted with bots in its store loads every bot's sessions in
+    one call and resumes them at the pacer's pace, asking Discord nothing.
+    """
+
+    def test_restart(self) -> None:
+        """
+        One load for all; a burst of connections at once, the rest one
+        pacing interval later; every one to its resume URL.
+        """
+        store = CountingSessionsStore()
+        harness = RelayHarness(store=store)
+        store.open()
+        count = START_BURST + 5
+        for n in range(count):
+            alias = f"bot{n}"
+            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
+            self.successResultOf(store.save_session(alias, stored(0)))
+        store.loads.clear()
+        manager = RelayManager(harness.env, store, max_relays=100)
+        manager.startService()
+        self.addCleanup(manager.stopService)
+        harness.clock.advance(0)
+        self.assertEqual(store.loads, ["*"])
+        self.assertEqual(len(harness.connections), START_BURST)
+        harness.clock.advance(START_BURST / START_RATE)
+        self.assertEqual(len(harness.connections), count)
+        self.assertEqual(harness.rest.calls, 0)
+        self.assertTrue(all(c.url.startswith(RESUME_URL) for c in harness.connections))
