@@ -233,9 +233,10 @@ class RelayManager(Service):
     @inlineCallbacks
     def _checkpoint(self) -> Any:
         """
-        Save the resume points that moved since the last checkpoint: a
-        thousand bots' in one store call and one reactor turn (a call per
-        bot every 2 s stalled the reactor for 200 ms at 1,000 bots).
+        Save the resume points that moved since the last checkpoint,
+        ``CHECKPOINT_BATCH`` relays' in one store call and one reactor turn
+        (a call per bot every 2 s stalled the reactor for 200 ms at 1,000
+        bots).
         """
         relays = self.local_relays()
         saves = []
