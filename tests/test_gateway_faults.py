@@ -220,6 +220,26 @@ class GatewayFaultTests(FaultHarness):
         await self.fault_then_identify(lambda c: c.send_invalid_session(False))
 
     @scenario
+    async def test_restart_resumes_without_asking(self) -> None:
+        """
+        A relay restarted within Discord's resume window RESUMEs its stored
+        session without asking ``GET /gateway/bot`` first.
+        """
+        await self.start()
+        self.send("before")
+        await next_item(self.receiver.queue)
+        await self.relay.stop()
+        await self.bot.wait_for_disconnect()
+        asked = self.sim.events.count(("gateway_bot", "333"))
+        self.relay = await self.start_relay()
+        await wait_for(lambda: self.bot.resumes == 1, timeout=30, what="a RESUME")
+        await self.ready()
+        self.send("after")
+        await self.delivered_exactly_once()
+        self.assertEqual(self.sim.events.count(("gateway_bot", "333")), asked)
+        self.assertEqual(self.bot.identifies, 1)
+
+    @scenario
     async def test_resume_window_expired(self) -> None:
         """
         A relay down longer than Discord keeps the session: RESUME is
@@ -234,12 +254,15 @@ class GatewayFaultTests(FaultHarness):
             lambda: ("session_expired", 0) in self.sim.events, timeout=10,
             what="the simulated session to expire",
         )
+        asked = self.sim.events.count(("gateway_bot", "333"))
         self.relay = await self.start_relay()
         await wait_for(lambda: self.bot.identifies == 2, timeout=30, what="a fresh IDENTIFY")
         await self.ready()
         self.send("after")
         await self.delivered_exactly_once()
         self.assertIn(("resume_refused", "expired"), self.sim.events)
+        # asked once, when the refused shard had to IDENTIFY
+        self.assertEqual(self.sim.events.count(("gateway_bot", "333")), asked + 1)
 
     @scenario
     async def test_close_4011_reshards(self) -> None:

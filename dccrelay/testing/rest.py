@@ -132,6 +132,7 @@ class DiscordAPI(Resource):
         bot = self._bot(request)
         if bot is None:
             return respond(request, 401, _UNAUTHORIZED)
+        self._sim.record("gateway_bot", bot.user_id)
         return respond(
             request,
             200,
