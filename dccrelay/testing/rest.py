@@ -112,11 +112,11 @@ class DiscordAPI(Resource):
         if len(path) == 3 and path[0] == "channels" and path[2] == "messages":
             return {b"POST": self._create_message}
         if len(path) == 4 and path[0] == "interactions" and path[3] == "callback":
-            return {b"POST": self._interaction_callback}
+            return {b"POST": self._interaction_call(self._sim.interactions.callback)}
         if len(path) == 3 and path[0] == "webhooks":
-            return {b"POST": self._interaction_followup}
+            return {b"POST": self._interaction_call(self._sim.interactions.followup)}
         if len(path) == 5 and path[0] == "webhooks" and path[3:] == ["messages", "@original"]:
-            return {b"PATCH": self._edit_original}
+            return {b"PATCH": self._interaction_call(self._sim.interactions.edit_original)}
         return None
 
     def _bot(self, request: Request) -> SimulatedBot | None:
@@ -213,32 +213,23 @@ class DiscordAPI(Resource):
             return no_content(request)
         return respond(request, status, body)
 
-    def _interaction_callback(self, request: Request, path: list[str]) -> bytes:
-        body = self._json_body(request)
-        if body is None:
-            return respond(request, 400, _INVALID_JSON)
-        status, answer = self._sim.interactions.callback(
-            path[1], path[2], body, self._user_agent(request)
-        )
-        return self._answer(request, status, answer)
+    def _interaction_call(
+        self,
+        call: Callable[[str, str, dict[str, Any], str], tuple[int, dict[str, Any] | None]],
+    ) -> _Handler:
+        """
+        A handler for one of the interaction endpoints: ``call`` gets the
+        path's two ids, the JSON body and the User-Agent.
+        """
 
-    def _interaction_followup(self, request: Request, path: list[str]) -> bytes:
-        body = self._json_body(request)
-        if body is None:
-            return respond(request, 400, _INVALID_JSON)
-        status, answer = self._sim.interactions.followup(
-            path[1], path[2], body, self._user_agent(request)
-        )
-        return respond(request, status, answer)
+        def handle(request: Request, path: list[str]) -> bytes:
+            body = self._json_body(request)
+            if body is None:
+                return respond(request, 400, _INVALID_JSON)
+            status, answer = call(path[1], path[2], body, self._user_agent(request))
+            return self._answer(request, status, answer)
 
-    def _edit_original(self, request: Request, path: list[str]) -> bytes:
-        body = self._json_body(request)
-        if body is None:
-            return respond(request, 400, _INVALID_JSON)
-        status, answer = self._sim.interactions.edit_original(
-            path[1], path[2], body, self._user_agent(request)
-        )
-        return respond(request, status, answer)
+        return handle
 
     def _not_snowflake(self, request: Request, value: str) -> bytes:
         return respond(
