@@ -113,6 +113,31 @@ def sessions_by_alias(rows: Iterable[Sequence[Any]]) -> dict[str, dict[int, Sess
     return sessions
 
 
+def encode_settings(settings: dict[str, Any]) -> str:
+    """
+    Encode what :meth:`IRelayStore.save_relay` is given, for the stores that
+    keep JSON: on the caller's thread, so that a caller that changes its
+    dict afterwards cannot race the write.
+
+    :raises TypeError: if something in it is not JSON-compatible.
+    :raises ValueError: if it holds a NaN or an infinity, or a loop.
+    """
+    return json.dumps(settings, separators=(",", ":"), allow_nan=False)
+
+
+def check_payloads(entries: Iterable[tuple[str, bytes]]) -> None:
+    """
+    Check what :meth:`IRelayStore.outbox_append` is given: payloads are
+    forwarded byte for byte, so a ``str`` is refused rather than re-encoded.
+
+    :raises TypeError: naming the type of the first payload that is not
+        ``bytes``.
+    """
+    for _, payload in entries:
+        if not isinstance(payload, bytes):
+            raise TypeError(f"payloads must be bytes, not {type(payload).__name__}")
+
+
 def encode_statuses(statuses: Mapping[str, dict[str, Any]]) -> list[tuple[str, str]]:
     """
     Encode what :meth:`IRelayStore.publish_statuses` is given, for the

@@ -32,6 +32,8 @@ from . import (
     SessionState,
     StoredRelay,
     Trimmed,
+    check_payloads,
+    encode_settings,
     encode_statuses,
     sessions_by_alias,
 )
@@ -298,9 +300,7 @@ class SQLiteStore:
 
     def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
         try:
-            # Encoded here rather than on the pool's thread, so a caller that
-            # changes its dict afterwards cannot race the write.
-            encoded = json.dumps(settings, separators=(",", ":"), allow_nan=False)
+            encoded = encode_settings(settings)
         except (TypeError, ValueError):
             return fail()
         return self._interact(_save_relay, alias, encoded, self._now())
@@ -339,9 +339,10 @@ class SQLiteStore:
     ) -> Deferred[list[int | None]]:
         # Copied here, so a caller that changes its lists afterwards cannot
         # race the write.
-        for _, payload in entries:
-            if not isinstance(payload, bytes):
-                return fail(TypeError(f"payloads must be bytes, not {type(payload).__name__}"))
+        try:
+            check_payloads(entries)
+        except TypeError:
+            return fail()
         return self._interact(_outbox_append, list(entries), now, list(checkpoints))
 
     def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:

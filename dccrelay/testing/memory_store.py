@@ -22,6 +22,8 @@ from dccrelay.store import (
     SessionState,
     StoredRelay,
     Trimmed,
+    check_payloads,
+    encode_settings,
     encode_statuses,
 )
 from dccrelay.store.errors import StoreClosed
@@ -127,7 +129,7 @@ class MemoryRelayStore:
         try:
             self._usable()
             # The real stores keep JSON: refuse what JSON cannot hold.
-            settings = json.loads(json.dumps(settings, allow_nan=False))
+            settings = json.loads(encode_settings(settings))
         except (StoreClosed, TypeError, ValueError) as e:
             return fail(e)
         old = self.database.relays.get(alias)
@@ -192,9 +194,10 @@ class MemoryRelayStore:
     ) -> Deferred[list[int | None]]:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
-        for _, payload in entries:
-            if not isinstance(payload, bytes):
-                return fail(TypeError(f"payloads must be bytes, not {type(payload).__name__}"))
+        try:
+            check_payloads(entries)
+        except TypeError:
+            return fail()
         database = self.database
         ids: list[int | None] = []
         for alias, payload in entries:
