@@ -16,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from dccrelay.commands import command_answer
-from dccrelay.manager import RelayManager, TooManyRelays
+from dccrelay.manager import AnyRelay, RelayManager, TooManyRelays
 from dccrelay.relay import Relay
 from dccrelay.settings import RelaySettings, SettingsError, validate_alias
 from dccrelay.web.access import Access
@@ -97,6 +97,18 @@ class InvalidAlias(Resource):
         )
 
 
+def registered(manager: RelayManager, alias: str) -> AnyRelay:
+    """
+    The relay registered as ``alias``.
+
+    :raise HTTPError: 404 if there is none.
+    """
+    relay = manager.relays.get(alias)
+    if relay is None:
+        raise HTTPError(404, f"no relay is registered as {alias}")
+    return relay
+
+
 class RelayResource(Resource):
     """
     ``/relays/{alias}``: one bot's registration.
@@ -167,17 +179,14 @@ class RelayResource(Resource):
 
     @json_handler
     def render_GET(self, request: Request) -> tuple[int, Any]:
-        relay = self._manager.relays.get(self.alias)
-        if relay is None:
-            raise HTTPError(404, f"no relay is registered as {self.alias}")
+        relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret)
         return 200, relay.full_status()
 
 
-class DisableResource(Resource):
+class _RelayAction(Resource):
     """
-    ``POST /relays/{alias}/disable``: end the gateway session; a later PUT
-    re-enables.
+    ``POST /relays/{alias}/<action>``.
     """
 
     isLeaf = True
@@ -188,37 +197,32 @@ class DisableResource(Resource):
         self.alias = alias
         self._access = access if access is not None else Access()
 
+
+class DisableResource(_RelayAction):
+    """
+    ``POST /relays/{alias}/disable``: end the gateway session; a later PUT
+    re-enables.
+    """
+
     @json_handler
     def render_POST(self, request: Request) -> Any:
-        relay = self._manager.relays.get(self.alias)
-        if relay is None:
-            raise HTTPError(404, f"no relay is registered as {self.alias}")
+        relay = registered(self._manager, self.alias)
         who = self._access.require_owner(request, relay.settings.client_secret)
         by = "the relay's operator" if who == "operator" else "its owner"
         d = self._manager.disable(self.alias, f"disabled by {by} through the API")
         return d.addCallback(lambda _: (200, relay.full_status()))
 
 
-class CommandsResource(Resource):
+class CommandsResource(_RelayAction):
     """
     ``POST /relays/{alias}/commands``: a gateway command from the bot
     (presence update, member request), forwarded on its gateway session
     (see :mod:`dccrelay.commands`).
     """
 
-    isLeaf = True
-
-    def __init__(self, manager: RelayManager, alias: str, access: Access | None = None) -> None:
-        super().__init__()
-        self._manager = manager
-        self.alias = alias
-        self._access = access if access is not None else Access()
-
     @json_handler
     def render_POST(self, request: Request) -> tuple[int, Any]:
-        relay = self._manager.relays.get(self.alias)
-        if relay is None:
-            raise HTTPError(404, f"no relay is registered as {self.alias}")
+        relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
         body = read_json_body(request)
         if not isinstance(relay, Relay):
