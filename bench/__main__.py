@@ -269,14 +269,8 @@ def compression_target(options: argparse.Namespace) -> None:
         }
     say(f"\n7. Transport compression: zlib-stream vs zstd-stream (zstd level 3, 2 MiB window)")
     say(f"   in process, receive path (frame -> orjson.loads), {'median of runs'}:")
-    say(f"   {'':14}{'CPU µs/disp':>12}{'bytes/disp':>12}{'KiB/conn READY':>16}"
-        f"{'after 1 MiB':>13}{'after 5 MiB':>13}")
-    for row in micro:
-        memory = "".join(
-            f"{row[key] / 1024:>{width}.0f}" if key in row else f"{'-':>{width}}"
-            for key, width in (("mem_ready", 16), ("mem_1mb", 13), ("mem_5mb", 13))
-        )
-        say(f"   {row['kind']:14}{row['cpu_us']:>12.2f}{row['bytes']:>12.0f}{memory}")
+    for line in gateway_compression.table(micro):
+        say("   " + line)
     say(f"   real relay, {bots} bots ({options.repeats} run(s)); busy = after "
         f"{options.dispatches // 2:,} dispatches:")
     say(f"   {'':14}{'KiB/bot idle':>13}{'KiB/bot busy':>13}{'relay µs/disp':>15}"

@@ -162,14 +162,25 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
     print(f"{n} MESSAGE_CREATE payloads, median of {repeats} runs, receive path = frame -> orjson.loads")
-    print(f"{'':14}{'CPU µs/dispatch':>16}{'bytes/dispatch':>16}"
-          f"{'KiB/conn READY':>16}{'after 1 MiB':>13}{'after 5 MiB':>13}")
+    for line in table(rows):
+        print(line)
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """
+    :func:`compare`'s rows as text: a header, then a line per kind.
+    """
+    lines = [
+        f"{'':14}{'CPU µs/disp':>12}{'bytes/disp':>12}{'KiB/conn READY':>16}"
+        f"{'after 1 MiB':>13}{'after 5 MiB':>13}"
+    ]
     for row in rows:
         memory = "".join(
             f"{row[key] / 1024:>{width}.0f}" if key in row else f"{'-':>{width}}"
             for key, width in (("mem_ready", 16), ("mem_1mb", 13), ("mem_5mb", 13))
         )
-        print(f"{row['kind']:14}{row['cpu_us']:>16.2f}{row['bytes']:>16.0f}{memory}")
+        lines.append(f"{row['kind']:14}{row['cpu_us']:>12.2f}{row['bytes']:>12.0f}{memory}")
+    return lines
 
 
 if __name__ == "__main__":

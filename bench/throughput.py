@@ -11,6 +11,7 @@ the same way.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -26,24 +27,33 @@ from dccrelay.testing.load import chatter, message_index
 MESSAGES = 1000
 
 
-def expected_matches(count: int, connections: int) -> int:
-    """How many of the first ``count`` generated dispatches match."""
+@functools.cache
+def _matching() -> tuple[bool, ...]:
+    """Whether each of the generator's messages matches the sample criteria."""
     predicate = compile_criteria("mongo", SAMPLE_CRITERIA)
-    flags = [
+    return tuple(
         bool(predicate(orjson.loads(orjson.dumps({"op": 0, "t": "MESSAGE_CREATE", "d": d}))))
         for d in chatter(MESSAGES)
-    ]
+    )
+
+
+def expected_matches(count: int, connections: int) -> int:
+    """How many of the first ``count`` generated dispatches match."""
+    flags = _matching()
     return sum(flags[message_index(i, connections, MESSAGES)] for i in range(count))
 
 
 def measure(fleet: Fleet, rate: float, count: int, timeout: float | None = None) -> dict[str, Any]:
+    # computed before the clock starts: one connection per bot
+    expected = expected_matches(count, fleet.bots)
     fleet.receiver.reset()
     time.sleep(0.5)
     processes = {"relay": fleet.relay, "generator": fleet.sim, "receiver": fleet.receiver}
     cpu_before = {name: p.cpu_seconds() for name, p in processes.items()}
     started_ns = time.time_ns()
     connections = fleet.sim.load(rate, count)["connections"]
-    expected = expected_matches(count, connections)
+    if connections != fleet.bots:
+        raise RuntimeError(f"the load went to {connections} connections, not {fleet.bots}")
     limit = timeout if timeout is not None else count / rate * 4 + 60
 
     def delivered() -> bool:
