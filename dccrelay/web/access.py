@@ -27,7 +27,7 @@ from typing import Literal
 
 from twisted.web.server import Request
 
-from dccrelay.web.auth import CHALLENGE, presented_secret
+from dccrelay.web.auth import CHALLENGE, presented_credentials, presented_secret
 from dccrelay.web.responses import HTTPError
 from dccrelay.web.throttle import FailedAuthLimiter
 
@@ -54,13 +54,7 @@ def presented_bearer(request: Request) -> bytes | None:
     The token of ``Authorization: Bearer <token>``, if that is what
     ``request`` presents.
     """
-    header = request.getHeader(b"authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(b" ")
-    if scheme.lower() != b"bearer":
-        return None
-    return token.strip()
+    return presented_credentials(request, b"bearer")
 
 
 def _client_host(request: Request) -> str:

@@ -19,18 +19,29 @@ from dccrelay.web.responses import HTTPError
 CHALLENGE = {b"WWW-Authenticate": b'Basic realm="dccrelay", charset="UTF-8"'}
 
 
-def presented_secret(request: Request) -> bytes | None:
+def presented_credentials(request: Request, scheme: bytes) -> bytes | None:
     """
-    The decoded Basic credentials of ``request``, if any.
+    What follows ``scheme`` (lower case, such as ``b"basic"``) in the
+    ``Authorization`` header of ``request``, if it uses that scheme.
     """
     header = request.getHeader(b"authorization")
     if not header:
         return None
-    scheme, _, encoded = header.partition(b" ")
-    if scheme.lower() != b"basic":
+    presented, _, credentials = header.partition(b" ")
+    if presented.lower() != scheme:
+        return None
+    return credentials.strip()
+
+
+def presented_secret(request: Request) -> bytes | None:
+    """
+    The decoded Basic credentials of ``request``, if any.
+    """
+    encoded = presented_credentials(request, b"basic")
+    if encoded is None:
         return None
     try:
-        return b64decode(encoded.strip(), validate=True)
+        return b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return None
 
