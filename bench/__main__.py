@@ -267,7 +267,7 @@ def compression_target(options: argparse.Namespace) -> None:
             "relay_us": median(cpu, "relay_us"),
             "generator_us": median(cpu, "generator_us"),
         }
-    say(f"\n7. Transport compression: zlib-stream vs zstd-stream (zstd level 3, 2 MiB window)")
+    say("\n7. Transport compression: zlib-stream vs zstd-stream (zstd level 3, 2 MiB window)")
     say(f"   in process, receive path (frame -> orjson.loads), {'median of runs'}:")
     for line in gateway_compression.table(micro):
         say("   " + line)

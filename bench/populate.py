@@ -16,27 +16,16 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
+from bench.filters import SAMPLE_MONGO
 from bench.receiver import SECRET
 from dccrelay.filters import compile_criteria
 from dccrelay.settings import RelaySettings
 from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.tap import STORE_FILE
-from dccrelay.testing.load import BOT_USER_ID
-
-#: SEED.md, tutorial step 8 (as bench/filters.py measures it).
-SAMPLE_CRITERIA: dict[str, Any] = {
-    "t": "MESSAGE_CREATE",
-    "$not": {"d.author.bot": True},
-    "$or": [
-        {"d.guild_id": {"$exists": False}},
-        {"d.mentions": {"$elemMatch": {"id": BOT_USER_ID}}},
-        {"d.content": {"$regex": "^cookout\\b"}},
-    ],
-}
 
 
 async def populate(reactor: Any, data_dir: str, count: int, dst: str, protocol: int) -> None:
-    compile_criteria("mongo", SAMPLE_CRITERIA)
+    compile_criteria("mongo", SAMPLE_MONGO)
     os.makedirs(data_dir, exist_ok=True)
     store = SQLiteStore(os.path.join(data_dir, STORE_FILE), reactor)
     await store.open()
@@ -46,7 +35,7 @@ async def populate(reactor: Any, data_dir: str, count: int, dst: str, protocol: 
             token=f"bench{n}",
             dst=dst.replace("{alias}", alias),
             client_secret=SECRET,
-            criteria=SAMPLE_CRITERIA,
+            criteria=SAMPLE_MONGO,
             delivery_protocol=protocol,
         )
         await store.save_relay(alias, settings.to_json())

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from bench.fleet import Fleet
-from bench.populate import SAMPLE_CRITERIA
+from bench.filters import SAMPLE_MONGO
 from bench.processes import wait_until
 from dccrelay.filters import compile_criteria
 from dccrelay.testing.load import chatter, message_index
@@ -30,7 +30,7 @@ MESSAGES = 1000
 @functools.cache
 def _matching() -> tuple[bool, ...]:
     """Whether each of the generator's messages matches the sample criteria."""
-    predicate = compile_criteria("mongo", SAMPLE_CRITERIA)
+    predicate = compile_criteria("mongo", SAMPLE_MONGO)
     return tuple(
         bool(predicate(orjson.loads(orjson.dumps({"op": 0, "t": "MESSAGE_CREATE", "d": d}))))
         for d in chatter(MESSAGES)
