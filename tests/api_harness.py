@@ -74,6 +74,7 @@ class Node:
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=max_relays)
+        self.store.open()
         self.manager.startService()
         self.allow_private = allow_private
         self.resource: Resource = build_resource(

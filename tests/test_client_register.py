@@ -74,6 +74,7 @@ class RelayUnderTest:
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=3)
+        self.store.open()
         self.manager.startService()
         relay = build_resource(
             self.manager,

@@ -94,6 +94,7 @@ class ManagerCheckpointTests(SynchronousTestCase):
         self.store = CountingStore()
         self.harness = RelayHarness(store=self.store)
         self.manager = RelayManager(self.harness.env, self.store, max_relays=10)
+        self.store.open()
         self.manager.startService()
         self.addCleanup(self.manager.stopService)
         self.aliases = ["alpha", "beta", "gamma"]

@@ -117,6 +117,7 @@ class Node:
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, store, max_relays=10, delivery_latency=self.latency)
+        store.open()
         self.manager.startService()
         case.addCleanup(self.manager.stopService)
         self.case = case

@@ -61,6 +61,7 @@ class RegistrationAPITests(SynchronousTestCase):
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=3)
+        self.store.open()
         self.manager.startService()
         self.addCleanup(self.manager.stopService)
         self.allow_private = False
