@@ -91,6 +91,10 @@ class RelayManager(Service):
         self._placement = placement if placement is not None else Alone(env.store)
         self._placement.attach(self)
         self._lock = DeferredLock()
+        # Held until the relays are loaded: changes wait for that, and the
+        # HTTP API may take requests before the store is open and this
+        # service starts.
+        self._lock.acquire()
         self._checkpoints = LoopingCall(self._checkpoint)
         self._checkpoints.clock = env.clock
         self._starts = Pacer(env.clock, START_RATE, START_BURST)
@@ -99,7 +103,8 @@ class RelayManager(Service):
     def startService(self) -> None:
         super().startService()
         self._started_at = self._env.clock.seconds()
-        d = self._lock.run(self._load)
+        d = self._load()
+        d.addBoth(self._loaded)
         d.addCallbacks(self.ready.callback, self._failed_to_start)
 
     def uptime(self) -> float | None:
@@ -109,6 +114,10 @@ class RelayManager(Service):
         if self._started_at is None:
             return None
         return self._env.clock.seconds() - self._started_at
+
+    def _loaded(self, result: object) -> object:
+        self._lock.release()
+        return result
 
     def _failed_to_start(self, failure: Any) -> None:
         self._log.failure("could not load registrations from the store", failure)

@@ -19,7 +19,7 @@ from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
 from dccrelay.store.leases import LeaseTiming
-from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.memory_store import MemoryDatabase, MemoryRelayStore
 from tests.relay_harness import FakeREST, RecordingChannel
 
 TIMING = LeaseTiming()

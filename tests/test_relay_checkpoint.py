@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.manager import CHECKPOINT_INTERVAL, RelayManager
 from dccrelay.store import SessionState
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import RelayHarness
 
 MESSAGE = {"content": "cookout", "channel_id": "1"}

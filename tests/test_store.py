@@ -1580,7 +1580,7 @@ class MemoryRelayStoreTests(IRelayStoreTestsMixin, ClusterStoreTestsMixin, TestC
     """
 
     def setUp(self) -> None:
-        from dccrelay.testing.memory_store import MemoryDatabase
+        from tests.memory_store import MemoryDatabase
 
         self.clock = Clock()
         self.database = MemoryDatabase(now=self.clock.seconds)
@@ -1589,6 +1589,6 @@ class MemoryRelayStoreTests(IRelayStoreTestsMixin, ClusterStoreTestsMixin, TestC
         self.clock.advance(seconds)
 
     def make_store(self) -> IRelayStore:
-        from dccrelay.testing.memory_store import MemoryRelayStore
+        from tests.memory_store import MemoryRelayStore
 
         return MemoryRelayStore(self.database)

@@ -24,7 +24,7 @@ from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.stats import LatencyHistogram
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.status_page import StatusPage, format_duration, render_status
 from tests.relay_harness import FakeREST

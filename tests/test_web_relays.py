@@ -20,7 +20,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.site import build_resource
 from tests.relay_harness import FakeREST, RecordingChannel
 

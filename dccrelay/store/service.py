@@ -1,8 +1,8 @@
 """
 The store as a service: open while the services that use it run.
 
-Its children (the relay manager) start once the store is open, and the
-store closes only after they have all stopped, so that their last writes
+Its children (the relay manager) start once the store is open (or failed
+to open), and the store closes only after they have all stopped, so that their last writes
 (every bot's resume point, the leases handed back) still reach it.  A plain
 :class:`~twisted.application.service.MultiService` parent would stop its
 children and the store at once, without waiting.
@@ -47,6 +47,9 @@ class StoreService(MultiService):
 
     def _failed(self, failure: Failure) -> None:
         self._log.failure("could not open {store}", failure, store=self.store.description)
+        # Started all the same: each fails on its own calls, and says what it
+        # could not do (the manager: load the registrations).
+        self._opened(None)
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
