@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succ
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from dccrelay.commands import (
     CommandError,
@@ -29,11 +30,12 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
 from dccrelay.gateway.shard import Connect, Shard
+from dccrelay.handle import IRelayHandle
 from dccrelay.interactions import DEFER_AFTER, DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
 from dccrelay.stats import WAKE_BUCKETS, LatencyHistogram
-from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
+from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState, StoredRelay
 from dccrelay.tls import discord_tls_failure
 from dccrelay.wake import TypingWhileWaking
 from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
@@ -108,9 +110,10 @@ class Counters:
         self.earlier_dropped = 0
 
 
+@implementer(IRelayHandle)
 class Relay:
     """
-    One registered bot.
+    One registered bot, run on this node.
     """
 
     _log = Logger()
@@ -438,6 +441,19 @@ class Relay:
         self.disable_reason = reason
         self._stop_waking()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+
+    def follow(self, record: StoredRelay) -> Deferred[Any]:
+        """
+        Catch up with the registration as stored, changed through another
+        node: disable, or apply new settings (or re-enable).
+        """
+        settings = RelaySettings.from_json(record.settings)
+        if not record.enabled:
+            if self.enabled:
+                return self.disable(record.disable_reason or "disabled")
+        elif self.settings != settings or not self.enabled:
+            return self.apply(settings)
+        return succeed(None)
 
     def _reshard(self) -> None:
         if self._resharding:

@@ -30,7 +30,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_resource
 from tests.relay_harness import FakeREST, RecordingChannel
@@ -74,6 +74,7 @@ class RelayUnderTest:
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=3)
+        self.store.open()
         self.manager.startService()
         relay = build_resource(
             self.manager,

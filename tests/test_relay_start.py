@@ -13,7 +13,7 @@ from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.manager import START_BURST, START_RATE, RelayManager
 from dccrelay.relay import Relay
 from dccrelay.store import SessionState
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import FakeREST, RelayHarness
 
 RESUME_URL = "wss://resume.example"
@@ -193,3 +193,23 @@ class ManagerRestartTests(SynchronousTestCase):
         self.assertEqual(len(harness.connections), count)
         self.assertEqual(harness.rest.calls, 0)
         self.assertTrue(all(c.url.startswith(RESUME_URL) for c in harness.connections))
+
+    def test_change_before_load_waits(self) -> None:
+        """
+        A registration change that comes before the manager has loaded the
+        relays (the HTTP API listens before the store is open) waits for
+        the load, so the bot is not made twice.
+        """
+        store = CountingSessionsStore()
+        harness = RelayHarness(store=store)
+        settings = harness.settings()
+        self.successResultOf(store.save_relay("alpha", settings.to_json()))
+        self.successResultOf(store.disable_relay("alpha", "why"))
+        manager = RelayManager(harness.env, store, max_relays=100)
+        put = manager.put("alpha", settings)
+        self.assertNoResult(put)
+        manager.startService()
+        self.addCleanup(manager.stopService)
+        self.assertIs(self.successResultOf(put), False)
+        self.assertEqual(manager.local_relays(), [manager.relays["alpha"]])
+        self.assertTrue(manager.relays["alpha"].enabled)

@@ -81,7 +81,7 @@ class SecurityOptionsTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0"])
         service: Any = makeService(options, MemoryReactorClock())
-        manager = service.getServiceNamed("relays")
+        manager = service.getServiceNamed("store").getServiceNamed("relays")
         self.assertIsInstance(manager._store, SealedSecretsStore)
         self.assertIsInstance(manager._env.make_delivery.reactor, GuardedReactor)
         site = service.getServiceNamed("http").factory
@@ -90,5 +90,5 @@ class SecurityOptionsTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--data-dir", self.mktemp(), "--allow-private-dst"])
         service = makeService(options, MemoryReactorClock())
-        manager = service.getServiceNamed("relays")
+        manager = service.getServiceNamed("store").getServiceNamed("relays")
         self.assertNotIsInstance(manager._env.make_delivery.reactor, GuardedReactor)

@@ -20,7 +20,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.site import build_resource
 from tests.relay_harness import FakeREST, RecordingChannel
 
@@ -61,6 +61,7 @@ class RegistrationAPITests(SynchronousTestCase):
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=3)
+        self.store.open()
         self.manager.startService()
         self.addCleanup(self.manager.stopService)
         self.allow_private = False

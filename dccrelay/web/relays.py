@@ -16,8 +16,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from dccrelay.commands import command_answer
-from dccrelay.manager import AnyRelay, RelayManager, TooManyRelays
-from dccrelay.relay import Relay
+from dccrelay.handle import IRelayHandle
+from dccrelay.manager import RelayManager, TooManyRelays
 from dccrelay.settings import RelaySettings, SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.request import MAX_BODY, CappedRequest
@@ -97,7 +97,7 @@ class InvalidAlias(Resource):
         )
 
 
-def registered(manager: RelayManager, alias: str) -> AnyRelay:
+def registered(manager: RelayManager, alias: str) -> IRelayHandle:
     """
     The relay registered as ``alias``.
 
@@ -225,13 +225,7 @@ class CommandsResource(_RelayAction):
         relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
         body = read_json_body(request)
-        if not isinstance(relay, Relay):
-            # a bot whose gateway session another node holds, or nobody yet
-            owner = relay.public_status()["node"]
-            where = f"relay node {owner}" if owner else "no relay node yet"
-            raise HTTPError(
-                409, f"this bot's gateway session is held by {where}: send commands there"
-            )
+        # A bot another node runs answers 409, naming that node.
         status, answer = command_answer(relay.send_command, body)
         if status >= 400:
             retry_after = answer.get("retryAfter")
