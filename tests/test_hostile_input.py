@@ -22,7 +22,7 @@ from dccrelay.filters import compile_criteria
 
 from .api_harness import BODY, SECRET, Node, answer, basic
 
-OTHER = {**BODY, "dst": "wss://other.example/", "clientSecret": "other-secret-123"}
+OTHER = {**BODY, "dst": "wss://other.example/", "clientSecret": "other:secret-123"}
 
 
 def _nested(depth: int) -> Any:
@@ -58,7 +58,7 @@ CASES: list[tuple[str, str, str, bytes | None, dict[str, list[str]], int, str]] 
     ("intents 2**62", "PUT", "/relays/x", _body(intents=2**62), {}, 400,
      "bits Discord does not define"),
     ("intents 1e300 (a float JSON Schema calls integer)", "PUT", "/relays/x",
-     b'{"token":"t","dst":"wss://b.example/","clientSecret":"12345678","intents":1e300}', {},
+     b'{"token":"t","dst":"wss://b.example/","clientSecret":"a:345678","intents":1e300}', {},
      400, "bits Discord does not define"),
     ("clientSecret too short", "PUT", "/relays/x", _body(clientSecret="short"), {}, 400,
      "clientSecret"),

@@ -307,7 +307,7 @@ class CreationRaceTests(SynchronousTestCase):
         first = node.treq.put(
             "http://relay.example/relays/cookout", json=BODY
         )
-        evil = {**BODY, "dst": "wss://evil.example/", "clientSecret": "evil-secret-123"}
+        evil = {**BODY, "dst": "wss://evil.example/", "clientSecret": "evil:secret-123"}
         second = node.treq.put("http://relay.example/relays/cookout", json=evil)
         gate.callback(None)
         node.treq.flush()
