@@ -16,6 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.trial.unittest import TestCase
 
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.testing.simulator import DiscordSimulator
 from tests.harness import LOOPBACK, SECRET, BotReceiver, next_item, wait_for
 from tests.twistd_process import TwistdProcess, put_relay, run_relay, run_twistd
@@ -81,7 +82,7 @@ class TwistdTests(TestCase):
         sim = DiscordSimulator(reactor)
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
-        bot = sim.add_bot(token=TOKEN, user_id="222")
+        bot = sim.add_bot(token=TOKEN, user_id="222", privileged_intents=MESSAGE_CONTENT)
         receiver = BotReceiver()
         await receiver.start()
         self.addCleanup(receiver.stop)
@@ -91,6 +92,7 @@ class TwistdTests(TestCase):
         assert relay.port is not None
         body = {
             "token": TOKEN,
+            "intents": 4608 | MESSAGE_CONTENT,
             "criteria": {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}},
             "dst": receiver.url,
             "clientSecret": SECRET,

@@ -26,6 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from dccrelay.client import RegistrationError, answer_interaction, send_command
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.testing.simulator import DiscordSimulator
 from tests.delivery_harness import WebhookBot, WebSocketBot
 from tests.harness import LOOPBACK, SECRET, RelayProcess, http, wait_for
@@ -96,7 +97,9 @@ class Fixture(TestCase):
         self.sim = DiscordSimulator(reactor)
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
-        self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)
+        self.bot = self.sim.add_bot(
+            token=TOKEN, user_id=BOT_ID, privileged_intents=MESSAGE_CONTENT
+        )
 
     async def start_relay(self, *options: str) -> RelayProcess:
         relay = RelayProcess(self.mktemp(), self.sim.api_url, *options)
@@ -137,7 +140,7 @@ class Fixture(TestCase):
     def body(self, dst: str, **changes: Any) -> dict[str, Any]:
         return {
             "token": TOKEN,
-            "intents": 4608,
+            "intents": 4608 | MESSAGE_CONTENT,
             "criteria": CRITERIA,
             "dst": dst,
             "clientSecret": SECRET,
@@ -207,7 +210,7 @@ class TalkingBackTests(Fixture):
         though its criteria match only messages.
         """
         await self.start_discord()
-        self.sim.bots[TOKEN].privileged_intents = GUILD_MEMBERS
+        self.sim.bots[TOKEN].privileged_intents = GUILD_MEMBERS | MESSAGE_CONTENT
         members = self.bot.add_members("2222", 1500)
         relay = await self.start_relay()
         bot = WebSocketBot()
@@ -215,7 +218,9 @@ class TalkingBackTests(Fixture):
         self.addCleanup(bot.stop)
         await self.register(
             relay,
-            self.body(bot.url, intents=4608 | GUILD_MEMBERS, delivery={"protocol": 2}),
+            self.body(
+                bot.url, intents=4608 | GUILD_MEMBERS | MESSAGE_CONTENT, delivery={"protocol": 2}
+            ),
         )
         # a message opens the relay's connection to the bot
         hello = self.bot.message("cookout hello")

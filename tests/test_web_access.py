@@ -173,7 +173,8 @@ class OperatorKeyTests(AccessTestCase):
     def setUp(self) -> None:
         self.node = self.make_node(operator_key=OPERATOR_KEY)
         for alias in ("a", "b"):
-            self.assertEqual(answer(self, self.node, "PUT", f"/relays/{alias}", BODY)[0], 201)
+            body = {**BODY, "token": f"{BODY['token']}.{alias}"}
+            self.assertEqual(answer(self, self.node, "PUT", f"/relays/{alias}", body)[0], 201)
 
     def test_list_full(self) -> None:
         """

@@ -90,6 +90,36 @@ class RefusalMessageTests(_API):
         self.assertIn("--allow-private-dst", body["error"])
 
 
+class SameTokenTests(_API):
+    """
+    One bot token, one alias: a second alias would open a second gateway
+    session for the same bot.
+    """
+
+    def test_second_alias_refused(self) -> None:
+        """
+        Registering a token that another alias has is a 409 naming that
+        alias and what to do; no second session starts.
+        """
+        self.assertEqual(self.put(alias="first")[0], 201)
+        code, body, _ = self.put(alias="second")
+        self.assertEqual((code, body["field"]), (409, "/token"))
+        self.assertIn("'first'", body["error"])
+        self.assertIn("delete it first", body["error"])
+        self.assertNotIn("second", self.manager.relays)
+        self.assertEqual(len(self.gateway_urls), 1)
+
+    def test_same_alias_updates(self) -> None:
+        """
+        The alias that has the token updates as before, and once it is
+        deleted another alias may take the token.
+        """
+        self.assertEqual(self.put(alias="first")[0], 201)
+        self.assertEqual(self.put(alias="first", headers=auth())[0], 200)
+        self.assertEqual(self.request("DELETE", "/relays/first", headers=auth())[0], 200)
+        self.assertEqual(self.put(alias="second")[0], 201)
+
+
 class ReasonPhraseTests(SynchronousTestCase):
     """
     Status lines carry the standard reason phrase.

@@ -164,7 +164,8 @@ class PagesTests(SynchronousTestCase):
 
     def register(self, *aliases: str) -> None:
         for alias in aliases:
-            code, _, _ = answer(self, self.node, "PUT", f"/relays/{alias}", BODY)
+            body = {**BODY, "token": f"{BODY['token']}.{alias}"}
+            code, _, _ = answer(self, self.node, "PUT", f"/relays/{alias}", body)
             self.assertEqual(code, 201)
 
     def test_overview_pages(self) -> None:

@@ -69,6 +69,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=60.0,
         help="seconds a disconnected session stays resumable",
     )
+    parser.add_argument(
+        "--content-without-intent",
+        action="store_true",
+        help="send guild message content to bots that did not ask for the privileged "
+        "MESSAGE_CONTENT intent (Discord blanks it; so does the simulator by default)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log debug events too")
     parser.add_argument(
         "--lean",
@@ -116,6 +122,7 @@ async def main(reactor: Any, argv: Sequence[str]) -> None:
         lean=args.lean,
         replay_limit=args.replay_limit,
         zstd_level=args.zstd_level,
+        blank_content=not args.content_without_intent,
     )
     await sim.listen(args.listen)
     tokens = args.token or ["sim-token"]

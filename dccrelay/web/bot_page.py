@@ -42,7 +42,7 @@ def _shards(status: Mapping[str, Any], private: bool) -> Tag:
             tags.td(shard.get("lastClose") or "-"),
         ]
         if private:
-            cells += [tags.td(str(shard.get(k, "-")), class_="n")
+            cells += [tags.td("-" if shard.get(k) is None else str(shard[k]), class_="n")
                       for k in ("identifies", "resumes", "seq")]
         rows.append(tags.tr(*cells))
     if not rows:
@@ -69,6 +69,10 @@ def _wake(status: Mapping[str, Any]) -> list[Tag | str]:
     return [facts, chart]
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _settings(full: Mapping[str, Any]) -> list[Tag]:
     settings = full["settings"]
     rows: list[tuple[str, Any]] = [
@@ -80,8 +84,8 @@ def _settings(full: Mapping[str, Any]) -> list[Tag]:
                               .decode("utf-8"))),
         ("shards", str(settings["shards"])),
         ("delivery protocol", str(settings["delivery"]["protocol"])),
-        ("typing while waking", str(settings["typingWhileWaking"])),
-        ("defer interactions", str(settings["deferInteractions"])),
+        ("typing while waking", _yes(settings["typingWhileWaking"])),
+        ("defer interactions", _yes(settings["deferInteractions"])),
         ("wakeUrl", settings["wakeUrl"] or "-"),
     ]
     wake_url = full.get("wakeUrl")

@@ -238,6 +238,7 @@ def openapi_document() -> dict[str, Any]:
                         "400": _error("The body or the alias is not acceptable"),
                         "401": _UNAUTHORIZED,
                         "413": _error("The body is larger than 64 KiB"),
+                        "409": _error("The token is registered under another alias"),
                         "415": _error("The body is not JSON"),
                         "429": _THROTTLED,
                         "503": _error(
