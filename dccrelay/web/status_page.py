@@ -37,6 +37,7 @@ table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td div { white-space: nowrap; }
 .state { display: inline-block; padding: 0 .4em; border-radius: .3em; white-space: nowrap; }
 .ok { background: #dff3df; color: #185c18; }
 .busy { background: #fff3cd; color: #6b5200; }
