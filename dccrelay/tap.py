@@ -12,7 +12,6 @@ from functools import partial
 from random import SystemRandom
 from typing import Any, Callable
 
-from twisted.application import strports
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import IService, Service
 from twisted.python import usage
@@ -28,6 +27,7 @@ from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.logs import RelayRoot, log_format
 from dccrelay.lagprobe import LagProbe
+from dccrelay.listening import ListeningService
 from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.coordinator import ClusterCoordinator, ClusterNode
 from dccrelay.manager import RelayManager
@@ -376,7 +376,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     )
     if options["lag-probe"]:
         LagProbe(reactor).setServiceParent(root)
-    http = strports.service(options["listen"], site, reactor=reactor)
+    http = ListeningService(options["listen"], site, reactor)
     http.setName("http")
     http.setServiceParent(root)
     return root

@@ -182,12 +182,15 @@ class RegisterTests(SynchronousTestCase):
 
     def test_secret_without_colon(self) -> None:
         """
-        The whole secret is the Basic credentials, as the prototype sent
-        it, so a secret that is not shaped ``user:password`` works too.
+        The relay refuses a secret that is not shaped ``user:password``
+        (``curl -u`` could not send it whole); the error names the form.
+        The library still sends any secret whole as the Basic credentials,
+        as the prototype did.
         """
         plain = "just-a-long-secret"
-        self.result(self.register(client_secret=plain))
-        self.assertEqual(self.result(status(RELAY, "cookout", plain, http=self.http))["alias"], "cookout")
+        error = self.refused(self.register(client_secret=plain))
+        self.assertEqual((error.code, error.field), (400, "/clientSecret"))
+        self.assertIn("user:password", error.error)
         self.assertEqual(basic_authorization(plain), "Basic anVzdC1hLWxvbmctc2VjcmV0")
 
     def test_bad_criteria_names_field(self) -> None:

@@ -12,7 +12,7 @@ import orjson
 from OpenSSL.SSL import Error as OpenSSLError
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -330,6 +330,35 @@ class ShardTests(SynchronousTestCase):
         self.assertEqual(len(self.urls), 3)
         self.assertEqual(shard.state, "reconnecting")
         self.assertIn("refused", shard.last_close or "")
+
+    def test_resume_is_visible(self) -> None:
+        """
+        After a close with 4000 and a RESUME, the shard is ready again, its
+        last_close still says why it reconnected, and the log says it
+        resumed after that close.
+        """
+        shard, _ = self.ready_shard()
+        shard.connection_closed(4000, "")
+        self.clock.advance(1.01)
+        with capturedLogs() as events:
+            shard.frame_received(HELLO)
+            shard.frame_received(frame(0, None, s=3, t="RESUMED"))
+        self.assertEqual(shard.state, "ready")
+        self.assertEqual(shard.last_close, "closed with code 4000")
+        texts = [formatEvent(e) for e in events]
+        self.assertIn("bot shard 0: resumed the session, nothing missed, after: "
+                      "closed with code 4000", texts)
+
+    def test_connect_timeout_says_so(self) -> None:
+        """
+        A gateway that never answers the connection is reported as such,
+        not as a bare ``(30.0, 'Deferred')``.
+        """
+        self.hang_connections = True
+        shard = self.make_shard()
+        shard.start()
+        self.clock.advance(CONNECT_TIMEOUT + 0.01)
+        self.assertIn(f"no answer within {CONNECT_TIMEOUT:g} s", shard.last_close or "")
 
     def test_stop_keeps_session_resumable(self) -> None:
         """

@@ -274,11 +274,13 @@ class RegistrationAPITests(SynchronousTestCase):
         At ``--max-relays`` a new alias gets 503; existing ones still update.
         """
         for alias in ("a", "b", "c"):
-            self.assertEqual(self.put(alias=alias)[0], 201)
-        code, body, _ = self.put(alias="d")
+            self.assertEqual(self.put({**PROTOTYPE_BODY, "token": f"token.{alias}"}, alias)[0], 201)
+        code, body, _ = self.put({**PROTOTYPE_BODY, "token": "token.d"}, alias="d")
         self.assertEqual(code, 503)
         self.assertIn("maximum of 3", body["error"])
-        self.assertEqual(self.put(alias="a", headers=auth())[0], 200)
+        self.assertEqual(
+            self.put({**PROTOTYPE_BODY, "token": "token.a"}, "a", headers=auth())[0], 200
+        )
 
     def test_invalid_alias(self) -> None:
         """

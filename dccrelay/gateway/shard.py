@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 import orjson
 from automat import MethodicalMachine, NoTransition
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -371,11 +372,27 @@ class Shard:
 
     @_machine.output()
     def _connected(self) -> None:
+        # last_close stays: why the shard last reconnected is worth showing
+        # after it recovered (status, status page).
         self.attempts = 0
-        self.last_close = None
+        if self.last_close is None:
+            self._log.info(
+                "{alias} shard {shard}: {state}",
+                alias=self.alias, shard=self.shard_id, state=self.state,
+            )
+        else:
+            self._log.info(
+                "{alias} shard {shard}: {state}, with a new session, after: {why}",
+                alias=self.alias, shard=self.shard_id, state=self.state, why=self.last_close,
+            )
+
+    @_machine.output()
+    def _resumed(self) -> None:
+        self.attempts = 0
         self._log.info(
-            "{alias} shard {shard}: {state}",
-            alias=self.alias, shard=self.shard_id, state=self.state,
+            "{alias} shard {shard}: resumed the session, nothing missed, after: {why}",
+            alias=self.alias, shard=self.shard_id,
+            why=self.last_close or "the relay restarted",
         )
 
     @_machine.output()
@@ -489,7 +506,7 @@ class Shard:
     waiting_for_hello.upon(_hello_resume, enter=resuming, outputs=[_send_resume])
 
     identifying.upon(_ready_received, enter=ready, outputs=[_keep_session, _connected])
-    resuming.upon(_resumed_received, enter=ready, outputs=[_connected])
+    resuming.upon(_resumed_received, enter=ready, outputs=[_resumed])
 
     for _live in (waiting_for_hello, identifying, resuming, ready):
         _live.upon(_must_reconnect, enter=closing, outputs=[_close_to_resume])
@@ -716,6 +733,10 @@ class Shard:
 
     def _open_failed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
+            return
+        if failure.check(DeferredTimeout):
+            # addTimeout's own message is a bare "(30.0, 'Deferred')".
+            self._connection_failed(f"no answer within {CONNECT_TIMEOUT:g} s")
             return
         untrusted = discord_tls_failure(failure, self._opening_url)
         if untrusted is not None:

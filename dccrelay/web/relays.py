@@ -8,6 +8,7 @@ secret may differ from the one presented, which is how a secret is rotated.
 
 from __future__ import annotations
 
+import hmac
 import math
 from typing import Any, Callable
 
@@ -109,6 +110,28 @@ def registered(manager: RelayManager, alias: str) -> IRelayHandle:
     return relay
 
 
+def refuse_second_alias(manager: RelayManager, alias: str, token: str) -> None:
+    """
+    One bot, one gateway session: a token already registered under another
+    alias would open a second session for the same bot, each getting every
+    dispatch (and spending its daily identifies twice).
+
+    :raise HTTPError: 409, naming the alias that has the token (only whoever
+        holds the token can learn it).
+    """
+    presented = token.encode("utf-8")
+    for other, relay in manager.relays.items():
+        if other != alias and hmac.compare_digest(
+            relay.settings.token.encode("utf-8"), presented
+        ):
+            raise HTTPError(
+                409,
+                f"this bot token is already registered as {other!r}: one bot has one gateway "
+                f"session, so update {other!r} (PUT /relays/{other}) or delete it first",
+                "/token",
+            )
+
+
 class RelayResource(Resource):
     """
     ``/relays/{alias}``: one bot's registration.
@@ -152,7 +175,13 @@ class RelayResource(Resource):
             settings = self._parse_settings(body)
         except SettingsError as e:
             raise HTTPError(400, e.message, e.pointer)
-        d = self._manager.put(self.alias, settings, authorize)
+
+        def authorize_alone(current: RelaySettings | None) -> None:
+            authorize(current)
+            refuse_second_alias(self._manager, self.alias, settings.token)
+
+        refuse_second_alias(self._manager, self.alias, settings.token)
+        d = self._manager.put(self.alias, settings, authorize_alone)
 
         def answered(created: bool) -> tuple[int, Any]:
             status = self._manager.relays[self.alias].full_status()
