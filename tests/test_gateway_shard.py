@@ -15,11 +15,21 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from dccrelay.gateway import codes
 from dccrelay.gateway.connection import HandshakeFailed
 from dccrelay.gateway.limiter import IdentifyLimiter
-from dccrelay.gateway.shard import CLOSE_TIMEOUT, CONNECT_TIMEOUT, HELLO_TIMEOUT, Shard
+from dccrelay.gateway.shard import (
+    CLOSE_TIMEOUT,
+    CONNECT_TIMEOUT,
+    HELLO_TIMEOUT,
+    GatewayTools,
+    IShardOwner,
+    Shard,
+    ShardIdentity,
+)
 from dccrelay.store import SessionState
 
 HELLO = orjson.dumps({"op": 10, "d": {"heartbeat_interval": 41250}})
@@ -61,6 +71,28 @@ class FakeConnection:
         return [p["op"] for p in self.sent]
 
 
+@implementer(IShardOwner)
+class RecordingOwner:
+    """
+    Records what shards report, into the test case's lists.
+    """
+
+    def __init__(self, case: ShardTests) -> None:
+        self.case = case
+
+    def dispatch_received(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
+        self.case.dispatches.append(data)
+
+    def session_changed(self, shard_id: int, state: SessionState | None) -> None:
+        self.case.sessions.append(state)
+
+    def refused(self, reason: str) -> None:
+        self.case.fatal.append(reason)
+
+    def needs_more_shards(self) -> None:
+        self.case.reshards.append(0)
+
+
 class ShardTests(SynchronousTestCase):
     """
     The shard's behaviour at each step of a gateway session.
@@ -94,22 +126,14 @@ class ShardTests(SynchronousTestCase):
 
     def make_shard(self, session: SessionState | None = None, limiter: IdentifyLimiter | None = None, shard_id: int = 0) -> Shard:
         return Shard(
-            alias="bot",
-            token="TOKEN",
-            intents=4608,
-            shard_id=shard_id,
-            shard_count=1,
+            ShardIdentity("bot", "TOKEN", 4608, shard_id, 1),
             gateway_base="wss://gateway.example",
             session=session,
-            clock=self.clock,
-            random=Random(4),
-            connect=self.connect,
+            tools=GatewayTools(
+                self.clock, Random(4), self.connect, retry_policy=lambda attempt: 2.0 ** attempt
+            ),
             limiter=limiter or IdentifyLimiter(self.clock),
-            on_dispatch=lambda data, payload: self.dispatches.append(data),
-            on_session=self.sessions.append,
-            on_fatal=self.fatal.append,
-            retry_policy=lambda attempt: 2.0 ** attempt,
-            on_reshard=lambda: self.reshards.append(shard_id),
+            owner=RecordingOwner(self),
         )
 
     def ready_shard(self) -> tuple[Shard, FakeConnection]:
@@ -118,6 +142,10 @@ class ShardTests(SynchronousTestCase):
         shard.frame_received(HELLO)
         shard.frame_received(ready_frame())
         return shard, self.connections[-1]
+
+    def test_owner_interface(self) -> None:
+        """The test's owner provides what a shard reports to."""
+        verifyObject(IShardOwner, RecordingOwner(self))
 
     def test_identifies_after_hello(self) -> None:
         """

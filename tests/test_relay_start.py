@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
+from dccrelay.gateway.session import IGatewayOwner
+from dccrelay.gateway.shard import IShardOwner
+from dccrelay.handle import IRelayHandle
 from dccrelay.manager import START_BURST, START_RATE, RelayManager
 from dccrelay.relay import Relay
 from dccrelay.store import SessionState
@@ -74,6 +78,16 @@ class StartTests(SynchronousTestCase):
 
     def hello(self, n: int = -1) -> None:
         self.harness.connections[n].frame({"op": 10, "d": {"heartbeat_interval": 41250}})
+
+    def test_interfaces(self) -> None:
+        """
+        A relay is what its gateway session reports to and what the manager
+        and the web layer hold; its session is what its shards report to.
+        """
+        relay = self.harness.relay(self)
+        verifyObject(IGatewayOwner, relay)
+        verifyObject(IRelayHandle, relay)
+        verifyObject(IShardOwner, relay.gateway)
 
     def test_resumes_without_asking(self) -> None:
         """
