@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import partial
 from random import Random
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from dccrelay.commands import (
     CommandError,
@@ -24,7 +25,7 @@ from dccrelay.commands import (
     parse_command,
     shards_for,
 )
-from dccrelay.delivery import IDeliveryChannel, IDurableChannel
+from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
@@ -105,6 +106,33 @@ class Counters:
         # secret) delivered and dropped, so that status counts never go back.
         self.earlier_delivered = 0
         self.earlier_dropped = 0
+
+
+@implementer(IChannelOwner)
+class _ChannelOwner:
+    """
+    What a relay's delivery channel reports to: the relay's watches, its
+    interaction deferrer, its gateway commands and its fatal-error path.
+    """
+
+    __slots__ = ("_relay",)
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+
+    def channel_delivered(self, payloads: Sequence[bytes]) -> None:
+        self._relay._on_delivered(payloads)
+
+    def annotate(self, payload: bytes) -> bytes:
+        return self._relay._deferrer.annotate(payload)
+
+    def bot_command(self, command: Any) -> tuple[int, dict[str, Any]]:
+        return command_answer(self._relay.send_command, command)
+
+    def bot_gone(self, reason: str) -> None:
+        # a webhook answering 410 Gone disables the bot, as a fatal close
+        # code does
+        self._relay._fatal(reason)
 
 
 class Relay:
@@ -324,19 +352,16 @@ class Relay:
         )
 
     def _new_delivery(self, initial: Any) -> IDeliveryChannel:
-        return self._env.make_delivery(
+        channel = self._env.make_delivery(
             alias=self.alias,
             dst=self.settings.dst,
             client_secret=self.settings.client_secret,
             initial=initial,
             protocol=self.settings.delivery_protocol,
-            # a webhook answering 410 Gone disables the bot, as a fatal
-            # close code does
-            on_gone=self._fatal,
-            on_delivered=self._on_delivered,
-            on_command=partial(command_answer, self.send_command),
-            annotate=self._deferrer.annotate,
+            owner=_ChannelOwner(self),
         )
+        channel.start()
+        return channel
 
     def _new_wake_hook(self) -> WakeHook | None:
         url = self.settings.wake_url
@@ -415,9 +440,9 @@ class Relay:
         if old.delivery_key() != settings.delivery_key() or not self.enabled:
             previous = self._delivery
             yield previous.stop()
-            ended = previous.status()
-            self.counters.earlier_delivered += cast(int, ended["delivered"])
-            self.counters.earlier_dropped += cast(int, ended["dropped"])
+            ended = previous.snapshot()
+            self.counters.earlier_delivered += ended.delivered
+            self.counters.earlier_dropped += ended.dropped
             self._delivery = self._new_delivery(previous.pending())
         if old.gateway_key() != settings.gateway_key() and (self.shards or self._starting):
             # Another token or intents: the old session is of no more use.
@@ -558,7 +583,7 @@ class Relay:
 
     def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         channel = self._delivery
-        asleep = channel.status()["state"] != "connected"
+        asleep = not channel.connected
         if self._wake is not None and asleep:
             # asleep, or not known to be awake: wake its host now rather
             # than after the channel's own attempts
@@ -661,7 +686,7 @@ class Relay:
         channel = self._delivery
         if IDurableChannel.providedBy(channel):
             return channel.unstored()
-        return cast(int, channel.status()["queued"])
+        return channel.snapshot().queued
 
     def _save_session(self, shard_id: int, state: SessionState | None) -> None:
         if state is None:
@@ -725,7 +750,7 @@ class Relay:
         """
         What anyone may see: no token, secret, dst or criteria.
         """
-        delivery = self._delivery.status()
+        delivery = self._delivery.snapshot()
         return {
             "alias": self.alias,
             "enabled": self.enabled,
@@ -736,10 +761,10 @@ class Relay:
                 {"id": shard.shard_id, "state": shard.state, "lastClose": shard.last_close}
                 for shard in self.shards
             ],
-            "delivery": {"state": delivery["state"]},
-            "queued": delivery["queued"],
-            "dropped": cast(int, delivery["dropped"]) + self.counters.earlier_dropped,
-            "lastDeliveryError": delivery["lastError"],
+            "delivery": {"state": delivery.state},
+            "queued": delivery.queued,
+            "dropped": delivery.dropped + self.counters.earlier_dropped,
+            "lastDeliveryError": delivery.last_error,
             "interactions": {
                 "deferred": self._deferrer.deferred,
                 "inTime": self._deferrer.in_time,
@@ -752,7 +777,7 @@ class Relay:
                 "matched": self.counters.matched,
                 "commands": self.counters.commands,
                 "answers": self.counters.answers,
-                "delivered": cast(int, delivery["delivered"]) + self.counters.earlier_delivered,
+                "delivered": delivery.delivered + self.counters.earlier_delivered,
             },
         }
 

@@ -199,7 +199,10 @@ class BotOutboxTests(Fixture):
             "on_ready": on_ready,
         }
         options.update(kwargs)
-        return BotOutbox(**options)
+        on_ready = options.pop("on_ready")
+        outbox = BotOutbox(**options)
+        outbox.start(on_ready)
+        return outbox
 
     def stored(self, alias: str, *payloads: bytes) -> list[int]:
         ids = self.successResultOf(

@@ -37,6 +37,7 @@ from dccrelay.delivery.webhook import (
     sign,
 )
 from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.channel_builders import webhook
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 DST = "https://bot.example/dcc/hook"
@@ -114,7 +115,7 @@ class WebhookTests(SynchronousTestCase):
             "on_gone": self.gone.append,
         }
         options.update(kwargs)
-        return WebhookDelivery(self.clock, **options)
+        return webhook(self.clock, **options)
 
     def settle(self) -> None:
         for _ in range(5):

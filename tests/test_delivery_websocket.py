@@ -43,7 +43,8 @@ from zope.interface.verify import verifyObject
 
 from dccrelay.client.receiver import DispatchReceiverFactory, receiver_resource
 from dccrelay.delivery import STATES, IDeliveryChannel
-from dccrelay.delivery.websocket import CLOSE_TIMEOUT, WebSocketDelivery
+from dccrelay.delivery.websocket import CLOSE_TIMEOUT, WebSocketChannel
+from tests.channel_builders import websocket_v1
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 PORT = 8080
@@ -89,7 +90,7 @@ class MemoryDeliveryTests(TestCase):
     def other_secret_bot(self) -> DispatchReceiverFactory:
         return DispatchReceiverFactory("another secret", self.received.append, reactor=self.clock)
 
-    def channel(self, **kwargs: Any) -> WebSocketDelivery:
+    def channel(self, **kwargs: Any) -> WebSocketChannel:
         options: dict[str, Any] = {
             "alias": "cookout",
             "dst": DST,
@@ -97,7 +98,7 @@ class MemoryDeliveryTests(TestCase):
             "retry_policy": linear_policy,
         }
         options.update(kwargs)
-        return WebSocketDelivery(self.clock, **options)
+        return websocket_v1(self.clock, **options)
 
     def accept(self) -> IOPump:
         """
@@ -813,7 +814,7 @@ class LoopbackDeliveryTests(TestCase):
         yield self.bot.start()
         self.addCleanup(self.bot.stop)
 
-    def channel(self, **kwargs: Any) -> WebSocketDelivery:
+    def channel(self, **kwargs: Any) -> WebSocketChannel:
         options: dict[str, Any] = {
             "alias": "cookout",
             "dst": self.bot.dst,
@@ -822,7 +823,7 @@ class LoopbackDeliveryTests(TestCase):
             "connect_timeout": 5.0,
         }
         options.update(kwargs)
-        channel = WebSocketDelivery(global_reactor, **options)
+        channel = websocket_v1(global_reactor, **options)
         # cleanups run last-in first-out: the channel stops before the bot
         self.addCleanup(channel.stop)
         return channel
@@ -952,7 +953,7 @@ class TLSLoopbackDeliveryTests(TestCase):
         self.addCleanup(self.bot.stop)
         return cert_pem
 
-    def channel(self, **kwargs: Any) -> WebSocketDelivery:
+    def channel(self, **kwargs: Any) -> WebSocketChannel:
         options: dict[str, Any] = {
             "alias": "cookout",
             "dst": f"wss://localhost:{self.bot.port_number}/dcc",
@@ -961,7 +962,7 @@ class TLSLoopbackDeliveryTests(TestCase):
             "connect_timeout": 5.0,
         }
         options.update(kwargs)
-        channel = WebSocketDelivery(global_reactor, **options)
+        channel = websocket_v1(global_reactor, **options)
         self.addCleanup(channel.stop)
         return channel
 

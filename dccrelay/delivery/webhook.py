@@ -13,8 +13,8 @@ The wire protocol:
   each ``<payload>`` the gateway payload byte for byte as Discord sent it,
   and ``ids`` their outbox ids, in the same order (increasing, never
   repeated for a bot: a bot that remembers the highest id it handled can
-  drop redelivered ones).  A batch holds at most :data:`BATCH_LIMIT`
-  dispatches and about :data:`BATCH_BYTES` bytes;
+  drop redelivered ones).  A batch holds at most ``batch_limit``
+  dispatches and about ``batch_bytes`` bytes (:class:`DeliveryConfig`);
 - it is signed per the Standard Webhooks specification: ``webhook-id``
   (``dcc-<first id>-<last id>``: the same on every retry of the batch),
   ``webhook-timestamp`` (unix seconds of this attempt) and
@@ -24,7 +24,7 @@ The wire protocol:
   accept it (given the secret's bytes, not a ``whsec_`` string);
 - any 2xx answer acknowledges the whole batch; redirects are not followed
   (a 3xx is a failure, as the specification says);
-- any other answer, no answer within :data:`TIMEOUT` seconds, or no
+- any other answer, no answer within ``webhook_timeout`` seconds, or no
   connection, is retried with the same batch after a growing delay
   (:func:`default_retry_policy`), or after ``Retry-After`` on a 429 or 503; new
   dispatches wait behind it, in order;
@@ -39,7 +39,7 @@ import hmac
 from base64 import b64encode
 from email.utils import parsedate_to_datetime
 from random import Random
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import treq
 from twisted.internet.defer import CancelledError, Deferred
@@ -53,32 +53,19 @@ from twisted.web.client import (
 )
 from zope.interface import implementer
 
-from dccrelay import __version__
-from dccrelay.delivery import Annotate, IDurableChannel, OnDelivered
+from dccrelay.delivery import ChannelSnapshot, IChannelOwner, IDurableChannel, NoOwner
+from dccrelay.delivery.config import DEFAULTS, DeliveryConfig
 from dccrelay.delivery.errors import describe_connect_failure, describe_tls_failure
-from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
+from dccrelay.delivery.feed import IFeed
 from dccrelay.delivery.timers import Deadline, RetryTimer
-from dccrelay.store import IRelayStore, OutboxCheckpoint
+from dccrelay.store import OutboxCheckpoint
 
-#: seconds a bot has to answer a POST (Svix's, and within the Standard
-#: Webhooks recommendation of 15 to 30)
-TIMEOUT = 15.0
+#: seconds a bot has to answer a POST (the default of
+#: :attr:`DeliveryConfig.webhook_timeout`)
+TIMEOUT = DEFAULTS.webhook_timeout
 
-#: most dispatches in one batch
-BATCH_LIMIT = 100
-
-#: a batch stops growing past this many bytes of payloads (one larger
-#: dispatch still goes, alone)
-BATCH_BYTES = 512 * 1024
-
-#: seconds before each retry of a failed batch, by attempt: shaped like
-#: Svix's schedule (quick retries first, then minutes), compressed and
-#: capped at the last value, because a chat dispatch loses its worth in
-#: minutes, not days; ``--queue-max-age`` bounds the total wait.
-RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 300.0, 600.0)
-
-#: the most a ``Retry-After`` is honoured for, in seconds
-MAX_RETRY_AFTER = 3600.0
+#: the default of :attr:`DeliveryConfig.webhook_retry_schedule`
+RETRY_SCHEDULE = DEFAULTS.webhook_retry_schedule
 
 # Channel states: as the other channels'.  "connected" means the bot took a
 # batch within the last idle_timeout seconds: it is probably awake.
@@ -139,13 +126,11 @@ class _Batch:
             + b"]}"
         )
 
-    def body_for(self, annotate: Annotate | None) -> bytes:
+    def body_for(self, annotate: Callable[[bytes], bytes]) -> bytes:
         """
         The body of this attempt: the same on every retry, except for what
         ``annotate`` changed meanwhile (an interaction deferred since).
         """
-        if annotate is None:
-            return self.body
         sent = [annotate(payload) for payload in self.payloads]
         if all(a is b for a, b in zip(sent, self.payloads)):
             return self.body
@@ -167,28 +152,20 @@ class _Answer(Exception):
 class WebhookDelivery:
     """
     Delivers one bot's dispatches as signed webhook batches from its
-    durable outbox.
+    durable outbox.  Building it does no I/O: :meth:`start` does.
 
     :param reactor: for timers and the clock of ``webhook-timestamp``.
     :param alias: the bot's alias, for logs.
     :param dst: the ``http(s)://`` URL to POST to.
     :param client_secret: the HMAC key (its UTF-8 bytes).
-    :param store: the node's store (the outbox lives there).
-    :param writer: the node's :class:`OutboxWriter`.
+    :param outbox: the bot's durable outbox (its
+        :class:`~dccrelay.delivery.outbox.BotOutbox`).
     :param http: a treq ``HTTPClient`` (a ``StubTreq`` in tests).
-    :param on_gone: called with a reason when the bot answers 410.
-    :param queue_limit: dispatches kept at most; past it the oldest go.
-    :param queue_max_age: seconds a dispatch waits at most, or None.
-    :param idle_timeout: seconds after a success the bot counts as awake.
-    :param retry_policy: seconds before the next try, given the number of
-        consecutive failures (from 1).
-    :param timeout: seconds the bot has to answer.
-    :param user_agent: the ``User-Agent`` header.
-    :param initial: payloads a v1 channel for this bot still held.
-    :param on_delivered: gets the payloads of each batch the bot answered
-        2xx (see :data:`dccrelay.delivery.OnDelivered`).
-    :param annotate: changes each payload as it is sent
-        (:data:`dccrelay.delivery.Annotate`).
+    :param config: timeouts, batch sizes, retry schedule; ``idle_timeout``
+        is how long after a success the bot counts as awake.
+    :param owner: told of each batch the bot answered 2xx and of a 410;
+        changes payloads as they are sent.
+    :param random: for the retry jitter.
     """
 
     log = Logger()
@@ -200,21 +177,11 @@ class WebhookDelivery:
         alias: str,
         dst: str,
         client_secret: str,
-        store: IRelayStore,
-        writer: OutboxWriter,
+        outbox: IFeed,
         http: Any,
-        on_gone: Callable[[str], object] = lambda reason: None,
-        queue_limit: int = 1000,
-        queue_max_age: float | None = None,
-        idle_timeout: float = 60.0,
-        retry_policy: Callable[[int], float] | None = None,
-        timeout: float = TIMEOUT,
-        batch_limit: int = BATCH_LIMIT,
-        batch_bytes: int = BATCH_BYTES,
-        user_agent: str = f"dccrelay/{__version__}",
-        initial: Iterable[bytes] = (),
-        on_delivered: OnDelivered | None = None,
-        annotate: Annotate | None = None,
+        config: DeliveryConfig = DEFAULTS,
+        owner: IChannelOwner | None = None,
+        random: Random | None = None,
     ) -> None:
         if not dst.lower().startswith(("http://", "https://")):
             raise ValueError("a webhook dst must be an http:// or https:// URL")
@@ -223,15 +190,12 @@ class WebhookDelivery:
         self._dst = dst.encode("utf-8")
         self._client_secret = client_secret
         self._http = http
-        self._on_gone = on_gone
-        self._on_delivered = on_delivered
-        self._annotate = annotate
-        self._idle_timeout = idle_timeout
-        self._timeout = timeout
-        self._batch_limit = batch_limit
-        self._batch_bytes = batch_bytes
-        self._user_agent = user_agent.encode("utf-8")
-        policy = retry_policy or default_retry_policy(Random())
+        self._config = config
+        self._owner: IChannelOwner = owner if owner is not None else NoOwner()
+        self._user_agent = config.user_agent.encode("utf-8")
+        policy = config.webhook_retry_policy or default_retry_policy(
+            random if random is not None else Random(), config.webhook_retry_schedule
+        )
         self._retry = RetryTimer(reactor, policy, self._retry_now)
         self._deadline = Deadline(reactor, self._timed_out)
         self._state = IDLE
@@ -242,18 +206,15 @@ class WebhookDelivery:
         self._warm_until = float("-inf")
         self._delivered = 0
         self._last_error: str | None = None
-        self._outbox = BotOutbox(
-            alias=alias,
-            store=store,
-            writer=writer,
-            clock=reactor,
-            limit=queue_limit,
-            max_age=queue_max_age,
-            on_ready=self._kick_soon,
-            initial=initial,
-        )
+        self._outbox = outbox
 
     # IDurableChannel
+
+    def start(self) -> None:
+        """
+        Load the outbox; what it holds is POSTed as it comes in.
+        """
+        self._outbox.start(self._kick_soon)
 
     def deliver(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
         """
@@ -282,7 +243,7 @@ class WebhookDelivery:
         """
         :return: dispatches given to :meth:`deliver` not in the store yet.
         """
-        return self._outbox.appending
+        return self._outbox.unstored()
 
     def pending(self) -> list[bytes]:
         """
@@ -291,20 +252,31 @@ class WebhookDelivery:
         """
         return []
 
-    def status(self) -> dict[str, object]:
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the bot took a batch within the last ``idle_timeout``
+        seconds (and has not failed since): it is probably awake.
+        """
+        return self._state in (IDLE, _SENDING) and self._clock.seconds() < self._warm_until
+
+    def snapshot(self) -> ChannelSnapshot:
         state = self._state
         warm = self._clock.seconds() < self._warm_until
         if state == _SENDING:
             state = CONNECTED if warm else CONNECTING
         elif state == IDLE and warm:
             state = CONNECTED
-        return {
-            "state": state,
-            "queued": self._outbox.backlog,
-            "dropped": self._outbox.dropped,
-            "delivered": self._delivered,
-            "lastError": self._last_error,
-        }
+        outbox = self._outbox
+        return ChannelSnapshot(
+            state, outbox.queued, outbox.dropped, self._delivered, self._last_error
+        )
+
+    def status(self) -> dict[str, object]:
+        """
+        :return: :meth:`snapshot` as JSON.
+        """
+        return self.snapshot().to_json()
 
     # sending
 
@@ -327,13 +299,13 @@ class WebhookDelivery:
         self._send(batch)
 
     def _next_batch(self) -> _Batch | None:
-        entries = self._outbox.entries_after(0, self._batch_limit)
+        entries = self._outbox.entries_after(0, self._config.batch_limit)
         if not entries:
             return None
         size = 0
         for count, (_, payload) in enumerate(entries):
             size += len(payload)
-            if size > self._batch_bytes and count:
+            if size > self._config.batch_bytes and count:
                 entries = entries[:count]
                 break
         return _Batch(entries)
@@ -342,7 +314,7 @@ class WebhookDelivery:
         self._state = _SENDING
         timestamp = int(self._clock.seconds())
         try:
-            body = batch.body_for(self._annotate)
+            body = batch.body_for(self._owner.annotate)
         except Exception:
             self.log.failure("{alias}: annotate failed", alias=self._alias)
             body = batch.body
@@ -356,7 +328,7 @@ class WebhookDelivery:
             ],
         }
         self._timed_out_request = False
-        self._deadline.start(self._timeout)
+        self._deadline.start(self._config.webhook_timeout)
         try:
             request: Deferred[Any] = self._http.request(
                 "POST", self._dst, data=body, headers=headers, allow_redirects=False
@@ -393,15 +365,14 @@ class WebhookDelivery:
         self._batch = None
         self._retry.succeeded()
         self._last_error = None
-        self._warm_until = self._clock.seconds() + self._idle_timeout
-        self._outbox.ack(batch.ids[-1])
+        self._warm_until = self._clock.seconds() + self._config.idle_timeout
+        self._outbox.take(batch.ids[-1])
         self._delivered += len(batch.ids)
         self._state = IDLE
-        if self._on_delivered is not None:
-            try:
-                self._on_delivered(batch.payloads)
-            except Exception:
-                self.log.failure("{alias}: on_delivered failed", alias=self._alias)
+        try:
+            self._owner.channel_delivered(batch.payloads)
+        except Exception:
+            self.log.failure("{alias}: on_delivered failed", alias=self._alias)
         self._kick()
 
     def _failed(self, failure: Failure, batch: _Batch) -> None:
@@ -435,13 +406,13 @@ class WebhookDelivery:
             " next attempt in {delay:.1f} s",
             alias=self._alias,
             problem=problem,
-            queued=self._outbox.backlog,
+            queued=self._outbox.queued,
             delay=delay,
         )
 
     def _describe(self, failure: Failure) -> str:
         if self._timed_out_request or failure.check(CancelledError):
-            return f"the bot did not answer within {self._timeout:g} s"
+            return f"the bot did not answer within {self._config.webhook_timeout:g} s"
         reason = failure
         if failure.check(ResponseNeverReceived, ResponseFailed, RequestTransmissionFailed):
             reasons = getattr(failure.value, "reasons", None) or [failure]
@@ -459,7 +430,7 @@ class WebhookDelivery:
     def _retry_after(self, value: bytes | None) -> float | None:
         """
         Seconds from a ``Retry-After`` value (delay-seconds or an HTTP
-        date), at least 1 and at most :data:`MAX_RETRY_AFTER`; None if
+        date), at least 1 and at most ``max_retry_after``; None if
         there is none or it makes no sense.
         """
         if value is None:
@@ -472,7 +443,7 @@ class WebhookDelivery:
                 seconds = parsedate_to_datetime(text).timestamp() - self._clock.seconds()
             except (TypeError, ValueError, IndexError):
                 return None
-        return min(MAX_RETRY_AFTER, max(1.0, seconds))
+        return min(self._config.max_retry_after, max(1.0, seconds))
 
     def _gone(self) -> None:
         reason = (
@@ -483,7 +454,7 @@ class WebhookDelivery:
         self._last_error = "the bot answered HTTP 410 Gone"
         self.log.warn("{alias}'s bot answered 410 Gone: stopping delivery", alias=self._alias)
         try:
-            self._on_gone(reason)
+            self._owner.bot_gone(reason)
         except Exception:
             self.log.failure("{alias}: on_gone failed", alias=self._alias)
 
