@@ -296,7 +296,7 @@ class BotOutbox:
         """
         Entries not yet acknowledged: stored, or being stored.
         """
-        return self.backlog
+        return max(0, self._stored) + self._appending
 
     def unstored(self) -> int:
         """
@@ -310,20 +310,6 @@ class BotOutbox:
             channel for this bot finds it.
         """
         return []
-
-    @property
-    def backlog(self) -> int:
-        """
-        Entries not yet acknowledged: stored, or being stored.
-        """
-        return max(0, self._stored) + self._appending
-
-    @property
-    def appending(self) -> int:
-        """
-        Entries given to :meth:`append` and not stored (or failed) yet.
-        """
-        return self._appending
 
     def has_work(self) -> bool:
         """
@@ -363,36 +349,22 @@ class BotOutbox:
 
     def take(self, up_to: int) -> list[bytes]:
         """
-        The bot acknowledged every entry up to id ``up_to``.
-
-        :return: the payloads of the entries in memory that this took.
-        """
-        taken: list[bytes] = []
-        self.ack(up_to, taken)
-        return taken
-
-    def ack(self, up_to: int, taken: list[bytes] | None = None) -> int:
-        """
         The bot has every entry up to id ``up_to``: forget them.
 
-        :param taken: gets the payloads of the entries in memory that this
-            acknowledged, oldest first.
-        :return: how many entries in memory that acknowledged.
+        :return: the payloads of the entries in memory that this took,
+            oldest first.
         """
-        count = 0
+        taken: list[bytes] = []
         entries = self._entries
         while entries and entries[0][0] <= up_to:
-            payload = entries.popleft()[1]
-            if taken is not None:
-                taken.append(payload)
-            count += 1
+            taken.append(entries.popleft()[1])
         if up_to > self.gone_up_to:
             self.gone_up_to = up_to
             d = self._writer.ack(self.alias, up_to)
             d.addCallbacks(self._removed, self._ack_failed)
             self._track(d)
         self._load_more()
-        return count
+        return taken
 
     def stop(self) -> Deferred[None]:
         """

@@ -42,6 +42,7 @@ from random import Random
 from typing import Any, Callable
 
 import treq
+from automat import MethodicalMachine
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -67,15 +68,17 @@ TIMEOUT = DEFAULTS.webhook_timeout
 #: the default of :attr:`DeliveryConfig.webhook_retry_schedule`
 RETRY_SCHEDULE = DEFAULTS.webhook_retry_schedule
 
-# Channel states: as the other channels'.  "connected" means the bot took a
-# batch within the last idle_timeout seconds: it is probably awake.
-IDLE = "idle"
-CONNECTING = "connecting"
-CONNECTED = "connected"
-WAITING = "waiting to retry"
-STOPPED = "stopped"
-
-_SENDING = "sending"
+# What status() shows for each state of the machine...
+_SHOWN = {
+    "new": "idle",
+    "idle": "idle",
+    "sending": "connecting",
+    "backoff": "waiting to retry",
+    "stopped": "stopped",
+}
+# ...except that in these a bot that took a batch within the last
+# idle_timeout seconds shows as "connected": it is probably awake.
+_MAY_BE_WARM = frozenset({"new", "idle", "sending"})
 
 
 def default_retry_policy(random: Random, schedule: tuple[float, ...] = RETRY_SCHEDULE) -> Callable[[int], float]:
@@ -152,7 +155,8 @@ class _Answer(Exception):
 class WebhookDelivery:
     """
     Delivers one bot's dispatches as signed webhook batches from its
-    durable outbox.  Building it does no I/O: :meth:`start` does.
+    durable outbox, one batch in flight at a time.  Building it does no
+    I/O: :meth:`start` does.
 
     :param reactor: for timers and the clock of ``webhook-timestamp``.
     :param alias: the bot's alias, for logs.
@@ -168,6 +172,7 @@ class WebhookDelivery:
     :param random: for the retry jitter.
     """
 
+    _machine = MethodicalMachine()
     log = Logger()
 
     def __init__(
@@ -196,9 +201,9 @@ class WebhookDelivery:
         policy = config.webhook_retry_policy or default_retry_policy(
             random if random is not None else Random(), config.webhook_retry_schedule
         )
-        self._retry = RetryTimer(reactor, policy, self._retry_now)
+        self._retry = RetryTimer(reactor, policy, self._retry_due)
         self._deadline = Deadline(reactor, self._timed_out)
-        self._state = IDLE
+        # the batch in flight, or to retry: the same until the bot takes it
         self._batch: _Batch | None = None
         self._request: Deferred[Any] | None = None
         self._timed_out_request = False
@@ -208,110 +213,64 @@ class WebhookDelivery:
         self._last_error: str | None = None
         self._outbox = outbox
 
-    # IDurableChannel
+    # -- the machine ------------------------------------------------------------
 
-    def start(self) -> None:
-        """
-        Load the outbox; what it holds is POSTed as it comes in.
-        """
-        self._outbox.start(self._kick_soon)
+    @_machine.state(initial=True, serialized="new")
+    def _new(self) -> None:
+        "Built; start() not called yet."
 
-    def deliver(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
-        """
-        Append ``payload`` to the outbox; it is POSTed once stored, after
-        what is before it.
-        """
-        try:
-            self._outbox.append(payload, checkpoint)
-        except Exception:
-            self.log.failure("Could not deliver a dispatch to {alias}", alias=self._alias)
+    @_machine.state(serialized="idle")
+    def _idle(self) -> None:
+        "Nothing in flight."
 
-    def stop(self) -> Deferred[None]:
-        """
-        Cancel the request in flight and every timer; fires once the outbox
-        writes made so far are stored.
-        """
-        self._state = STOPPED
-        self._retry.cancel()
-        self._deadline.cancel()
-        request, self._request = self._request, None
-        if request is not None:
-            request.cancel()
-        return self._outbox.stop()
+    @_machine.state(serialized="sending")
+    def _sending(self) -> None:
+        "A batch is POSTed; waiting for the answer."
 
-    def unstored(self) -> int:
-        """
-        :return: dispatches given to :meth:`deliver` not in the store yet.
-        """
-        return self._outbox.unstored()
+    @_machine.state(serialized="backoff")
+    def _backoff(self) -> None:
+        "The last POST failed; waiting to send the batch again."
 
-    def pending(self) -> list[bytes]:
-        """
-        :return: nothing: what waits is in the outbox, where the next
-            channel for this bot finds it.
-        """
-        return []
+    @_machine.state(serialized="stopped")
+    def _stopped(self) -> None:
+        "Stopped, or the bot answered 410 Gone."
 
-    @property
-    def connected(self) -> bool:
-        """
-        Whether the bot took a batch within the last ``idle_timeout``
-        seconds (and has not failed since): it is probably awake.
-        """
-        return self._state in (IDLE, _SENDING) and self._clock.seconds() < self._warm_until
+    @_machine.serializer()
+    def _state_name(self, state: str) -> str:
+        return state
 
-    def snapshot(self) -> ChannelSnapshot:
-        state = self._state
-        warm = self._clock.seconds() < self._warm_until
-        if state == _SENDING:
-            state = CONNECTED if warm else CONNECTING
-        elif state == IDLE and warm:
-            state = CONNECTED
-        outbox = self._outbox
-        return ChannelSnapshot(
-            state, outbox.queued, outbox.dropped, self._delivered, self._last_error
-        )
+    @_machine.input()
+    def _begin(self) -> None:
+        "start()."
 
-    def status(self) -> dict[str, object]:
-        """
-        :return: :meth:`snapshot` as JSON.
-        """
-        return self.snapshot().to_json()
+    @_machine.input()
+    def _post(self) -> None:
+        "A batch is ready to go."
 
-    # sending
+    @_machine.input()
+    def _taken(self, batch: _Batch) -> None:
+        "The bot answered 2xx."
 
-    def _kick_soon(self) -> None:
-        # Entries stored together arrive one callback each: gather them into
-        # one batch by sending on the next reactor turn.
-        if not self._kick_scheduled:
-            self._kick_scheduled = True
-            self._clock.callLater(0, self._kick)
+    @_machine.input()
+    def _refused(self, problem: str, retry_after: float | None) -> None:
+        "The POST failed (no answer, or not 2xx)."
 
-    def _kick(self) -> None:
-        self._kick_scheduled = False
-        if self._state != IDLE:
-            return
+    @_machine.input()
+    def _gone(self) -> None:
+        "The bot answered 410 Gone."
+
+    @_machine.input()
+    def _retry_due(self) -> None:
+        "The backoff is over."
+
+    @_machine.input()
+    def _stop(self) -> None:
+        "stop()."
+
+    @_machine.output()
+    def _send(self) -> None:
         batch = self._batch
-        if batch is None:
-            batch = self._batch = self._next_batch()
-            if batch is None:
-                return
-        self._send(batch)
-
-    def _next_batch(self) -> _Batch | None:
-        entries = self._outbox.entries_after(0, self._config.batch_limit)
-        if not entries:
-            return None
-        size = 0
-        for count, (_, payload) in enumerate(entries):
-            size += len(payload)
-            if size > self._config.batch_bytes and count:
-                entries = entries[:count]
-                break
-        return _Batch(entries)
-
-    def _send(self, batch: _Batch) -> None:
-        self._state = _SENDING
+        assert batch is not None
         timestamp = int(self._clock.seconds())
         try:
             body = batch.body_for(self._owner.annotate)
@@ -343,6 +302,184 @@ class WebhookDelivery:
         self._request = request
         request.addCallbacks(self._succeeded, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
+    @_machine.output()
+    def _acknowledge(self, batch: _Batch) -> None:
+        self._request = None
+        self._deadline.cancel()
+        self._batch = None
+        self._retry.succeeded()
+        self._last_error = None
+        self._warm_until = self._clock.seconds() + self._config.idle_timeout
+        self._outbox.take(batch.ids[-1])
+        self._delivered += len(batch.ids)
+        try:
+            self._owner.channel_delivered(batch.payloads)
+        except Exception:
+            self.log.failure("{alias}: on_delivered failed", alias=self._alias)
+
+    @_machine.output()
+    def _send_next(self) -> None:
+        self._kick()
+
+    @_machine.output()
+    def _cool_down(self) -> None:
+        self._request = None
+        self._deadline.cancel()
+        self._warm_until = float("-inf")
+
+    @_machine.output()
+    def _schedule_retry(self, problem: str, retry_after: float | None) -> None:
+        self._last_error = problem
+        delay = self._retry.failed(retry_after)
+        self.log.warn(
+            "Could not deliver to {alias}'s bot ({problem}); {queued} dispatches wait,"
+            " next attempt in {delay:.1f} s",
+            alias=self._alias,
+            problem=problem,
+            queued=self._outbox.queued,
+            delay=delay,
+        )
+
+    @_machine.output()
+    def _report_gone(self) -> None:
+        reason = (
+            "the bot's webhook URL (dst) answered 410 Gone, so delivery stopped; "
+            "register again (PUT) with a working dst to resume"
+        )
+        self._last_error = "the bot answered HTTP 410 Gone"
+        self.log.warn("{alias}'s bot answered 410 Gone: stopping delivery", alias=self._alias)
+        try:
+            self._owner.bot_gone(reason)
+        except Exception:
+            self.log.failure("{alias}: on_gone failed", alias=self._alias)
+
+    @_machine.output()
+    def _forget_dropped_batch(self) -> None:
+        batch = self._batch
+        if batch is not None and batch.ids[0] <= self._outbox.gone_up_to:
+            # Entries of the batch were dropped meanwhile (too old, or too
+            # many): send what is left instead, under a new webhook-id.
+            self._batch = None
+
+    @_machine.output()
+    def _cancel_all(self) -> None:
+        self._retry.cancel()
+        self._deadline.cancel()
+        request, self._request = self._request, None
+        if request is not None:
+            request.cancel()
+
+    _new.upon(_begin, enter=_idle, outputs=[])
+    _idle.upon(_post, enter=_sending, outputs=[_send])
+    # one batch in flight: what comes meanwhile waits behind it, in order
+    _sending.upon(_taken, enter=_idle, outputs=[_acknowledge, _send_next])
+    _sending.upon(_refused, enter=_backoff, outputs=[_cool_down, _schedule_retry])
+    _sending.upon(_gone, enter=_stopped, outputs=[_cool_down, _report_gone])
+    _backoff.upon(_retry_due, enter=_idle, outputs=[_forget_dropped_batch, _send_next])
+    for _busy in (_new, _sending, _backoff, _stopped):
+        _busy.upon(_post, enter=_busy, outputs=[])
+    del _busy
+    # news of a request cancelled by stop() changes nothing
+    _stopped.upon(_taken, enter=_stopped, outputs=[])
+    _stopped.upon(_refused, enter=_stopped, outputs=[])
+    _stopped.upon(_gone, enter=_stopped, outputs=[])
+    for _any in (_new, _idle, _sending, _backoff, _stopped):
+        _any.upon(_stop, enter=_stopped, outputs=[_cancel_all])
+    del _any
+
+    # -- IDurableChannel ---------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Load the outbox; what it holds is POSTed as it comes in.
+        """
+        self._begin()
+        self._outbox.start(self._kick_soon)
+
+    def deliver(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
+        """
+        Append ``payload`` to the outbox; it is POSTed once stored, after
+        what is before it.
+        """
+        try:
+            self._outbox.append(payload, checkpoint)
+        except Exception:
+            self.log.failure("Could not deliver a dispatch to {alias}", alias=self._alias)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Cancel the request in flight and every timer; fires once the outbox
+        writes made so far are stored.
+        """
+        self._stop()
+        return self._outbox.stop()
+
+    def unstored(self) -> int:
+        """
+        :return: dispatches given to :meth:`deliver` not in the store yet.
+        """
+        return self._outbox.unstored()
+
+    def pending(self) -> list[bytes]:
+        """
+        :return: nothing: what waits is in the outbox, where the next
+            channel for this bot finds it.
+        """
+        return []
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the bot took a batch within the last ``idle_timeout``
+        seconds (and has not failed since): it is probably awake.
+        """
+        return self._clock.seconds() < self._warm_until and self._state_name() in _MAY_BE_WARM
+
+    def snapshot(self) -> ChannelSnapshot:
+        state = self._state_name()
+        shown = _SHOWN[state]
+        if state in _MAY_BE_WARM and self._clock.seconds() < self._warm_until:
+            shown = "connected"
+        outbox = self._outbox
+        return ChannelSnapshot(
+            shown, outbox.queued, outbox.dropped, self._delivered, self._last_error
+        )
+
+    def status(self) -> dict[str, object]:
+        """
+        :return: :meth:`snapshot` as JSON.
+        """
+        return self.snapshot().to_json()
+
+    # -- sending ------------------------------------------------------------------
+
+    def _kick_soon(self) -> None:
+        # Entries stored together arrive one callback each: gather them into
+        # one batch by sending on the next reactor turn.
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            self._clock.callLater(0, self._kick)
+
+    def _kick(self) -> None:
+        self._kick_scheduled = False
+        if self._batch is None:
+            self._batch = self._next_batch()
+            if self._batch is None:
+                return
+        self._post()
+
+    def _next_batch(self) -> _Batch | None:
+        entries = self._outbox.entries_after(0, self._config.batch_limit)
+        if not entries:
+            return None
+        size = 0
+        for count, (_, payload) in enumerate(entries):
+            size += len(payload)
+            if size > self._config.batch_bytes and count:
+                entries = entries[:count]
+                break
+        return _Batch(entries)
+
     def _answered(self, response: Any) -> Deferred[Any]:
         # Read (and drop) the body, so the connection can be reused; the
         # deadline covers this too.
@@ -358,29 +495,13 @@ class WebhookDelivery:
         return d.addCallback(judged)
 
     def _succeeded(self, code: int, batch: _Batch) -> None:
-        if self._state != _SENDING or batch is not self._batch:
-            return
-        self._request = None
-        self._deadline.cancel()
-        self._batch = None
-        self._retry.succeeded()
-        self._last_error = None
-        self._warm_until = self._clock.seconds() + self._config.idle_timeout
-        self._outbox.take(batch.ids[-1])
-        self._delivered += len(batch.ids)
-        self._state = IDLE
-        try:
-            self._owner.channel_delivered(batch.payloads)
-        except Exception:
-            self.log.failure("{alias}: on_delivered failed", alias=self._alias)
-        self._kick()
+        if batch is self._batch:
+            self._taken(batch)
 
     def _failed(self, failure: Failure, batch: _Batch) -> None:
-        if self._state != _SENDING or batch is not self._batch:
+        if batch is not self._batch or self._request is None:
+            # cancelled by stop(), or an answer to a batch given up on
             return
-        self._request = None
-        self._deadline.cancel()
-        self._warm_until = float("-inf")
         if failure.check(_Answer):
             answer: _Answer = failure.value  # type: ignore[assignment]
             if answer.code == 410:
@@ -393,22 +514,7 @@ class WebhookDelivery:
         else:
             problem = self._describe(failure)
             retry_after = None
-        self._last_error = problem
-        self._state = WAITING
-        if retry_after is None:
-            delay = self._retry.failed()
-        else:
-            self._retry.attempt += 1
-            delay = retry_after
-            self._retry.start(delay)
-        self.log.warn(
-            "Could not deliver to {alias}'s bot ({problem}); {queued} dispatches wait,"
-            " next attempt in {delay:.1f} s",
-            alias=self._alias,
-            problem=problem,
-            queued=self._outbox.queued,
-            delay=delay,
-        )
+        self._refused(problem, retry_after)
 
     def _describe(self, failure: Failure) -> str:
         if self._timed_out_request or failure.check(CancelledError):
@@ -445,33 +551,8 @@ class WebhookDelivery:
                 return None
         return min(self._config.max_retry_after, max(1.0, seconds))
 
-    def _gone(self) -> None:
-        reason = (
-            "the bot's webhook URL (dst) answered 410 Gone, so delivery stopped; "
-            "register again (PUT) with a working dst to resume"
-        )
-        self._state = STOPPED
-        self._last_error = "the bot answered HTTP 410 Gone"
-        self.log.warn("{alias}'s bot answered 410 Gone: stopping delivery", alias=self._alias)
-        try:
-            self._owner.bot_gone(reason)
-        except Exception:
-            self.log.failure("{alias}: on_gone failed", alias=self._alias)
-
     def _timed_out(self) -> None:
         request = self._request
         if request is not None:
             self._timed_out_request = True
             request.cancel()
-
-    def _retry_now(self) -> None:
-        if self._state != WAITING:
-            return
-        self._state = IDLE
-        batch = self._batch
-        if batch is not None and batch.ids[0] <= self._outbox.gone_up_to:
-            # Entries of the batch were dropped meanwhile (too old, or too
-            # many): send what is left instead, under a new webhook-id.
-            self._batch = None
-        self._kick()
-
