@@ -473,15 +473,18 @@ class WebhookTests(SynchronousTestCase):
 
     def test_awake_then_idle(self) -> None:
         """
-        The state is "connected" for idle_timeout seconds after a success,
-        then "idle".
+        The state is "connected" (and so is ``connected``) for idle_timeout
+        seconds after a success, then "idle".
         """
         channel = self.channel(idle_timeout=60.0)
+        self.assertFalse(channel.connected)
         channel.deliver(PAYLOADS[0])
         self.settle()
         self.assertEqual(channel.status()["state"], "connected")
+        self.assertTrue(channel.connected)
         self.clock.advance(60.0)
         self.assertEqual(channel.status()["state"], "idle")
+        self.assertFalse(channel.connected)
 
     def test_not_http(self) -> None:
         """

@@ -294,6 +294,25 @@ class MemoryDeliveryTests(TestCase):
         self.accept()
         self.assertEqual(self.received, PAYLOADS[:2])
 
+    def test_connected(self) -> None:
+        """
+        ``connected`` is True exactly while status() shows "connected": from
+        the handshake until the connection closes.
+        """
+        channel = self.channel(idle_timeout=60.0)
+        self.assertFalse(channel.connected)
+        channel.deliver(PAYLOADS[0])
+        self.assertEqual(channel.status()["state"], "connecting")
+        self.assertFalse(channel.connected)
+        pump = self.accept()
+        self.assertEqual(channel.status()["state"], "connected")
+        self.assertTrue(channel.connected)
+        self.assertEqual(channel.snapshot().delivered, 1)
+        self.clock.advance(60.0)
+        pump.flush()
+        self.assertEqual(channel.status()["state"], "idle")
+        self.assertFalse(channel.connected)
+
     def test_idle_period_restarts_on_send(self) -> None:
         """
         Each dispatch sent starts the idle period again.

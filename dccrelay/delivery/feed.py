@@ -17,7 +17,6 @@ feed's are its own, never shown).
 
 from __future__ import annotations
 
-from itertools import islice
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from twisted.internet.defer import Deferred, succeed
@@ -173,20 +172,28 @@ class MemoryFeed:
         return bool(self._backlog)
 
     def entries_after(self, after_id: int, limit: int | None = None) -> list[tuple[int, bytes]]:
+        # on the dispatch path (v1 writes each dispatch as it comes): kept
+        # to a few list operations
         items = self._backlog.items()
         first_id = self._appended - len(items) + 1
-        skip = max(0, after_id - first_id + 1)
-        end = None if limit is None else skip + limit
-        return [(first_id + skip + n, item) for n, item in enumerate(islice(items, skip, end))]
+        skip = after_id - first_id + 1
+        if skip > 0:
+            del items[:skip]
+            first_id += skip
+        if limit is not None:
+            del items[limit:]
+        return list(zip(range(first_id, first_id + len(items)), items))
 
     def take(self, up_to: int) -> list[bytes]:
         backlog = self._backlog
-        taken = []
-        while backlog and self._appended - len(backlog) + 1 <= up_to:
-            taken.append(backlog.popleft())
-        if taken:
-            self._overflowing = False
-        return taken
+        size = len(backlog)
+        count = min(size, up_to - self._appended + size)
+        if count <= 0:
+            return []
+        self._overflowing = False
+        if count == 1:
+            return [backlog.popleft()]
+        return [backlog.popleft() for _ in range(count)]
 
     def pending(self) -> list[bytes]:
         return self._backlog.items()

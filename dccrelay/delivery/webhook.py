@@ -201,7 +201,9 @@ class WebhookDelivery:
         policy = config.webhook_retry_policy or default_retry_policy(
             random if random is not None else Random(), config.webhook_retry_schedule
         )
-        self._retry = RetryTimer(reactor, policy, self._retry_due)
+        # a plain method, not the input: automat builds a new function each
+        # time an input is looked up, which a stored one would keep
+        self._retry = RetryTimer(reactor, policy, self._retry_passed)
         self._deadline = Deadline(reactor, self._timed_out)
         # the batch in flight, or to retry: the same until the bot takes it
         self._batch: _Batch | None = None
@@ -452,6 +454,9 @@ class WebhookDelivery:
         return self.snapshot().to_json()
 
     # -- sending ------------------------------------------------------------------
+
+    def _retry_passed(self) -> None:
+        self._retry_due()
 
     def _kick_soon(self) -> None:
         # Entries stored together arrive one callback each: gather them into
