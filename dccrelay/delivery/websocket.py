@@ -805,8 +805,12 @@ class WebSocketChannel:
             _abort(self._connection)
 
     def _idle_passed(self) -> None:
-        sent_up_to = self._sent_up_to
-        unacked = any(entry_id <= sent_up_to for entry_id, _ in self._feed.entries_after(0, 1))
+        # With acknowledgements, what is in memory was sent and not acked
+        # (everything in memory is written while the connection is open);
+        # without, what is written is taken at once.
+        unacked = not self._framing.delivered_when_written and bool(
+            self._feed.entries_after(0, 1)
+        )
         if unacked:
             self._ack_overdue()
         elif self._feed.has_work():
