@@ -92,6 +92,7 @@ def outbox(clock: IReactorTime, alias: str, config: DeliveryConfig, rest: dict[s
         max_age=config.queue_max_age,
         initial=rest.pop("initial", ()),
         window=config.outbox_window,
+        load_retry=config.outbox_load_retry,
     )
 
 

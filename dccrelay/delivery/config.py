@@ -60,6 +60,10 @@ class DeliveryConfig:
     #: channel has in flight, unacknowledged, at once
     outbox_window: int = 256
 
+    #: durable outbox: seconds between tries to page entries in after the
+    #: store failed to
+    outbox_load_retry: float = 5.0
+
     #: webhooks: seconds a bot has to answer a POST (Svix's, and within the
     #: Standard Webhooks recommendation of 15 to 30)
     webhook_timeout: float = 15.0

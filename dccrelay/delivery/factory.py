@@ -155,4 +155,5 @@ class DeliveryFactory:
             max_age=self.config.queue_max_age,
             initial=initial,
             window=self.config.outbox_window,
+            load_retry=self.config.outbox_load_retry,
         )

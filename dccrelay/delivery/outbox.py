@@ -38,9 +38,6 @@ from dccrelay.delivery.feed import IFeed
 from dccrelay.delivery.timers import Deadline
 from dccrelay.store import IRelayStore, OutboxCheckpoint, OutboxEntry, Trimmed
 
-#: seconds between tries to page entries in after the store failed to
-LOAD_RETRY = 5.0
-
 
 class OutboxWriter:
     """
@@ -211,6 +208,8 @@ class BotOutbox:
     :param initial: payloads to append on :meth:`start` (what a
         non-durable channel for this bot still held).
     :param window: entries kept in memory at most.
+    :param load_retry: seconds between tries to page entries in after the
+        store failed to.
     """
 
     log = Logger()
@@ -227,6 +226,7 @@ class BotOutbox:
         max_age: float | None,
         initial: Iterable[bytes] = (),
         window: int = DEFAULTS.outbox_window,
+        load_retry: float = DEFAULTS.outbox_load_retry,
     ) -> None:
         if limit < 1:
             raise ValueError(f"the queue limit must be at least 1, got {limit!r}")
@@ -239,6 +239,7 @@ class BotOutbox:
         self._on_ready: Callable[[], object] = lambda: None
         self._initial: Iterable[bytes] = initial
         self._window = window
+        self._load_retry_after = load_retry
         # In memory, oldest first: the oldest unacknowledged entries.
         self._entries: deque[tuple[int, bytes]] = deque()
         # Every entry with an id up to this is in memory or gone.
@@ -485,7 +486,7 @@ class BotOutbox:
         self._loading = False
         self.log.failure("{alias}: could not load from the outbox", failure, alias=self.alias)
         if not self._stopped:
-            self._load_retry.start(LOAD_RETRY)
+            self._load_retry.start(self._load_retry_after)
 
     # limits
 
