@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from dccrelay.placement import IPlacement
+from dccrelay.snapshots import from_record, to_record
 from dccrelay.store import IClusterStore, IRegistrations, StoredRelay
 from dccrelay.store.leases import LeaseTiming
 
@@ -229,14 +230,15 @@ class ClusterCoordinator:
         owners = yield self._store.lease_owners()
         yield self._store.publish_statuses(
             self.node_id,
-            {relay.alias: relay.public_status() for relay in manager.local_relays()},
+            {relay.alias: to_record(relay.snapshot()) for relay in manager.local_relays()},
         )
         statuses = yield self._store.load_statuses()
         for relay in manager.remote_relays():
             relay.owner = owners.get(relay.alias)
             published = statuses.get(relay.alias)
-            relay.snapshot = (
-                published[1] if published is not None and published[0] == relay.owner else None
+            relay.published = (
+                from_record(published[1])
+                if published is not None and published[0] == relay.owner else None
             )
 
     @inlineCallbacks

@@ -70,12 +70,8 @@ class IRelayHandle(Interface):
             a bot whose gateway session another node holds).
         """
 
-    def public_status():  # type: ignore[no-untyped-def]
+    def snapshot(private=False):  # type: ignore[no-untyped-def]
         """
-        What anyone may see of the bot, as ``GET /relays`` shows it.
-        """
-
-    def full_status():  # type: ignore[no-untyped-def]
-        """
-        What the bot's owner may see, settings included.
+        The bot now, as a :class:`~dccrelay.snapshots.RelaySnapshot`; with
+        ``private``, what only its owner may see too (settings).
         """

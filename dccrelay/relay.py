@@ -9,7 +9,7 @@ Data flows one way through it: shard -> filter -> delivery channel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any, Callable, Sequence
 
@@ -29,13 +29,21 @@ from dccrelay.handle import IRelayHandle
 from dccrelay.interactions import DEFER_AFTER
 from dccrelay.member_requests import MAX_MEMBER_REQUESTS, MEMBER_REQUEST_TIMEOUT, MemberRequests
 from dccrelay.settings import RelaySettings
+from dccrelay.snapshots import (
+    DispatchCounts,
+    InteractionCounts,
+    RelaySnapshot,
+    ShardSnapshot,
+    WakeEconomy,
+    WakeUrlSnapshot,
+)
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState, StoredRelay
 from dccrelay.wake_assistant import WakeAssistant
 from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
 
 __all__ = [
     "MAX_MEMBER_REQUESTS", "MAX_WAITING_COMMANDS", "MEMBER_REQUEST_TIMEOUT", "Relay",
-    "RelayEnvironment", "mask_token", "settings_status",
+    "RelayEnvironment",
 ]
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -390,81 +398,61 @@ class Relay:
 
     # -- status -------------------------------------------------------------
 
-    def wake_economy(self) -> dict[str, Any]:
+    def snapshot(self, private: bool = False) -> RelaySnapshot:
         """
-        What waking this bot cost and gained: the time dispatches that
-        matched while it was not connected took to reach it, and the calls
-        made meanwhile.
+        The bot now; with ``private``, also what only its owner may see
+        (settings, wakeUrl figures, shards' counts and seq).
         """
+        channel = self._delivery.snapshot()
+        counters = self.counters
         waking = self._waking
+        deferrer = waking.deferrer
         times = waking.wake_times
-        return {
-            "asleepDeliveries": {
-                "count": times.count,
-                "sumSeconds": round(times.sum, 3),
-                "maxSeconds": round(waking.slowest_wake, 3),
-                "buckets": dict(times.cumulative()),
-            },
-            "wakeRequests": waking.wake_requests,
-            "typingCalls": waking.typing_calls,
-            "deferredInteractions": waking.deferrer.deferred,
-        }
-
-    def public_status(self) -> dict[str, Any]:
-        """
-        What anyone may see: no token, secret, dst or criteria.
-        """
-        delivery = self._delivery.snapshot()
-        deferrer = self._waking.deferrer
-        return {
-            "alias": self.alias,
-            "enabled": self.enabled,
-            "lastDisableReason": self.disable_reason,
-            "gatewayError": self.gateway.error,
-            "node": self.node,
-            "shards": [
-                {"id": shard.shard_id, "state": shard.state, "lastClose": shard.last_close}
+        hook = waking.hook
+        return RelaySnapshot(
+            alias=self.alias,
+            enabled=self.enabled,
+            disable_reason=self.disable_reason,
+            gateway_error=self.gateway.error,
+            node=self.node,
+            shards=tuple(
+                ShardSnapshot(
+                    shard.shard_id, shard.state, shard.last_close,
+                    shard.identifies, shard.resumes, shard.seq,
+                )
+                if private else ShardSnapshot(shard.shard_id, shard.state, shard.last_close)
                 for shard in self.shards
-            ],
-            "delivery": {"state": delivery.state},
-            "queued": delivery.queued,
-            "dropped": delivery.dropped + self.counters.earlier_dropped,
-            "lastDeliveryError": delivery.last_error,
-            "interactions": {
-                "deferred": deferrer.deferred,
-                "inTime": deferrer.in_time,
-                "answeredFirst": deferrer.answered_first,
-                "deferFailed": deferrer.failed,
-            },
-            "wake": self.wake_economy(),
-            "counters": {
-                "received": self.counters.received,
-                "matched": self.counters.matched,
-                "commands": self.counters.commands,
-                "answers": self.counters.answers,
-                "delivered": delivery.delivered + self.counters.earlier_delivered,
-            },
-        }
-
-    def full_status(self) -> dict[str, Any]:
-        """
-        What the bot's owner may see: status and settings, token masked.
-        """
-        status = self.public_status()
-        status["settings"] = settings_status(self.settings)
-        for entry, shard in zip(status["shards"], self.shards):
-            entry["identifies"] = shard.identifies
-            entry["resumes"] = shard.resumes
-            entry["seq"] = shard.seq
-        wake = self._waking.hook
-        if wake is not None:
-            status["wakeUrl"] = {
-                "requests": wake.requests,
-                "failures": wake.failures,
-                "lastStatus": wake.last_status,
-                "lastError": wake.last_error,
-            }
-        return status
+            ),
+            delivery=replace(
+                channel,
+                dropped=channel.dropped + counters.earlier_dropped,
+                delivered=channel.delivered + counters.earlier_delivered,
+            ),
+            counters=DispatchCounts(
+                received=counters.received,
+                matched=counters.matched,
+                delivered=channel.delivered + counters.earlier_delivered,
+                commands=counters.commands,
+                answers=counters.answers,
+            ),
+            interactions=InteractionCounts(
+                deferrer.deferred, deferrer.in_time, deferrer.answered_first, deferrer.failed
+            ),
+            wake=WakeEconomy(
+                count=times.count,
+                sum_seconds=round(times.sum, 3),
+                max_seconds=round(waking.slowest_wake, 3),
+                buckets=tuple(times.cumulative()),
+                wake_requests=waking.wake_requests,
+                typing_calls=waking.typing_calls,
+                deferred_interactions=deferrer.deferred,
+            ),
+            settings=self.settings if private else None,
+            wake_url=(
+                WakeUrlSnapshot(hook.requests, hook.failures, hook.last_status, hook.last_error)
+                if private and hook is not None else None
+            ),
+        )
 
 
 def _check_can_send(shard: Shard) -> None:
@@ -485,34 +473,3 @@ def _check_can_send(shard: Shard) -> None:
             status=429,
             retry_after=30.0,
         )
-
-
-def settings_status(s: RelaySettings) -> dict[str, Any]:
-    """
-    A registration's settings as its owner sees them: the token masked.
-    """
-    return {
-        "token": mask_token(s.token),
-        "intents": s.intents,
-        "criteria": s.criteria,
-        "filter": s.filter,
-        "dst": s.dst,
-        "shards": s.shards,
-        "delivery": {"protocol": s.delivery_protocol},
-        "typingWhileWaking": s.typing_while_waking,
-        "deferInteractions": s.defer_interactions,
-        "deferEphemeral": s.defer_ephemeral,
-        "wakeUrl": s.wake_url,
-    }
-
-
-def mask_token(token: str) -> str:
-    """
-    Enough of a token to recognise it, not to use it: a Discord token's
-    first part is the bot's base64 user id, which is public anyway; nothing
-    of any other token is shown.
-    """
-    parts = token.split(".")
-    if len(parts) == 3 and len(parts[0]) >= 8:
-        return parts[0][:8] + "…"
-    return "…"

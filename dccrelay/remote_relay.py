@@ -5,15 +5,18 @@ holds (or nobody yet): what this node knows of it, to answer the API.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from dccrelay.commands import CommandError
+from dccrelay.delivery import ChannelSnapshot
 from dccrelay.gateway.shard import Shard
 from dccrelay.handle import IRelayHandle
 from dccrelay.settings import RelaySettings
+from dccrelay.snapshots import DispatchCounts, RelaySnapshot
 from dccrelay.store import SessionState, StoredRelay
 
 
@@ -45,8 +48,8 @@ class RemoteRelay:
         self.enabled = enabled
         self.disable_reason = disable_reason
         self.owner = owner
-        #: the owner's last published public status, if any
-        self.snapshot: dict[str, Any] | None = None
+        #: the owner's last published public snapshot, if any
+        self.published: RelaySnapshot | None = None
 
     @classmethod
     def of(cls, record: StoredRelay) -> RemoteRelay:
@@ -90,39 +93,29 @@ class RemoteRelay:
             f"this bot's gateway session is held by {where}: send commands there", status=409
         )
 
-    def public_status(self) -> dict[str, Any]:
+    def snapshot(self, private: bool = False) -> RelaySnapshot:
         """
-        What anyone may see: the owner's last published status of the bot,
-        or its registration's state and owner.
+        The owner's last published snapshot of the bot, or its
+        registration's state and owner; with ``private``, its settings too.
         """
-        if self.snapshot is not None:
+        settings = self.settings if private else None
+        if self.published is not None:
             # The registration's own state is newer than any snapshot.
-            return {
-                **self.snapshot,
-                "enabled": self.enabled,
-                "lastDisableReason": self.disable_reason,
-                "node": self.owner,
-            }
-        return {
-            "alias": self.alias,
-            "enabled": self.enabled,
-            "lastDisableReason": self.disable_reason,
-            "gatewayError": None,
-            "node": self.owner,
-            "shards": [],
-            "delivery": {"state": "on another node" if self.owner else "unowned"},
-            "queued": 0,
-            "dropped": 0,
-            "lastDeliveryError": None,
-            "counters": {"received": 0, "matched": 0, "delivered": 0},
-        }
-
-    def full_status(self) -> dict[str, Any]:
-        """
-        What the bot's owner may see (settings as a local relay shows them).
-        """
-        from dccrelay.relay import settings_status
-
-        status = self.public_status()
-        status["settings"] = settings_status(self.settings)
-        return status
+            return replace(
+                self.published, enabled=self.enabled, disable_reason=self.disable_reason,
+                node=self.owner, settings=settings,
+            )
+        return RelaySnapshot(
+            alias=self.alias,
+            enabled=self.enabled,
+            disable_reason=self.disable_reason,
+            gateway_error=None,
+            node=self.owner,
+            shards=(),
+            delivery=ChannelSnapshot(
+                state="on another node" if self.owner else "unowned",
+                queued=0, dropped=0, delivered=0, last_error=None,
+            ),
+            counters=DispatchCounts(received=0, matched=0, delivered=0),
+            settings=settings,
+        )

@@ -140,3 +140,18 @@ def webhook(clock: IReactorTime, *, start: bool = True, **kwargs: Any) -> Webhoo
     if start:
         channel.start()
     return channel
+
+
+def status_of(channel: Any) -> dict[str, object]:
+    """
+    A channel's snapshot as a plain dict, in the API's field names, for
+    short assertions.
+    """
+    snapshot = channel.snapshot()
+    return {
+        "state": snapshot.state,
+        "queued": snapshot.queued,
+        "dropped": snapshot.dropped,
+        "delivered": snapshot.delivered,
+        "lastError": snapshot.last_error,
+    }

@@ -104,9 +104,6 @@ class RecordingChannel:
     def snapshot(self) -> ChannelSnapshot:
         return ChannelSnapshot("idle", 0, 0, 0, None)
 
-    def status(self) -> dict[str, object]:
-        return self.snapshot().to_json()
-
 
 class FakeChannel:
     """
@@ -154,9 +151,6 @@ class FakeChannel:
             self.delivered,
             None,
         )
-
-    def status(self) -> dict[str, object]:
-        return self.snapshot().to_json()
 
     def sent(self, index: int = -1) -> bytes:
         """

@@ -19,6 +19,7 @@ from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
 from dccrelay.store.leases import LeaseTiming
+from dccrelay.web.status_json import public_json
 from tests.memory_store import MemoryDatabase, MemoryRelayStore
 from tests.relay_harness import FakeREST, RecordingChannel
 
@@ -234,7 +235,7 @@ class ClusterTests(SynchronousTestCase):
         for node in (a, b):
             for alias in ("bot_0", "bot_1"):
                 owner = next(n for n in (a, b) if alias in n.running())
-                status = node.manager.relays[alias].public_status()
+                status = public_json(node.manager.relays[alias].snapshot())
                 self.assertEqual(status["node"], owner.name)
                 self.assertEqual(
                     [shard["state"] for shard in status["shards"]], ["connecting"]

@@ -23,6 +23,7 @@ from twisted.web.server import Site
 
 import dccrelay
 from dccrelay.testing.codes import MESSAGE_CONTENT
+from dccrelay.web.status_json import public_json
 from examples.cookout.bot import CookoutBot, CookoutConfig
 from tests.harness import LOOPBACK, SECRET, RelayProcess, http, tls_simulator, wait_for
 
@@ -120,7 +121,7 @@ class CookoutEndToEndTests(TestCase):
         )
         self.assertEqual(len(self.sim.messages), 2)
         relay = self.relay.relay("sample_cookout")
-        self.assertEqual(relay.public_status()["counters"]["matched"], 2)
+        self.assertEqual(public_json(relay.snapshot())["counters"]["matched"], 2)
         self.assertEqual(self.simulated.identifies, 1)
 
     def tracker_of(self, port: IListeningPort) -> WrappingFactory:

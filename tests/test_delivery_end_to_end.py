@@ -29,6 +29,7 @@ import dccrelay
 from dccrelay.tap import STORE_FILE
 from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.wake import INTERVAL
+from dccrelay.web.status_json import public_json
 from tests.delivery_harness import WebhookBot, WebSocketBot, first_arrivals, report
 from tests.harness import LOOPBACK, SECRET, RelayProcess, tls_simulator, wait_for
 from tests.twistd_process import TwistdProcess, put_relay, run_relay
@@ -120,7 +121,11 @@ class DeliveryEndToEndTests(Fixture):
         await bot.stop()
         await self.register(relay, self.body(bot.url, **delivery(mode)))
         sent = [self.bot.message(f"cookout while asleep {i}") for i in range(10)]
-        status = relay.relay().public_status
+        local = relay.relay()
+
+        def status() -> dict[str, Any]:
+            return public_json(local.snapshot())
+
         await wait_for(lambda: status()["queued"] == 10, what="10 queued")
         await wait_for(lambda: status()["lastDeliveryError"], what="a delivery error")
         await deferLater(reactor, 0.5, lambda: None)
@@ -178,7 +183,11 @@ class DeliveryEndToEndTests(Fixture):
         counts = report("webhook", "500, 500, then 2xx", sent, bot.wire)
         self.assertEqual(first_arrivals(bot.wire), sent)
         self.assertEqual((counts["lost"], counts["duplicated"]), (0, 0))
-        status = relay.relay().public_status
+        local = relay.relay()
+
+        def status() -> dict[str, Any]:
+            return public_json(local.snapshot())
+
         await wait_for(lambda: status()["counters"]["delivered"] == 6, what="the last 2xx")
 
     @deferred_test
@@ -197,7 +206,11 @@ class DeliveryEndToEndTests(Fixture):
         await wait_for(lambda: bot.rejected, what="a rejected POST")
         self.assertEqual(bot.rejected[0], "No matching signature found")
         self.assertEqual(bot.wire, [])
-        status = relay.relay().public_status
+        local = relay.relay()
+
+        def status() -> dict[str, Any]:
+            return public_json(local.snapshot())
+
         await wait_for(lambda: status()["lastDeliveryError"], what="the error in status")
         self.assertEqual(status()["lastDeliveryError"], "the bot answered HTTP 401")
         self.assertEqual(status()["queued"], 1)
@@ -216,11 +229,15 @@ class DeliveryEndToEndTests(Fixture):
         await self.register(relay, self.body(bot.url))
         sent = [self.bot.message("cookout gone")]
         await wait_for(lambda: not relay.relay().enabled, what="the bot disabled")
-        self.assertIn("410", relay.relay().public_status()["lastDisableReason"])
+        self.assertIn("410", public_json(relay.relay().snapshot())["lastDisableReason"])
         code, _ = await relay.register(self.body(bot.url), secret=SECRET)
         self.assertEqual(code, 200)
         await wait_for(lambda: set(sent) <= set(bot.wire), timeout=15, what="the kept dispatch")
-        status = relay.relay().public_status
+        local = relay.relay()
+
+        def status() -> dict[str, Any]:
+            return public_json(local.snapshot())
+
         await wait_for(lambda: status()["queued"] == 0, what="the 2xx")
 
     @deferred_test

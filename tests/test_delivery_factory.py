@@ -20,7 +20,7 @@ from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
 from dccrelay.delivery.webhook import WebhookDelivery
 from dccrelay.delivery.websocket import WebSocketChannel
 from tests.memory_store import MemoryRelayStore
-from tests.channel_builders import CallbackOwner
+from tests.channel_builders import CallbackOwner, status_of
 
 SECRET = "admin:c2VjcmV0c2VjcmV0"
 
@@ -135,9 +135,9 @@ class FactoryTests(SynchronousTestCase):
         channel.start()
         assert isinstance(channel, WebhookDelivery)
         self.assertIs(channel._owner, owner)
-        self.assertEqual(channel.status()["queued"], 1)
+        self.assertEqual(status_of(channel)["queued"], 1)
         v1 = self.make("wss://bot.example/")
         for n in range(9):
             v1.deliver(b"%d" % n)
-        self.assertEqual(v1.status()["dropped"], 2)
+        self.assertEqual(status_of(v1)["dropped"], 2)
         self.successResultOf(v1.stop())

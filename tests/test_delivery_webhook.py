@@ -37,7 +37,7 @@ from dccrelay.delivery.webhook import (
     sign,
 )
 from tests.memory_store import MemoryDatabase, MemoryRelayStore
-from tests.channel_builders import webhook
+from tests.channel_builders import status_of, webhook
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 DST = "https://bot.example/dcc/hook"
@@ -138,7 +138,7 @@ class WebhookTests(SynchronousTestCase):
         channel = self.channel()
         self.assertTrue(verifyObject(IDurableChannel, channel))
         self.assertEqual(
-            channel.status(),
+            status_of(channel),
             {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None},
         )
 
@@ -169,7 +169,7 @@ class WebhookTests(SynchronousTestCase):
         self.assertTrue(headers["user-agent"].startswith("dccrelay/"))
         self.assertNotIn("authorization", headers)
         self.assertEqual(
-            channel.status(),
+            status_of(channel),
             {"state": "connected", "queued": 0, "dropped": 0, "delivered": 3, "lastError": None},
         )
         self.assertEqual(self.stored_ids(), [])
@@ -258,7 +258,7 @@ class WebhookTests(SynchronousTestCase):
         self.assertEqual(len(self.bot.requests), 2)
         bodies = [orjson.loads(body)["dispatches"] for _, _, body in self.bot.requests]
         self.assertEqual(bodies, [[orjson.loads(PAYLOADS[0])], [orjson.loads(p) for p in PAYLOADS[1:]]])
-        self.assertEqual(channel.status()["delivered"], 3)
+        self.assertEqual(status_of(channel)["delivered"], 3)
 
     def test_retries_same_batch(self) -> None:
         """
@@ -270,8 +270,8 @@ class WebhookTests(SynchronousTestCase):
         channel = self.channel()
         channel.deliver(PAYLOADS[0])
         self.settle()
-        self.assertEqual(channel.status()["lastError"], "the bot answered HTTP 500")
-        self.assertEqual(channel.status()["state"], "waiting to retry")
+        self.assertEqual(status_of(channel)["lastError"], "the bot answered HTTP 500")
+        self.assertEqual(status_of(channel)["state"], "waiting to retry")
         channel.deliver(PAYLOADS[1])
         self.settle()
         self.clock.advance(9.9)
@@ -291,8 +291,8 @@ class WebhookTests(SynchronousTestCase):
         self.assertEqual(
             orjson.loads(fourth[2])["dispatches"], [orjson.loads(PAYLOADS[1])]
         )
-        self.assertIsNone(channel.status()["lastError"])
-        self.assertEqual(channel.status()["delivered"], 2)
+        self.assertIsNone(status_of(channel)["lastError"])
+        self.assertEqual(status_of(channel)["delivered"], 2)
 
     def test_retry_after_seconds(self) -> None:
         """
@@ -336,7 +336,7 @@ class WebhookTests(SynchronousTestCase):
         channel.deliver(PAYLOADS[0])
         self.settle()
         self.assertEqual([uri for uri, _, _ in self.bot.requests], ["/dcc/hook"])
-        self.assertEqual(channel.status()["lastError"], "the bot answered HTTP 302")
+        self.assertEqual(status_of(channel)["lastError"], "the bot answered HTTP 302")
         self.clock.advance(10)
         self.settle()
         self.assertEqual([uri for uri, _, _ in self.bot.requests], ["/dcc/hook"] * 2)
@@ -352,15 +352,15 @@ class WebhookTests(SynchronousTestCase):
         self.settle()
         self.clock.advance(TIMEOUT - 0.1)
         self.settle()
-        self.assertEqual(channel.status()["state"], "connecting")
+        self.assertEqual(status_of(channel)["state"], "connecting")
         self.clock.advance(0.1)
         self.settle()
-        self.assertEqual(channel.status()["lastError"], "the bot did not answer within 15 s")
+        self.assertEqual(status_of(channel)["lastError"], "the bot did not answer within 15 s")
         self.clock.advance(10)
         self.settle()
         self.assertEqual(len(self.bot.requests), 2)
         self.assertEqual(self.bot.requests[0][1]["webhook-id"], self.bot.requests[1][1]["webhook-id"])
-        self.assertEqual(channel.status()["delivered"], 1)
+        self.assertEqual(status_of(channel)["delivered"], 1)
 
     def test_gone(self) -> None:
         """
@@ -373,7 +373,7 @@ class WebhookTests(SynchronousTestCase):
         self.settle()
         self.assertEqual(len(self.gone), 1)
         self.assertIn("410", self.gone[0])
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["state"], "stopped")
         self.assertEqual(status["lastError"], "the bot answered HTTP 410 Gone")
         channel.deliver(PAYLOADS[1])
@@ -416,7 +416,7 @@ class WebhookTests(SynchronousTestCase):
         channel = self.channel(http=Refusing())
         channel.deliver(PAYLOADS[0])
         self.settle()
-        self.assertEqual(channel.status()["lastError"], "connection refused")
+        self.assertEqual(status_of(channel)["lastError"], "connection refused")
         self.clock.advance(10)
         self.settle()
         self.assertEqual(len(calls), 2)
@@ -449,7 +449,7 @@ class WebhookTests(SynchronousTestCase):
         channel.deliver(PAYLOADS[1])
         channel.deliver(PAYLOADS[2])
         self.settle()
-        self.assertEqual(channel.status()["dropped"], 1)
+        self.assertEqual(status_of(channel)["dropped"], 1)
         self.clock.advance(10)
         self.settle()
         retried = self.bot.requests[1]
@@ -468,7 +468,7 @@ class WebhookTests(SynchronousTestCase):
         self.settle()
         self.successResultOf(channel.stop())
         self.settle()
-        self.assertEqual(channel.status()["state"], "stopped")
+        self.assertEqual(status_of(channel)["state"], "stopped")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_awake_then_idle(self) -> None:
@@ -480,10 +480,10 @@ class WebhookTests(SynchronousTestCase):
         self.assertFalse(channel.connected)
         channel.deliver(PAYLOADS[0])
         self.settle()
-        self.assertEqual(channel.status()["state"], "connected")
+        self.assertEqual(status_of(channel)["state"], "connected")
         self.assertTrue(channel.connected)
         self.clock.advance(60.0)
-        self.assertEqual(channel.status()["state"], "idle")
+        self.assertEqual(status_of(channel)["state"], "idle")
         self.assertFalse(channel.connected)
 
     def test_not_http(self) -> None:

@@ -44,7 +44,7 @@ from zope.interface.verify import verifyObject
 from dccrelay.client.receiver import DispatchReceiverFactory, receiver_resource
 from dccrelay.delivery import STATES, IDeliveryChannel
 from dccrelay.delivery.websocket import CLOSE_TIMEOUT, WebSocketChannel
-from tests.channel_builders import websocket_v1
+from tests.channel_builders import status_of, websocket_v1
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 PORT = 8080
@@ -126,7 +126,7 @@ class MemoryDeliveryTests(TestCase):
         channel = self.channel()
         verifyObject(IDeliveryChannel, channel)
         self.assertEqual(
-            channel.status(),
+            status_of(channel),
             {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None},
         )
 
@@ -141,8 +141,8 @@ class MemoryDeliveryTests(TestCase):
         self.assertEqual(self.attempts(), 1)
         host, port = self.clock.tcpClients[0][:2]
         self.assertEqual((host, port), ("127.0.0.1", PORT))
-        self.assertEqual(channel.status()["state"], "connecting")
-        self.assertEqual(channel.status()["queued"], 1)
+        self.assertEqual(status_of(channel)["state"], "connecting")
+        self.assertEqual(status_of(channel)["queued"], 1)
 
     def test_handshake_headers(self) -> None:
         """
@@ -172,7 +172,7 @@ class MemoryDeliveryTests(TestCase):
         self.accept()
         self.assertEqual(self.received, PAYLOADS)
         self.assertEqual(
-            channel.status(),
+            status_of(channel),
             {"state": "connected", "queued": 0, "dropped": 0, "delivered": 3, "lastError": None},
         )
 
@@ -250,15 +250,15 @@ class MemoryDeliveryTests(TestCase):
         with capturedLogs() as events:
             for payload in payloads:
                 channel.deliver(payload)
-        self.assertEqual(channel.status()["queued"], 1000)
-        self.assertEqual(channel.status()["dropped"], 500)
+        self.assertEqual(status_of(channel)["queued"], 1000)
+        self.assertEqual(status_of(channel)["dropped"], 500)
         self.assertEqual(channel.pending(), payloads[500:])
         drop_warnings = [e for e in events if "dropping the oldest" in formatEvent(e)]
         self.assertEqual(len(drop_warnings), 1)
         self.accept()
         self.assertEqual(self.received, payloads[500:])
-        self.assertEqual(channel.status()["delivered"], 1000)
-        self.assertEqual(channel.status()["dropped"], 500)
+        self.assertEqual(status_of(channel)["delivered"], 1000)
+        self.assertEqual(status_of(channel)["dropped"], 500)
 
     def test_queue_limit(self) -> None:
         """
@@ -268,7 +268,7 @@ class MemoryDeliveryTests(TestCase):
         for payload in PAYLOADS:
             channel.deliver(payload)
         self.assertEqual(channel.pending(), PAYLOADS[1:])
-        self.assertEqual(channel.status()["dropped"], 1)
+        self.assertEqual(status_of(channel)["dropped"], 1)
 
     def test_idle_close(self) -> None:
         """
@@ -285,8 +285,8 @@ class MemoryDeliveryTests(TestCase):
         pump.flush()
         self.assertEqual(pump.server.state, WebSocketProtocol.STATE_CLOSED)
         self.assertEqual(pump.server.remoteCloseCode, 1000)
-        self.assertEqual(channel.status()["state"], "idle")
-        self.assertIsNone(channel.status()["lastError"])
+        self.assertEqual(status_of(channel)["state"], "idle")
+        self.assertIsNone(status_of(channel)["lastError"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
         channel.deliver(PAYLOADS[1])
@@ -302,15 +302,15 @@ class MemoryDeliveryTests(TestCase):
         channel = self.channel(idle_timeout=60.0)
         self.assertFalse(channel.connected)
         channel.deliver(PAYLOADS[0])
-        self.assertEqual(channel.status()["state"], "connecting")
+        self.assertEqual(status_of(channel)["state"], "connecting")
         self.assertFalse(channel.connected)
         pump = self.accept()
-        self.assertEqual(channel.status()["state"], "connected")
+        self.assertEqual(status_of(channel)["state"], "connected")
         self.assertTrue(channel.connected)
         self.assertEqual(channel.snapshot().delivered, 1)
         self.clock.advance(60.0)
         pump.flush()
-        self.assertEqual(channel.status()["state"], "idle")
+        self.assertEqual(status_of(channel)["state"], "idle")
         self.assertFalse(channel.connected)
 
     def test_idle_period_restarts_on_send(self) -> None:
@@ -340,7 +340,7 @@ class MemoryDeliveryTests(TestCase):
         pump = self.accept()
         self.clock.advance(60.0)
         channel.deliver(PAYLOADS[1])
-        self.assertEqual(channel.status()["state"], "connecting")
+        self.assertEqual(status_of(channel)["state"], "connecting")
         pump.flush()
         self.assertEqual(self.received, PAYLOADS[:1])
         self.assertEqual(self.attempts(), 1)
@@ -357,8 +357,8 @@ class MemoryDeliveryTests(TestCase):
         pump = self.accept()
         pump.server.sendClose(code=1000)
         pump.flush()
-        self.assertEqual(channel.status()["state"], "idle")
-        self.assertIsNone(channel.status()["lastError"])
+        self.assertEqual(status_of(channel)["state"], "idle")
+        self.assertIsNone(status_of(channel)["lastError"])
         self.assertEqual(self.attempts(), 0)
         channel.deliver(PAYLOADS[1])
         self.accept()
@@ -394,12 +394,12 @@ class MemoryDeliveryTests(TestCase):
         pump = self.accept()
         pump.server.transport.abortConnection()
         pump.flush()
-        self.assertEqual(channel.status()["state"], "idle")
-        self.assertEqual(channel.status()["lastError"], "the connection to the bot was lost")
+        self.assertEqual(status_of(channel)["state"], "idle")
+        self.assertEqual(status_of(channel)["lastError"], "the connection to the bot was lost")
         channel.deliver(PAYLOADS[1])
         self.accept()
         self.assertEqual(self.received, PAYLOADS[:2])
-        self.assertIsNone(channel.status()["lastError"])
+        self.assertIsNone(status_of(channel)["lastError"])
 
     def test_retry_schedule(self) -> None:
         """
@@ -410,7 +410,7 @@ class MemoryDeliveryTests(TestCase):
         channel = self.channel()
         channel.deliver(PAYLOADS[0])
         self.refuse()
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["state"], "waiting to retry")
         self.assertEqual(status["lastError"], "connection refused")
         self.assertEqual(status["queued"], 1)
@@ -419,7 +419,7 @@ class MemoryDeliveryTests(TestCase):
         self.assertEqual(self.attempts(), 0)
         self.clock.advance(0.1)
         self.assertEqual(self.attempts(), 1)
-        self.assertEqual(channel.status()["state"], "connecting")
+        self.assertEqual(status_of(channel)["state"], "connecting")
         self.refuse()
         self.clock.advance(19.9)
         self.assertEqual(self.attempts(), 0)
@@ -428,7 +428,7 @@ class MemoryDeliveryTests(TestCase):
 
         pump = self.accept()
         self.assertEqual(self.received, PAYLOADS[:1])
-        self.assertIsNone(channel.status()["lastError"])
+        self.assertIsNone(status_of(channel)["lastError"])
 
         # after a success, the first failure waits retry_policy(1) again
         self.clock.advance(60.0)
@@ -450,7 +450,7 @@ class MemoryDeliveryTests(TestCase):
         self.refuse()
         channel.deliver(PAYLOADS[1])
         self.assertEqual(self.attempts(), 0)
-        self.assertEqual(channel.status()["state"], "waiting to retry")
+        self.assertEqual(status_of(channel)["state"], "waiting to retry")
         self.clock.advance(10.0)
         self.accept()
         self.assertEqual(self.received, PAYLOADS[:2])
@@ -464,7 +464,7 @@ class MemoryDeliveryTests(TestCase):
         channel = self.channel()
         channel.deliver(PAYLOADS[0])
         self.accept()
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["state"], "waiting to retry")
         self.assertEqual(status["lastError"], "bot answered HTTP 401 to the websocket handshake")
         self.assertEqual(self.received, [])
@@ -490,7 +490,7 @@ class MemoryDeliveryTests(TestCase):
         channel.deliver(PAYLOADS[0])
         self.accept()
         self.assertEqual(
-            channel.status()["lastError"], "bot answered HTTP 404 to the websocket handshake"
+            status_of(channel)["lastError"], "bot answered HTTP 404 to the websocket handshake"
         )
 
     def test_connect_timeout(self) -> None:
@@ -501,9 +501,9 @@ class MemoryDeliveryTests(TestCase):
         channel = self.channel(connect_timeout=30.0)
         channel.deliver(PAYLOADS[0])
         self.clock.advance(29.9)
-        self.assertEqual(channel.status()["state"], "connecting")
+        self.assertEqual(status_of(channel)["state"], "connecting")
         self.clock.advance(0.1)
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["state"], "waiting to retry")
         self.assertEqual(status["lastError"], "could not connect to the bot within 30 s")
         self.assertTrue(self.clock.connectors[0].stoppedConnecting)
@@ -522,7 +522,7 @@ class MemoryDeliveryTests(TestCase):
         self.clock.advance(30.0)
         pump.flush()
         self.assertTrue(pump.clientIO.disconnected)
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["state"], "waiting to retry")
         self.assertEqual(
             status["lastError"], "the bot did not answer the websocket handshake within 30 s"
@@ -544,7 +544,7 @@ class MemoryDeliveryTests(TestCase):
         self.assertEqual(pump.server.remoteCloseCode, 1000)
         channel.deliver(PAYLOADS[1])
         self.assertEqual(channel.pending(), PAYLOADS[1:2])
-        self.assertEqual(channel.status()["state"], "stopped")
+        self.assertEqual(status_of(channel)["state"], "stopped")
         self.assertEqual(self.attempts(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -583,8 +583,8 @@ class MemoryDeliveryTests(TestCase):
         channel.deliver(PAYLOADS[0])
         self.successResultOf(channel.stop())
         self.assertTrue(self.clock.connectors[0].stoppedConnecting)
-        self.assertEqual(channel.status()["state"], "stopped")
-        self.assertEqual(channel.status()["lastError"], None)
+        self.assertEqual(status_of(channel)["state"], "stopped")
+        self.assertEqual(status_of(channel)["lastError"], None)
 
     def test_stop_during_handshake(self) -> None:
         """
@@ -614,7 +614,7 @@ class MemoryDeliveryTests(TestCase):
         self.clock.connectors.clear()
 
         new = self.channel(initial=old.pending(), queue_limit=2)
-        self.assertEqual(new.status()["dropped"], 1)
+        self.assertEqual(status_of(new)["dropped"], 1)
         self.assertEqual(self.attempts(), 1)
         self.accept()
         self.assertEqual(self.received, PAYLOADS[1:])
@@ -682,18 +682,18 @@ class MemoryDeliveryTests(TestCase):
         Every state status() reports is one of delivery.STATES.
         """
         channel = self.channel()
-        seen = {channel.status()["state"]}
+        seen = {status_of(channel)["state"]}
         channel.deliver(PAYLOADS[0])
-        seen.add(channel.status()["state"])
+        seen.add(status_of(channel)["state"])
         self.refuse()
-        seen.add(channel.status()["state"])
+        seen.add(status_of(channel)["state"])
         self.clock.advance(10.0)
         pump = self.accept()
-        seen.add(channel.status()["state"])
+        seen.add(status_of(channel)["state"])
         stopped = channel.stop()
         pump.flush()
         self.successResultOf(stopped)
-        seen.add(channel.status()["state"])
+        seen.add(status_of(channel)["state"])
         self.assertEqual(seen, set(STATES))
 
 
@@ -860,7 +860,7 @@ class LoopbackDeliveryTests(TestCase):
         yield self.bot.wait_for(len(payloads))
         self.assertEqual(self.bot.received, payloads)
         self.assertEqual(self.bot.tracker.connections, 1)
-        self.assertEqual(channel.status()["delivered"], len(payloads))
+        self.assertEqual(status_of(channel)["delivered"], len(payloads))
 
     @inlineCallbacks
     def test_wrong_secret(self) -> Generator[Deferred[Any], Any, None]:
@@ -871,7 +871,7 @@ class LoopbackDeliveryTests(TestCase):
         channel = self.channel(client_secret="admin:not-the-right-one")
         channel.deliver(PAYLOADS[0])
         yield wait_until(lambda: self.bot.tracker.connections >= 2)
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["lastError"], "bot answered HTTP 401 to the websocket handshake")
         self.assertIn(status["state"], ("waiting to retry", "connecting"))
         self.assertEqual(channel.pending(), PAYLOADS[:1])
@@ -888,12 +888,12 @@ class LoopbackDeliveryTests(TestCase):
         channel = self.channel(retry_policy=lambda attempt: 0.1)
         for payload in PAYLOADS:
             channel.deliver(payload)
-        yield wait_until(lambda: channel.status()["lastError"] == "connection refused")
-        self.assertEqual(channel.status()["queued"], 3)
+        yield wait_until(lambda: status_of(channel)["lastError"] == "connection refused")
+        self.assertEqual(status_of(channel)["queued"], 3)
         yield self.bot.start()
         yield self.bot.wait_for(3)
         self.assertEqual(self.bot.received, PAYLOADS)
-        self.assertIsNone(channel.status()["lastError"])
+        self.assertIsNone(status_of(channel)["lastError"])
 
     @inlineCallbacks
     def test_idle_close(self) -> Generator[Deferred[Any], Any, None]:
@@ -908,8 +908,8 @@ class LoopbackDeliveryTests(TestCase):
         yield wait_until(lambda: self.bot.tracker.close_codes != [])
         self.assertGreaterEqual(global_reactor.seconds() - opened, 0.15)
         self.assertEqual(self.bot.tracker.close_codes, [1000])
-        yield wait_until(lambda: channel.status()["state"] == "idle")
-        self.assertIsNone(channel.status()["lastError"])
+        yield wait_until(lambda: status_of(channel)["state"] == "idle")
+        self.assertIsNone(status_of(channel)["lastError"])
 
         channel.deliver(PAYLOADS[1])
         yield self.bot.wait_for(2)
@@ -927,7 +927,7 @@ class LoopbackDeliveryTests(TestCase):
         yield channel.stop()
         yield self.bot.tracker.all_closed()
         self.assertEqual(self.bot.tracker.close_codes, [1000])
-        self.assertEqual(channel.status()["state"], "stopped")
+        self.assertEqual(status_of(channel)["state"], "stopped")
 
 
 def self_signed(hostname: str) -> tuple[bytes, bytes]:
@@ -1010,9 +1010,9 @@ class TLSLoopbackDeliveryTests(TestCase):
         yield self.start_bot("localhost")
         channel = self.channel()
         channel.deliver(PAYLOADS[0])
-        yield wait_until(lambda: channel.status()["lastError"] is not None)
+        yield wait_until(lambda: status_of(channel)["lastError"] is not None)
         self.assertEqual(
-            channel.status()["lastError"],
+            status_of(channel)["lastError"],
             "TLS handshake with the bot failed: certificate verify failed",
         )
         self.assertEqual(self.bot.received, [])
@@ -1030,9 +1030,9 @@ class TLSLoopbackDeliveryTests(TestCase):
             tls_options_for=lambda host: optionsForClientTLS(host, trustRoot=trusted)
         )
         channel.deliver(PAYLOADS[0])
-        yield wait_until(lambda: channel.status()["lastError"] is not None)
+        yield wait_until(lambda: status_of(channel)["lastError"] is not None)
         self.assertEqual(
-            channel.status()["lastError"],
+            status_of(channel)["lastError"],
             "the bot's TLS certificate does not match its host name",
         )
         self.assertEqual(self.bot.received, [])

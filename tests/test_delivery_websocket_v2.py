@@ -36,7 +36,7 @@ from dccrelay.delivery.framing import dispatch_frame
 from dccrelay.delivery.websocket import WebSocketChannel
 from dccrelay.store import OutboxCheckpoint, SessionState
 from tests.memory_store import MemoryDatabase, MemoryRelayStore
-from tests.channel_builders import websocket_v2
+from tests.channel_builders import status_of, websocket_v2
 
 PING_INTERVAL = DEFAULTS.ping_interval
 PING_TIMEOUT = DEFAULTS.ping_timeout
@@ -153,7 +153,7 @@ class V2DeliveryTests(SynchronousTestCase):
         channel = self.channel()
         self.assertTrue(verifyObject(IDurableChannel, channel))
         self.assertEqual(
-            channel.status(),
+            status_of(channel),
             {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None},
         )
         self.assertEqual(channel.pending(), [])
@@ -180,7 +180,7 @@ class V2DeliveryTests(SynchronousTestCase):
         channel = self.channel()
         for payload in PAYLOADS:
             channel.deliver(payload)
-        self.assertEqual(channel.status()["queued"], 3)
+        self.assertEqual(status_of(channel)["queued"], 3)
         pump = self.accept()
         self.settle(pump)
         frames = self.bot.frames
@@ -189,7 +189,7 @@ class V2DeliveryTests(SynchronousTestCase):
         self.assertEqual(frames[0], b'{"op":"dispatch","id":%d,"d":' % ids[0] + PAYLOADS[0] + b"}")
         self.assertEqual(self.bot.handled, PAYLOADS)
         self.assertEqual(
-            channel.status(),
+            status_of(channel),
             {"state": "connected", "queued": 0, "dropped": 0, "delivered": 3, "lastError": None},
         )
         self.assertEqual(self.stored_ids(), [])
@@ -209,10 +209,10 @@ class V2DeliveryTests(SynchronousTestCase):
         self.assertEqual(len(self.stored_ids()), 3)
         self.bot.release(1)
         self.settle(pump)
-        self.assertEqual(channel.status()["delivered"], 0)
+        self.assertEqual(status_of(channel)["delivered"], 0)
         self.bot.release(0)
         self.settle(pump)
-        self.assertEqual(channel.status()["delivered"], 2)
+        self.assertEqual(status_of(channel)["delivered"], 2)
         self.assertEqual(len(self.stored_ids()), 1)
         self.bot.release(2)
         self.settle(pump)
@@ -266,7 +266,7 @@ class V2DeliveryTests(SynchronousTestCase):
         error = self.failureResultOf(refused, RegistrationError).value
         self.assertEqual((error.code, error.field), (400, "/d"))
         # dispatches and acks go on as before
-        self.assertEqual(channel.status()["delivered"], 1)
+        self.assertEqual(status_of(channel)["delivered"], 1)
 
     def test_commands_refused_without_handler(self) -> None:
         """
@@ -308,14 +308,14 @@ class V2DeliveryTests(SynchronousTestCase):
         self.settle(pump)
         pump.server.transport.abortConnection()
         pump.flush()
-        self.assertEqual(channel.status()["lastError"], "the connection to the bot was lost")
+        self.assertEqual(status_of(channel)["lastError"], "the connection to the bot was lost")
         restarted = Bot(self.clock)
         self.replace_bot(restarted)
         self.settle()
         pump = self.accept()
         self.settle(pump)
         self.assertEqual(restarted.handled, PAYLOADS[1:])
-        self.assertEqual(channel.status()["delivered"], 3)
+        self.assertEqual(status_of(channel)["delivered"], 3)
         self.assertEqual(self.stored_ids(), [])
 
     def test_receiver_drops_duplicates(self) -> None:
@@ -365,7 +365,7 @@ class V2DeliveryTests(SynchronousTestCase):
         frames = restarted.frames
         self.assertEqual(restarted.handled, PAYLOADS)
         self.assertEqual([parse_v2_frame(f)[0] for f in frames], ids)  # type: ignore[index]
-        self.assertEqual(again.status()["delivered"], 3)
+        self.assertEqual(status_of(again)["delivered"], 3)
 
     def test_bot_without_v2(self) -> None:
         """
@@ -378,7 +378,7 @@ class V2DeliveryTests(SynchronousTestCase):
         pump = self.accept()
         self.settle(pump)
         self.assertEqual(self.bot.handled, [])
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["state"], "waiting to retry")
         self.assertIn("dcc.v2", status["lastError"])  # type: ignore[operator]
         self.assertEqual(status["queued"], 1)
@@ -398,7 +398,7 @@ class V2DeliveryTests(SynchronousTestCase):
             self.clock.advance(PING_TIMEOUT)
             pump.flush()
         self.assertEqual(pump.server.state, WebSocketProtocol.STATE_OPEN)
-        self.assertIsNone(channel.status()["lastError"])
+        self.assertIsNone(status_of(channel)["lastError"])
 
     def test_dead_bot_detected(self) -> None:
         """
@@ -415,7 +415,7 @@ class V2DeliveryTests(SynchronousTestCase):
         self.clock.advance(PING_TIMEOUT)
         self.assertTrue(pump.clientIO.disconnecting)
         pump.flush()
-        self.assertIn("ping", channel.status()["lastError"])  # type: ignore[operator]
+        self.assertIn("ping", status_of(channel)["lastError"])  # type: ignore[operator]
         restarted = Bot(self.clock)
         self.replace_bot(restarted)
         self.settle()
@@ -436,7 +436,7 @@ class V2DeliveryTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(pump.server.state, WebSocketProtocol.STATE_CLOSED)
         self.assertEqual(pump.server.remoteCloseCode, 1000)
-        self.assertEqual(channel.status()["state"], "idle")
+        self.assertEqual(status_of(channel)["state"], "idle")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_unacked_too_long(self) -> None:
@@ -451,7 +451,7 @@ class V2DeliveryTests(SynchronousTestCase):
         self.settle(pump)
         self.clock.advance(5.0)
         pump.flush()
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual(status["state"], "waiting to retry")
         self.assertIn("acknowledge", status["lastError"])  # type: ignore[operator]
         self.replace_bot(Bot(self.clock))
@@ -459,7 +459,7 @@ class V2DeliveryTests(SynchronousTestCase):
         pump = self.accept()
         self.settle(pump)
         self.assertEqual(self.bot.handled, PAYLOADS[:1])
-        self.assertEqual(channel.status()["delivered"], 1)
+        self.assertEqual(status_of(channel)["delivered"], 1)
 
     def test_overflow_drops_oldest(self) -> None:
         """
@@ -472,7 +472,7 @@ class V2DeliveryTests(SynchronousTestCase):
         self.completer.failOnce()
         self.clock.advance(ATTEMPT_DELAY)
         self.settle()
-        status = channel.status()
+        status = status_of(channel)
         self.assertEqual((status["queued"], status["dropped"]), (2, 1))
         self.clock.advance(10.0)
         pump = self.accept()
@@ -519,7 +519,7 @@ class V2DeliveryTests(SynchronousTestCase):
         self.settle(pump)
         self.successResultOf(stopped)
         self.assertEqual(pump.server.remoteCloseCode, 1000)
-        self.assertEqual(channel.status()["state"], "stopped")
+        self.assertEqual(status_of(channel)["state"], "stopped")
         self.assertEqual(len(self.stored_ids()), 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(set(global_reactor.getDelayedCalls()), before)
@@ -583,7 +583,7 @@ class ReceiverV2Tests(SynchronousTestCase):
             pump.flush()
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertEqual(bot_handled, PAYLOADS)
-        self.assertEqual(channel.status()["delivered"], 3)
+        self.assertEqual(status_of(channel)["delivered"], 3)
 
     def test_v1_unchanged(self) -> None:
         """

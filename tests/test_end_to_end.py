@@ -12,6 +12,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 
 from dccrelay.testing.codes import MESSAGE_CONTENT
+from dccrelay.web.status_json import public_json
 from tests.harness import (
     LOOPBACK,
     SECRET,
@@ -120,7 +121,7 @@ class EndToEndTests(TestCase):
         self.assertEqual(self.receiver.received, [wanted, dm])
         self.assertNotIn(ignored_bot, self.receiver.received)
         self.assertNotIn(ignored_chatter, self.receiver.received)
-        counters = self.relay.relay().public_status()["counters"]
+        counters = public_json(self.relay.relay().snapshot())["counters"]
         self.assertEqual(counters["received"], 4)
         self.assertEqual(counters["matched"], 2)
         self.assertEqual(self.bot.identifies, 1)
@@ -138,9 +139,9 @@ class EndToEndTests(TestCase):
         await self.register_and_wait_ready()
         sent = [self.bot.message(f"cookout item {i}") for i in range(5)]
         relay = self.relay.relay()
-        await wait_for(lambda: relay.public_status()["queued"] == 5, what="5 queued")
+        await wait_for(lambda: public_json(relay.snapshot())["queued"] == 5, what="5 queued")
         await wait_for(
-            lambda: relay.public_status()["lastDeliveryError"], what="a delivery error"
+            lambda: public_json(relay.snapshot())["lastDeliveryError"], what="a delivery error"
         )
         await self.receiver.start(port)
         for expected in sent:

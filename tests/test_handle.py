@@ -6,15 +6,28 @@ node, and where bots run is one object's decision.
 
 from __future__ import annotations
 
+import orjson
+
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from dccrelay.commands import CommandError
+from dccrelay.delivery import ChannelSnapshot
 from dccrelay.handle import IRelayHandle
 from dccrelay.relay import Relay
 from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
 from dccrelay.store import StoredRelay
+from dccrelay.snapshots import (
+    DispatchCounts,
+    InteractionCounts,
+    RelaySnapshot,
+    ShardSnapshot,
+    WakeEconomy,
+    from_record,
+    to_record,
+)
+from dccrelay.web.status_json import full_json, public_json
 from tests.relay_harness import RelayHarness
 
 SETTINGS = RelaySettings(
@@ -69,6 +82,45 @@ class RemoteRelayTests(SynchronousTestCase):
         )
         for call in (remote.start, remote.stop, remote.forget):
             self.assertIsNone(self.successResultOf(call()))
+
+    def test_snapshot_before_anything_published(self) -> None:
+        """
+        A bot whose owner published nothing yet shows its registration's
+        state and owner, in the API's reduced shape (no interactions, wake
+        or command counts); privately, its settings.
+        """
+        remote = RemoteRelay("alpha", SETTINGS, enabled=False, disable_reason="old", owner="b")
+        self.assertEqual(public_json(remote.snapshot()), {
+            "alias": "alpha", "enabled": False, "lastDisableReason": "old",
+            "gatewayError": None, "node": "b", "shards": [],
+            "delivery": {"state": "on another node"}, "queued": 0, "dropped": 0,
+            "lastDeliveryError": None,
+            "counters": {"received": 0, "matched": 0, "delivered": 0},
+        })
+        self.assertEqual(full_json(remote.snapshot(private=True))["settings"]["dst"], SETTINGS.dst)
+        self.assertNotIn("settings", public_json(remote.snapshot()))
+
+    def test_published_snapshot(self) -> None:
+        """
+        What the owner published travels as a record and comes back the
+        same snapshot; the registration's own state (enabled, reason, owner)
+        wins over it, being newer.
+        """
+        published = RelaySnapshot(
+            alias="alpha", enabled=True, disable_reason=None, gateway_error="x",
+            node="b", shards=(ShardSnapshot(0, "ready", "closed with code 4000"),),
+            delivery=ChannelSnapshot("connected", 2, 1, 9, None),
+            counters=DispatchCounts(10, 9, 9, 0, 0),
+            interactions=InteractionCounts(1, 2, 0, 0),
+            wake=WakeEconomy(1, 0.5, 0.5, (("0.25", 0), ("+Inf", 1)), 1, 0, 1),
+        )
+        record = orjson.loads(orjson.dumps(to_record(published)))
+        self.assertEqual(from_record(record), published)
+        remote = RemoteRelay("alpha", SETTINGS, enabled=False, disable_reason="later", owner="c")
+        remote.published = from_record(record)
+        shown = remote.snapshot()
+        self.assertEqual((shown.enabled, shown.disable_reason, shown.node), (False, "later", "c"))
+        self.assertEqual(shown.counters, published.counters)
 
     def test_commands_refused(self) -> None:
         """

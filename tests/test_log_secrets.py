@@ -20,6 +20,7 @@ from twisted.trial.unittest import TestCase
 
 from dccrelay.logs import format_json, format_text
 from dccrelay.testing.codes import MESSAGE_CONTENT
+from dccrelay.web.status_json import public_json
 from tests.delivery_harness import WebhookBot
 from tests.harness import LOOPBACK, BotReceiver, RelayProcess, next_item, tls_simulator, wait_for
 
@@ -129,7 +130,7 @@ class LogSecretsTests(TestCase):
             self.assertEqual(code, 200, answer)
             simulated.message(SECOND_CONTENT)
             await wait_for(
-                lambda: relay.relay(alias).public_status()["lastDeliveryError"],
+                lambda: public_json(relay.relay(alias).snapshot())["lastDeliveryError"],
                 what=f"a delivery error for {alias}",
             )
         self.assertTrue(webhook.rejected)

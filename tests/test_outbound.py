@@ -46,7 +46,7 @@ from dccrelay.outbound import (
     outbound_reactor,
     refusal_reason,
 )
-from tests.channel_builders import websocket_v1
+from tests.channel_builders import status_of, websocket_v1
 
 
 @implementer(IHostResolution)
@@ -321,9 +321,9 @@ class LoopbackGuardTests(TestCase):
         )
         self.addCleanup(channel.stop)
         channel.deliver(b"{}")
-        yield wait_until(lambda: channel.status()["lastError"] is not None)
+        yield wait_until(lambda: status_of(channel)["lastError"] is not None)
         self.assertRegex(
-            str(channel.status()["lastError"]),
+            str(status_of(channel)["lastError"]),
             r"^refused to connect to (127\.0\.0\.1|::1), a loopback address; "
             r"the operator has not allowed private destinations",
         )

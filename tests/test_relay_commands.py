@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.commands import GUILD_MEMBERS, GUILD_PRESENCES, CommandError
 from dccrelay.relay import MAX_MEMBER_REQUESTS, MAX_WAITING_COMMANDS, MEMBER_REQUEST_TIMEOUT
+from dccrelay.web.status_json import public_json
 
 from .relay_harness import RelayHarness
 
@@ -49,7 +50,7 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(result, {"op": 3, "shards": [0, 1, 2]})
         for connection in self.harness.connections:
             self.assertEqual(connection.commands(), [{"op": 3, "d": PRESENCE}])
-        self.assertEqual(self.relay.public_status()["counters"]["commands"], 1)
+        self.assertEqual(public_json(self.relay.snapshot())["counters"]["commands"], 1)
 
     def test_member_request_on_the_guilds_shard(self) -> None:
         """
@@ -143,7 +144,7 @@ class AnswerTests(SynchronousTestCase):
         again = self.chunk(self.nonce, 0, 1)
         self.assertEqual(self.harness.channel.payloads, [first, last])
         self.assertNotIn(again, self.harness.channel.payloads)
-        counters = self.relay.public_status()["counters"]
+        counters = public_json(self.relay.snapshot())["counters"]
         self.assertEqual((counters["matched"], counters["answers"]), (0, 2))
 
     def test_rate_limited(self) -> None:

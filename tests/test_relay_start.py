@@ -17,6 +17,7 @@ from dccrelay.handle import IRelayHandle
 from dccrelay.manager import START_BURST, START_RATE, RelayManager
 from dccrelay.relay import Relay
 from dccrelay.store import SessionState
+from dccrelay.web.status_json import public_json
 from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import FakeREST, RelayHarness
 
@@ -128,7 +129,7 @@ class StartTests(SynchronousTestCase):
         self.hello()
         self.harness.connections[-1].frame({"op": 9, "d": False})
         self.until(lambda: self.harness.rest.calls == 1)
-        self.assertIn("HTTP 502", relay.public_status()["gatewayError"])
+        self.assertIn("HTTP 502", public_json(relay.snapshot())["gatewayError"])
         self.assertEqual(len(self.harness.connections), 1)
         self.until(lambda: len(self.harness.connections) == 2)
         self.assertEqual(self.harness.rest.calls, 2)

@@ -18,6 +18,7 @@ from dccrelay.gateway.rest import DiscordHTTPError
 from dccrelay.stats import LatencyHistogram
 from dccrelay.web.metrics import RelayCollector
 from dccrelay.wake import GRACE, INTERVAL
+from dccrelay.web.status_json import public_json
 
 from .relay_harness import RelayHarness
 
@@ -137,7 +138,7 @@ class DeferTests(SynchronousTestCase):
         parsed = orjson.loads(sent)
         self.assertEqual(parsed.pop("dcc"), {"deferred": {"type": 5, "ephemeral": False}})
         self.assertEqual(parsed, orjson.loads(payload))
-        self.assertEqual(relay.public_status()["interactions"]["deferred"], 1)
+        self.assertEqual(public_json(relay.snapshot())["interactions"]["deferred"], 1)
 
     def test_ephemeral(self) -> None:
         """
@@ -178,7 +179,7 @@ class DeferTests(SynchronousTestCase):
         self.harness.clock.advance(10)
         self.assertEqual(self.harness.rest.callbacks, [])
         self.assertEqual(self.harness.channel.sent(), self.harness.channel.payloads[-1])
-        self.assertEqual(relay.public_status()["interactions"]["inTime"], 1)
+        self.assertEqual(public_json(relay.snapshot())["interactions"]["inTime"], 1)
 
     def test_not_asked(self) -> None:
         """
@@ -201,7 +202,7 @@ class DeferTests(SynchronousTestCase):
         payload = self.arrive(interaction())
         self.harness.clock.advance(2)
         self.assertEqual(self.harness.channel.sent(), payload)
-        counts = relay.public_status()["interactions"]
+        counts = public_json(relay.snapshot())["interactions"]
         self.assertEqual((counts["answeredFirst"], counts["deferFailed"]), (1, 0))
 
     def test_refused(self) -> None:
@@ -212,7 +213,7 @@ class DeferTests(SynchronousTestCase):
         self.harness.rest.refuse = DiscordHTTPError(404, "Unknown interaction")
         self.arrive(interaction())
         self.harness.clock.advance(2)
-        self.assertEqual(relay.public_status()["interactions"]["deferFailed"], 1)
+        self.assertEqual(public_json(relay.snapshot())["interactions"]["deferFailed"], 1)
 
     def test_other_payloads_untouched(self) -> None:
         """
@@ -255,7 +256,7 @@ class WakeEconomyTests(SynchronousTestCase):
         self.harness.channel.state = "connected"
         self.message()
         self.harness.channel.take()
-        wake = self.relay.public_status()["wake"]
+        wake = public_json(self.relay.snapshot())["wake"]
         self.assertEqual(wake["asleepDeliveries"]["count"], 2)
         self.assertEqual(wake["asleepDeliveries"]["sumSeconds"], 13.0)
         self.assertEqual(wake["asleepDeliveries"]["maxSeconds"], 6.5)
@@ -275,7 +276,7 @@ class WakeEconomyTests(SynchronousTestCase):
             wake_url="https://bot.example/other",
         )))
         self.message()
-        self.assertEqual(self.relay.public_status()["wake"]["wakeRequests"], 2)
+        self.assertEqual(public_json(self.relay.snapshot())["wake"]["wakeRequests"], 2)
 
     def test_metrics(self) -> None:
         """

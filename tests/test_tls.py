@@ -25,6 +25,7 @@ from dccrelay.gateway.shard import gateway_url
 from dccrelay.testing.simulator import DiscordSimulator
 from dccrelay.testing.tls import LOOPBACK_NAMES, ThrowAwayCA
 from dccrelay.tls import ClientTLS, certificate_problem, discord_tls_failure
+from dccrelay.web.status_json import public_json
 from tests.harness import (
     LOOPBACK,
     SECRET,
@@ -233,7 +234,7 @@ class RelayNamesCertificateFailuresTests(TestCase):
             )
             self.assertEqual(code, 201)
             status = await wait_for(
-                lambda: relay.relay().public_status().get("gatewayError"),
+                lambda: public_json(relay.relay().snapshot()).get("gatewayError"),
                 what="a gateway error",
             )
         self.assertEqual(

@@ -15,6 +15,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from dccrelay.outbound import NoRedirectHTTPClient
 from dccrelay.wake_url import TIMEOUT, WakeHook
+from dccrelay.web.status_json import full_json
 
 from .relay_harness import RelayHarness
 
@@ -161,7 +162,7 @@ class RelayWakeTests(SynchronousTestCase):
         self.harness.clock.advance(60)
         self.message()
         self.assertEqual(len(self.harness.wake_http.requests), 2)
-        self.assertEqual(relay.full_status()["wakeUrl"]["requests"], 2)
+        self.assertEqual(full_json(relay.snapshot(private=True))["wakeUrl"]["requests"], 2)
 
     def test_awake(self) -> None:
         """
@@ -183,7 +184,7 @@ class RelayWakeTests(SynchronousTestCase):
         relay = self.harness.relay(self)
         self.message()
         self.assertEqual(self.harness.wake_http.requests, [])
-        self.assertNotIn("wakeUrl", relay.full_status())
+        self.assertNotIn("wakeUrl", full_json(relay.snapshot(private=True)))
 
     def test_new_wake_url(self) -> None:
         """

@@ -28,6 +28,7 @@ from twisted.web.server import Request, Site
 from dccrelay.client import RegistrationError, answer_interaction, send_command
 from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.testing.simulator import DiscordSimulator
+from dccrelay.web.status_json import full_json, public_json
 from tests.delivery_harness import WebhookBot, WebSocketBot
 from tests.harness import (
     LOOPBACK,
@@ -197,7 +198,7 @@ class WakeUrlTests(Fixture):
         self.bot.message("cookout still awake")
         await sleep(0.5)
         self.assertEqual(len(host.requests), 1)
-        status = relay.relay().full_status()["wakeUrl"]
+        status = full_json(relay.relay().snapshot(private=True))["wakeUrl"]
         self.assertEqual((status["requests"], status["failures"]), (1, 0))
         self.assertEqual(status["lastStatus"], 200)
 
@@ -266,7 +267,7 @@ class TalkingBackTests(Fixture):
         self.assertEqual(third["nonce"], result["nonce"])
         self.assertEqual([m["user"]["id"] for m in third["members"]], wanted)
         self.assertEqual([n for n, d in self.bot.member_requests], [0, 0])
-        counters = relay.relay().public_status()["counters"]
+        counters = public_json(relay.relay().snapshot())["counters"]
         self.assertEqual((counters["commands"], counters["answers"]), (3, 3))
 
     @deferred_test
@@ -365,7 +366,7 @@ class DeferredInteractionTests(Fixture):
         self.assertGreaterEqual(record.answered_at - record.created_at, 2.0)
         self.assertEqual(record.edits[0][2], {"content": "Chips are on me."})
         self.assertEqual(len(host.requests), 1)
-        self.assertEqual(relay.relay().public_status()["interactions"]["deferred"], 1)
+        self.assertEqual(public_json(relay.relay().snapshot())["interactions"]["deferred"], 1)
 
     @deferred_test
     async def test_awake_bot_never_deferred(self) -> None:
@@ -396,7 +397,7 @@ class DeferredInteractionTests(Fixture):
             {str(r.answered_by).split(" (")[1].split(",")[0] for r in self.sim.interactions.all},
             {"dccrelay-client"},
         )
-        counts = relay.relay().public_status()["interactions"]
+        counts = public_json(relay.relay().snapshot())["interactions"]
         self.assertEqual((counts["deferred"], counts["inTime"]), (0, 5))
 
 
@@ -436,7 +437,11 @@ class WakeEconomyRun(Fixture):
                 },
             ),
         )
-        status = relay.relay().public_status
+        local = relay.relay()
+
+        def status() -> dict[str, Any]:
+            return public_json(local.snapshot())
+
         messages: list[bytes] = []
         typing_while_asleep = 0
         typing_after: list[float] = []

@@ -28,6 +28,8 @@ from dccrelay.stats import LatencyHistogram
 from tests.memory_store import MemoryRelayStore
 from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.status_page import StatusPage, format_duration, render_status
+from dccrelay.delivery import ChannelSnapshot
+from dccrelay.snapshots import DispatchCounts, RelaySnapshot, ShardSnapshot
 from tests.relay_harness import FakeREST
 
 TOKEN = "MTExMTExMTExMTExMTExMTEx.Gg1234.metrics-token"
@@ -103,9 +105,6 @@ class CountingChannel:
             figures["state"], figures["queued"], figures["dropped"], figures["delivered"],
             figures["lastError"],
         )
-
-    def status(self) -> dict[str, object]:
-        return self.snapshot().to_json()
 
 
 class Node:
@@ -348,11 +347,26 @@ class MetricsTests(SynchronousTestCase):
 
 
 class FakeRelay:
+    """A bot whose snapshot is made from the API JSON it should render as."""
+
     def __init__(self, status: dict[str, Any]) -> None:
         self.status = status
 
-    def public_status(self) -> dict[str, Any]:
-        return self.status
+    def snapshot(self, private: bool = False) -> RelaySnapshot:
+        s = self.status
+        return RelaySnapshot(
+            alias=s["alias"],
+            enabled=s["enabled"],
+            disable_reason=s["lastDisableReason"],
+            gateway_error=s["gatewayError"],
+            node=s.get("node"),
+            shards=tuple(ShardSnapshot(x["id"], x["state"], x["lastClose"]) for x in s["shards"]),
+            delivery=ChannelSnapshot(
+                s["delivery"]["state"], s["queued"], s["dropped"], s["counters"]["delivered"],
+                s["lastDeliveryError"],
+            ),
+            counters=DispatchCounts(**s["counters"]),
+        )
 
 
 class FakeManager:

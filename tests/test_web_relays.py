@@ -362,7 +362,7 @@ class MaskTokenTests(SynchronousTestCase):
         """
         A Discord-shaped token shows the start of its public user-id part.
         """
-        from dccrelay.relay import mask_token
+        from dccrelay.web.status_json import mask_token
 
         self.assertEqual(mask_token("MTExMTExMTEx.GgAbCd.secretpart"), "MTExMTEx…")
 
@@ -370,7 +370,7 @@ class MaskTokenTests(SynchronousTestCase):
         """
         Any other token shows nothing of itself.
         """
-        from dccrelay.relay import mask_token
+        from dccrelay.web.status_json import mask_token
 
         for token in ("sim-token", "a.b", "short.x.y", "x" * 80):
             self.assertEqual(mask_token(token), "…")

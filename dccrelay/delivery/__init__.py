@@ -60,18 +60,6 @@ class ChannelSnapshot:
     #: holds a secret
     last_error: str | None
 
-    def to_json(self) -> dict[str, object]:
-        """
-        :return: the channel's part of the relay's status JSON.
-        """
-        return {
-            "state": self.state,
-            "queued": self.queued,
-            "dropped": self.dropped,
-            "delivered": self.delivered,
-            "lastError": self.last_error,
-        }
-
 
 class IChannelOwner(Interface):
     """
@@ -177,13 +165,6 @@ class IDeliveryChannel(Interface):
     def snapshot() -> ChannelSnapshot:
         """
         :return: the channel's state and figures now.
-        """
-
-    def status() -> dict[str, object]:
-        """
-        :return: :meth:`snapshot` as JSON: ``{"state": one of STATES,
-            "queued": int, "dropped": int, "delivered": int, "lastError": str
-            | None}``.
         """
 
 

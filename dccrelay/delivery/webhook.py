@@ -447,12 +447,6 @@ class WebhookDelivery:
             shown, outbox.queued, outbox.dropped, self._delivered, self._last_error
         )
 
-    def status(self) -> dict[str, object]:
-        """
-        :return: :meth:`snapshot` as JSON.
-        """
-        return self.snapshot().to_json()
-
     # -- sending ------------------------------------------------------------------
 
     def _retry_passed(self) -> None:

@@ -692,12 +692,6 @@ class WebSocketChannel:
             state = "connecting" if feed.has_work() else "idle"
         return ChannelSnapshot(state, feed.queued, feed.dropped, self._delivered, self._last_error)
 
-    def status(self) -> dict[str, object]:
-        """
-        :return: :meth:`snapshot` as JSON.
-        """
-        return self.snapshot().to_json()
-
     # -- what the connection reports (_BotConnection) -------------------------------
 
     def bot_opened(self, connection: _BotConnection) -> None:

@@ -24,6 +24,7 @@ from dccrelay.web.responses import HTTPError, reason_phrase
 from dccrelay.web.status_page import STYLE, state
 from dccrelay.web.status_query import PROBLEMS, problems
 from dccrelay.web.wake_chart import wake_histogram
+from dccrelay.web.status_json import full_json, public_json
 
 
 def _facts(rows: list[tuple[str, Any]]) -> Tag:
@@ -195,12 +196,12 @@ class BotPage(Resource):
             request.args.get(b"private") == [b"1"]
         )
         if not wants_private:
-            return _write(request, render_bot(relay.public_status(), private=False))
+            return _write(request, render_bot(public_json(relay.snapshot()), private=False))
         try:
             self._access.require_owner(request, relay.settings.client_secret)
         except HTTPError as e:
             return _refuse(request, e)
-        return _write(request, render_bot(relay.full_status(), private=True))
+        return _write(request, render_bot(full_json(relay.snapshot(private=True)), private=True))
 
 
 class BotPages(Resource):

@@ -33,6 +33,7 @@ from dccrelay import __version__
 from dccrelay.gateway.shard import Shard
 from dccrelay.manager import RelayManager
 from dccrelay.relay import Relay
+from dccrelay.snapshots import RelaySnapshot
 
 #: Every state a shard shows, so each has a series even at zero.
 SHARD_STATES = (
@@ -49,30 +50,39 @@ DISPATCH_COUNTERS = (
 )
 
 
-#: The wake economy counters, as (metric name part, status key, help).
+#: The wake economy counters, as (metric name part, WakeEconomy field, help).
 WAKE_COUNTERS = (
-    ("wake_requests", "wakeRequests", "Requests to bots' wakeUrl."),
-    ("typing_calls", "typingCalls", "Typing indicators shown while bots woke."),
+    ("wake_requests", "wake_requests", "Requests to bots' wakeUrl."),
+    ("typing_calls", "typing_calls", "Typing indicators shown while bots woke."),
     (
-        "interactions_deferred", "deferredInteractions",
+        "interactions_deferred", "deferred_interactions",
         "Interactions the relay deferred because the bot was not there in time.",
     ),
 )
+
+
+def dispatch_count(snapshot: RelaySnapshot, name: str) -> int:
+    """One of :data:`DISPATCH_COUNTERS` from a bot's snapshot."""
+    if name == "dropped":
+        return snapshot.delivery.dropped
+    value: int = getattr(snapshot.counters, name)
+    return value
+
+
+def wake_count(snapshot: RelaySnapshot, field: str) -> int:
+    """One of :data:`WAKE_COUNTERS` from a bot's snapshot (0 if none)."""
+    wake = snapshot.wake
+    return getattr(wake, field) if wake is not None else 0
 
 
 def relay_counts(relay: Relay) -> dict[Hashable, float]:
     """
     A relay's dispatch counters, the way ``GET /relays`` shows them.
     """
-    status = relay.public_status()
-    counters = status["counters"]
-    wake = status.get("wake", {})
+    snapshot = relay.snapshot()
     return {
-        "received": counters["received"],
-        "matched": counters["matched"],
-        "delivered": counters["delivered"],
-        "dropped": status["dropped"],
-        **{name: wake.get(key, 0) for name, key, _ in WAKE_COUNTERS},
+        **{name: dispatch_count(snapshot, name) for name, _ in DISPATCH_COUNTERS},
+        **{name: wake_count(snapshot, field) for name, field, _ in WAKE_COUNTERS},
     }
 
 
@@ -162,7 +172,7 @@ class RelayCollector(Collector):
             gauge.add_metric([state], count)
         yield gauge
 
-        per_bot = [(relay.alias, relay.public_status()) for relay in relays]
+        per_bot = [(relay.alias, relay.snapshot()) for relay in relays]
         totals = self._relays.total(relays)
         for name, help_text in DISPATCH_COUNTERS:
             yield CounterMetricFamily(
@@ -172,29 +182,28 @@ class RelayCollector(Collector):
             family = CounterMetricFamily(
                 f"dcc_bot_dispatches_{name}", help_text, labels=["alias"]
             )
-            for alias, status in per_bot:
-                value = status["dropped"] if name == "dropped" else status["counters"][name]
-                family.add_metric([alias], value)
+            for alias, snapshot in per_bot:
+                family.add_metric([alias], dispatch_count(snapshot, name))
             yield family
 
         queued = GaugeMetricFamily(
             "dcc_bot_queued", "Dispatches waiting for the bot.", labels=["alias"]
         )
-        for alias, status in per_bot:
-            queued.add_metric([alias], status["queued"])
+        for alias, snapshot in per_bot:
+            queued.add_metric([alias], snapshot.delivery.queued)
         yield queued
         yield GaugeMetricFamily(
             "dcc_queued", "Dispatches waiting for their bots, all bots.",
-            value=sum(status["queued"] for _, status in per_bot),
+            value=sum(snapshot.delivery.queued for _, snapshot in per_bot),
         )
-        for name, status_key, help_text in WAKE_COUNTERS:
+        for name, field, help_text in WAKE_COUNTERS:
             yield CounterMetricFamily(
                 f"dcc_{name}", help_text + " All bots, deleted ones included.",
                 value=totals[name],
             )
             family = CounterMetricFamily(f"dcc_bot_{name}", help_text, labels=["alias"])
-            for alias, status in per_bot:
-                family.add_metric([alias], status.get("wake", {}).get(status_key, 0))
+            for alias, snapshot in per_bot:
+                family.add_metric([alias], wake_count(snapshot, field))
             yield family
         wake_times = HistogramMetricFamily(
             "dcc_bot_wake_seconds",
@@ -202,12 +211,10 @@ class RelayCollector(Collector):
             "(acknowledged, for websocket v2 and webhooks).",
             labels=["alias"],
         )
-        for alias, status in per_bot:
-            asleep = status.get("wake", {}).get("asleepDeliveries")
-            if asleep is not None:
-                wake_times.add_metric(
-                    [alias], list(asleep["buckets"].items()), asleep["sumSeconds"]
-                )
+        for alias, snapshot in per_bot:
+            wake = snapshot.wake
+            if wake is not None:
+                wake_times.add_metric([alias], list(wake.buckets), wake.sum_seconds)
         yield wake_times
 
         up = GaugeMetricFamily(

@@ -23,6 +23,7 @@ from dccrelay.settings import RelaySettings, SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.request import MAX_BODY, CappedRequest
 from dccrelay.web.responses import HTTPError, json_handler
+from dccrelay.web.status_json import full_json, public_json
 
 ParseSettings = Callable[[Any], RelaySettings]
 
@@ -77,8 +78,8 @@ class RelayCollection(Resource):
     def render_GET(self, request: Request) -> tuple[int, Any]:
         relays = self._manager.relays
         if self._access.is_operator(request):
-            return 200, {"relays": [relays[alias].full_status() for alias in sorted(relays)]}
-        return 200, {"relays": [relays[alias].public_status() for alias in sorted(relays)]}
+            return 200, {"relays": [full_json(relays[alias].snapshot(private=True)) for alias in sorted(relays)]}
+        return 200, {"relays": [public_json(relays[alias].snapshot()) for alias in sorted(relays)]}
 
 
 class InvalidAlias(Resource):
@@ -184,7 +185,7 @@ class RelayResource(Resource):
         d = self._manager.put(self.alias, settings, authorize_alone)
 
         def answered(created: bool) -> tuple[int, Any]:
-            status = self._manager.relays[self.alias].full_status()
+            status = full_json(self._manager.relays[self.alias].snapshot(private=True))
             return (201 if created else 200), status
 
         def full(failure: Any) -> None:
@@ -210,7 +211,7 @@ class RelayResource(Resource):
     def render_GET(self, request: Request) -> tuple[int, Any]:
         relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret)
-        return 200, relay.full_status()
+        return 200, full_json(relay.snapshot(private=True))
 
 
 class _RelayAction(Resource):
@@ -239,7 +240,7 @@ class DisableResource(_RelayAction):
         who = self._access.require_owner(request, relay.settings.client_secret)
         by = "the relay's operator" if who == "operator" else "its owner"
         d = self._manager.disable(self.alias, f"disabled by {by} through the API")
-        return d.addCallback(lambda _: (200, relay.full_status()))
+        return d.addCallback(lambda _: (200, full_json(relay.snapshot(private=True))))
 
 
 class CommandsResource(_RelayAction):

@@ -30,6 +30,7 @@ from dccrelay.web.status_query import (
     select,
     totals,
 )
+from dccrelay.web.status_json import public_json
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -213,7 +214,7 @@ def render_status(manager: StatusSource, query: StatusQuery | None = None) -> Ta
     """
     query = query or StatusQuery()
     relays = manager.relays
-    statuses = [relays[alias].public_status() for alias in sorted(relays)]
+    statuses = [public_json(relays[alias].snapshot()) for alias in sorted(relays)]
     total = totals(statuses)
     chosen = select(query, statuses)
     if chosen.rows:

@@ -1,0 +1,135 @@
+"""
+What a bot's relay shows of itself at one moment, as frozen dataclasses:
+the contract between the relay and whoever reads it (the API and the
+status page in ``web/``, the metrics, the cluster's published statuses).
+
+Nothing here is JSON for the API: ``dccrelay.web.status_json`` renders
+that, so renaming an API field cannot silently break the metrics or the
+cluster.  The cluster stores snapshots in their own record form
+(:func:`to_record`, :func:`from_record`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dccrelay.delivery import ChannelSnapshot
+from dccrelay.settings import RelaySettings
+
+
+@dataclass(frozen=True)
+class ShardSnapshot:
+    """One gateway shard."""
+
+    id: int
+    state: str
+    #: why the shard last closed or could not connect
+    last_close: str | None
+    #: the owner's to see (None in a public snapshot): sessions begun and
+    #: resumed, and the last seq
+    identifies: int | None = None
+    resumes: int | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class DispatchCounts:
+    """
+    What the relay has seen of the bot's dispatches, and the gateway
+    commands the bot sent; None where a remote bot's owner published none.
+    """
+
+    received: int
+    matched: int
+    delivered: int
+    commands: int | None = None
+    answers: int | None = None
+
+
+@dataclass(frozen=True)
+class InteractionCounts:
+    """Interactions the relay deferred, and how the others went."""
+
+    deferred: int
+    in_time: int
+    answered_first: int
+    defer_failed: int
+
+
+@dataclass(frozen=True)
+class WakeEconomy:
+    """
+    What waking the bot cost and gained: how long dispatches that matched
+    while it was not connected took to reach it, and the calls made.
+    """
+
+    count: int
+    sum_seconds: float
+    max_seconds: float
+    #: cumulative histogram: (upper bound in seconds, as text; count)
+    buckets: tuple[tuple[str, int], ...]
+    wake_requests: int
+    typing_calls: int
+    deferred_interactions: int
+
+
+@dataclass(frozen=True)
+class WakeUrlSnapshot:
+    """The bot's wakeUrl requests."""
+
+    requests: int
+    failures: int
+    last_status: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class RelaySnapshot:
+    """
+    One bot.  ``settings`` and ``wake_url`` are its owner's to see: they are
+    None in a public snapshot.
+    """
+
+    alias: str
+    enabled: bool
+    disable_reason: str | None
+    gateway_error: str | None
+    node: str | None
+    shards: tuple[ShardSnapshot, ...]
+    #: the channel's figures, with what earlier channels delivered and dropped
+    delivery: ChannelSnapshot
+    counters: DispatchCounts
+    interactions: InteractionCounts | None = None
+    wake: WakeEconomy | None = None
+    settings: RelaySettings | None = None
+    wake_url: WakeUrlSnapshot | None = None
+
+
+def to_record(snapshot: RelaySnapshot) -> dict[str, Any]:
+    """A public snapshot as plain data, for the cluster's shared statuses."""
+    record = asdict(snapshot)
+    record["settings"] = None
+    record["wake_url"] = None
+    return record
+
+
+def from_record(record: dict[str, Any]) -> RelaySnapshot:
+    """The snapshot :func:`to_record` stored."""
+    interactions = record.get("interactions")
+    wake = record.get("wake")
+    return RelaySnapshot(
+        alias=record["alias"],
+        enabled=record["enabled"],
+        disable_reason=record["disable_reason"],
+        gateway_error=record["gateway_error"],
+        node=record["node"],
+        shards=tuple(ShardSnapshot(**shard) for shard in record["shards"]),
+        delivery=ChannelSnapshot(**record["delivery"]),
+        counters=DispatchCounts(**record["counters"]),
+        interactions=InteractionCounts(**interactions) if interactions else None,
+        wake=(
+            WakeEconomy(**{**wake, "buckets": tuple(tuple(b) for b in wake["buckets"])})
+            if wake else None
+        ),
+    )
