@@ -19,7 +19,7 @@ from twisted.internet.task import react
 from bench.filters import SAMPLE_MONGO
 from bench.receiver import SECRET
 from dccrelay.filters import compile_criteria
-from dccrelay.settings import RelaySettings
+from dccrelay.relay.settings import RelaySettings
 from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.tap import STORE_FILE
 

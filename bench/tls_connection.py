@@ -11,7 +11,7 @@ still hold is read from the C allocator (glibc's ``mallinfo2``: OpenSSL
 allocates there) and from ``tracemalloc`` (Python objects).  Each variant
 runs in a fresh interpreter so that one does not inherit another's heap.
 
-Variants: the relay's shared context (:class:`dccrelay.tls.ClientTLS`)
+Variants: the relay's shared context (:class:`dccrelay.net.tls.ClientTLS`)
 against Twisted's ``optionsForClientTLS`` (a context per connection, what
 the relay did before), each with a one-certificate trust store and with the
 platform's; and TLS 1.3 against 1.2, to show what the protocol version
@@ -67,7 +67,7 @@ def measure(context: str, trust: str, version: str, count: int, data: int) -> di
 
     from bench.processes import platform_trust_store
     from dccrelay.testing.tls import ThrowAwayCA
-    from dccrelay.tls import ClientTLS
+    from dccrelay.net.tls import ClientTLS
 
     ca = ThrowAwayCA("bench CA")
     if trust == "platform":

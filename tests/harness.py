@@ -25,7 +25,7 @@ from dccrelay.client.receiver import DispatchReceiverFactory, DispatchReceiverPr
 from dccrelay.tap import Options, makeService
 from dccrelay.testing.simulator import DiscordSimulator
 from dccrelay.testing.tls import ThrowAwayCA, serve_tls
-from dccrelay.tls import ClientTLS
+from dccrelay.net.tls import ClientTLS
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 

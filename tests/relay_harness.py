@@ -1,5 +1,5 @@
 """
-One :class:`~dccrelay.relay.Relay` on a memory clock, with fake neighbours:
+One :class:`~dccrelay.relay.relay.Relay` on a memory clock, with fake neighbours:
 a gateway connection the test feeds frames into, a delivery channel whose
 state and counts the test sets, Discord's REST calls recorded, and wake
 requests recorded.  For the relay's own behaviour (waking, deferring,
@@ -18,8 +18,8 @@ from twisted.internet.testing import MemoryReactorClock
 from dccrelay.delivery import ChannelSnapshot
 from dccrelay.filters import compile_criteria
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
-from dccrelay.relay import Relay, RelayEnvironment
-from dccrelay.settings import RelaySettings
+from dccrelay.relay.relay import Relay, RelayEnvironment
+from dccrelay.relay.settings import RelaySettings
 from tests.memory_store import MemoryRelayStore
 
 TOKEN = "MTEx.Gg.token"

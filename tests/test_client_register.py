@@ -27,9 +27,9 @@ from dccrelay.client import (
 )
 from dccrelay.client.register import basic_authorization, relay_url_for
 from dccrelay.filters import compile_criteria
-from dccrelay.manager import RelayManager
-from dccrelay.relay import RelayEnvironment
-from dccrelay.settings import parse_settings
+from dccrelay.relay.manager import RelayManager
+from dccrelay.relay.relay import RelayEnvironment
+from dccrelay.relay.settings import parse_settings
 from tests.memory_store import MemoryRelayStore
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_resource

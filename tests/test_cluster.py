@@ -1,5 +1,5 @@
 """
-Tests for the several-nodes mode of :mod:`dccrelay.manager`: managers of
+Tests for the several-nodes mode of :mod:`dccrelay.relay.manager`: managers of
 three nodes sharing one in-memory store, on one fake clock.
 """
 
@@ -13,11 +13,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.filters import compile_criteria
-from dccrelay.coordinator import ClusterCoordinator, ClusterNode
-from dccrelay.manager import RelayManager
-from dccrelay.relay import Relay, RelayEnvironment
-from dccrelay.remote_relay import RemoteRelay
-from dccrelay.settings import RelaySettings
+from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
+from dccrelay.relay.manager import RelayManager
+from dccrelay.relay.relay import Relay, RelayEnvironment
+from dccrelay.cluster.remote_relay import RemoteRelay
+from dccrelay.relay.settings import RelaySettings
 from dccrelay.store.leases import LeaseTiming
 from dccrelay.web.status_json import public_json
 from tests.memory_store import MemoryDatabase, MemoryRelayStore

@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.commands`: which gateway commands a bot may send
+Tests for :mod:`dccrelay.gateway.commands`: which gateway commands a bot may send
 through the relay, how they are checked, and where they go.
 """
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.commands import (
+from dccrelay.gateway.commands import (
     GUILD_MEMBERS,
     GUILD_PRESENCES,
     CommandError,

@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.config`: ``twistd dcc --config FILE``.
+Tests for :mod:`dccrelay.ops.config`: ``twistd dcc --config FILE``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 import dccrelay
-from dccrelay.config import ConfigError, ConfigFileOptions
+from dccrelay.ops.config import ConfigError, ConfigFileOptions
 from dccrelay.tap import Options
 
 EXAMPLE = os.path.join(

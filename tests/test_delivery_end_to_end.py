@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 import dccrelay
 from dccrelay.tap import STORE_FILE
 from dccrelay.testing.codes import MESSAGE_CONTENT
-from dccrelay.wake import INTERVAL
+from dccrelay.waking.typing import INTERVAL
 from dccrelay.web.status_json import public_json
 from tests.delivery_harness import WebhookBot, WebSocketBot, first_arrivals, report
 from tests.harness import LOOPBACK, SECRET, RelayProcess, tls_simulator, wait_for

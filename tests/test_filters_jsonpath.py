@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from dccrelay.filters import CriteriaError, FilterLimits, compile_criteria
 from dccrelay.filters.jsonpath import JSONPathBackend
 from dccrelay.filters.mongo import MongoBackend
-from dccrelay.settings import SettingsError, parse_settings
+from dccrelay.relay.settings import SettingsError, parse_settings
 from tests.test_filters_mongo import BOT_USER_ID, SAMPLE_CRITERIA, _message
 
 _BACKEND = JSONPathBackend()

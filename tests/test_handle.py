@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.handle` and :mod:`dccrelay.placement`: a bot run
+Tests for :mod:`dccrelay.relay.handle` and :mod:`dccrelay.relay.placement`: a bot run
 here and one run elsewhere are the same kind of thing to the rest of the
 node, and where bots run is one object's decision.
 """
@@ -11,14 +11,14 @@ import orjson
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from dccrelay.commands import CommandError
+from dccrelay.gateway.commands import CommandError
 from dccrelay.delivery import ChannelSnapshot
-from dccrelay.handle import IRelayHandle
-from dccrelay.relay import Relay
-from dccrelay.remote_relay import RemoteRelay
-from dccrelay.settings import RelaySettings
+from dccrelay.relay.handle import IRelayHandle
+from dccrelay.relay.relay import Relay
+from dccrelay.cluster.remote_relay import RemoteRelay
+from dccrelay.relay.settings import RelaySettings
 from dccrelay.store import StoredRelay
-from dccrelay.snapshots import (
+from dccrelay.relay.snapshots import (
     DispatchCounts,
     InteractionCounts,
     RelaySnapshot,
@@ -150,8 +150,8 @@ class PlacementTests(SynchronousTestCase):
         """
         from twisted.internet.task import Clock
 
-        from dccrelay.coordinator import ClusterCoordinator, ClusterNode
-        from dccrelay.placement import Alone, IPlacement
+        from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
+        from dccrelay.relay.placement import Alone, IPlacement
         from tests.memory_store import MemoryRelayStore
 
         store = MemoryRelayStore()

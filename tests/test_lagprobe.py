@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.lagprobe`: the opt-in reactor stall probe.
+Tests for :mod:`dccrelay.ops.lagprobe`: the opt-in reactor stall probe.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.lagprobe import LagProbe
+from dccrelay.ops.lagprobe import LagProbe
 
 
 class LagProbeTests(SynchronousTestCase):

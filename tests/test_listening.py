@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.listening`: the HTTP API's port.
+Tests for :mod:`dccrelay.ops.listening`: the HTTP API's port.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
-from dccrelay.listening import CannotListen, ListeningService
+from dccrelay.ops.listening import CannotListen, ListeningService
 
 
 class ListeningServiceTests(TestCase):

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, eventAsText, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from dccrelay.logs import format_json, format_text
+from dccrelay.ops.logs import format_json, format_text
 from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.web.status_json import public_json
 from tests.delivery_harness import WebhookBot

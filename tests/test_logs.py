@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.logs`: one line per event, text or JSON, and a log
+Tests for :mod:`dccrelay.ops.logs`: one line per event, text or JSON, and a log
 file that SIGHUP reopens.
 """
 
@@ -20,7 +20,7 @@ from twisted.logger import ILogObserver, LogLevel, eventsFromJSONLogFile
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from dccrelay.logs import RelayRoot, ReopenableLog, format_json, format_text, twistd_observer
+from dccrelay.ops.logs import RelayRoot, ReopenableLog, format_json, format_text, twistd_observer
 from tests.harness import http, wait_for
 from tests.twistd_process import run_twistd
 

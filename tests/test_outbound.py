@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.outbound`: no connection to a bot reaches a
+Tests for :mod:`dccrelay.net.guard`: no connection to a bot reaches a
 private address, whatever its host name resolves to; no redirect is
 followed; TLS to bots and to Discord is verified.
 """
@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from dccrelay.delivery.errors import describe_connect_failure
 from dccrelay.gateway.rest import DiscordREST
-from dccrelay.outbound import (
+from dccrelay.net.guard import (
     GuardedReactor,
     NoRedirectHTTPClient,
     PrivateAddressRefused,

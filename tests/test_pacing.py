@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.pacing`.
+Tests for :mod:`dccrelay.relay.pacing`.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.pacing import Pacer
+from dccrelay.relay.pacing import Pacer
 
 
 class PacerTests(SynchronousTestCase):

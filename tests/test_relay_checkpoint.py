@@ -1,6 +1,6 @@
 """
 Tests for the periodic save of where each shard can resume from
-(:meth:`dccrelay.relay.Relay.resume_points` and the manager's checkpoint).
+(:meth:`dccrelay.relay.relay.Relay.resume_points` and the manager's checkpoint).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.manager import CHECKPOINT_INTERVAL, RelayManager
+from dccrelay.relay.manager import CHECKPOINT_INTERVAL, RelayManager
 from dccrelay.store import SessionState
 from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import RelayHarness

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.commands import GUILD_MEMBERS, GUILD_PRESENCES, CommandError
-from dccrelay.relay import MAX_MEMBER_REQUESTS, MAX_WAITING_COMMANDS, MEMBER_REQUEST_TIMEOUT
+from dccrelay.gateway.commands import GUILD_MEMBERS, GUILD_PRESENCES, CommandError
+from dccrelay.relay.relay import MAX_MEMBER_REQUESTS, MAX_WAITING_COMMANDS, MEMBER_REQUEST_TIMEOUT
 from dccrelay.web.status_json import public_json
 
 from .relay_harness import RelayHarness

@@ -1,6 +1,6 @@
 """
 Tests for how a relay opens its gateway session
-(:meth:`dccrelay.relay.Relay.start`): a relay with a stored session for
+(:meth:`dccrelay.relay.relay.Relay.start`): a relay with a stored session for
 every shard resumes them without asking Discord anything first.
 """
 
@@ -13,9 +13,9 @@ from zope.interface.verify import verifyObject
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.gateway.session import IGatewayOwner
 from dccrelay.gateway.shard import IShardOwner
-from dccrelay.handle import IRelayHandle
-from dccrelay.manager import START_BURST, START_RATE, RelayManager
-from dccrelay.relay import Relay
+from dccrelay.relay.handle import IRelayHandle
+from dccrelay.relay.manager import START_BURST, START_RATE, RelayManager
+from dccrelay.relay.relay import Relay
 from dccrelay.store import SessionState
 from dccrelay.web.status_json import public_json
 from tests.memory_store import MemoryRelayStore

@@ -15,9 +15,9 @@ from prometheus_client.registry import CollectorRegistry
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway.rest import DiscordHTTPError
-from dccrelay.stats import LatencyHistogram
+from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.web.metrics import RelayCollector
-from dccrelay.wake import GRACE, INTERVAL
+from dccrelay.waking.typing import GRACE, INTERVAL
 from dccrelay.web.status_json import public_json
 
 from .relay_harness import RelayHarness

@@ -1,12 +1,12 @@
 """
-Tests for :mod:`dccrelay.resume_points`.
+Tests for :mod:`dccrelay.gateway.resume_points`.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.resume_points import ResumePoints
+from dccrelay.gateway.resume_points import ResumePoints
 
 
 class ResumePointsTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for the delivery part of :func:`dccrelay.settings.parse_settings`:
+Tests for the delivery part of :func:`dccrelay.relay.settings.parse_settings`:
 which ``dst`` and ``delivery.protocol`` a registration may ask for.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.filters import compile_criteria
-from dccrelay.settings import SettingsError, parse_settings
+from dccrelay.relay.settings import SettingsError, parse_settings
 
 BODY = {
     "token": "MTEx.Gg.token",

@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.stats` and the delivery latency timestamps the
+Tests for :mod:`dccrelay.ops.stats` and the delivery latency timestamps the
 websocket backlog keeps (:mod:`dccrelay.delivery.queue`).
 """
 
@@ -9,7 +9,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.delivery.queue import Backlog
-from dccrelay.stats import LatencyHistogram
+from dccrelay.ops.stats import LatencyHistogram
 
 
 class LatencyHistogramTests(SynchronousTestCase):

@@ -1,7 +1,7 @@
 """
 Tests for secrets at rest: :mod:`dccrelay.store.sealed` (tokens and
 secrets encrypted with Fernet, keys rotated) over the in-memory and SQLite
-stores, :mod:`dccrelay.keys` (the key files), and the SQLite file's modes.
+stores, :mod:`dccrelay.ops.keys` (the key files), and the SQLite file's modes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
-from dccrelay.settings import RelaySettings
+from dccrelay.ops.keys import KeyFileError, read_access_key, read_fernet_keys
+from dccrelay.relay.settings import RelaySettings
 from dccrelay.store.sealed import SealedSecretsError, SealedSecretsStore
 from dccrelay.store.sqlite import SQLiteStore
 from tests.memory_store import MemoryDatabase, MemoryRelayStore

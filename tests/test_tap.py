@@ -10,7 +10,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.delivery.config import DeliveryConfig
-from dccrelay.lagprobe import LagProbe
+from dccrelay.ops.lagprobe import LagProbe
 from dccrelay.tap import Options, delivery_config, makeService
 
 

@@ -13,7 +13,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.outbound import GuardedReactor
+from dccrelay.net.guard import GuardedReactor
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.tap import Options, makeService
 from dccrelay.web.channel import DeadlineChannel

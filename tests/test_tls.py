@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.tls`: one OpenSSL context (one trust store) for
+Tests for :mod:`dccrelay.net.tls`: one OpenSSL context (one trust store) for
 every outgoing connection, verification as strict as Twisted's, and
 certificate failures named where an operator looks.
 """
@@ -24,7 +24,7 @@ from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.shard import gateway_url
 from dccrelay.testing.simulator import DiscordSimulator
 from dccrelay.testing.tls import LOOPBACK_NAMES, ThrowAwayCA
-from dccrelay.tls import ClientTLS, certificate_problem, discord_tls_failure
+from dccrelay.net.tls import ClientTLS, certificate_problem, discord_tls_failure
 from dccrelay.web.status_json import public_json
 from tests.harness import (
     LOOPBACK,
@@ -90,7 +90,7 @@ class SharedContextTests(SynchronousTestCase):
         A host's creator is built once and reused; the cache keeps a bounded
         number of hosts.
         """
-        from dccrelay import tls as module
+        from dccrelay.net import tls as module
 
         tls = ClientTLS(trust_root=TEST_CA.trust_root())
         self.assertIs(tls.creator_for("a.example"), tls.creator_for("a.example"))

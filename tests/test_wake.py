@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.wake`: typing indicators while a bot wakes, on a
+Tests for :mod:`dccrelay.waking.typing`: typing indicators while a bot wakes, on a
 ``MemoryReactorClock``.
 """
 
@@ -10,7 +10,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway.rest import DiscordHTTPError
-from dccrelay.wake import GRACE, INTERVAL, LIMIT, TypingWhileWaking
+from dccrelay.waking.typing import GRACE, INTERVAL, LIMIT, TypingWhileWaking
 
 
 class TypingTests(SynchronousTestCase):

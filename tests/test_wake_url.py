@@ -1,5 +1,5 @@
 """
-Tests for :mod:`dccrelay.wake_url`: one bounded request to a sleeping
+Tests for :mod:`dccrelay.waking.wake_url`: one bounded request to a sleeping
 bot's ``wakeUrl``, at most once per interval; and when the relay makes it.
 """
 
@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from dccrelay.outbound import NoRedirectHTTPClient
-from dccrelay.wake_url import TIMEOUT, WakeHook
+from dccrelay.net.guard import NoRedirectHTTPClient
+from dccrelay.waking.wake_url import TIMEOUT, WakeHook
 from dccrelay.web.status_json import full_json
 
 from .relay_harness import RelayHarness

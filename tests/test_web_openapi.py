@@ -19,7 +19,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 
-from dccrelay.settings import REGISTRATION_SCHEMA
+from dccrelay.relay.settings import REGISTRATION_SCHEMA
 from dccrelay.web.access import Access
 from dccrelay.web.api_request import _ERROR_PAGES
 from dccrelay.web.openapi import openapi_document

@@ -17,9 +17,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.filters import compile_criteria
-from dccrelay.manager import RelayManager
-from dccrelay.relay import RelayEnvironment
-from dccrelay.settings import parse_settings
+from dccrelay.relay.manager import RelayManager
+from dccrelay.relay.relay import RelayEnvironment
+from dccrelay.relay.settings import parse_settings
 from tests.memory_store import MemoryRelayStore
 from dccrelay.web.site import build_resource
 from tests.relay_harness import FakeREST, RecordingChannel

@@ -79,7 +79,7 @@ class IChannelOwner(Interface):
     def annotate(payload: bytes) -> bytes:
         """
         Change a payload as it is written to the bot (the relay's
-        deferred-interaction news, see :mod:`dccrelay.interactions`).
+        deferred-interaction news, see :mod:`dccrelay.waking.interactions`).
 
         :return: ``payload`` itself when there is nothing to change.
         """
@@ -89,7 +89,7 @@ class IChannelOwner(Interface):
         Answer a gateway command a v2 bot sent (the ``d`` of its frame).
 
         :return: ``(status, body)`` as ``POST /relays/{alias}/commands``
-            would answer (:func:`dccrelay.commands.command_answer`).
+            would answer (:func:`dccrelay.gateway.commands.command_answer`).
         """
 
     def bot_gone(reason: str) -> None:

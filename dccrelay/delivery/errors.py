@@ -14,8 +14,8 @@ from service_identity import VerificationError
 from twisted.internet import error
 from twisted.python.failure import Failure
 
-from dccrelay.outbound import PrivateAddressRefused
-from dccrelay.tls import openssl_reason
+from dccrelay.net.guard import PrivateAddressRefused
+from dccrelay.net.tls import openssl_reason
 
 CONNECTION_LOST = "the connection to the bot was lost"
 
@@ -37,7 +37,7 @@ def describe_connect_failure(failure: Failure) -> str:
     ``ConnectingCancelledError`` reads as a time-out because the channels
     cancel a connection attempt only when it took too long (a cancel from
     ``stop()`` is never reported).  A private address refused by
-    :mod:`dccrelay.outbound` says which address and why.
+    :mod:`dccrelay.net.guard` says which address and why.
     """
     if failure.check(PrivateAddressRefused):
         return str(failure.value)

@@ -31,7 +31,7 @@ Websocket v2 (subprotocol ``dcc.v2``), acknowledged, durable, in order:
   ``{"op":"command_result","ref":R,"status":202,"result":{...}}`` or
   ``{"op":"command_result","ref":R,"status":S,"error":...,"field":...,
   "retryAfter":...}``: the status and body ``POST /relays/{alias}/commands``
-  would answer (see :mod:`dccrelay.commands`);
+  would answer (see :mod:`dccrelay.gateway.commands`);
 - ids come from the relay's durable outbox: they increase (not necessarily
   by one) and never repeat for a bot, so a bot that remembers the highest id
   it handled can drop a redelivered one;

@@ -62,7 +62,7 @@ from dccrelay.delivery.feed import IFeed
 from dccrelay.delivery.framing import IBotFrames, IFraming
 from dccrelay.delivery.timers import Deadline, IdleTimer, RetryTimer
 from dccrelay.store import OutboxCheckpoint
-from dccrelay.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
+from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 
 #: seconds the bot gets to finish a close handshake (the default of
 #: :attr:`DeliveryConfig.close_timeout`)

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 
 from dccrelay import __version__
 from dccrelay.gateway.shard import IGatewayConnection, IGatewayListener
-from dccrelay.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
+from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 
 USER_AGENT = f"dccrelay/{__version__}"
 

@@ -22,10 +22,10 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
 from dccrelay.gateway.shard import GatewayTools, IShardOwner, Shard, ShardIdentity
-from dccrelay.resume_points import ResumeBook
-from dccrelay.settings import RelaySettings
+from dccrelay.gateway.resume_points import ResumeBook
+from dccrelay.relay.settings import RelaySettings
 from dccrelay.store import ISessions, SessionState
-from dccrelay.tls import discord_tls_failure
+from dccrelay.net.tls import discord_tls_failure
 
 
 class IGatewayOwner(Interface):

@@ -31,7 +31,7 @@ from dccrelay.gateway.heartbeat import Heartbeat
 from dccrelay.gateway.limiter import IdentifyLimiter, IdentifySlot
 from dccrelay.gateway.ratelimit import CommandLimiter
 from dccrelay.store import SessionState
-from dccrelay.tls import discord_tls_failure
+from dccrelay.net.tls import discord_tls_failure
 
 GATEWAY_QUERY = "?v=10&encoding=json"
 

@@ -38,7 +38,7 @@ class StoredRelay:
     One registration as the store keeps it.
 
     :ivar settings: the registration's settings as a JSON-compatible dict, in
-        the form of :meth:`dccrelay.settings.RelaySettings.to_json`.
+        the form of :meth:`dccrelay.relay.settings.RelaySettings.to_json`.
     :ivar enabled: whether the relay should hold a gateway session.
     :ivar disable_reason: why it was last disabled (kept after re-enabling),
         or ``None``.

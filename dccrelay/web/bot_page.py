@@ -17,8 +17,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.template import Tag, flattenString, tags
 
-from dccrelay.manager import RelayManager
-from dccrelay.settings import SettingsError, validate_alias
+from dccrelay.relay.manager import RelayManager
+from dccrelay.relay.settings import SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.responses import HTTPError, reason_phrase
 from dccrelay.web.status_page import STYLE, state

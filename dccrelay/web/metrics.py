@@ -31,9 +31,9 @@ from twisted.web.server import Request
 
 from dccrelay import __version__
 from dccrelay.gateway.shard import Shard
-from dccrelay.manager import RelayManager
-from dccrelay.relay import Relay
-from dccrelay.snapshots import RelaySnapshot
+from dccrelay.relay.manager import RelayManager
+from dccrelay.relay.relay import Relay
+from dccrelay.relay.snapshots import RelaySnapshot
 
 #: Every state a shard shows, so each has a series even at zero.
 SHARD_STATES = (

@@ -1,7 +1,7 @@
 """
 ``GET /openapi.json``: an OpenAPI 3.1 description of the relay's HTTP API.
 
-The registration body's schema *is* :data:`dccrelay.settings.REGISTRATION_SCHEMA`,
+The registration body's schema *is* :data:`dccrelay.relay.settings.REGISTRATION_SCHEMA`,
 the one the relay validates with, so the two cannot drift apart; a test
 checks that every route of the resource tree is described here and that
 everything described here is served.
@@ -16,8 +16,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from dccrelay import __version__
-from dccrelay.commands import COMMAND_SCHEMA
-from dccrelay.settings import ALIAS, REGISTRATION_SCHEMA
+from dccrelay.gateway.commands import COMMAND_SCHEMA
+from dccrelay.relay.settings import ALIAS, REGISTRATION_SCHEMA
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

@@ -16,10 +16,10 @@ import orjson
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from dccrelay.commands import command_answer
-from dccrelay.handle import IRelayHandle
-from dccrelay.manager import RelayManager, TooManyRelays
-from dccrelay.settings import RelaySettings, SettingsError, validate_alias
+from dccrelay.gateway.commands import command_answer
+from dccrelay.relay.handle import IRelayHandle
+from dccrelay.relay.manager import RelayManager, TooManyRelays
+from dccrelay.relay.settings import RelaySettings, SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.request import MAX_BODY, CappedRequest
 from dccrelay.web.responses import HTTPError, json_handler
@@ -247,7 +247,7 @@ class CommandsResource(_RelayAction):
     """
     ``POST /relays/{alias}/commands``: a gateway command from the bot
     (presence update, member request), forwarded on its gateway session
-    (see :mod:`dccrelay.commands`).
+    (see :mod:`dccrelay.gateway.commands`).
     """
 
     @json_handler

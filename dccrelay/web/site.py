@@ -9,7 +9,7 @@ from typing import Any
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from dccrelay.manager import RelayManager
+from dccrelay.relay.manager import RelayManager
 from dccrelay.web.access import Access
 from dccrelay.web.bot_page import BotPages
 from dccrelay.web.api_request import APIRequest

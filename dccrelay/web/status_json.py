@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dccrelay.settings import RelaySettings
-from dccrelay.snapshots import RelaySnapshot
+from dccrelay.relay.settings import RelaySettings
+from dccrelay.relay.snapshots import RelaySnapshot
 
 
 def public_json(snapshot: RelaySnapshot) -> dict[str, Any]:

@@ -77,7 +77,7 @@ COLUMNS = (
 
 class StatusSource(Protocol):
     """
-    What the page reads: a :class:`~dccrelay.manager.RelayManager`.
+    What the page reads: a :class:`~dccrelay.relay.manager.RelayManager`.
     """
 
     relays: Any

@@ -4,7 +4,7 @@ Outbound safety: the relay connects only where a bot's owner may send it.
 A bot's ``dst`` (and ``wakeUrl``) is chosen by whoever registers the bot,
 so without a check it could point the relay at the node's own network: its
 loopback services, a cloud metadata address, the LAN.  Registration refuses
-literal private addresses (:mod:`dccrelay.settings`), but a host name can
+literal private addresses (:mod:`dccrelay.relay.settings`), but a host name can
 resolve anywhere, and resolve differently later (DNS rebinding).  So the
 check that counts is made here, on the address actually connected to, after
 name resolution, for every connection:
@@ -19,7 +19,7 @@ name resolution, for every connection:
   onto another host.
 
 TLS is verified as Twisted's ``optionsForClientTLS`` verifies it, on the
-node's one shared context (:mod:`dccrelay.tls`): the chain against the
+node's one shared context (:mod:`dccrelay.net.tls`): the chain against the
 system's trust roots, the host name with ``service_identity``.
 """
 
@@ -268,7 +268,7 @@ def outbound_agent(
 ) -> IAgent:
     """
     The ``Agent`` for HTTP(S) requests to bots (webhooks, ``wakeUrl``):
-    verified TLS (``tls``: the node's :class:`dccrelay.tls.ClientTLS`, else
+    verified TLS (``tls``: the node's :class:`dccrelay.net.tls.ClientTLS`, else
     Twisted's default policy), and the private-address guard unless allowed.
     """
     guarded = outbound_reactor(reactor, allow_private=allow_private)

@@ -11,12 +11,12 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from dccrelay.commands import CommandError
+from dccrelay.gateway.commands import CommandError
 from dccrelay.delivery import ChannelSnapshot
 from dccrelay.gateway.shard import Shard
-from dccrelay.handle import IRelayHandle
-from dccrelay.settings import RelaySettings
-from dccrelay.snapshots import DispatchCounts, RelaySnapshot
+from dccrelay.relay.handle import IRelayHandle
+from dccrelay.relay.settings import RelaySettings
+from dccrelay.relay.snapshots import DispatchCounts, RelaySnapshot
 from dccrelay.store import SessionState, StoredRelay
 
 
@@ -25,7 +25,7 @@ class RemoteRelay:
     """
     A registration this node does not run.
 
-    Its :class:`IRelayHandle` is a :class:`dccrelay.relay.Relay`'s: no
+    Its :class:`IRelayHandle` is a :class:`dccrelay.relay.relay.Relay`'s: no
     shards, no counters of its own; changes only update what this node
     knows (the owner's node makes them on its own bot).
 

@@ -21,7 +21,7 @@ The rules:
   counted and shown in the bot's status, never retried before the next
   interval;
 - it goes through the same outbound rules as delivery
-  (:mod:`dccrelay.outbound`): redirects are not followed, and private
+  (:mod:`dccrelay.net.guard`): redirects are not followed, and private
   addresses are refused unless the operator allows them.
 """
 
@@ -52,7 +52,7 @@ class WakeHook:
 
     :param clock: for the interval and the timeout.
     :param http: a treq client that follows the outbound rules
-        (:func:`dccrelay.outbound.outbound_http`).
+        (:func:`dccrelay.net.guard.outbound_http`).
     :param url: the bot's ``wakeUrl``.
     :param alias: the bot, for logs.
     :param interval: seconds between requests, at least.

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dccrelay.delivery import ChannelSnapshot
-from dccrelay.settings import RelaySettings
+from dccrelay.relay.settings import RelaySettings
 
 
 @dataclass(frozen=True)

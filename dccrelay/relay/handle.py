@@ -1,9 +1,9 @@
 """
 One registered bot as the rest of a node sees it, wherever it runs.
 
-A node runs some bots itself (:class:`dccrelay.relay.Relay`) and, when it
+A node runs some bots itself (:class:`dccrelay.relay.relay.Relay`) and, when it
 shares a store with other nodes, only knows about the others
-(:class:`dccrelay.remote_relay.RemoteRelay`).  Both provide
+(:class:`dccrelay.cluster.remote_relay.RemoteRelay`).  Both provide
 :class:`IRelayHandle`, so the manager, the web API, the status page and the
 metrics treat them alike and never ask which one they hold.
 """
@@ -65,13 +65,13 @@ class IRelayHandle(Interface):
         """
         Forward a gateway command from the bot.
 
-        :return: what :meth:`dccrelay.relay.Relay.send_command` returns.
-        :raise dccrelay.commands.CommandError: if it cannot be sent (409 for
+        :return: what :meth:`dccrelay.relay.relay.Relay.send_command` returns.
+        :raise dccrelay.gateway.commands.CommandError: if it cannot be sent (409 for
             a bot whose gateway session another node holds).
         """
 
     def snapshot(private=False):  # type: ignore[no-untyped-def]
         """
-        The bot now, as a :class:`~dccrelay.snapshots.RelaySnapshot`; with
+        The bot now, as a :class:`~dccrelay.relay.snapshots.RelaySnapshot`; with
         ``private``, what only its owner may see too (settings).
         """

@@ -19,12 +19,12 @@ from typing import Any, Callable, Sequence
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from dccrelay.interactions import DISCORD_DEADLINE, InteractionDeferrer
-from dccrelay.settings import RelaySettings
-from dccrelay.stats import WAKE_BUCKETS, LatencyHistogram
-from dccrelay.wake import TypingWhileWaking
-from dccrelay.wake_url import WakeHook
-from dccrelay.watch import DeliveryWatches, Watch
+from dccrelay.waking.interactions import DISCORD_DEADLINE, InteractionDeferrer
+from dccrelay.relay.settings import RelaySettings
+from dccrelay.ops.stats import WAKE_BUCKETS, LatencyHistogram
+from dccrelay.waking.typing import TypingWhileWaking
+from dccrelay.waking.wake_url import WakeHook
+from dccrelay.waking.watch import DeliveryWatches, Watch
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from dccrelay.filters import DEFAULT_BACKEND, DEFAULT_CRITERIA, CriteriaError
-from dccrelay.outbound import refusal_reason
+from dccrelay.net.guard import refusal_reason
 
 ALIAS = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
 
@@ -257,7 +257,7 @@ def _check_url_host_is_public(url: DecodedURL, name: str) -> None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return  # a name: checked after resolution, on connecting (dccrelay.outbound)
+        return  # a name: checked after resolution, on connecting (dccrelay.net.guard)
     reason = refusal_reason(address)
     if reason is not None:
         raise SettingsError(

@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from dccrelay.commands import CommandError, answers_request
+from dccrelay.gateway.commands import CommandError, answers_request
 
 #: member requests of one bot waiting for their answers, at most
 MAX_MEMBER_REQUESTS = 100

@@ -48,7 +48,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from dccrelay.gateway.rest import DiscordHTTPError
-from dccrelay.watch import Watch
+from dccrelay.waking.watch import Watch
 
 #: seconds a matching interaction may take to reach the bot before the
 #: relay defers it

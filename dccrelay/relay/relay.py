@@ -2,7 +2,7 @@
 One bot's relay: its compiled filter, where its dispatches go, and the rule
 for what to restart when its settings change.  Its gateway session
 (:mod:`dccrelay.gateway.session`) and its waking
-(:mod:`dccrelay.wake_assistant`) are rooms of their own.
+(:mod:`dccrelay.waking.assistant`) are rooms of their own.
 
 Data flows one way through it: shard -> filter -> delivery channel.
 """
@@ -18,18 +18,18 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from dccrelay.commands import CommandError, command_answer, parse_command, shards_for
+from dccrelay.gateway.commands import CommandError, command_answer, parse_command, shards_for
 from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.session import GatewaySession, IGatewayOwner
 from dccrelay.gateway.shard import Connect, GatewayTools, Shard
-from dccrelay.handle import IRelayHandle
-from dccrelay.interactions import DEFER_AFTER
-from dccrelay.member_requests import MAX_MEMBER_REQUESTS, MEMBER_REQUEST_TIMEOUT, MemberRequests
-from dccrelay.settings import RelaySettings
-from dccrelay.snapshots import (
+from dccrelay.relay.handle import IRelayHandle
+from dccrelay.waking.interactions import DEFER_AFTER
+from dccrelay.relay.member_requests import MAX_MEMBER_REQUESTS, MEMBER_REQUEST_TIMEOUT, MemberRequests
+from dccrelay.relay.settings import RelaySettings
+from dccrelay.relay.snapshots import (
     DispatchCounts,
     InteractionCounts,
     RelaySnapshot,
@@ -38,8 +38,8 @@ from dccrelay.snapshots import (
     WakeUrlSnapshot,
 )
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState, StoredRelay
-from dccrelay.wake_assistant import WakeAssistant
-from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
+from dccrelay.waking.assistant import WakeAssistant
+from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 
 __all__ = [
     "MAX_MEMBER_REQUESTS", "MAX_WAITING_COMMANDS", "MEMBER_REQUEST_TIMEOUT", "Relay",
@@ -70,7 +70,7 @@ class RelayEnvironment:
     #: identify slots shared with other nodes, per token (several nodes)
     shared_identify: Callable[[str], SharedIdentifySlots] | None = None
     #: a treq client for bots' wakeUrl, under the outbound rules
-    #: (:func:`dccrelay.outbound.outbound_http`); None: no wake requests
+    #: (:func:`dccrelay.net.guard.outbound_http`); None: no wake requests
     wake_http: Any = None
     #: seconds between two wake requests for one bot, at least
     wake_interval: float = WAKE_INTERVAL

@@ -2,12 +2,12 @@
 The relays of one node: loads them from the store on start, applies
 registration changes, and stops them (resumably) on shutdown.
 
-Every registered bot has a handle (:class:`~dccrelay.handle.IRelayHandle`):
-a :class:`~dccrelay.relay.Relay` if it runs here, a
-:class:`~dccrelay.remote_relay.RemoteRelay` if another node runs it.  Which
-one is the placement's decision (:mod:`dccrelay.placement`): alone, every
+Every registered bot has a handle (:class:`~dccrelay.relay.handle.IRelayHandle`):
+a :class:`~dccrelay.relay.relay.Relay` if it runs here, a
+:class:`~dccrelay.cluster.remote_relay.RemoteRelay` if another node runs it.  Which
+one is the placement's decision (:mod:`dccrelay.relay.placement`): alone, every
 bot runs here; in a cluster, the coordinator
-(:mod:`dccrelay.coordinator`) says "run here" or "run elsewhere" as leases
+(:mod:`dccrelay.cluster.coordinator`) says "run here" or "run elsewhere" as leases
 come and go.  The manager itself treats every handle alike.
 """
 
@@ -21,13 +21,13 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from dccrelay.handle import IRelayHandle
-from dccrelay.pacing import Pacer
-from dccrelay.placement import Alone, IPlacement
-from dccrelay.relay import Relay, RelayEnvironment
-from dccrelay.remote_relay import RemoteRelay
-from dccrelay.settings import RelaySettings
-from dccrelay.stats import LatencyHistogram
+from dccrelay.relay.handle import IRelayHandle
+from dccrelay.relay.pacing import Pacer
+from dccrelay.relay.placement import Alone, IPlacement
+from dccrelay.relay.relay import Relay, RelayEnvironment
+from dccrelay.cluster.remote_relay import RemoteRelay
+from dccrelay.relay.settings import RelaySettings
+from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.store import IRegistrations, SessionState, StoredRelay
 
 # Relays created per reactor turn when a node starts: each compiles its
@@ -65,7 +65,7 @@ class RelayManager(Service):
 
     :param store: the registrations (the manager changes and loads them).
     :param placement: where bots run; by default, all here
-        (:class:`~dccrelay.placement.Alone`, with ``env.store``'s sessions).
+        (:class:`~dccrelay.relay.placement.Alone`, with ``env.store``'s sessions).
     """
 
     _log = Logger()
@@ -230,7 +230,7 @@ class RelayManager(Service):
         self, relay: Relay, sessions: dict[int, SessionState] | None = None
     ) -> None:
         """
-        Start ``relay`` in its turn (:mod:`dccrelay.pacing`), unless it was
+        Start ``relay`` in its turn (:mod:`dccrelay.relay.pacing`), unless it was
         replaced, deleted or handed over meanwhile.
         """
 

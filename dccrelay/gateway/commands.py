@@ -284,7 +284,7 @@ def command_answer(
     answers: ``(202, result)``, or ``(status, {"error", "field"?,
     "retryAfter"?})``.
 
-    :param send: :meth:`dccrelay.relay.Relay.send_command`.
+    :param send: :meth:`dccrelay.relay.relay.Relay.send_command`.
     """
     try:
         return 202, send(body)

@@ -46,7 +46,7 @@ class Watch:
 
     def is_done(self) -> bool:
         """
-        Whether the bot has it (for :class:`dccrelay.wake.TypingWhileWaking`).
+        Whether the bot has it (for :class:`dccrelay.waking.typing.TypingWhileWaking`).
         """
         return self.done
 

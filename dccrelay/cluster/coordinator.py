@@ -3,7 +3,7 @@ A node's part in a cluster of nodes sharing one store (PostgreSQL): which
 bots it runs.
 
 The node runs only the bots it holds a lease on, and knows the others as
-:class:`~dccrelay.remote_relay.RemoteRelay`.  Each round it heartbeats,
+:class:`~dccrelay.cluster.remote_relay.RemoteRelay`.  Each round it heartbeats,
 renews its leases, stops any bot whose lease it lost, and claims or hands
 over bots towards an even share of the live nodes, a few at a time; it
 tells the manager "run here" or "run elsewhere" for each.  A bot moves by a
@@ -26,13 +26,13 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from dccrelay.placement import IPlacement
-from dccrelay.snapshots import from_record, to_record
+from dccrelay.relay.placement import IPlacement
+from dccrelay.relay.snapshots import from_record, to_record
 from dccrelay.store import IClusterStore, IRegistrations, StoredRelay
 from dccrelay.store.leases import LeaseTiming
 
 if TYPE_CHECKING:
-    from dccrelay.manager import RelayManager
+    from dccrelay.relay.manager import RelayManager
 
 # Bots claimed per reactor turn: each starts a relay (and compiles its
 # filter, unless another bot has the same criteria).

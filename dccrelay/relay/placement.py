@@ -4,7 +4,7 @@ do differently, decided once (in :mod:`dccrelay.tap`) by the placement the
 manager is given.
 
 - :class:`Alone` (SQLite): every registered bot runs here.
-- :class:`dccrelay.coordinator.ClusterCoordinator` (a shared PostgreSQL
+- :class:`dccrelay.cluster.coordinator.ClusterCoordinator` (a shared PostgreSQL
   store): a bot runs here while this node holds its lease; the coordinator
   tells the manager to run it here or elsewhere.
 """
@@ -19,7 +19,7 @@ from zope.interface import Attribute, Interface, implementer
 from dccrelay.store import ISessions, StoredRelay
 
 if TYPE_CHECKING:
-    from dccrelay.manager import RelayManager
+    from dccrelay.relay.manager import RelayManager
 
 
 class IPlacement(Interface):

@@ -1,0 +1,3 @@
+"""
+Several nodes on one PostgreSQL store: leases, hand-over, remote bots.
+"""

@@ -1,0 +1,3 @@
+"""
+Outgoing connections: the private-address guard, TLS, websocket basics.
+"""

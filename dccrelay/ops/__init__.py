@@ -1,0 +1,3 @@
+"""
+Running the node: logs, configuration files, key files, the lag probe, statistics.
+"""
