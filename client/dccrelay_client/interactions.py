@@ -33,6 +33,10 @@ MODAL_SUBMIT = 5
 #: Discord's code for a second answer to one interaction
 ALREADY_ACKNOWLEDGED = 40060
 
+#: Discord's code for a callback after its 3 s (the relay may have
+#: deferred the interaction before them)
+UNKNOWN_INTERACTION = 10062
+
 #: the flag of a message only its person sees
 EPHEMERAL = 1 << 6
 

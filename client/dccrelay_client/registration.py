@@ -11,6 +11,7 @@ which becomes a :class:`RegistrationError`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from base64 import b64encode
 from typing import Any
@@ -25,6 +26,9 @@ USER_AGENT = f"dccrelay-client/{__version__}"
 #: seconds before a call to the relay gives up
 TIMEOUT = 30.0
 
+#: seconds a command waits for the bot's gateway session to be ready
+COMMAND_PATIENCE = 30.0
+
 
 class RegistrationError(Exception):
     """
@@ -34,13 +38,18 @@ class RegistrationError(Exception):
     :ivar error: the relay's message, meant for a person.
     :ivar field: JSON pointer to the offending body field (``"/dst"``), ``""``
         for the body as a whole, or None when the relay named no field.
+    :ivar retry_after: seconds after which trying again may work (a 429 or
+        503 to a command), when the relay said.
     """
 
-    def __init__(self, code: int, error: str, field: str | None = None) -> None:
+    def __init__(
+        self, code: int, error: str, field: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(code, error, field)
         self.code = code
         self.error = error
         self.field = field
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         if self.field:
@@ -99,7 +108,13 @@ def basic_authorization(secret: str) -> str:
 def _error_from(code: int, answer: Any, content: bytes) -> RegistrationError:
     if isinstance(answer, dict) and isinstance(answer.get("error"), str):
         field = answer.get("field")
-        return RegistrationError(code, answer["error"], field if isinstance(field, str) else None)
+        retry_after = answer.get("retryAfter")
+        return RegistrationError(
+            code,
+            answer["error"],
+            field if isinstance(field, str) else None,
+            float(retry_after) if isinstance(retry_after, (int, float)) else None,
+        )
     # Not the relay speaking (a proxy's error page, say): show a little of it.
     snippet = content[:200].decode("utf-8", "replace").strip()
     if 200 <= code < 300:
@@ -145,13 +160,26 @@ class RelayAPI:
         """``GET /relays/{alias}``: the bot's full status and settings."""
         return await self._call("GET")
 
-    async def send_command(self, op: int, d: dict[str, Any]) -> dict[str, Any]:
+    async def send_command(
+        self, op: int, d: dict[str, Any], *, patience: float = COMMAND_PATIENCE
+    ) -> dict[str, Any]:
         """
         ``POST /relays/{alias}/commands``: op 3 (Update Presence) or 8
         (Request Guild Members) on the bot's gateway session.  Fires with
-        ``{"op", "shards", "nonce"?}``.
+        ``{"op", "shards", "nonce"?}``.  A 503 (the gateway session is not
+        ready yet) or 429 is tried again after the relay's ``retryAfter``,
+        for ``patience`` seconds at most.
         """
-        return await self._call("POST", "commands", body={"op": op, "d": d})
+        waited = 0.0
+        while True:
+            try:
+                return await self._call("POST", "commands", body={"op": op, "d": d})
+            except RegistrationError as e:
+                if e.code not in (429, 503) or waited >= patience:
+                    raise
+                pause = min(max(e.retry_after or 1.0, 0.1), patience - waited)
+                await asyncio.sleep(pause)
+                waited += pause
 
     async def _call(
         self,
