@@ -13,3 +13,8 @@ A bot's side of dccrelay on asyncio, without Twisted:
 """
 
 __version__ = "0.1.0"
+
+from dccrelay_client.asgi_app import DeliveryASGI, asgi  # noqa: E402
+
+__all__ = ["DeliveryASGI", "__version__", "asgi"]
+

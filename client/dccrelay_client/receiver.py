@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
 from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -26,9 +26,6 @@ from dccrelay_client.frames import SUBPROTOCOL_V2, ack_frame, parse_v2_frame
 from dccrelay_client.registration import basic_authorization
 from dccrelay_client.settle import Handling
 from dccrelay_client.webhook import WebhookVerificationError, verify_webhook
-
-log = logging.getLogger(__name__)
-
 
 async def handle_batch(dispatcher: Dispatcher, batch: Any) -> None:
     """Feed a verified webhook batch and wait until it is handled."""
@@ -45,6 +42,11 @@ async def handle_batch(dispatcher: Dispatcher, batch: Any) -> None:
     await asyncio.gather(*(dispatcher.finish(handling) for handling in begun))
 
 
+def authorized(presented: str, secret: str) -> bool:
+    """Whether ``presented`` is the relay's Authorization for ``secret``."""
+    return hmac.compare_digest(presented.encode(), basic_authorization(secret).encode())
+
+
 def delivery_app(dispatcher: Dispatcher, secret: str) -> web.Application:
     """The aiohttp application that serves a bot's ``dst``."""
 
@@ -58,8 +60,7 @@ def delivery_app(dispatcher: Dispatcher, secret: str) -> web.Application:
         return web.Response(status=204)
 
     async def websocket(request: web.Request) -> web.StreamResponse:
-        presented = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(presented.encode(), basic_authorization(secret).encode()):
+        if not authorized(request.headers.get("Authorization", ""), secret):
             return web.Response(status=401, text="wrong or missing Authorization")
         ws = web.WebSocketResponse(protocols=(SUBPROTOCOL_V2,), heartbeat=None)
         await ws.prepare(request)
@@ -76,25 +77,44 @@ def delivery_app(dispatcher: Dispatcher, secret: str) -> web.Application:
 
 
 async def _serve_v2(ws: web.WebSocketResponse, dispatcher: Dispatcher) -> None:
+    async def frames() -> AsyncIterator[str]:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                yield message.data
+
+    async def send(frame: str) -> None:
+        if not ws.closed:
+            await ws.send_str(frame)
+
+    await serve_v2(frames(), send, dispatcher)
+
+
+async def serve_v2(
+    frames: AsyncIterator[str], send: Callable[[str], Awaitable[None]], dispatcher: Dispatcher
+) -> None:
+    """
+    One v2 connection: feed each dispatch frame in order, and acknowledge
+    (cumulatively, in order) each once it is handled.
+    """
     # dispatches of this connection not acknowledged yet, in order
     unacked: deque[tuple[int, asyncio.Task[None]]] = deque()
+    sending: set[asyncio.Task[None]] = set()
 
     def ack_ready(_: object = None) -> None:
         last = None
         while unacked and unacked[0][1].done():
             last = unacked.popleft()[0]
-        if last is not None and not ws.closed:
-            asyncio.ensure_future(ws.send_str(ack_frame(last)))
+        if last is not None:
+            task = asyncio.ensure_future(send(ack_frame(last)))
+            sending.add(task)
+            task.add_done_callback(sending.discard)
 
-    async for message in ws:
-        if message.type != WSMsgType.TEXT:
-            continue
-        frame = parse_v2_frame(message.data.encode("utf-8"))
+    async for text in frames:
+        frame = parse_v2_frame(text.encode("utf-8"))
         if frame is None:
             continue  # a command result: commands go over HTTP here
         entry_id, raw = frame
-        payload = json.loads(raw)
-        handling = await dispatcher.begin(entry_id, payload)
+        handling = await dispatcher.begin(entry_id, json.loads(raw))
         task = asyncio.ensure_future(dispatcher.finish(handling))
         unacked.append((entry_id, task))
         task.add_done_callback(ack_ready)
