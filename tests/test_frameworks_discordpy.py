@@ -27,7 +27,8 @@ class DiscordPyBehaviour:
         check sees the guild, its channel and the person's permissions (and
         a command needing a permission the person lacks is refused); a
         presence change and a member query go through the relay; a command
-        waiting for the person's next message (``wait_for``) gets it; a
+        waiting for the person's next message (``wait_for``) gets it;
+        ``on_ready`` came and ``is_ready()`` is true; a
         slash command is answered directly, and one slower than the relay's
         --defer-after is deferred by the relay and then answered by editing
         the original response.
@@ -54,6 +55,7 @@ class DiscordPyBehaviour:
         )
         self.assertEqual(await self.reply_to("!guess", bot), "Guess a number between 1 and 10.")
         self.assertEqual(await self.reply_to("7", bot), "You guessed 7.")
+        self.assertEqual(await self.reply_to("!ready", bot), "ready: True, on_ready seen: True")
 
         quick = self.interaction("chips")
         await wait_for(lambda: quick.answer_type is not None, what="the answer to /chips")

@@ -3,7 +3,8 @@ A discord.py ``Client``/``Bot`` (or a fork's) behind the relay.
 
 - REST: ``Client.login`` alone (no gateway), with discord.py's REST and
   webhook routes pointed at the API base;
-- dispatches enter where the gateway's would: ``ConnectionState.parsers``;
+- dispatches enter where the gateway's would: ``ConnectionState.parsers``,
+  after a READY for the bot's user (so ``on_ready`` fires);
 - a guild the cache has not seen is fetched over REST once (guild with its
   roles, channels, the bot's member) before the dispatch that names it, so
   ``guild_only``, roles and permission checks work on a cold start;
@@ -129,6 +130,24 @@ class DiscordPyBot:
         self._route_interaction_responses()
         await self.client.login(token)
         self.client.ws = RelayGateway(relay)  # type: ignore[assignment]
+        # What the gateway would say first: the bot's user and no guilds
+        # (they are fetched as they are named).  on_ready follows, and
+        # wait_until_ready() returns.
+        me = await self.client.http.request(discord.http.Route("GET", "/users/@me"))
+        application = self.client.application
+        self.client._connection.parsers["READY"](
+            {
+                "v": 10,
+                "user": me,
+                "guilds": [],
+                "session_id": "dccrelay",
+                "resume_gateway_url": "",
+                "application": {
+                    "id": str(application.id) if application else me["id"],
+                    "flags": application.flags.value if application else 0,
+                },
+            }
+        )
 
     async def announce(self) -> None:
         """The constructor's ``activity=``/``status=``, which IDENTIFY would carry."""

@@ -18,6 +18,15 @@ intents.message_content = True
 bot = commands.Bot(command_prefix="!", intents=intents, activity=discord.Game("cookout"))
 
 
+READY_SEEN: list[bool] = []
+
+
+@bot.event
+async def on_ready() -> None:
+    """Noted, for the !ready command."""
+    READY_SEEN.append(True)
+
+
 class Cookout(commands.Cog):
     """The cookout's commands."""
 
@@ -57,6 +66,11 @@ class Cookout(commands.Cog):
         assert ctx.guild is not None
         found = await ctx.guild.query_members(prefix, limit=10)
         await ctx.send(f"found {len(found)}: {', '.join(sorted(m.name for m in found))}")
+
+    @commands.command()
+    async def ready(self, ctx: commands.Context[commands.Bot]) -> None:
+        """Whether on_ready came, as on the gateway."""
+        await ctx.send(f"ready: {self.bot.is_ready()}, on_ready seen: {bool(READY_SEEN)}")
 
     @commands.command()
     async def guess(self, ctx: commands.Context[commands.Bot]) -> None:
