@@ -7,7 +7,9 @@ It starts the project's Discord simulator (``python -m dccrelay.testing
 receiver (``python -m bench.receiver``) as separate processes on loopback,
 and prints one table per target with medians over ``--repeats`` runs:
 
-1. ``memory``: idle RSS per bot with 100 / 1,000 / 10,000 bots READY;
+1. ``memory``: idle RSS per bot with 100 / 1,000 / 10,000 bots READY, over
+   TLS and over plain websockets, and what one bot's parts cost (socket and
+   objects, inflate context, TLS connection);
 2. ``restart``: SIGTERM and restart with N bots in the store: seconds until
    every shard RESUMEd, longest reactor stall;
 3. ``throughput``: relay CPU per dispatch (sample-bot criteria, ~14% match,
@@ -18,8 +20,10 @@ and prints one table per target with medians over ``--repeats`` runs:
 6. ``filters``: p99 of the sample bot's filter (bench/filters.py);
 7. ``compression``: zlib-stream against zstd-stream, per connection.
 
-``--quick`` runs everything small, in a minute or two.  Every load is
-bounded in count and time and every process is stopped at the end.
+Gateway, REST and bot connections speak TLS, as production does (a
+throw-away CA made for the run; ``--plain`` for plain ``ws``/``http``).
+``--quick`` runs everything small, in a few minutes.  Every load is bounded
+in count and time and every process is stopped at the end.
 """
 
 from __future__ import annotations
@@ -68,6 +72,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=2000.0)
     parser.add_argument("--latency-seconds", type=float, default=None)
     parser.add_argument("--compression-bots", type=int, default=None)
+    parser.add_argument("--plain", action="store_true",
+                        help="plain ws/http instead of TLS (wss/https) everywhere")
+    parser.add_argument("--breakdown-bots", type=int, default=None,
+                        help="bots of the memory breakdown runs (default 1000)")
     parser.add_argument("--keep", action="store_true", help="keep each run's logs and store")
     options = parser.parse_args(argv)
     quick = options.quick
@@ -81,6 +89,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         options.latency_seconds = 5.0 if quick else 15.0
     if options.compression_bots is None:
         options.compression_bots = 300 if quick else 1000
+    if options.breakdown_bots is None:
+        options.breakdown_bots = 300 if quick else 1000
     options.targets = [t.strip() for t in options.targets.split(",") if t.strip()]
     unknown = set(options.targets) - set(TARGETS)
     if unknown:
@@ -97,55 +107,89 @@ def progress(text: str) -> None:
 
 
 def fleet_targets(options: argparse.Namespace) -> None:
-    """Targets 1 and 2 share their runs: bring N bots up, measure, restart."""
+    """
+    Targets 1 and 2 share their runs: bring N bots up, measure, restart.
+    Memory is also measured over the other transport, to compare.
+    """
     want_memory = "memory" in options.targets
     want_restart = "restart" in options.targets
     if not (want_memory or want_restart):
         return
-    base = []
-    if want_memory:
-        for _ in range(options.repeats):
-            progress("relay with no bot")
-            base.append(idle_memory.baseline())
-    memory: dict[int, list[dict[str, Any]]] = {}
+    tls = not options.plain
+    transports = [tls, not tls] if want_memory else [tls]
+    memory: dict[bool, dict[int, list[dict[str, Any]]]] = {t: {} for t in transports}
+    zero: dict[bool, float] = {}
     restarts: dict[int, list[dict[str, Any]]] = {}
-    for bots in options.bots:
-        for run in range(options.repeats):
-            progress(f"{bots} bots, run {run + 1}")
-            fleet = bring_up(bots, keep=options.keep)
-            try:
-                memory.setdefault(bots, []).append(idle_memory.measure(fleet))
-                if want_restart:
-                    progress(f"{bots} bots, restart")
-                    restarts.setdefault(bots, []).append(restart.measure(fleet))
-            finally:
-                fleet.close()
+    for transport in transports:
+        if want_memory:
+            progress(f"relay with no bot, {_transport(transport)}")
+            zero[transport] = statistics.median(
+                idle_memory.baseline(tls=transport) for _ in range(options.repeats)
+            )
+        restart_too = want_restart and transport == tls
+        if not (want_memory or restart_too):
+            continue
+        for bots in options.bots:
+            for run in range(options.repeats):
+                progress(f"{bots} bots, {_transport(transport)}, run {run + 1}")
+                fleet = bring_up(bots, keep=options.keep, tls=transport)
+                try:
+                    memory[transport].setdefault(bots, []).append(idle_memory.measure(fleet))
+                    if restart_too:
+                        progress(f"{bots} bots, restart")
+                        restarts.setdefault(bots, []).append(restart.measure(fleet))
+                finally:
+                    fleet.close()
     runs = f"median of {options.repeats} run(s)"
     if want_memory:
-        zero = statistics.median(base)
-        say(f"\n1. Idle memory, zlib-stream, every bot READY ({runs}; target: <= 50 KB/bot,"
-            " 500 MB at 10,000)")
-        say(f"   relay with no bot: {zero / 2**20:.1f} MiB RSS")
-        say(f"   {'bots':>8}{'relay RSS MiB':>15}{'KiB per bot':>13}{'KiB per added bot':>19}"
-            f"{'READY after s':>15}")
-        # per added bot: from the row before, so the first bot's one-off
-        # costs (modules loaded, pools and caches grown) are left out
-        previous = (0, zero)
-        for bots, rows in memory.items():
-            rss = median(rows, "rss")
-            added = (rss - previous[1]) / (bots - previous[0]) / 1024
-            say(f"   {bots:>8,}{rss / 2**20:>15.1f}{(rss - zero) / bots / 1024:>13.1f}"
-                f"{added:>19.1f}{median(rows, 'ready_after'):>15.1f}")
-            previous = (bots, rss)
+        memory_table(memory, zero, runs)
+        progress(f"memory breakdown, {options.breakdown_bots} bots")
+        parts = idle_memory.breakdown(options.breakdown_bots, options.repeats, options.keep)
+        say(f"\n   What one idle bot costs, at {options.breakdown_bots:,} bots ({runs}; the steps"
+            " between three fleets: plain without compression, plain with zlib-stream,"
+            " TLS with zlib-stream):")
+        for label, key in (
+            ("socket, protocol and state objects, filter, store", "rest"),
+            ("zlib-stream inflate context", "inflate"),
+            ("TLS connection (shared context, buffers released when idle)", "tls"),
+            ("total over TLS with zlib-stream", "total"),
+        ):
+            say(f"   {label:64}{parts[key] / 1024:>8.1f} KiB")
     if want_restart:
-        say(f"\n2. Restart with N bots in the store ({runs}; target: all RESUMEd within 60 s,"
-            " no stall > 100 ms)")
+        say(f"\n2. Restart with N bots in the store, {_transport(tls)} ({runs}; target: all"
+            " RESUMEd within 60 s, no stall > 100 ms)")
         say(f"   {'bots':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
             f"{'longest GC ms':>15}{'re-IDENTIFYs':>14}")
         for bots, rows in restarts.items():
             say(f"   {bots:>8,}{median(rows, 'resumed_after'):>21.1f}"
                 f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'worst_gc_ms'):>15.0f}"
                 f"{median(rows, 'identifies'):>14.0f}")
+
+
+def _transport(tls: bool) -> str:
+    return "TLS" if tls else "plain"
+
+
+def memory_table(
+    memory: dict[bool, dict[int, list[dict[str, Any]]]], zero: dict[bool, float], runs: str
+) -> None:
+    say(f"\n1. Idle memory, zlib-stream, every bot READY ({runs}; target: <= 50 KB/bot,"
+        " 500 MB at 10,000, over TLS)")
+    say("   relay with no bot: " + ", ".join(
+        f"{_transport(t)} {z / 2**20:.1f} MiB RSS" for t, z in zero.items()))
+    say(f"   {'':6}{'bots':>8}{'relay RSS MiB':>15}{'KiB per bot':>13}{'KiB per added bot':>19}"
+        f"{'READY after s':>15}")
+    for transport, by_bots in memory.items():
+        # per added bot: from the row before, so the first bot's one-off
+        # costs (modules loaded, pools and caches grown) are left out
+        previous = (0, zero[transport])
+        for bots, rows in by_bots.items():
+            rss = median(rows, "rss")
+            added = (rss - previous[1]) / (bots - previous[0]) / 1024
+            say(f"   {_transport(transport):6}{bots:>8,}{rss / 2**20:>15.1f}"
+                f"{(rss - zero[transport]) / bots / 1024:>13.1f}"
+                f"{added:>19.1f}{median(rows, 'ready_after'):>15.1f}")
+            previous = (bots, rss)
 
 
 def load_runs(
@@ -156,7 +200,7 @@ def load_runs(
     **bring: Any,
 ) -> list[dict[str, Any]]:
     rows = []
-    fleet = bring_up(bots, keep=options.keep, **bring)
+    fleet = bring_up(bots, keep=options.keep, tls=not options.plain, **bring)
     try:
         for n in range(options.repeats):
             progress(f"{what}, run {n + 1}")
@@ -183,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     say(f"dccrelay benchmark on {machine()}")
     say("relay, simulator and receiver are separate processes on loopback; CPU is per"
         " process, from /proc/<pid>/stat")
+    say("gateway, REST and bot connections: " + ("plain ws/http (--plain)" if options.plain
+        else "TLS (wss/https, a throw-away CA trusted through SSL_CERT_FILE)"))
     fleet_targets(options)
     runs = f"median of {options.repeats} run(s)"
     n, rate = options.dispatches, options.rate
@@ -249,11 +295,11 @@ def compression_target(options: argparse.Namespace) -> None:
     per_process: dict[str, dict[str, float]] = {}
     zero: dict[str, float] = {}
     for kind in ("zlib-stream", "zstd-stream"):
-        zero[kind] = idle_memory.baseline(kind)
+        zero[kind] = idle_memory.baseline(kind, tls=not options.plain)
         mem, cpu = [], []
         for run in range(options.repeats):
             progress(f"compression, {kind}, {bots} bots, run {run + 1}")
-            fleet = bring_up(bots, compression=kind, keep=options.keep)
+            fleet = bring_up(bots, compression=kind, keep=options.keep, tls=not options.plain)
             try:
                 mem.append(idle_memory.measure(fleet))
                 cpu.append(throughput.measure(

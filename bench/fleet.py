@@ -11,7 +11,15 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from bench.processes import Receiver, Relay, Simulator, Workdir, populate, wait_until
+from bench.processes import (
+    BenchTLS,
+    Receiver,
+    Relay,
+    Simulator,
+    Workdir,
+    populate,
+    wait_until,
+)
 
 
 @dataclass
@@ -23,6 +31,7 @@ class Fleet:
     bots: int
     data_dir: str
     relay_args: tuple[str, ...]
+    tls: BenchTLS | None = None
     #: seconds from starting the relay until every shard was READY
     ready_after: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
@@ -42,7 +51,9 @@ class Fleet:
         """SIGTERM the relay (sessions stay resumable) and start another."""
         self.relay.stop()
         os.rename(self.relay.log_path, self.relay.log_path + ".1")
-        self.relay = Relay(self.workdir.path, self.data_dir, self.sim.api_url, *self.relay_args)
+        self.relay = Relay(
+            self.workdir.path, self.data_dir, self.sim.api_url, *self.relay_args, tls=self.tls
+        )
 
     def close(self) -> None:
         for process in (self.relay, self.receiver, self.sim):
@@ -59,27 +70,31 @@ def bring_up(
     relay_args: tuple[str, ...] = (),
     ready_timeout: float = 300.0,
     keep: bool = False,
+    tls: bool = True,
 ) -> Fleet:
     """
     Start everything with ``bots`` bots; return once all are READY.
 
     :param delivery: ``"ws"`` (websocket, v1 or v2 by ``protocol``) or
         ``"webhook"``.
+    :param tls: gateway, REST and bot connections over TLS, as in
+        production (else plain ``ws``/``http``).
     """
     workdir = Workdir(keep)
     sim = receiver = relay = None
     try:
-        sim = Simulator(workdir.path)
-        receiver = Receiver(workdir.path)
+        bench_tls = BenchTLS(workdir.path) if tls else None
+        sim = Simulator(workdir.path, tls=bench_tls)
+        receiver = Receiver(workdir.path, tls=bench_tls)
         if bots:
             sim.add_bots(bots)
         data_dir = os.path.join(workdir.path, "data")
         dst = receiver.ws_dst if delivery == "ws" else receiver.hook_dst
         populate(workdir.path, data_dir, bots, dst, protocol)
         args = ("--gateway-compression", compression, *relay_args)
-        relay = Relay(workdir.path, data_dir, sim.api_url, *args)
+        relay = Relay(workdir.path, data_dir, sim.api_url, *args, tls=bench_tls)
         relay.wait_listening()
-        fleet = Fleet(workdir, sim, receiver, relay, bots, data_dir, args)
+        fleet = Fleet(workdir, sim, receiver, relay, bots, data_dir, args, bench_tls)
         if bots:
             fleet.ready_after = fleet.wait_all("identifies", ready_timeout)
         return fleet

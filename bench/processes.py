@@ -5,6 +5,12 @@ real relay (``twistd --nodaemon --pidfile= dcc ...``) and the bots' receiver
 (``python -m bench.receiver``); and what is measured from outside them
 (``/proc/<pid>``: CPU seconds and resident memory).
 
+By default they speak TLS, as production does (Discord is TLS only, and most
+bots' ``dst`` are ``wss://`` or ``https://``): :class:`BenchTLS` makes a
+throw-away CA for the run, the simulator and the receiver serve with its
+certificate, and the relay trusts it through ``SSL_CERT_FILE``, as an
+operator would a private CA.
+
 Everything here waits with a deadline and stops what it started.
 """
 
@@ -16,6 +22,7 @@ import platform
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -61,13 +68,32 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
         time.sleep(every)
 
 
-def http_json(method: str, url: str, body: Any = None, timeout: float = 60.0) -> Any:
-    """One HTTP call with a JSON body and answer."""
+class BenchTLS:
+    """
+    A run's throw-away CA, and the files the processes need: ``ca.pem``
+    (what the relay trusts) and ``server.pem`` (key and certificate for
+    127.0.0.1, what the simulator and the receiver serve with).
+    """
+
+    def __init__(self, workdir: str) -> None:
+        from dccrelay.testing.tls import ThrowAwayCA
+
+        ca = ThrowAwayCA("dccrelay bench CA")
+        self.ca_file = ca.write_ca(os.path.join(workdir, "ca.pem"))
+        self.cert_file = ca.write_server(os.path.join(workdir, "server.pem"))
+        self.client_context = ssl.create_default_context(cafile=self.ca_file)
+
+
+def http_json(
+    method: str, url: str, body: Any = None, timeout: float = 60.0, tls: BenchTLS | None = None
+) -> Any:
+    """One HTTP call with a JSON body and answer (``https`` trusting ``tls``'s CA)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    context = tls.client_context if tls is not None else None
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         content = response.read()
     return json.loads(content) if content else None
 
@@ -75,11 +101,13 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 60.0) ->
 class Process:
     """One child process, its output in a file."""
 
-    def __init__(self, name: str, argv: list[str], workdir: str) -> None:
+    def __init__(
+        self, name: str, argv: list[str], workdir: str, env_extra: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._log = open(self.log_path, "wb")
-        env = dict(os.environ)
+        env = dict(os.environ, **(env_extra or {}))
         env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
         self.popen = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir, env=env
@@ -127,60 +155,79 @@ class Process:
         self._log.close()
 
 
+def _tls_cert_args(tls: BenchTLS | None) -> list[str]:
+    return ["--tls-cert", tls.cert_file] if tls is not None else []
+
+
 class Simulator(Process):
     """``python -m dccrelay.testing --lean`` and its control API."""
 
-    def __init__(self, workdir: str, *extra: str) -> None:
+    def __init__(self, workdir: str, *extra: str, tls: BenchTLS | None = None) -> None:
+        self.tls = tls
         super().__init__(
             "simulator",
             [PYTHON, "-m", "dccrelay.testing", "--listen", LOOPBACK, "--lean",
-             "--replay-limit", "100", "--token", "unused-token", *extra],
+             "--replay-limit", "100", "--token", "unused-token", *_tls_cert_args(tls), *extra],
             workdir,
         )
         self.api_url = self.wait_for_output(r"--discord-api\): (\S+)").group(1)
         self.control = self.wait_for_output(r"control API:\s+(\S+)/state").group(1)
 
     def add_bots(self, count: int) -> None:
-        http_json("POST", self.control + "/bots/bulk", {"prefix": "bench", "count": count})
+        http_json("POST", self.control + "/bots/bulk", {"prefix": "bench", "count": count},
+                  tls=self.tls)
 
     def summary(self) -> dict[str, int]:
-        result: dict[str, int] = http_json("GET", self.control + "/summary")
+        result: dict[str, int] = http_json("GET", self.control + "/summary", tls=self.tls)
         return result
 
     def load(self, rate: float, count: int) -> Any:
-        return http_json("POST", self.control + "/load", {"rate": rate, "count": count})
+        return http_json("POST", self.control + "/load", {"rate": rate, "count": count},
+                         tls=self.tls)
 
     def load_status(self) -> Any:
-        return http_json("GET", self.control + "/load")
+        return http_json("GET", self.control + "/load", tls=self.tls)
 
 
 class Receiver(Process):
-    """``python -m bench.receiver``."""
+    """``python -m bench.receiver``: ``wss``/``https`` with ``tls``."""
 
-    def __init__(self, workdir: str) -> None:
-        super().__init__("receiver", [PYTHON, "-m", "bench.receiver", "--listen", LOOPBACK], workdir)
+    def __init__(self, workdir: str, tls: BenchTLS | None = None) -> None:
+        self.tls = tls
+        super().__init__(
+            "receiver",
+            [PYTHON, "-m", "bench.receiver", "--listen", LOOPBACK, *_tls_cert_args(tls)],
+            workdir,
+        )
         port = self.wait_for_output(r"receiver listening on (\d+)").group(1)
-        self.base = f"http://127.0.0.1:{port}"
-        self.ws_dst = f"ws://127.0.0.1:{port}/ws/{{alias}}"
-        self.hook_dst = f"http://127.0.0.1:{port}/hook/{{alias}}"
+        secure = "s" if tls is not None else ""
+        self.base = f"http{secure}://127.0.0.1:{port}"
+        self.ws_dst = f"ws{secure}://127.0.0.1:{port}/ws/{{alias}}"
+        self.hook_dst = f"http{secure}://127.0.0.1:{port}/hook/{{alias}}"
 
     def stats(self) -> Any:
-        return http_json("GET", self.base + "/stats")
+        return http_json("GET", self.base + "/stats", tls=self.tls)
 
     def reset(self) -> None:
-        http_json("POST", self.base + "/stats")
+        http_json("POST", self.base + "/stats", tls=self.tls)
 
 
 class Relay(Process):
-    """``twistd --nodaemon --pidfile= dcc`` on loopback, lag probe on."""
+    """
+    ``twistd --nodaemon --pidfile= dcc`` on loopback, lag probe on; with
+    ``tls``, trusting the run's CA through ``SSL_CERT_FILE``.
+    """
 
-    def __init__(self, workdir: str, data_dir: str, api_url: str, *extra: str) -> None:
+    def __init__(
+        self, workdir: str, data_dir: str, api_url: str, *extra: str, tls: BenchTLS | None = None
+    ) -> None:
         super().__init__(
             "relay",
             [TWISTD, "--nodaemon", "--pidfile=", "dcc", "--listen", LOOPBACK,
              "--data-dir", data_dir, "--discord-api", api_url, "--allow-private-dst",
              "--max-relays", "100000", "--lag-probe", *extra],
             workdir,
+            env_extra={"SSL_CERT_FILE": tls.ca_file} if tls is not None else None,
         )
 
     def wait_listening(self, timeout: float = 120.0) -> str:

@@ -161,9 +161,16 @@ def site(tally: Tally, reactor: Any) -> Site:
     return Site(root, reactor=reactor)
 
 
-async def main(reactor: Any, listen: str) -> None:
+async def main(reactor: Any, listen: str, tls_cert: str | None = None) -> None:
     tally = Tally()
-    port = await serverFromString(reactor, listen).listen(site(tally, reactor))
+    served: Any = site(tally, reactor)
+    if tls_cert is not None:
+        # As most bots are reached: wss:// and https://.
+        from dccrelay.testing.tls import serve_tls, server_options_from_pem
+
+        with open(tls_cert, "rb") as f:
+            served = serve_tls(server_options_from_pem(f.read()), served)
+    port = await serverFromString(reactor, listen).listen(served)
     print(f"receiver listening on {port.getHost().port}", flush=True)
     await Deferred()
 
@@ -171,6 +178,9 @@ async def main(reactor: Any, listen: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.receiver")
     parser.add_argument("--listen", default="tcp:0:interface=127.0.0.1")
+    parser.add_argument("--tls-cert", default=None,
+                        help="serve wss/https with this PEM file's key and certificate")
     arguments = parser.parse_args()
-    react(lambda reactor: Deferred.fromCoroutine(main(reactor, arguments.listen)))
+    react(lambda reactor: Deferred.fromCoroutine(
+        main(reactor, arguments.listen, arguments.tls_cert)))
     sys.exit(0)

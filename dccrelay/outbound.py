@@ -18,10 +18,9 @@ name resolution, for every connection:
   redirect: a 3xx answer is the answer, so a bot cannot bounce the relay
   onto another host.
 
-TLS is verified by Twisted's ``optionsForClientTLS`` (the default of the
-websocket channels and of ``Agent``'s ``BrowserLikePolicyForHTTPS``): the
-chain against the system's trust roots, the host name with
-``service_identity``.
+TLS is verified as Twisted's ``optionsForClientTLS`` verifies it, on the
+node's one shared context (:mod:`dccrelay.tls`): the chain against the
+system's trust roots, the host name with ``service_identity``.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.iweb import IAgent
+from twisted.web.iweb import IAgent, IPolicyForHTTPS
 from zope.interface import directlyProvides, providedBy
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -260,16 +259,34 @@ class NoRedirectHTTPClient(HTTPClient):
         return super().request(method, url, **kwargs)
 
 
-def outbound_agent(reactor: Any, pool: HTTPConnectionPool, *, allow_private: bool) -> IAgent:
+def outbound_agent(
+    reactor: Any,
+    pool: HTTPConnectionPool,
+    *,
+    allow_private: bool,
+    tls: IPolicyForHTTPS | None = None,
+) -> IAgent:
     """
     The ``Agent`` for HTTP(S) requests to bots (webhooks, ``wakeUrl``):
-    verified TLS, and the private-address guard unless allowed.
+    verified TLS (``tls``: the node's :class:`dccrelay.tls.ClientTLS`, else
+    Twisted's default policy), and the private-address guard unless allowed.
     """
-    return Agent(outbound_reactor(reactor, allow_private=allow_private), pool=pool)
+    guarded = outbound_reactor(reactor, allow_private=allow_private)
+    if tls is None:
+        return Agent(guarded, pool=pool)
+    return Agent(guarded, contextFactory=tls, pool=pool)
 
 
-def outbound_http(reactor: Any, pool: HTTPConnectionPool, *, allow_private: bool) -> HTTPClient:
+def outbound_http(
+    reactor: Any,
+    pool: HTTPConnectionPool,
+    *,
+    allow_private: bool,
+    tls: IPolicyForHTTPS | None = None,
+) -> HTTPClient:
     """
     A treq client for requests to bots: :func:`outbound_agent`, no redirects.
     """
-    return NoRedirectHTTPClient(outbound_agent(reactor, pool, allow_private=allow_private))
+    return NoRedirectHTTPClient(
+        outbound_agent(reactor, pool, allow_private=allow_private, tls=tls)
+    )

@@ -34,6 +34,7 @@ from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
 from dccrelay.stats import WAKE_BUCKETS, LatencyHistogram
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
+from dccrelay.tls import discord_tls_failure
 from dccrelay.wake import TypingWhileWaking
 from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.wake_url import WakeHook
@@ -237,7 +238,10 @@ class Relay:
                 self._retry_gateway(f"GET /gateway/bot failed: HTTP {e.status}")
             return None
         except Exception as e:
-            self._retry_gateway(f"could not reach Discord: {type(e).__name__}")
+            untrusted = discord_tls_failure(Failure(), self._env.rest.api_base)
+            if untrusted is not None:
+                self._log.warn("{alias}: {why}", alias=self.alias, why=untrusted)
+            self._retry_gateway(untrusted or f"could not reach Discord: {type(e).__name__}")
             return None
         self._gateway_error = None
         self._gateway_attempts = 0

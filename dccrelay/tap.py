@@ -38,6 +38,7 @@ from dccrelay.store import IRelayStore
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.leases import LeaseTiming
 from dccrelay.store.sqlite import SQLiteStore
+from dccrelay.tls import ClientTLS
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_site
 from dccrelay.web.throttle import FailedAuthLimiter
@@ -255,16 +256,24 @@ def build_environment(
     store: IRelayStore,
     pool: HTTPConnectionPool,
     delivery_latency: LatencyHistogram | None = None,
+    tls: ClientTLS | None = None,
 ) -> RelayEnvironment:
     """
     What every relay of the node shares.
+
+    :param tls: the node's TLS client configuration (default: the
+        platform's trust store); one OpenSSL context for every connection.
     """
-    latency = {"latency": delivery_latency.observe} if delivery_latency is not None else {}
-    http = NoRedirectHTTPClient(Agent(reactor, pool=pool))
+    if tls is None:
+        tls = ClientTLS()
+    channel_options: dict[str, Any] = {"tls_options_for": tls.creator_for}
+    if delivery_latency is not None:
+        channel_options["latency"] = delivery_latency.observe
+    http = NoRedirectHTTPClient(Agent(reactor, contextFactory=tls, pool=pool))
     # Bots' addresses are checked on connecting, after name resolution.
     allow_private = options["allow-private-dst"]
     # For every request to a URL a bot gave: webhooks and wakeUrl.
-    to_bots = outbound_http(reactor, pool, allow_private=allow_private)
+    to_bots = outbound_http(reactor, pool, allow_private=allow_private, tls=tls)
     return RelayEnvironment(
         clock=reactor,
         random=SystemRandom(),
@@ -272,6 +281,7 @@ def build_environment(
         rest=DiscordREST(http, options["discord-api"], clock=reactor),
         connect=GatewayConnector(
             reactor,
+            tls_options_for=tls.creator_for,
             compression=(
                 None if options["gateway-compression"] == "none"
                 else options["gateway-compression"]
@@ -288,7 +298,7 @@ def build_environment(
             idle_timeout=options["idle-timeout"],
             queue_limit=options["queue-limit"],
             queue_max_age=options["queue-max-age"],
-            channel_options=latency,
+            channel_options=channel_options,
         ),
         retry_policy=backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0),
         wake_http=to_bots,
@@ -297,9 +307,13 @@ def build_environment(
     )
 
 
-def makeService(options: Options, reactor: Any = None) -> IService:
+def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = None) -> IService:
     """
     The relay: its store and relays, and the HTTP API.
+
+    :param tls: what outgoing TLS trusts; by default the platform's trust
+        store (which ``SSL_CERT_FILE``/``SSL_CERT_DIR`` replace).  Tests
+        that run the relay in their own process give a throw-away CA here.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -313,7 +327,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
     pool = HTTPConnectionPool(reactor)
     latency = LatencyHistogram()
-    env = build_environment(options, reactor, store, pool, latency)
+    env = build_environment(options, reactor, store, pool, latency, tls)
     # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
     sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
     cluster = None

@@ -28,7 +28,7 @@ from dccrelay.client.receiver import (
     DispatchReceiverProtocol,
     parse_v2_frame,
 )
-from tests.harness import SECRET, wait_for
+from tests.harness import SECRET, serve_https, wait_for
 
 #: where the end-to-end tests append their counts, one JSON object a line,
 #: when set (for reports; the tests assert on the counts themselves)
@@ -135,13 +135,13 @@ class WebSocketBot:
         root.putChild(b"dcc", WebSocketResource(self.factory))
         self.port = await serverFromString(
             reactor, f"tcp:{port}:interface=127.0.0.1"
-        ).listen(Site(root))
+        ).listen(serve_https(Site(root)))
         self.port_number = self.port.getHost().port
         return self.url
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port_number}/dcc"
+        return f"wss://127.0.0.1:{self.port_number}/dcc"
 
     async def stop(self) -> None:
         if self.port is not None:
@@ -222,13 +222,13 @@ class WebhookBot(Resource):
     async def start(self, port: int = 0) -> str:
         self.port = await serverFromString(
             reactor, f"tcp:{port}:interface=127.0.0.1"
-        ).listen(Site(self))
+        ).listen(serve_https(Site(self)))
         self.port_number = self.port.getHost().port
         return self.url
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port_number}/hook"
+        return f"https://127.0.0.1:{self.port_number}/hook"
 
     async def stop(self) -> None:
         for call in self._answers:

@@ -23,11 +23,36 @@ from twisted.web.server import Site
 
 from dccrelay.client.receiver import DispatchReceiverFactory, DispatchReceiverProtocol
 from dccrelay.tap import Options, makeService
+from dccrelay.testing.simulator import DiscordSimulator
+from dccrelay.testing.tls import ThrowAwayCA, serve_tls
+from dccrelay.tls import ClientTLS
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
-# No persistent connections: a test's reactor must be clean when it ends.
-http = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+#: the test run's certificate authority: the simulator and the bots serve
+#: TLS with certificates it issued, as Discord and most bots do, and the
+#: relays these tests start trust it
+TEST_CA = ThrowAwayCA()
+#: what a relay in this process trusts: the test CA only
+TRUST_TEST_CA = ClientTLS(trust_root=TEST_CA.trust_root())
+
+# The tests' own HTTP client (to the relay's API, and as test bots to the
+# simulator's REST API), trusting the test CA.  No persistent connections:
+# a test's reactor must be clean when it ends.
+http = HTTPClient(
+    Agent(reactor, contextFactory=TRUST_TEST_CA, pool=HTTPConnectionPool(reactor, persistent=False))
+)
+
+
+def tls_simulator(**options: Any) -> DiscordSimulator:
+    """The Discord simulator on the real reactor, serving https and wss."""
+    return DiscordSimulator(reactor, tls=TEST_CA.server_options(), **options)
+
+
+def serve_https(factory: Any) -> Any:
+    """``factory`` behind TLS with the test CA's loopback certificate."""
+    return serve_tls(TEST_CA.server_options(), factory)
+
 SECRET = "admin:bG9vcGJhY2stc2VjcmV0"
 
 
@@ -52,7 +77,8 @@ class BotReceiver:
     A bot's websocket endpoint on loopback, built on ``dccrelay.client``.
     """
 
-    def __init__(self, secret: str = SECRET) -> None:
+    def __init__(self, secret: str = SECRET, tls: bool = True) -> None:
+        self.tls = tls
         self.received: list[bytes] = []
         self.queue: DeferredQueue[bytes] = DeferredQueue()
         self.factory = DispatchReceiverFactory(secret, self._on_dispatch, reactor=reactor)
@@ -81,9 +107,12 @@ class BotReceiver:
         root.putChild(b"dcc", dcc)
         dcc.putChild(b"v1", v1)
         v1.putChild(b"cookout", WebSocketResource(self.factory))
+        site: Any = Site(root)
+        if self.tls:
+            site = serve_https(site)
         self.port = await serverFromString(
             reactor, f"tcp:{port}:interface=127.0.0.1"
-        ).listen(Site(root))
+        ).listen(site)
         self.port_number = self.port.getHost().port
         return self.url
 
@@ -92,7 +121,8 @@ class BotReceiver:
         """
         Where the bot listens (or listened, and will again).
         """
-        return f"ws://127.0.0.1:{self.port_number}/dcc/v1/cookout"
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://127.0.0.1:{self.port_number}/dcc/v1/cookout"
 
     async def stop(self) -> None:
         if self.port is not None:
@@ -127,7 +157,9 @@ class RelayProcess:
     The real ``twistd dcc`` service tree, in this process, on loopback.
     """
 
-    def __init__(self, data_dir: str, discord_api: str, *extra: str) -> None:
+    def __init__(
+        self, data_dir: str, discord_api: str, *extra: str, tls: ClientTLS = TRUST_TEST_CA
+    ) -> None:
         options = Options()
         options.parseOptions(
             [
@@ -138,7 +170,7 @@ class RelayProcess:
                 *extra,
             ]
         )
-        self.service: IService = makeService(options, reactor)
+        self.service: IService = makeService(options, reactor, tls=tls)
         self.base = ""
 
     async def start(self) -> None:

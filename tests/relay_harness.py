@@ -31,6 +31,8 @@ class FakeREST:
     answer can be held back (``hold``) or refused (``refuse``).
     """
 
+    api_base = "https://discord.example/api/v10"
+
     def __init__(self, shards: int = 1) -> None:
         self.shards = shards
         #: how many times ``GET /gateway/bot`` was asked

@@ -19,8 +19,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from dccrelay.testing.simulator import DiscordSimulator
-from tests.harness import LOOPBACK, SECRET, BotReceiver, http, wait_for
+from tests.harness import LOOPBACK, SECRET, BotReceiver, http, tls_simulator, wait_for
 from tests.postgres import fresh_database
 from tests.twistd_process import TwistdProcess, run_relay
 
@@ -55,7 +54,7 @@ class ThreeNodeTests(TestCase):
 
     async def _kill_one_node(self) -> None:
         store = fresh_database(self)
-        sim = DiscordSimulator(reactor)
+        sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
         bots = {f"bot_{i}": sim.add_bot(token=f"token-{i}.x.y", user_id=str(500 + i)) for i in range(BOTS)}

@@ -22,9 +22,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
 import dccrelay
-from dccrelay.testing.simulator import DiscordSimulator
 from examples.cookout.bot import CookoutBot, CookoutConfig
-from tests.harness import LOOPBACK, SECRET, RelayProcess, http, wait_for
+from tests.harness import LOOPBACK, SECRET, RelayProcess, http, tls_simulator, wait_for
 
 TOKEN = "MTExMTExMTExMTExMTExMTEx.Gg1234.cookout-e2e"
 BOT_ID = "111111111111111111"
@@ -70,7 +69,7 @@ class CookoutEndToEndTests(TestCase):
         await wait_for(lambda: not tracker.protocols, what="the bot's connections to close")
 
     async def start_everything(self) -> None:
-        self.sim = DiscordSimulator(reactor)
+        self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
         self.simulated = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)

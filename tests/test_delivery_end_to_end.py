@@ -27,10 +27,9 @@ from twisted.trial.unittest import TestCase
 
 import dccrelay
 from dccrelay.tap import STORE_FILE
-from dccrelay.testing.simulator import DiscordSimulator
 from dccrelay.wake import INTERVAL
 from tests.delivery_harness import WebhookBot, WebSocketBot, first_arrivals, report
-from tests.harness import LOOPBACK, SECRET, RelayProcess, wait_for
+from tests.harness import LOOPBACK, SECRET, RelayProcess, tls_simulator, wait_for
 from tests.twistd_process import TwistdProcess, put_relay, run_relay
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.delivery-token"
@@ -63,7 +62,7 @@ class Fixture(TestCase):
     timeout = 40
 
     async def start_discord(self) -> None:
-        self.sim = DiscordSimulator(reactor)
+        self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
         self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)

@@ -11,13 +11,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 
-from dccrelay.testing.simulator import DiscordSimulator
 from tests.harness import (
     LOOPBACK,
     SECRET,
     BotReceiver,
     RelayProcess,
     next_item,
+    tls_simulator,
     wait_for,
 )
 
@@ -52,7 +52,7 @@ class EndToEndTests(TestCase):
     timeout = 60
 
     async def start_everything(self, *relay_args: str) -> None:
-        self.sim = DiscordSimulator(reactor)
+        self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
         self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)

@@ -16,7 +16,12 @@ from twisted.trial.unittest import TestCase
 from dccrelay.gateway.connection import GatewayConnector, HandshakeFailed
 from dccrelay.gateway.shard import gateway_url
 from dccrelay.testing.simulator import DiscordSimulator
-from tests.harness import LOOPBACK, wait_for
+from tests.harness import LOOPBACK, TRUST_TEST_CA, tls_simulator, wait_for
+
+
+def connector(**options: Any) -> GatewayConnector:
+    """The gateway client as the relay builds it, trusting the test CA."""
+    return GatewayConnector(reactor, tls_options_for=TRUST_TEST_CA.creator_for, **options)
 
 
 class Listener:
@@ -41,7 +46,7 @@ class GatewayConnectorTests(TestCase):
     """
 
     async def simulator(self) -> DiscordSimulator:
-        sim = DiscordSimulator(reactor)
+        sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
         sim.add_bot(token="TOKEN", user_id="1")
@@ -57,7 +62,7 @@ class GatewayConnectorTests(TestCase):
     async def _frames(self) -> None:
         sim = await self.simulator()
         listener = Listener()
-        connection = await GatewayConnector(reactor).connect(
+        connection = await connector().connect(
             gateway_url(sim.gateway_url), listener
         )
         await wait_for(lambda: listener.frames, what="HELLO")
@@ -86,7 +91,7 @@ class GatewayConnectorTests(TestCase):
 
     async def _handshake_refused(self) -> None:
         sim = await self.simulator()
-        d: Deferred[Any] = GatewayConnector(reactor).connect(
+        d: Deferred[Any] = connector().connect(
             sim.gateway_url + "?v=10&encoding=json&compress=nonsense", Listener()
         )
         await self.assertFailure(d, HandshakeFailed)
@@ -103,12 +108,12 @@ class CompressionTests(TestCase):
         IDENTIFY over a ``compression`` connection to the simulator, then
         three dispatches arrive as the exact JSON bytes the simulator sent.
         """
-        sim = DiscordSimulator(reactor)
+        sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
         bot = sim.add_bot(token="TOKEN", user_id="1")
         listener = Listener()
-        connection = await GatewayConnector(reactor, compression=compression).connect(
+        connection = await connector(compression=compression).connect(
             gateway_url(sim.gateway_url), listener
         )
         self.assertIn(("connect", "gateway"), sim.events)

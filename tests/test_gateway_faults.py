@@ -14,8 +14,15 @@ from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from dccrelay.testing.simulator import DiscordSimulator
-from tests.harness import LOOPBACK, SECRET, BotReceiver, RelayProcess, next_item, wait_for
+from tests.harness import (
+    LOOPBACK,
+    SECRET,
+    BotReceiver,
+    RelayProcess,
+    next_item,
+    tls_simulator,
+    wait_for,
+)
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.fault-token"
 CRITERIA = {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}}
@@ -39,8 +46,8 @@ class FaultHarness(TestCase):
     heartbeat_interval = 41250
 
     async def start(self, **bot: Any) -> None:
-        self.sim = DiscordSimulator(
-            reactor, heartbeat_interval=self.heartbeat_interval, session_timeout=5.0
+        self.sim = tls_simulator(
+            heartbeat_interval=self.heartbeat_interval, session_timeout=5.0
         )
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
@@ -322,7 +329,7 @@ class GatewayFaultTests(FaultHarness):
         With no session starts left, the shard waits for Discord's reset,
         showing "waiting for identify slot", instead of hammering IDENTIFY.
         """
-        self.sim = DiscordSimulator(reactor)
+        self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
         self.bot = self.sim.add_bot(token=TOKEN, user_id="333", remaining=0, reset_after=2000)
@@ -391,7 +398,7 @@ class ManyBotsTests(TestCase):
         the same moment: every shard gets READY, Discord refuses no
         IDENTIFY, and each bot's two shards identify at least 5 s apart.
         """
-        sim = DiscordSimulator(reactor)
+        sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
         bots = [sim.add_bot(token=f"bot-{i}.x.y", user_id=str(1000 + i), shards=2) for i in range(100)]

@@ -9,11 +9,15 @@ from random import Random
 from typing import Any
 
 import orjson
+from OpenSSL.SSL import Error as OpenSSLError
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway import codes
+from dccrelay.gateway.connection import HandshakeFailed
 from dccrelay.gateway.limiter import IdentifyLimiter
 from dccrelay.gateway.shard import CLOSE_TIMEOUT, CONNECT_TIMEOUT, HELLO_TIMEOUT, Shard
 from dccrelay.store import SessionState
@@ -71,6 +75,7 @@ class ShardTests(SynchronousTestCase):
         self.sessions: list[SessionState | None] = []
         self.fatal: list[str] = []
         self.refuse_connections = False
+        self.refuse_certificate = False
         self.hang_connections = False
         self.reshards: list[int] = []
 
@@ -78,6 +83,9 @@ class ShardTests(SynchronousTestCase):
         self.urls.append(url)
         if self.refuse_connections:
             return fail(ConnectionRefusedError("refused"))
+        if self.refuse_certificate:
+            untrusted = Failure(OpenSSLError([("SSL routines", "", "certificate verify failed")]))
+            return fail(HandshakeFailed("connection was closed uncleanly", [untrusted]))
         if self.hang_connections:
             return Deferred()
         connection = FakeConnection()
@@ -287,6 +295,25 @@ class ShardTests(SynchronousTestCase):
             self.clock.advance(1.01)
             shard.frame_received(HELLO)
             self.assertEqual(self.connections[-1].sent[0]["op"], codes.RESUME, code)
+
+    def test_certificate_refused_is_named(self) -> None:
+        """
+        A gateway whose TLS certificate is refused is named as such in the
+        shard's ``lastClose`` and in a warning, not as a failed connection;
+        the shard keeps retrying.
+        """
+        self.refuse_certificate = True
+        shard = self.make_shard()
+        with capturedLogs() as events:
+            shard.start()
+        self.assertEqual(
+            shard.last_close,
+            "Discord's TLS certificate for gateway.example was not accepted: certificate "
+            "verify failed (the relay trusts the platform's CA store, or "
+            "SSL_CERT_FILE/SSL_CERT_DIR)",
+        )
+        self.assertIn("warn", [e["log_level"].name for e in events])
+        self.assertEqual(shard.state, "reconnecting")
 
     def test_backoff_grows_when_connecting_fails(self) -> None:
         """

@@ -19,9 +19,8 @@ from twisted.logger import LogLevel, eventAsText, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from dccrelay.logs import format_json, format_text
-from dccrelay.testing.simulator import DiscordSimulator
 from tests.delivery_harness import WebhookBot
-from tests.harness import LOOPBACK, BotReceiver, RelayProcess, next_item, wait_for
+from tests.harness import LOOPBACK, BotReceiver, RelayProcess, next_item, tls_simulator, wait_for
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.GgLeak.never-log-this-token-part"
 WEBHOOK_TOKEN = "NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0.GgLeak.nor-this-webhook-token"
@@ -75,7 +74,7 @@ class LogSecretsTests(TestCase):
         return ensureDeferred(self._whole_run())
 
     async def _whole_run(self) -> None:
-        sim = DiscordSimulator(reactor)
+        sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
         bot = sim.add_bot(token=TOKEN, user_id="333333333333333333")

@@ -16,8 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.trial.unittest import TestCase
 
-from dccrelay.testing.simulator import DiscordSimulator
-from tests.harness import LOOPBACK, SECRET, BotReceiver, next_item, wait_for
+from tests.harness import LOOPBACK, SECRET, BotReceiver, next_item, tls_simulator, wait_for
 from tests.twistd_process import TwistdProcess, put_relay, run_relay, run_twistd
 
 TOKEN = "MjIyMjIyMjIyMjIyMjIyMjIy.Gg1234.twistd-token"
@@ -78,7 +77,7 @@ class TwistdTests(TestCase):
         The simulator with one bot, its receiver, and a relay process that
         has it registered: ``(sim, bot, receiver, data_dir, relay)``.
         """
-        sim = DiscordSimulator(reactor)
+        sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
         bot = sim.add_bot(token=TOKEN, user_id="222")

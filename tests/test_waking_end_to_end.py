@@ -28,7 +28,7 @@ from twisted.web.server import Request, Site
 from dccrelay.client import RegistrationError, answer_interaction, send_command
 from dccrelay.testing.simulator import DiscordSimulator
 from tests.delivery_harness import WebhookBot, WebSocketBot
-from tests.harness import LOOPBACK, SECRET, RelayProcess, http, wait_for
+from tests.harness import LOOPBACK, SECRET, RelayProcess, http, tls_simulator, wait_for
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.waking-token"
 BOT_ID = "333333333333333333"
@@ -93,7 +93,7 @@ class Fixture(TestCase):
     timeout = 60
 
     async def start_discord(self) -> None:
-        self.sim = DiscordSimulator(reactor)
+        self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
         self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 import dccrelay
-from tests.harness import LOOPBACK, http
+from tests.harness import LOOPBACK, TEST_CA, http
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(dccrelay.__file__)))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -57,7 +57,13 @@ def run_twistd(case: TestCase, *arguments: str) -> TwistdProcess:
     killed at the end of ``case`` if still running.
     """
     process = TwistdProcess()
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        # The process trusts the test CA as an operator would a private CA:
+        # through OpenSSL's own setting.
+        SSL_CERT_FILE=TEST_CA.write_ca(case.mktemp() + ".pem"),
+    )
     reactor.spawnProcess(process, TWISTD, [TWISTD, *arguments], env=env)
 
     def kill_if_running() -> Any:

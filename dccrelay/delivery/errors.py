@@ -15,6 +15,7 @@ from twisted.internet import error
 from twisted.python.failure import Failure
 
 from dccrelay.outbound import PrivateAddressRefused
+from dccrelay.tls import openssl_reason
 
 CONNECTION_LOST = "the connection to the bot was lost"
 
@@ -58,13 +59,7 @@ def describe_tls_failure(failure: Failure) -> str | None:
         return "the bot's TLS certificate does not match its host name"
     if not failure.check(TLSError):
         return None
-    reason = None
-    # OpenSSL.SSL.Error carries [(library, function, reason), ...]
-    errors = getattr(failure.value, "args", None)
-    try:
-        reason = errors[0][0][2]  # type: ignore[index]
-    except (IndexError, TypeError):
-        pass
-    if isinstance(reason, str) and reason:
+    reason = openssl_reason(failure.value)
+    if reason is not None:
         return f"TLS handshake with the bot failed: {reason}"
     return "TLS handshake with the bot failed"

@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from dccrelay import __version__
@@ -48,7 +49,14 @@ ZLIB_SUFFIX = b"\x00\x00\xff\xff"
 class HandshakeFailed(Exception):
     """
     The websocket closed before it opened.
+
+    :ivar reasons: why the connection was lost (e.g. a TLS certificate
+        refused), as Twisted's HTTP client keeps them.
     """
+
+    def __init__(self, message: str, reasons: list[Failure] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or []
 
 
 class GatewayProtocol(WebSocketClientProtocol):
@@ -66,6 +74,7 @@ class GatewayProtocol(WebSocketClientProtocol):
     #: with zstd-stream: this connection's ``ZstdDecompressor().decompressobj()``
     zstd: Any = None
     _compressed: bytes = b""
+    _lost: Failure | None = None
 
     def onOpen(self) -> None:
         opened, self.opened = self.opened, None
@@ -118,9 +127,16 @@ class GatewayProtocol(WebSocketClientProtocol):
         if opened is not None:
             # Closed before it opened: the shard hears a failed connect.
             if not opened.called:
-                opened.errback(Failure(HandshakeFailed(reason or "websocket handshake failed")))
+                reasons = [self._lost] if self._lost is not None else []
+                failed = HandshakeFailed(reason or "websocket handshake failed", reasons)
+                opened.errback(Failure(failed))
             return
         self.listener.connection_closed(code, reason or "")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Kept for onClose: Autobahn passes it on only as text.
+        self._lost = reason
+        super().connectionLost(reason)
 
     # IGatewayConnection
 

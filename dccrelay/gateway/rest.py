@@ -159,6 +159,11 @@ class DiscordREST:
         #: "waited" (calls that waited for a limit), "refused" (not made)
         self.calls: Counter[str] = Counter()
 
+
+    @property
+    def api_base(self) -> str:
+        """The REST base URL, e.g. ``https://discord.com/api/v10``."""
+        return self._api_base
     def _headers(
         self, token: str | None, json: bool = False
     ) -> dict[bytes | str, list[bytes | str]]:

@@ -28,6 +28,7 @@ from dccrelay.gateway.heartbeat import Heartbeat
 from dccrelay.gateway.limiter import IdentifyLimiter, IdentifySlot
 from dccrelay.gateway.ratelimit import CommandLimiter
 from dccrelay.store import SessionState
+from dccrelay.tls import discord_tls_failure
 
 GATEWAY_QUERY = "?v=10&encoding=json"
 
@@ -122,6 +123,8 @@ class Shard:
         #: where to IDENTIFY (``GET /gateway/bot``'s url); None until the
         #: relay has asked, when it started by resuming stored sessions
         self.gateway_base = gateway_base
+        # the URL of the connection being opened, to name it if it fails
+        self._opening_url = gateway_base or ""
         self._session = session
         self.seq: int | None = session.seq if session else None
         self._clock = clock
@@ -703,6 +706,7 @@ class Shard:
             self._on_session(None)
 
     def _open(self, url: str) -> None:
+        self._opening_url = url
         self._pending = self._connect_to(url, self)
         self._pending.addTimeout(CONNECT_TIMEOUT, self._clock)
         self._pending.addCallbacks(self._opened, self._open_failed)
@@ -713,7 +717,15 @@ class Shard:
     def _open_failed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
             return
-        self._connection_failed(failure.getErrorMessage() or repr(failure.value))
+        untrusted = discord_tls_failure(failure, self._opening_url)
+        if untrusted is not None:
+            self._log.warn(
+                "{alias} shard {shard}: {why}", alias=self.alias, shard=self.shard_id,
+                why=untrusted,
+            )
+        self._connection_failed(
+            untrusted or failure.getErrorMessage() or repr(failure.value)
+        )
 
     def _reconnect_now(self) -> None:
         self._reconnect_timer = None

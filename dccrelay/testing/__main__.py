@@ -9,17 +9,28 @@ a bot with the same token, and drive Discord's side with curl, e.g.::
     curl -X POST localhost:8090/_sim/bots/my-test-token/messages -d '{"content": "hi"}'
     curl -X POST localhost:8090/_sim/bots/my-test-token/close -d '{"code": 4000}'
     curl localhost:8090/_sim/state
+
+With ``--tls`` it serves https and wss, as Discord does, with a certificate
+from a throw-away CA made at start; the relay trusts it through OpenSSL's
+own setting::
+
+    python -m dccrelay.testing --tls --tls-ca-file sim-ca.pem
+    SSL_CERT_FILE=sim-ca.pem twistd --nodaemon --pidfile= dcc \\
+        --discord-api https://127.0.0.1:8090/api/v10 --allow-private-dst
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.ssl import CertificateOptions
 from twisted.internet.task import react
 from twisted.logger import (
     FilteringLogObserver,
@@ -30,6 +41,7 @@ from twisted.logger import (
 )
 
 from dccrelay.testing.simulator import DiscordSimulator
+from dccrelay.testing.tls import ThrowAwayCA, server_options_from_pem
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -69,6 +81,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=60.0,
         help="seconds a disconnected session stays resumable",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https and wss, as Discord does, with a certificate from a throw-away "
+        "CA made at start; its certificate is written to --tls-ca-file for the relay to "
+        "trust (SSL_CERT_FILE=...)",
+    )
+    parser.add_argument(
+        "--tls-ca-file",
+        default=None,
+        help="where --tls writes the CA certificate (default: a new temporary file)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        default=None,
+        help="serve TLS with this PEM file's private key and certificate instead "
+        "(e.g. one dccrelay.testing.tls.ThrowAwayCA issued)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log debug events too")
     parser.add_argument(
         "--lean",
@@ -92,7 +122,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--replay-limit must be at least 1")
     if args.shards < 0:
         parser.error("--shards must be 0 (any count) or more")
+    if args.tls and args.tls_cert:
+        parser.error("--tls makes its own certificate: give --tls or --tls-cert, not both")
+    if args.tls_ca_file and not args.tls:
+        parser.error("--tls-ca-file goes with --tls")
     return args
+
+
+def tls_options(args: argparse.Namespace) -> tuple[CertificateOptions | None, str | None]:
+    """
+    The TLS server options the command line asks for, and the file of the
+    CA certificate that --tls made (None otherwise).
+    """
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as f:
+            return server_options_from_pem(f.read()), None
+    if not args.tls:
+        return None, None
+    ca = ThrowAwayCA("dccrelay simulator CA")
+    path = args.tls_ca_file
+    if path is None:
+        fd, path = tempfile.mkstemp(prefix="dcc-sim-ca-", suffix=".pem")
+        os.close(fd)
+    return ca.server_options(), ca.write_ca(path)
 
 
 async def main(reactor: Any, argv: Sequence[str]) -> None:
@@ -107,6 +159,7 @@ async def main(reactor: Any, argv: Sequence[str]) -> None:
         ],
         redirectStandardIO=False,
     )
+    tls, ca_file = tls_options(args)
     sim = DiscordSimulator(
         reactor,
         heartbeat_interval=args.heartbeat_interval,
@@ -116,6 +169,7 @@ async def main(reactor: Any, argv: Sequence[str]) -> None:
         lean=args.lean,
         replay_limit=args.replay_limit,
         zstd_level=args.zstd_level,
+        tls=tls,
     )
     await sim.listen(args.listen)
     tokens = args.token or ["sim-token"]
@@ -133,6 +187,9 @@ async def main(reactor: Any, argv: Sequence[str]) -> None:
     print(f"resume_gateway_url:          {sim.resume_url}")
     print(f"control API:                 {sim.control_url}/state")
     print(f"bot tokens:                  {', '.join(tokens)}")
+    if ca_file is not None:
+        print(f"CA certificate:              {ca_file}")
+        print(f"  (start the relay with SSL_CERT_FILE={ca_file} to trust it)")
     print(
         "try: curl -X POST "
         f"{sim.control_url}/bots/{tokens[0]}/messages -d '{{\"content\": \"hi\"}}'"

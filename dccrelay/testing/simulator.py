@@ -64,6 +64,7 @@ from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succe
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress, IListeningPort
 from twisted.internet.protocol import connectionDone
+from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
@@ -78,6 +79,7 @@ from dccrelay.testing.members import CHUNK_SIZE, add_members
 from dccrelay.testing.ratelimits import SimulatedRateLimits
 from dccrelay.testing.rest import DiscordAPI
 from dccrelay.testing.session import SimulatedSession
+from dccrelay.testing.tls import serve_tls
 
 #: One day, in seconds: the session start limit window.
 _DAY = 86400.0
@@ -372,7 +374,7 @@ class _ConnectionTracker(WrappingFactory):
 
     protocol = _TrackedConnection
 
-    def __init__(self, wrapped: Site) -> None:
+    def __init__(self, wrapped: Any) -> None:
         super().__init__(wrapped)
         self._idle: list[Deferred[None]] = []
 
@@ -417,6 +419,9 @@ class DiscordSimulator:
         log no event.
     :param zstd_level: the zstd level of ``compress=zstd-stream``
         connections (3, zstd's default, gives a 2 MiB window).
+    :param tls: TLS server options (e.g. from
+        :class:`dccrelay.testing.tls.ThrowAwayCA`): serve ``https`` and
+        ``wss``, as Discord does; None serves plain ``http`` and ``ws``.
     """
 
     _log = Logger()
@@ -436,8 +441,10 @@ class DiscordSimulator:
         control_api: bool = False,
         lean: bool = False,
         zstd_level: int = 3,
+        tls: CertificateOptions | None = None,
     ) -> None:
         self._reactor = reactor
+        self._tls = tls
         self.keep_frames = not lean
         self.zstd_level = zstd_level
         #: the load generator of ``POST /_sim/load``, once one was started
@@ -488,23 +495,26 @@ class DiscordSimulator:
 
     @property
     def api_url(self) -> str:
-        """``http://host:port/api/v10``: what the relay's ``--discord-api`` takes."""
-        return f"http://{self._where()}/api/v10"
+        """``http(s)://host:port/api/v10``: what the relay's ``--discord-api`` takes."""
+        return f"{self._scheme('http')}://{self._where()}/api/v10"
 
     @property
     def gateway_url(self) -> str:
-        """``ws://host:port/gateway``, as ``GET /gateway/bot`` gives it."""
-        return f"ws://{self._where()}/gateway"
+        """``ws(s)://host:port/gateway``, as ``GET /gateway/bot`` gives it."""
+        return f"{self._scheme('ws')}://{self._where()}/gateway"
 
     @property
     def resume_url(self) -> str:
-        """``ws://host:port/resume``, READY's ``resume_gateway_url``."""
-        return f"ws://{self._where()}/resume"
+        """``ws(s)://host:port/resume``, READY's ``resume_gateway_url``."""
+        return f"{self._scheme('ws')}://{self._where()}/resume"
 
     @property
     def control_url(self) -> str:
-        """``http://host:port/_sim``, when ``control_api`` is on."""
-        return f"http://{self._where()}/_sim"
+        """``http(s)://host:port/_sim``, when ``control_api`` is on."""
+        return f"{self._scheme('http')}://{self._where()}/_sim"
+
+    def _scheme(self, plain: str) -> str:
+        return plain + "s" if self._tls is not None else plain
 
     def _where(self) -> str:
         if self._base is None:
@@ -532,7 +542,11 @@ class DiscordSimulator:
             from dccrelay.testing.control import ControlAPI
 
             root.putChild(b"_sim", ControlAPI(self))
-        site = Site(root, reactor=self._reactor, timeout=None)
+        site: Any = Site(root, reactor=self._reactor, timeout=None)
+        if self._tls is not None:
+            # TLS inside the tracker: the site's connections see the TLS
+            # transport (Autobahn asks it for the channel id).
+            site = serve_tls(self._tls, site)
         self._tracker = _ConnectionTracker(site)
         endpoint = serverFromString(self._reactor, description)
 
