@@ -19,8 +19,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 import dccrelay
-from dccrelay.testing.simulator import DiscordSimulator, SimulatedBot
-from tests.harness import LOOPBACK, SECRET, RelayProcess, wait_for
+from dccrelay.testing.simulator import SimulatedBot
+from tests.harness import LOOPBACK, SECRET, TEST_CA, RelayProcess, tls_simulator, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(dccrelay.__file__)))
 BOT_ID = "111111111111111111"
@@ -64,8 +64,13 @@ class FrameworkCase(TestCase):
     alias = "framework_bot"
 
     async def start_world(self, *relay_options: str) -> None:
-        """The simulator (guild 2222 has members member0..2) and the relay."""
-        self.sim = DiscordSimulator(reactor)
+        """
+        The simulator over TLS, as Discord serves (guild 2222 has members
+        member0..2), and the relay.
+        """
+        self.sim = tls_simulator()
+        # the bot's framework trusts the test CA as it would Discord's
+        self.ca_file = TEST_CA.write_ca(os.path.abspath(self.mktemp()))
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
         self.simulated: SimulatedBot = self.sim.add_bot(
@@ -90,7 +95,10 @@ class FrameworkCase(TestCase):
             "--alias", self.alias,
             *options,
         ]
-        env = dict(os.environ, PYTHONPATH=REPO, DISCORD_TOKEN=self.token, DCC_SECRET=SECRET)
+        env = dict(
+            os.environ, PYTHONPATH=REPO, DISCORD_TOKEN=self.token, DCC_SECRET=SECRET,
+            SSL_CERT_FILE=self.ca_file,
+        )
         reactor.spawnProcess(process, sys.executable, argv, env=env, path=REPO)  # type: ignore[attr-defined]
         self.addCleanup(self.stop_bot, process)
         if "--register" in options:
