@@ -500,6 +500,27 @@ class Relay:
 
     # -- gateway commands from the bot ------------------------------------------
 
+    def claim_interaction(self, body: Any) -> dict[str, Any]:
+        """
+        ``POST /relays/{alias}/claim``: the bot, which has an interaction,
+        asks whether it may answer it through the callback (see
+        :meth:`dccrelay.interactions.InteractionDeferrer.claim`).
+
+        :param body: ``{"interaction": "<id>"}``.
+        :return: ``{"owner": "bot"}``, or ``{"owner": "relay", "deferred":
+            {"type", "ephemeral"}}``.
+        :raise CommandError: (400) for another body.
+        """
+        interaction_id = body.get("interaction") if isinstance(body, dict) else None
+        if not (isinstance(interaction_id, str) and interaction_id.isdigit() and len(body) == 1):
+            raise CommandError(
+                'the body must be {"interaction": "<the interaction\'s id>"}', "/interaction"
+            )
+        deferred = self._deferrer.claim(interaction_id)
+        if deferred is None:
+            return {"owner": "bot"}
+        return {"owner": "relay", "deferred": deferred}
+
     def send_command(self, body: Any) -> dict[str, Any]:
         """
         Forward a gateway command from the bot (``POST

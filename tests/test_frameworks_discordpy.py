@@ -29,9 +29,10 @@ class DiscordPyBehaviour:
         presence change and a member query go through the relay; a command
         waiting for the person's next message (``wait_for``) gets it;
         ``on_ready`` came and ``is_ready()`` is true; a
-        slash command is answered directly, and one slower than the relay's
-        --defer-after is deferred by the relay and then answered by editing
-        the original response.
+        slash command is answered directly; one slower than the relay's
+        --defer-after, which the bot claimed from the relay on arrival, is
+        deferred by the bot itself (the relay does not, so the callback gets
+        one answer) and then answered by editing the original response.
         """
         return ensureDeferred(self._bot())
 
@@ -64,10 +65,13 @@ class DiscordPyBehaviour:
         self.assertNotIn("dccrelay", quick.answered_by)
 
         slow = self.interaction("slowchips")
-        await self.until(lambda: slow.edits, bot, f"the answer to /slowchips {slow}")
+        await self.until(lambda: slow.edits, bot, "the answer to /slowchips")
+        # claimed from the relay, so deferred by the bot itself, not the relay
         self.assertEqual(slow.answer_type, 5)
-        self.assertIn("dccrelay", slow.answered_by)
+        self.assertNotIn("dccrelay", slow.answered_by)
         self.assertEqual(slow.edits[0][2]["content"], "Slow chips are on me.")
+        _, status = await self.relay.request("GET", f"/relays/{self.alias}", secret=SECRET)
+        self.assertEqual(status["interactions"]["deferred"], 0)
         self.assertEqual(slow.outcome, "deferred, then answered")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from tests.framework_harness import FrameworkCase
+from tests.harness import SECRET
 
 SPEC = "tests.framework_bots.hikari_bot:bot"
 
@@ -24,9 +25,11 @@ class HikariBehaviour:
         hikari's cache; ``update_presence`` and ``request_guild_members`` go
         through the relay and the member chunk comes back to a
         ``wait_for``; a listener waiting for the person's next message gets
-        it; a slash command is answered directly, and one slower than the
-        relay's --defer-after is deferred by the relay and then answered by
-        editing the original response.
+        it; a slash command is answered directly; one slower than the
+        relay's --defer-after, which the bot claimed from the relay on
+        arrival, is deferred by the bot itself (the relay does not, so the
+        callback gets one answer) and then answered by editing the original
+        response.
         """
         return ensureDeferred(self._bot())
 
@@ -54,9 +57,12 @@ class HikariBehaviour:
 
         slow = self.interaction("slowchips")
         await self.until(lambda: slow.edits, bot, "the answer to /slowchips")
+        # claimed from the relay, so deferred by the bot itself, not the relay
         self.assertEqual(slow.answer_type, 5)
-        self.assertIn("dccrelay", slow.answered_by)
+        self.assertNotIn("dccrelay", slow.answered_by)
         self.assertEqual(slow.edits[0][2]["content"], "Slow chips are on me.")
+        _, status = await self.relay.request("GET", f"/relays/{self.alias}", secret=SECRET)
+        self.assertEqual(status["interactions"]["deferred"], 0)
 
 
 class HikariWebhookTests(HikariBehaviour, FrameworkCase):

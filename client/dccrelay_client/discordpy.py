@@ -10,9 +10,9 @@ A discord.py ``Client``/``Bot`` (or a fork's) behind the relay.
   ``guild_only``, roles and permission checks work on a cold start;
 - the gateway's ``change_presence`` and ``request_chunks`` go to the
   relay's commands endpoint; the member chunks come back as dispatches;
-- an interaction response to an interaction the relay deferred (its
-  payload says so, or the callback answers 40060) becomes the follow-up
-  call that fits.
+- interactions are claimed from the relay, so that only one of the bot
+  and the relay answers the callback; a response to one the relay deferred
+  becomes the follow-up call that fits (:mod:`dccrelay_client.answers`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,8 @@ import discord
 import discord.http
 import discord.webhook.async_ as webhook_async
 
-from dccrelay_client.interactions import (
-    ALREADY_ACKNOWLEDGED,
-    UNKNOWN_INTERACTION,
-    Deferral,
-    deferral,
-    followup_route,
-    relay_deferral_for,
-)
+from dccrelay_client.answers import InteractionAnswers
+from dccrelay_client.interactions import Deferral, deferral, followup_route
 from dccrelay_client.registration import RelayAPI
 
 log = logging.getLogger(__name__)
@@ -117,9 +111,7 @@ class DiscordPyBot:
         self.client = client
         self.intents = client.intents.value
         self._api_base = ""
-        # interaction id -> how the relay deferred it
-        self._deferred: dict[int, Deferral] = {}
-        self._interactions: dict[int, dict[str, Any]] = {}
+        self._answers = InteractionAnswers(None)
         self._fetched: set[int] = set()
 
     async def start(self, token: str, api_base: str, relay: RelayAPI | None) -> None:
@@ -127,6 +119,7 @@ class DiscordPyBot:
         self._api_base = api_base.rstrip("/")
         discord.http.Route.BASE = self._api_base
         webhook_async.Route.BASE = self._api_base
+        self._answers = InteractionAnswers(relay)
         self._route_interaction_responses()
         await self.client.login(token)
         self.client.ws = RelayGateway(relay)  # type: ignore[assignment]
@@ -158,8 +151,13 @@ class DiscordPyBot:
             )
 
     async def prepare(self, payload: dict[str, Any]) -> None:
-        """Fetch the guild a dispatch names, the first time one is seen."""
+        """
+        Fetch the guild a dispatch names, the first time one is seen; claim
+        an interaction (:mod:`dccrelay_client.answers`).
+        """
         d = payload.get("d")
+        if payload.get("t") == "INTERACTION_CREATE" and isinstance(d, dict):
+            await self._answers.arrived(d, deferral(payload), self._defer_now)
         guild_id = d.get("guild_id") if isinstance(d, dict) else None
         if payload.get("t") in ("GUILD_CREATE", "GUILD_DELETE") or guild_id is None:
             return
@@ -191,11 +189,6 @@ class DiscordPyBot:
         d = payload.get("d")
         if not isinstance(t, str) or not isinstance(d, dict):
             return
-        if t == "INTERACTION_CREATE":
-            how = deferral(payload)
-            self._interactions[int(d["id"])] = d
-            if how is not None:
-                self._deferred[int(d["id"])] = how
         parser = self.client._connection.parsers.get(t)
         if parser is not None:
             parser(d)
@@ -225,26 +218,26 @@ class DiscordPyBot:
     async def _respond(
         self, original: Any, interaction_id: int, token: str, **kwargs: Any
     ) -> Any:
-        how = self._deferred.get(int(interaction_id))
-        if how is None:
-            try:
-                return await original(interaction_id, token, **kwargs)
-            except discord.HTTPException as e:
-                interaction = self._interactions.get(int(interaction_id))
-                if e.code not in (ALREADY_ACKNOWLEDGED, UNKNOWN_INTERACTION) or interaction is None:
-                    raise
-                # The relay deferred it while it was on its way here or
-                # being handled (after Discord's 3 s the callback says
-                # 10062, not 40060): answer as after that deferral.
-                how = relay_deferral_for(interaction)
-                try:
-                    return await self._follow_up(int(interaction_id), how, kwargs["params"])
-                except discord.HTTPException:
-                    raise e from None
-        return await self._follow_up(int(interaction_id), how, kwargs["params"])
+        return await self._answers.respond(
+            int(interaction_id),
+            lambda: original(interaction_id, token, **kwargs),
+            lambda d, how: self._follow_up(d, how, kwargs["params"]),
+            lambda e: e.code if isinstance(e, discord.HTTPException) else None,
+        )
 
-    async def _follow_up(self, interaction_id: int, how: Deferral, params: Any) -> dict[str, Any]:
-        interaction = self._interactions[interaction_id]
+    async def _defer_now(self, d: dict[str, Any], how: Deferral) -> None:
+        body: dict[str, Any] = {"type": how.type}
+        if how.ephemeral:
+            body["data"] = {"flags": 1 << 6}
+        route = discord.http.Route(
+            "POST",
+            "/interactions/{interaction_id}/{interaction_token}/callback",
+            interaction_id=d["id"],
+            interaction_token=d["token"],
+        )
+        await self.client.http.request(route, json=body)
+
+    async def _follow_up(self, interaction: dict[str, Any], how: Deferral, params: Any) -> dict[str, Any]:
         payload = params.payload or {}
         response_type = int(payload.get("type", 4))
         data = dict(payload.get("data") or {})
@@ -255,7 +248,7 @@ class DiscordPyBot:
             body = {key: value for key, value in body.items() if key != "flags"}
             message = await self.client.http.request(discord.http.Route(method, path), json=body)
         answered: dict[str, Any] = {
-            "id": str(interaction_id),
+            "id": str(interaction["id"]),
             "type": interaction.get("type"),
             "response_message_loading": how.type == 5 and message is None,
             "response_message_ephemeral": how.ephemeral,

@@ -9,8 +9,9 @@ A hikari ``GatewayBot`` behind the relay.
   relay's commands endpoint; a READY for the bot's user comes first;
 - a guild the cache has not seen is fetched over REST once and fed as its
   GUILD_CREATE before the dispatch that names it;
-- an interaction response to an interaction the relay deferred becomes
-  the follow-up call that fits.
+- interactions are claimed from the relay, so that only one of the bot
+  and the relay answers the callback; a response to one the relay deferred
+  becomes the follow-up call that fits (:mod:`dccrelay_client.answers`).
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ import aiohttp
 import hikari
 from hikari import undefined
 
+from dccrelay_client.answers import InteractionAnswers
 from dccrelay_client.interactions import (
-    ALREADY_ACKNOWLEDGED,
     CHANNEL_MESSAGE_WITH_SOURCE,
     DEFERRED_UPDATE_MESSAGE,
-    UNKNOWN_INTERACTION,
     UPDATE_MESSAGE,
     Deferral,
     deferral,
-    relay_deferral_for,
 )
 from dccrelay_client.registration import RelayAPI
 
@@ -150,8 +149,8 @@ class HikariBot:
         self._token = ""
         self._session: aiohttp.ClientSession | None = None
         self._shard: RelayShard | None = None
-        self._deferred: dict[int, Deferral] = {}
-        self._interactions: dict[int, dict[str, Any]] = {}
+        self._answers = InteractionAnswers(None)
+        self._base_respond: Any = None
         self._fetched: set[int] = set()
 
     async def _get(self, path: str) -> Any:
@@ -175,6 +174,7 @@ class HikariBot:
         application = await self._get("/oauth2/applications/@me")
         self._shard = RelayShard(relay, bot.intents, int(me["id"]))
         bot._shards[0] = self._shard  # type: ignore[assignment]
+        self._answers = InteractionAnswers(relay)
         self._route_interaction_responses()
         await _dispatched(bot, hikari.StartingEvent(app=bot))
         ready = {
@@ -189,8 +189,13 @@ class HikariBot:
         """hikari sets no presence before ``start()``: nothing to announce."""
 
     async def prepare(self, payload: dict[str, Any]) -> None:
-        """Fetch the guild a dispatch names, the first time one is seen."""
+        """
+        Fetch the guild a dispatch names, the first time one is seen; claim
+        an interaction (:mod:`dccrelay_client.answers`).
+        """
         d = payload.get("d")
+        if payload.get("t") == "INTERACTION_CREATE" and isinstance(d, dict):
+            await self._answers.arrived(d, deferral(payload), self._defer_now)
         guild_id = d.get("guild_id") if isinstance(d, dict) else None
         if payload.get("t") in ("GUILD_CREATE", "GUILD_DELETE") or guild_id is None:
             return
@@ -220,11 +225,6 @@ class HikariBot:
         d = payload.get("d")
         if not isinstance(t, str) or not isinstance(d, dict) or self._shard is None:
             return
-        if t == "INTERACTION_CREATE":
-            self._interactions[int(d["id"])] = d
-            how = deferral(payload)
-            if how is not None:
-                self._deferred[int(d["id"])] = how
         self.bot.event_manager.consume_raw_event(t, self._shard, d)  # type: ignore[arg-type]
 
     def waiters(self) -> frozenset[int]:
@@ -257,39 +257,36 @@ class HikariBot:
                 )
 
         rest.__class__ = RoutedREST
+        self._base_respond = base.create_interaction_response
 
     async def _respond(
         self, original: Any, interaction: Any, token: str, response_type: Any,
         *args: Any, **kwargs: Any,
     ) -> Any:
-        interaction_id = int(interaction)
-        how = self._deferred.get(interaction_id)
-        if how is None:
-            try:
-                return await original(interaction, token, response_type, *args, **kwargs)
-            except hikari.HTTPResponseError as e:
-                d = self._interactions.get(interaction_id)
-                if e.code not in (ALREADY_ACKNOWLEDGED, UNKNOWN_INTERACTION) or d is None:
-                    raise
-                try:
-                    await self._follow_up(interaction_id, relay_deferral_for(d), int(response_type), args, kwargs)
-                except hikari.HTTPResponseError:
-                    raise e from None
-                return None
-        await self._follow_up(interaction_id, how, int(response_type), args, kwargs)
+        return await self._answers.respond(
+            int(interaction),
+            lambda: original(interaction, token, response_type, *args, **kwargs),
+            lambda d, how: self._follow_up(d, how, int(response_type), args, kwargs),
+            lambda e: e.code if isinstance(e, hikari.HTTPResponseError) else None,
+        )
+
+    async def _defer_now(self, d: dict[str, Any], how: Deferral) -> None:
+        flags = hikari.MessageFlag.EPHEMERAL if how.ephemeral else hikari.MessageFlag.NONE
+        await self._base_respond(
+            self.bot.rest, hikari.Snowflake(int(d["id"])), d["token"], how.type, flags=flags
+        )
 
     async def _follow_up(
-        self, interaction_id: int, how: Deferral, response_type: int,
+        self, d: dict[str, Any], how: Deferral, response_type: int,
         args: tuple[Any, ...], kwargs: dict[str, Any],
     ) -> None:
-        d = self._interactions[interaction_id]
         if args:
             kwargs = {"content": args[0], **kwargs}
         message = {key: value for key, value in kwargs.items() if key in _MESSAGE_ARGUMENTS}
         rest = self.bot.rest
         application = hikari.Snowflake(int(d["application_id"]))
         if response_type in (5, DEFERRED_UPDATE_MESSAGE):
-            return  # the relay's deferral is that answer already
+            return  # the deferral is that answer already
         if response_type == CHANNEL_MESSAGE_WITH_SOURCE and how.type == DEFERRED_UPDATE_MESSAGE:
             await rest.execute_webhook(application, d["token"], **message)
         elif response_type in (CHANNEL_MESSAGE_WITH_SOURCE, UPDATE_MESSAGE):

@@ -160,6 +160,15 @@ class RelayAPI:
         """``GET /relays/{alias}``: the bot's full status and settings."""
         return await self._call("GET")
 
+    async def claim_interaction(self, interaction_id: str) -> dict[str, Any]:
+        """
+        ``POST /relays/{alias}/claim``: may the bot answer this interaction
+        through Discord's callback?  ``{"owner": "bot"}``, or ``{"owner":
+        "relay", "deferred": {"type", "ephemeral"}}`` when the relay
+        deferred it (see :mod:`dccrelay_client.answers`).
+        """
+        return await self._call("POST", "claim", body={"interaction": interaction_id})
+
     async def send_command(
         self, op: int, d: dict[str, Any], *, patience: float = COMMAND_PATIENCE
     ) -> dict[str, Any]:

@@ -352,6 +352,68 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/relays/{alias}/claim": {
+                "parameters": [_ALIAS_PARAMETER],
+                "post": {
+                    "operationId": "claimInteraction",
+                    "summary": "The bot has an interaction: may it answer through "
+                    "Discord's callback, or did the relay defer it?",
+                    "description": (
+                        "With deferInteractions, the relay defers an interaction the "
+                        "bot has not acknowledged within --defer-after seconds.  A bot "
+                        "that claims an interaction first answers it itself (the relay "
+                        "will not defer it); once the relay has deferred it, the answer "
+                        "says how, and the bot answers through the interaction's "
+                        "webhook.  Either way only one of them calls the callback."
+                    ),
+                    "security": [{"clientSecret": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["interaction"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "interaction": {
+                                            "type": "string",
+                                            "pattern": "^[0-9]+$",
+                                            "description": "the interaction's id",
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["owner"],
+                                "properties": {
+                                    "owner": {"enum": ["bot", "relay"]},
+                                    "deferred": {
+                                        "type": "object",
+                                        "properties": {
+                                            "type": {"enum": [5, 6]},
+                                            "ephemeral": {"type": "boolean"},
+                                        },
+                                    },
+                                },
+                            },
+                            "Who answers Discord's callback",
+                        ),
+                        "400": _error("Not a claim, or a bad alias"),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No bot is registered with this alias"),
+                        "409": _error("The bot runs on another node"),
+                        "413": _error("The body is larger than 64 KiB"),
+                        "415": _error("The body is not JSON"),
+                        "429": _THROTTLED,
+                    },
+                },
+            },
             "/healthz": {
                 "get": {
                     "operationId": "health",

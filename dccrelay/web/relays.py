@@ -128,6 +128,7 @@ class RelayResource(Resource):
         self._access = access if access is not None else Access()
         self.putChild(b"disable", DisableResource(manager, alias, self._access))
         self.putChild(b"commands", CommandsResource(manager, alias, self._access))
+        self.putChild(b"claim", ClaimResource(manager, alias, self._access))
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -211,6 +212,34 @@ class DisableResource(_RelayAction):
         by = "the relay's operator" if who == "operator" else "its owner"
         d = self._manager.disable(self.alias, f"disabled by {by} through the API")
         return d.addCallback(lambda _: (200, relay.full_status()))
+
+
+def _local(relay: AnyRelay, what: str) -> Relay:
+    if not isinstance(relay, Relay):
+        # a bot whose gateway session another node holds, or nobody yet
+        owner = relay.public_status()["node"]
+        where = f"relay node {owner}" if owner else "no relay node yet"
+        raise HTTPError(409, f"this bot's gateway session is held by {where}: {what}")
+    return relay
+
+
+class ClaimResource(_RelayAction):
+    """
+    ``POST /relays/{alias}/claim``: the bot has an interaction and asks
+    whether it may answer it through Discord's callback, or whether the
+    relay deferred it (see :mod:`dccrelay.interactions`).
+    """
+
+    @json_handler
+    def render_POST(self, request: Request) -> tuple[int, Any]:
+        relay = registered(self._manager, self.alias)
+        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
+        body = read_json_body(request)
+        local = _local(relay, "claim interactions there")
+        status, answer = command_answer(local.claim_interaction, body)
+        if status >= 400:
+            raise HTTPError(status, answer["error"], answer.get("field"))
+        return 200, answer
 
 
 class CommandsResource(_RelayAction):
