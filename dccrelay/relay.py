@@ -29,6 +29,7 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
 from dccrelay.gateway.shard import Connect, Shard
+from dccrelay.guild_snapshot import GuildSnapshot
 from dccrelay.interactions import DEFER_AFTER, DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
@@ -140,6 +141,8 @@ class Relay:
         # nonce of each member request the bot made -> when to stop waiting
         # for its answers
         self._member_requests: dict[str, float] = {}
+        # opt-in (guildSnapshot): the bot's guilds, for its cold starts
+        self._snapshot = GuildSnapshot()
         self._wake = self._new_wake_hook()
         self._delivery = self._new_delivery(())
         self.shards: list[Shard] = []
@@ -408,6 +411,8 @@ class Relay:
         Change only what the new settings change; re-enable if disabled.
         """
         old, self.settings = self.settings, settings
+        if old.guild_snapshot and not settings.guild_snapshot:
+            self._snapshot = GuildSnapshot()
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
         if old.wake_url != settings.wake_url:
@@ -469,6 +474,8 @@ class Relay:
         counters = self.counters
         counters.received += 1
         self._points_moved = True
+        if self.settings.guild_snapshot:
+            self._snapshot.observe(payload)
         try:
             matched = self._predicate(payload)
         except Exception:
@@ -499,6 +506,16 @@ class Relay:
         return True
 
     # -- gateway commands from the bot ------------------------------------------
+
+    def guild_snapshot(self) -> dict[str, Any] | None:
+        """
+        ``GET /relays/{alias}/snapshot``: the bot's guilds as its gateway
+        last described them, or None when the bot did not ask for them
+        (:mod:`dccrelay.guild_snapshot`).
+        """
+        if not self.settings.guild_snapshot:
+            return None
+        return self._snapshot.document()
 
     def claim_interaction(self, body: Any) -> dict[str, Any]:
         """
@@ -772,6 +789,11 @@ class Relay:
                 "deferFailed": self._deferrer.failed,
             },
             "wake": self.wake_economy(),
+            **(
+                {"guildSnapshot": self._snapshot.status()}
+                if self.settings.guild_snapshot
+                else {}
+            ),
             "counters": {
                 "received": self.counters.received,
                 "matched": self.counters.matched,
@@ -817,6 +839,7 @@ def settings_status(s: RelaySettings) -> dict[str, Any]:
         "typingWhileWaking": s.typing_while_waking,
         "deferInteractions": s.defer_interactions,
         "deferEphemeral": s.defer_ephemeral,
+        "guildSnapshot": s.guild_snapshot,
         "wakeUrl": s.wake_url,
     }
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from dccrelay_client.dispatcher import CAP, Dispatcher
+from dccrelay_client.dispatcher import CAP, Dispatcher, warm
 from dccrelay_client.frames import SUBPROTOCOL_V2
 from dccrelay_client.frameworks import FrameworkBot, adapt
 from dccrelay_client.receiver import authorized, handle_batch, serve_v2
@@ -84,6 +84,8 @@ class DeliveryASGI:
         if self._relay_url and self._alias:
             relay = RelayAPI(self._session, self._relay_url, self._alias, self._secret)
         await self.bot.start(self._token, self._discord_api, relay)
+        await warm(self.bot, relay)
+        self._dispatcher.ready()
 
     async def stopped(self) -> None:
         """Log out."""

@@ -142,6 +142,13 @@ class DiscordPyBot:
             }
         )
 
+    def adopt(self, guilds: list[dict[str, Any]]) -> None:
+        """Guilds from the relay's snapshot into discord.py's cache."""
+        state = self.client._connection
+        for guild in guilds:
+            self._fetched.add(int(guild["id"]))
+            state._add_guild_from_data(guild)  # type: ignore[arg-type]
+
     async def announce(self) -> None:
         """The constructor's ``activity=``/``status=``, which IDENTIFY would carry."""
         state = self.client._connection

@@ -6,14 +6,39 @@ each is handled (see :mod:`dccrelay_client.settle`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from dccrelay_client.frameworks import FrameworkBot
+from dccrelay_client.registration import RelayAPI
 from dccrelay_client.settle import Handling, feeding, settled
+
+log = logging.getLogger(__name__)
 
 #: seconds a delivery waits for its handlers at most: below the relay's
 #: 15 s webhook timeout, so a slow handler never makes the relay retry
 CAP = 10.0
+
+
+async def warm(bot: FrameworkBot, relay: RelayAPI | None) -> int:
+    """
+    Give the framework the guilds the relay keeps for the bot
+    (``guildSnapshot``), if it keeps any.
+
+    :return: how many.
+    """
+    if relay is None:
+        return 0
+    try:
+        snapshot = await relay.guild_snapshot()
+    except Exception as e:
+        log.warning("no guild snapshot from the relay (%s): guilds come from REST", e)
+        return 0
+    guilds = snapshot.get("guilds") if isinstance(snapshot, dict) else None
+    if not isinstance(guilds, list):
+        return 0
+    bot.adopt([guild for guild in guilds if isinstance(guild, dict) and "id" in guild])
+    return len(guilds)
 
 
 class Dispatcher:
@@ -27,6 +52,12 @@ class Dispatcher:
         self._cap = cap
         self._order = asyncio.Lock()
         self._last_id = -1
+        # set once the framework is ready for dispatches (logged in, warm)
+        self._ready = asyncio.Event()
+
+    def ready(self) -> None:
+        """Dispatches may be fed from now on."""
+        self._ready.set()
 
     async def begin(self, entry_id: int | None, payload: dict[str, Any]) -> Handling | None:
         """
@@ -34,6 +65,7 @@ class Dispatcher:
 
         :return: what it started, or None for a redelivered id.
         """
+        await self._ready.wait()
         async with self._order:
             if entry_id is not None:
                 if entry_id <= self._last_id:

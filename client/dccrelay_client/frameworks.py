@@ -26,6 +26,12 @@ class FrameworkBot(Protocol):
         why).
         """
 
+    def adopt(self, guilds: list[dict[str, Any]]) -> None:
+        """
+        Put guilds (GUILD_CREATE data from the relay's snapshot) in the
+        framework's cache, as the gateway's GUILD_CREATEs would.
+        """
+
     async def announce(self) -> None:
         """
         Send the presence the bot was built with (what IDENTIFY would

@@ -185,6 +185,18 @@ class HikariBot:
         bot.event_manager.consume_raw_event("READY", self._shard, ready)  # type: ignore[arg-type]
         await _dispatched(bot, hikari.StartedEvent(app=bot))
 
+    def adopt(self, guilds: list[dict[str, Any]]) -> None:
+        """Guilds from the relay's snapshot, fed as their GUILD_CREATEs."""
+        assert self._shard is not None
+        for guild in guilds:
+            self._fetched.add(int(guild["id"]))
+            complete = {
+                "threads": [], "presences": [], "voice_states": [], "members": [],
+                "stage_instances": [], "guild_scheduled_events": [], "large": False,
+                "member_count": len(guild.get("members", [])), **guild, "unavailable": False,
+            }
+            self.bot.event_manager.consume_raw_event("GUILD_CREATE", self._shard, complete)  # type: ignore[arg-type]
+
     async def announce(self) -> None:
         """hikari sets no presence before ``start()``: nothing to announce."""
 

@@ -160,6 +160,18 @@ class RelayAPI:
         """``GET /relays/{alias}``: the bot's full status and settings."""
         return await self._call("GET")
 
+    async def guild_snapshot(self) -> dict[str, Any] | None:
+        """
+        ``GET /relays/{alias}/snapshot``: ``{"user", "guilds"}`` as the
+        relay keeps them for the bot, or None when it keeps none.
+        """
+        try:
+            return await self._call("GET", "snapshot")
+        except RegistrationError as e:
+            if e.code == 404:
+                return None
+            raise
+
     async def claim_interaction(self, interaction_id: str) -> dict[str, Any]:
         """
         ``POST /relays/{alias}/claim``: may the bot answer this interaction

@@ -28,13 +28,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from dccrelay_client.dispatcher import CAP, Dispatcher
+from dccrelay_client.dispatcher import CAP, Dispatcher, warm
 from dccrelay_client.frameworks import FrameworkBot, adapt
 from dccrelay_client.receiver import delivery_app
 from dccrelay_client.registration import RelayAPI, RegistrationError, registration_body
 from dccrelay_client.settle import track_tasks
 
 DISCORD_API = "https://discord.com/api/v10"
+
+#: the GUILDS gateway intent
+GUILDS = 1 << 0
 
 #: what a bot hears by default: people's messages and interactions
 DEFAULT_CRITERIA: dict[str, Any] = {
@@ -119,7 +122,8 @@ async def serve(args: argparse.Namespace, bot: FrameworkBot, stop: asyncio.Event
             else None
         )
         await bot.start(args.token, args.discord_api, relay)
-        runner = web.AppRunner(delivery_app(Dispatcher(bot, args.cap), args.secret))
+        dispatcher = Dispatcher(bot, args.cap)
+        runner = web.AppRunner(delivery_app(dispatcher, args.secret))
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()
@@ -131,13 +135,18 @@ async def serve(args: argparse.Namespace, bot: FrameworkBot, stop: asyncio.Event
                     token=args.token,
                     dst=dst_for(args, port),
                     client_secret=args.secret,
-                    intents=bot.intents,
+                    # GUILDS: the guild events the relay's snapshot is kept from
+                    intents=bot.intents | GUILDS,
                     criteria=args.criteria,
                     delivery_protocol=2 if args.delivery == "v2" else None,
                     defer_interactions=True,
                 )
+                body["guildSnapshot"] = True
                 await relay.register(body)
                 print(f"dccrelay-bot: registered {args.alias} with {args.relay}", flush=True)
+            warmed = await warm(bot, relay)
+            dispatcher.ready()
+            print(f"dccrelay-bot: ready, {warmed} guilds from the relay's snapshot", flush=True)
             # kept referenced so the loop does not forget it
             announcing = asyncio.ensure_future(_announce(bot)) if relay is not None else None
             await stop.wait()

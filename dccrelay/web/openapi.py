@@ -85,6 +85,15 @@ _PUBLIC_STATUS = {
                 "deferFailed": {"type": "integer"},
             },
         },
+        "guildSnapshot": {
+            "type": "object",
+            "description": "guildSnapshot: guilds kept, their bytes, guilds left out",
+            "properties": {
+                "guilds": {"type": "integer"},
+                "bytes": {"type": "integer"},
+                "skipped": {"type": "integer"},
+            },
+        },
         "wake": {
             "type": "object",
             "description": "What waking the bot cost and gained (docs/waking.rst).",
@@ -349,6 +358,33 @@ def openapi_document() -> dict[str, Any]:
                         "503": _error(
                             "The bot's gateway session is not ready", _RETRY_AFTER
                         ),
+                    },
+                },
+            },
+            "/relays/{alias}/snapshot": {
+                "parameters": [_ALIAS_PARAMETER],
+                "get": {
+                    "operationId": "guildSnapshot",
+                    "summary": "The bot's guilds as its gateway last described them "
+                    "(guildSnapshot), for its framework's cold start.",
+                    "security": [{"clientSecret": []}],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["user", "guilds"],
+                                "properties": {
+                                    "user": {"type": ["object", "null"]},
+                                    "guilds": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "The READY user and each guild's GUILD_CREATE, members left out",
+                        ),
+                        "400": _BAD_ALIAS,
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such bot, or it keeps no guild snapshot"),
+                        "409": _error("The bot runs on another node"),
+                        "429": _THROTTLED,
                     },
                 },
             },

@@ -129,6 +129,7 @@ class RelayResource(Resource):
         self.putChild(b"disable", DisableResource(manager, alias, self._access))
         self.putChild(b"commands", CommandsResource(manager, alias, self._access))
         self.putChild(b"claim", ClaimResource(manager, alias, self._access))
+        self.putChild(b"snapshot", SnapshotResource(manager, alias, self._access))
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -221,6 +222,24 @@ def _local(relay: AnyRelay, what: str) -> Relay:
         where = f"relay node {owner}" if owner else "no relay node yet"
         raise HTTPError(409, f"this bot's gateway session is held by {where}: {what}")
     return relay
+
+
+class SnapshotResource(_RelayAction):
+    """
+    ``GET /relays/{alias}/snapshot``: the bot's guilds, for its framework's
+    cold start (``guildSnapshot``, see :mod:`dccrelay.guild_snapshot`).
+    """
+
+    @json_handler
+    def render_GET(self, request: Request) -> tuple[int, Any]:
+        relay = registered(self._manager, self.alias)
+        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
+        snapshot = _local(relay, "ask that node").guild_snapshot()
+        if snapshot is None:
+            raise HTTPError(
+                404, 'this bot keeps no guild snapshot: register it with "guildSnapshot": true'
+            )
+        return 200, snapshot
 
 
 class ClaimResource(_RelayAction):
