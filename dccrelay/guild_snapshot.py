@@ -4,10 +4,12 @@ a bot framework starting cold behind the relay.
 
 A framework on the gateway learns its guilds from READY and one
 GUILD_CREATE per guild; behind the relay it sees only what its criteria
-match.  With ``"guildSnapshot": true`` the relay keeps, per bot, the bot's
-READY user and each guild's GUILD_CREATE without its member list (only the
-bot's own member stays), presences or voice states, kept current from
-guild, channel, role and thread events, and the bot's own member updates.
+match.  With ``"guildSnapshot": true`` the relay keeps, per bot, each
+guild's GUILD_CREATE without its member list (only the bot's own member
+stays, known by the user id its token begins with), presences or voice
+states, kept current from guild, channel, role and thread events, and the
+bot's own member updates.  (READY stays with the relay's shard, which keeps
+the session; the bot's user comes from its own REST login.)
 ``GET /relays/{alias}/snapshot`` serves it to the bot (its clientSecret),
 which feeds it to its framework before the first dispatch
 (``dccrelay-bot`` does), so channels, roles and permission checks work
@@ -25,6 +27,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import binascii
+from base64 import urlsafe_b64decode
+
 import orjson
 
 #: guilds kept per bot, at most
@@ -38,7 +43,7 @@ _DROPPED = ("members", "presences", "voice_states", "activity_instances")
 
 _GUILD_EVENTS = frozenset(
     {
-        "READY", "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE",
+        "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE",
         "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE",
         "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE",
         "THREAD_CREATE", "THREAD_UPDATE", "THREAD_DELETE", "GUILD_MEMBER_UPDATE",
@@ -53,10 +58,12 @@ class GuildSnapshot:
     :ivar skipped: guilds left out for the bounds.
     """
 
-    def __init__(self, max_guilds: int = MAX_GUILDS, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self, user_id: str | None, max_guilds: int = MAX_GUILDS, max_bytes: int = MAX_BYTES
+    ) -> None:
+        self._user_id = user_id
         self._max_guilds = max_guilds
         self._max_bytes = max_bytes
-        self.user: dict[str, Any] | None = None
         self._guilds: dict[str, dict[str, Any]] = {}
         self._sizes: dict[str, int] = {}
         self.skipped = 0
@@ -67,10 +74,7 @@ class GuildSnapshot:
         d = payload.get("d")
         if t not in _GUILD_EVENTS or not isinstance(d, dict):
             return
-        if t == "READY":
-            user = d.get("user")
-            self.user = user if isinstance(user, dict) else None
-        elif t == "GUILD_CREATE":
+        if t == "GUILD_CREATE":
             self._put(d)
         elif t == "GUILD_DELETE":
             if not d.get("unavailable"):
@@ -96,7 +100,7 @@ class GuildSnapshot:
                 guild["roles"] = _replaced(guild.get("roles", []), role, t.endswith("_DELETE"))
         elif t == "GUILD_MEMBER_UPDATE":
             user = d.get("user")
-            if not (isinstance(user, dict) and self.user and user.get("id") == self.user.get("id")):
+            if not (isinstance(user, dict) and user.get("id") == self._user_id):
                 return
             member = {k: v for k, v in d.items() if k != "guild_id"}
             guild["members"] = [member]
@@ -105,13 +109,12 @@ class GuildSnapshot:
     def _put(self, guild: dict[str, Any]) -> None:
         guild_id = str(guild.get("id"))
         kept = {k: v for k, v in guild.items() if k not in _DROPPED}
-        if self.user is not None:
-            own = [
-                m for m in guild.get("members", [])
-                if isinstance(m, dict) and (m.get("user") or {}).get("id") == self.user.get("id")
-            ]
-            if own:
-                kept["members"] = own[:1]
+        own = [
+            m for m in guild.get("members", [])
+            if isinstance(m, dict) and (m.get("user") or {}).get("id") == self._user_id
+        ]
+        if own:
+            kept["members"] = own[:1]
         size = len(orjson.dumps(kept))
         others = sum(self._sizes.values()) - self._sizes.get(guild_id, 0)
         count = len(self._guilds) + (guild_id not in self._guilds)
@@ -136,7 +139,20 @@ class GuildSnapshot:
 
     def document(self) -> dict[str, Any]:
         """What ``GET /relays/{alias}/snapshot`` serves."""
-        return {"user": self.user, "guilds": list(self._guilds.values())}
+        return {"guilds": list(self._guilds.values())}
+
+
+def bot_user_id(token: str) -> str | None:
+    """
+    The bot's user id: a bot token begins with it, base64-encoded, before
+    its first dot.  None for a token of another shape.
+    """
+    first = token.split(".", 1)[0]
+    try:
+        decoded = urlsafe_b64decode(first + "=" * (-len(first) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    return decoded if decoded.isdigit() else None
 
 
 def _replaced(items: list[Any], item: dict[str, Any], delete: bool) -> list[Any]:

@@ -29,7 +29,7 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
 from dccrelay.gateway.shard import Connect, Shard
-from dccrelay.guild_snapshot import GuildSnapshot
+from dccrelay.guild_snapshot import GuildSnapshot, bot_user_id
 from dccrelay.interactions import DEFER_AFTER, DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.resume_points import ResumePoints
 from dccrelay.settings import RelaySettings
@@ -142,7 +142,7 @@ class Relay:
         # for its answers
         self._member_requests: dict[str, float] = {}
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts
-        self._snapshot = GuildSnapshot()
+        self._snapshot = GuildSnapshot(bot_user_id(settings.token))
         self._wake = self._new_wake_hook()
         self._delivery = self._new_delivery(())
         self.shards: list[Shard] = []
@@ -411,8 +411,9 @@ class Relay:
         Change only what the new settings change; re-enable if disabled.
         """
         old, self.settings = self.settings, settings
-        if old.guild_snapshot and not settings.guild_snapshot:
-            self._snapshot = GuildSnapshot()
+        if old.gateway_key() != settings.gateway_key():
+            # another bot, or a new session whose GUILD_CREATEs fill it again
+            self._snapshot = GuildSnapshot(bot_user_id(settings.token))
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
         if old.wake_url != settings.wake_url:

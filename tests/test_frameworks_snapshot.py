@@ -12,14 +12,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.guild_snapshot import GuildSnapshot
-from dccrelay.testing import guilds
+from dccrelay.guild_snapshot import GuildSnapshot, bot_user_id
+from dccrelay.testing import guilds, objects
 from tests.framework_harness import BOT_ID, FrameworkCase, free_port
 from tests.harness import SECRET, wait_for
 
 from .api_harness import BODY, Node, answer, basic
 
-BOT_USER = {"id": BOT_ID, "username": "bot", "bot": True}
+BOT_USER = objects.user(BOT_ID, "bot", bot=True)
 
 
 def guild_create(guild_id: str = "2222") -> dict[str, Any]:
@@ -29,8 +29,8 @@ def guild_create(guild_id: str = "2222") -> dict[str, Any]:
         "channels": guilds.channels(guild_id),
         "threads": [],
         "members": [
-            {"user": BOT_USER, "roles": [], "joined_at": "2024-01-01T00:00:00+00:00"},
-            {"user": {"id": "4444", "username": "someone"}, "roles": []},
+            {**objects.member("2024-01-01T00:00:00+00:00"), "user": BOT_USER},
+            {**objects.member("2024-01-01T00:00:00+00:00"), "user": objects.user("4444", "someone")},
         ],
         "presences": [{"user": {"id": "4444"}, "status": "online"}],
         "voice_states": [],
@@ -50,12 +50,9 @@ class SnapshotTests(SynchronousTestCase):
         A GUILD_CREATE is kept without other people's members, presences
         or voice states; the bot's own member stays.
         """
-        snapshot = GuildSnapshot()
-        snapshot.observe(event("READY", {"user": BOT_USER, "guilds": []}))
+        snapshot = GuildSnapshot(BOT_ID)
         snapshot.observe(event("GUILD_CREATE", guild_create()))
-        document = snapshot.document()
-        self.assertEqual(document["user"], BOT_USER)
-        [kept] = document["guilds"]
+        [kept] = snapshot.document()["guilds"]
         self.assertEqual([m["user"]["id"] for m in kept["members"]], [BOT_ID])
         self.assertNotIn("presences", kept)
         self.assertEqual([c["id"] for c in kept["channels"]], ["3333"])
@@ -65,7 +62,7 @@ class SnapshotTests(SynchronousTestCase):
         Channel, role and guild updates change the kept guild; a guild the
         bot left is forgotten, one that is only unavailable is kept.
         """
-        snapshot = GuildSnapshot()
+        snapshot = GuildSnapshot(BOT_ID)
         snapshot.observe(event("GUILD_CREATE", guild_create()))
         channel = {**guilds.channels("2222")[0], "id": "3334", "name": "grill"}
         snapshot.observe(event("CHANNEL_CREATE", channel))
@@ -82,9 +79,14 @@ class SnapshotTests(SynchronousTestCase):
         snapshot.observe(event("GUILD_DELETE", {"id": "2222"}))
         self.assertEqual(snapshot.status()["guilds"], 0)
 
+    def test_bot_user_id(self) -> None:
+        """The bot's user id is read from the start of its token."""
+        self.assertEqual(bot_user_id("MTExMTExMTExMTExMTExMTEx.Gg1234.x"), BOT_ID)
+        self.assertIsNone(bot_user_id("not a token"))
+
     def test_bounded(self) -> None:
         """Guilds past the bound are left out and counted."""
-        snapshot = GuildSnapshot(max_guilds=2)
+        snapshot = GuildSnapshot(BOT_ID, max_guilds=2)
         for guild_id in ("1", "2", "3"):
             snapshot.observe(event("GUILD_CREATE", guild_create(guild_id)))
         self.assertEqual((snapshot.status()["guilds"], snapshot.status()["skipped"]), (2, 1))
@@ -110,7 +112,7 @@ class EndpointTests(SynchronousTestCase):
         )
         self.assertEqual(code, 200)
         code, body, _ = answer(self, node, "GET", "/relays/sample/snapshot", None, basic())
-        self.assertEqual((code, body), (200, {"user": None, "guilds": []}))
+        self.assertEqual((code, body), (200, {"guilds": []}))
         code, status, _ = answer(self, node, "GET", "/relays/sample", None, basic())
         self.assertEqual(status["guildSnapshot"], {"guilds": 0, "bytes": 0, "skipped": 0})
         self.assertEqual(answer(self, node, "GET", "/relays/sample/snapshot")[0], 401)
@@ -119,12 +121,17 @@ class EndpointTests(SynchronousTestCase):
 class WarmStartTests(FrameworkCase):
     """A discord.py bot started cold against a relay that keeps its guilds."""
 
+    spec = "tests.framework_bots.discordpy_bot:bot"
+    where = "!where"
+
     def test_warm_start(self) -> None:
         """
         The relay keeps the guild from the gateway's GUILD_CREATE; a
         ``dccrelay-bot`` started afterwards gets it from the relay and
-        answers a guild-only command with a permission check without
-        fetching the guild from Discord's REST API.
+        answers a command that needs the guild and its channel in the
+        framework's cache (for discord.py a guild-only command with a
+        permission check) without fetching the guild from Discord's REST
+        API.
         """
         return ensureDeferred(self._warm())
 
@@ -149,7 +156,14 @@ class WarmStartTests(FrameworkCase):
             return bool(self.relay.relay(self.alias).guild_snapshot()["guilds"])
 
         await wait_for(kept, what="the relay to keep the guild")
-        bot = await self.start_bot("tests.framework_bots.discordpy_bot:bot", port=port)
+        bot = await self.start_bot(self.spec, port=port)
         await self.until(lambda: b"1 guilds from the relay" in bot.output, bot, "the warm start")
-        self.assertEqual(await self.reply_to("!where", bot), "in guild 2222, #general")
+        self.assertEqual(await self.reply_to(self.where, bot), "in guild 2222, #general")
         self.assertEqual([e for e in self.sim.events if e[0] == "guild_fetch"], [])
+
+
+class HikariWarmStartTests(WarmStartTests):
+    """The same for a hikari bot: the guild is in hikari's cache."""
+
+    spec = "tests.framework_bots.hikari_bot:bot"
+    where = "hk.where"

@@ -146,8 +146,12 @@ class DiscordPyBot:
         """Guilds from the relay's snapshot into discord.py's cache."""
         state = self.client._connection
         for guild in guilds:
+            try:
+                state._add_guild_from_data(guild)  # type: ignore[arg-type]
+            except (KeyError, TypeError, ValueError) as e:
+                log.warning("guild %s from the snapshot not usable (%r): fetched later", guild["id"], e)
+                continue
             self._fetched.add(int(guild["id"]))
-            state._add_guild_from_data(guild)  # type: ignore[arg-type]
 
     async def announce(self) -> None:
         """The constructor's ``activity=``/``status=``, which IDENTIFY would carry."""

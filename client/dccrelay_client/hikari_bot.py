@@ -195,7 +195,11 @@ class HikariBot:
                 "stage_instances": [], "guild_scheduled_events": [], "large": False,
                 "member_count": len(guild.get("members", [])), **guild, "unavailable": False,
             }
-            self.bot.event_manager.consume_raw_event("GUILD_CREATE", self._shard, complete)  # type: ignore[arg-type]
+            try:
+                self.bot.event_manager.consume_raw_event("GUILD_CREATE", self._shard, complete)  # type: ignore[arg-type]
+            except (KeyError, TypeError, ValueError) as e:
+                log.warning("guild %s from the snapshot not usable (%r): fetched later", guild["id"], e)
+                self._fetched.discard(int(guild["id"]))
 
     async def announce(self) -> None:
         """hikari sets no presence before ``start()``: nothing to announce."""

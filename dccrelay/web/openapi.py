@@ -372,13 +372,12 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json(
                             {
                                 "type": "object",
-                                "required": ["user", "guilds"],
+                                "required": ["guilds"],
                                 "properties": {
-                                    "user": {"type": ["object", "null"]},
                                     "guilds": {"type": "array", "items": {"type": "object"}},
                                 },
                             },
-                            "The READY user and each guild's GUILD_CREATE, members left out",
+                            "Each guild's GUILD_CREATE, members but the bot's left out",
                         ),
                         "400": _BAD_ALIAS,
                         "401": _UNAUTHORIZED,
