@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench import durable, filters, gateway_compression, idle_memory, latency, restart
-from bench import throughput
+from bench import throughput, tls_connection
 from bench.fleet import bring_up
 from bench.processes import machine
 
@@ -155,6 +155,10 @@ def fleet_targets(options: argparse.Namespace) -> None:
             ("total over TLS with zlib-stream", "total"),
         ):
             say(f"   {label:64}{parts[key] / 1024:>8.1f} KiB")
+        progress("TLS connection, in process")
+        say("")
+        for line in tls_connection.table(300 if options.quick else 1000):
+            say("   " + line)
     if want_restart:
         say(f"\n2. Restart with N bots in the store, {_transport(tls)} ({runs}; target: all"
             " RESUMEd within 60 s, no stall > 100 ms)")

@@ -71,7 +71,8 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
 class BenchTLS:
     """
     A run's throw-away CA, and the files the processes need: ``ca.pem``
-    (what the relay trusts) and ``server.pem`` (key and certificate for
+    (what the relay trusts: the platform's trust store, as production has
+    it, plus the throw-away CA) and ``server.pem`` (key and certificate for
     127.0.0.1, what the simulator and the receiver serve with).
     """
 
@@ -79,9 +80,25 @@ class BenchTLS:
         from dccrelay.testing.tls import ThrowAwayCA
 
         ca = ThrowAwayCA("dccrelay bench CA")
-        self.ca_file = ca.write_ca(os.path.join(workdir, "ca.pem"))
+        self.ca_file = os.path.join(workdir, "ca.pem")
+        with open(self.ca_file, "wb") as out:
+            out.write(platform_trust_store() + ca.ca_pem)
         self.cert_file = ca.write_server(os.path.join(workdir, "server.pem"))
         self.client_context = ssl.create_default_context(cafile=self.ca_file)
+
+
+def platform_trust_store() -> bytes:
+    """
+    The certificates OpenSSL trusts on this machine by default (Debian's
+    bundle: ~145), or nothing where there is no such file: a relay that
+    trusts only the throw-away CA would hide what a real trust store costs.
+    """
+    paths = ssl.get_default_verify_paths()
+    for path in (paths.cafile, paths.openssl_cafile):
+        if path and os.path.exists(path):
+            with open(path, "rb") as bundle:
+                return bundle.read().rstrip(b"\n") + b"\n"
+    return b""
 
 
 def http_json(

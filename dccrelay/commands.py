@@ -232,7 +232,9 @@ def parse_command(body: Any, intents: int) -> GatewayCommand:
         if d.get("query") == "" and not intents & GUILD_MEMBERS:
             raise CommandError(
                 'd/query: the whole member list (query "") needs the GUILD_MEMBERS '
-                "intent (1 << 1) in the registration",
+                "intent (1 << 1) in the registration: switch it on in Discord's developer "
+                f"portal (it is privileged) and register with intents {intents | GUILD_MEMBERS}"
+                ', or ask for members by name ("query": "abc", "limit": 10)',
                 "/d/query",
             )
         nonce = d.get("nonce")

@@ -12,7 +12,8 @@ the file at once, converted and checked by the same coerce function:
 - an option with a value takes a TOML string, integer or float (numbers
   go through the option's coerce function as the command line's text
   would, so ``queue-limit = 1.5`` fails just as ``--queue-limit 1.5`` does);
-  an option without a coerce function takes a string only;
+  an option whose value is a number takes a TOML number only (``"30"`` is
+  refused); an option without a coerce function takes a string only;
 - a flag takes ``true`` or ``false``.
 
 Relative paths in the file are relative to the working directory, as on the
@@ -165,7 +166,7 @@ def _convert(path: str, key: str, value: Any, coerce: Callable[[str], Any] | Non
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ConfigError(f"{where} must be a string or a number, not {_describe(value)}")
     try:
-        return coerce(str(value))
+        converted = coerce(str(value))
     except (ValueError, usage.UsageError) as e:
         message = str(e)
         # The coerce functions speak of the command line ("--idle-timeout
@@ -175,3 +176,13 @@ def _convert(path: str, key: str, value: Any, coerce: Callable[[str], Any] | Non
         else:
             message = f"{key!r}: {message}"
         raise ConfigError(f"{path}: {message}") from None
+    # A number option written as a TOML string ("30") is a mistake the
+    # docs promise to stop at start-up, like any wrong type.
+    if isinstance(value, str) and isinstance(converted, (int, float)) and not isinstance(
+        converted, bool
+    ):
+        raise ConfigError(
+            f"{where} must be a number, not {_describe(value)}: write {key} = {value.strip()} "
+            "without quotes"
+        )
+    return converted

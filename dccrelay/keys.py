@@ -4,6 +4,11 @@ keys that encrypt bots' tokens and secrets at rest.
 
 Each is read once, at start-up; a problem is reported naming the option
 and what to do, as ``twistd dcc`` reports a bad option.
+
+Under systemd a key file may be a *credential*: ``credential:NAME`` names
+the file ``NAME`` in ``$CREDENTIALS_DIRECTORY``, where ``LoadCredential=``
+puts a copy that only the service's (dynamic) user can read, so that the
+key's own file can stay root's, mode 0600.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import binascii
 import os
 import stat
+from collections.abc import Mapping
 
 from cryptography.fernet import Fernet
 
@@ -28,7 +34,41 @@ class KeyFileError(ValueError):
     """
 
 
-def _read(path: str, option: str) -> str:
+#: how a key file option names a systemd credential
+CREDENTIAL_PREFIX = "credential:"
+
+
+def resolve_key_path(
+    path: str, option: str, environ: Mapping[str, str] = os.environ
+) -> tuple[str, bool]:
+    """
+    The file a key file option names, and whether systemd guards it (a
+    credential), in which case its mode is systemd's business.
+
+    :raise KeyFileError: for ``credential:NAME`` outside a unit that loads
+        credentials, saying what to add.
+    """
+    if path.startswith(CREDENTIAL_PREFIX):
+        name = path[len(CREDENTIAL_PREFIX):]
+        directory = environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise KeyFileError(
+                f"--{option}: {path} names a systemd credential, but $CREDENTIALS_DIRECTORY "
+                f"is not set: run under systemd with LoadCredential={name}:/path/to/the/file "
+                "(see etc/dcc.service), or give the file's path instead"
+            )
+        if not name or "/" in name:
+            raise KeyFileError(f"--{option}: {path}: a credential name has no '/'")
+        return os.path.join(directory, name), True
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    inside = bool(directory) and os.path.dirname(os.path.abspath(path)) == os.path.abspath(
+        directory or ""
+    )
+    return path, inside
+
+
+def _read(given: str, option: str) -> str:
+    path, guarded = resolve_key_path(given, option)
     try:
         with open(path, encoding="utf-8") as f:
             mode = os.fstat(f.fileno()).st_mode
@@ -37,7 +77,9 @@ def _read(path: str, option: str) -> str:
         raise KeyFileError(f"--{option}: cannot read {path}: {e.strerror}")
     except UnicodeDecodeError:
         raise KeyFileError(f"--{option}: {path} is not UTF-8 text")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    # systemd makes credentials readable by the unit's user only, whatever
+    # their mode bits say.
+    if not guarded and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"--{option}: {path} may be read by other users (mode {stat.S_IMODE(mode):04o}); "
             f"make it private: chmod 600 {path}"

@@ -2,22 +2,18 @@
 The relays of one node: loads them from the store on start, applies
 registration changes, and stops them (resumably) on shutdown.
 
-Alone (SQLite), a node runs every bot.  With a shared store (PostgreSQL) and
-a :class:`ClusterNode`, it runs only the bots it holds a lease on and keeps
-a :class:`~dccrelay.remote_relay.RemoteRelay` for the others: each round it
-heartbeats, renews its leases, stops any bot whose lease it lost, and claims
-or hands over bots towards an even share of the live nodes, a few at a time.
-A bot moves by a resumable stop on one node and a RESUME on the next.  A
-node that cannot renew stops its bots before its leases can expire, so two
-nodes never hold one Discord session.  Registration changes made through
-any node reach the others as store notices (LISTEN/NOTIFY).
+Every registered bot has a handle (:class:`~dccrelay.handle.IRelayHandle`):
+a :class:`~dccrelay.relay.Relay` if it runs here, a
+:class:`~dccrelay.remote_relay.RemoteRelay` if another node runs it.  Which
+one is the placement's decision (:mod:`dccrelay.placement`): alone, every
+bot runs here; in a cluster, the coordinator
+(:mod:`dccrelay.coordinator`) says "run here" or "run elsewhere" as leases
+come and go.  The manager itself treats every handle alike.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks
@@ -25,13 +21,14 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from dccrelay.handle import IRelayHandle
 from dccrelay.pacing import Pacer
+from dccrelay.placement import Alone, IPlacement
 from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
 from dccrelay.stats import LatencyHistogram
-from dccrelay.store import IRelayStore, SessionState, StoredRelay
-from dccrelay.store.leases import LeaseTiming
+from dccrelay.store import IRegistrations, SessionState, StoredRelay
 
 # Relays created per reactor turn when a node starts: each compiles its
 # filter (unless another bot has the same criteria).
@@ -53,28 +50,6 @@ CHECKPOINT_INTERVAL = 2.0
 CHECKPOINT_BATCH = 250
 
 
-#: A bot this node runs, or one it only knows about.
-AnyRelay = Union[Relay, RemoteRelay]
-
-# At most this share of a node's bots is handed over per round, so that a
-# node joining or leaving moves bots gradually.
-HANDOVER_FRACTION = 0.1
-
-# Notices can be lost (a database restart); every so often each node reloads
-# every registration anyway.
-RECONCILE_INTERVAL = 30.0
-
-
-@dataclass(frozen=True)
-class ClusterNode:
-    """
-    This node's part in a cluster sharing one store.
-    """
-
-    node_id: str
-    timing: LeaseTiming = field(default_factory=LeaseTiming)
-
-
 class TooManyRelays(Exception):
     """
     The node holds ``--max-relays`` bots already.
@@ -84,6 +59,13 @@ class TooManyRelays(Exception):
 class RelayManager(Service):
     """
     Every relay of this node, by alias.
+
+    The store must be open while the manager runs (see
+    :class:`dccrelay.store.service.StoreService`).
+
+    :param store: the registrations (the manager changes and loads them).
+    :param placement: where bots run; by default, all here
+        (:class:`~dccrelay.placement.Alone`, with ``env.store``'s sessions).
     """
 
     _log = Logger()
@@ -91,10 +73,10 @@ class RelayManager(Service):
     def __init__(
         self,
         env: RelayEnvironment,
-        store: IRelayStore,
+        store: IRegistrations,
         max_relays: int,
         delivery_latency: LatencyHistogram | None = None,
-        cluster: ClusterNode | None = None,
+        placement: IPlacement | None = None,
     ) -> None:
         self._env = env
         self._store = store
@@ -102,15 +84,17 @@ class RelayManager(Service):
         #: what the node's delivery channels report (for /metrics)
         self.delivery_latency = delivery_latency or LatencyHistogram()
         self._started_at: float | None = None
-        self.relays: dict[str, AnyRelay] = {}
-        self.cluster = cluster
+        self.relays: dict[str, IRelayHandle] = {}
+        # The handles of self.relays, by where they run.
+        self._here: dict[str, Relay] = {}
+        self._elsewhere: dict[str, RemoteRelay] = {}
+        self._placement = placement if placement is not None else Alone(env.store)
+        self._placement.attach(self)
         self._lock = DeferredLock()
-        self._rounds = LoopingCall(self._lease_round)
-        self._rounds.clock = env.clock
-        self._round_running = False
-        self._round_again = False
-        self._renew_deadline: Any = None
-        self._last_reconcile = env.clock.seconds()
+        # Held until the relays are loaded: changes wait for that, and the
+        # HTTP API may take requests before the store is open and this
+        # service starts.
+        self._lock.acquire()
         self._checkpoints = LoopingCall(self._checkpoint)
         self._checkpoints.clock = env.clock
         self._starts = Pacer(env.clock, START_RATE, START_BURST)
@@ -119,7 +103,8 @@ class RelayManager(Service):
     def startService(self) -> None:
         super().startService()
         self._started_at = self._env.clock.seconds()
-        d = self._lock.run(self._load)
+        d = self._load()
+        d.addBoth(self._loaded)
         d.addCallbacks(self.ready.callback, self._failed_to_start)
 
     def uptime(self) -> float | None:
@@ -130,32 +115,22 @@ class RelayManager(Service):
             return None
         return self._env.clock.seconds() - self._started_at
 
+    def _loaded(self, result: object) -> object:
+        self._lock.release()
+        return result
+
     def _failed_to_start(self, failure: Any) -> None:
         self._log.failure("could not load registrations from the store", failure)
         self.ready.errback(failure)
 
-    def _new_relay(self, record: StoredRelay) -> Relay:
-        relay = Relay(
-            record.alias, RelaySettings.from_json(record.settings), self._env,
-            on_fatal=self.disable,
-            enabled=record.enabled, disable_reason=record.disable_reason,
-        )
-        if self.cluster is not None:
-            relay.node = self.cluster.node_id
-        return relay
-
     @inlineCallbacks
     def _load(self) -> Any:
-        yield self._store.open()
         stored = yield self._store.load_relays()
         for n, record in enumerate(stored):
             if n and n % START_SLICE == 0:
-                yield self._breathe()
+                yield self.breathe()
             try:
-                if self.cluster is None:
-                    self.relays[record.alias] = self._new_relay(record)
-                else:
-                    self.relays[record.alias] = _remote(record)
+                self._placement.place(record)
             except Exception:
                 self._log.failure(
                     "{alias}: could not restore its registration", alias=record.alias
@@ -164,18 +139,94 @@ class RelayManager(Service):
             "loaded {count} relays from {store}",
             count=len(self.relays), store=self._store.description,
         )
-        if self.cluster is None:
-            # One store call for every bot's sessions, not one per bot.
-            sessions = yield self._store.load_all_sessions()
-            for relay in self.local_relays():
-                self._start_paced(relay, sessions.get(relay.alias, {}))
-        else:
-            yield self._store.listen_changes(self._changed)
-            self._rounds.start(self.cluster.timing.claim_interval, now=False)
-            self._poke()
+        yield self._placement.begin()
         self._checkpoints.start(CHECKPOINT_INTERVAL, now=False)
 
-    def _start_paced(
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        super().stopService()
+        self._starts.stop()
+        if self._checkpoints.running:
+            self._checkpoints.stop()
+        self._placement.pause()
+        yield self._lock.acquire()
+        try:
+            # Every bot's resume point in a few store calls, rather than one
+            # call per bot as each stops.
+            yield self._checkpoint()
+            yield DeferredList(
+                [relay.stop() for relay in self.local_relays()], consumeErrors=True
+            )
+            yield self._placement.leave()
+        finally:
+            self._lock.release()
+
+    # -- what the placement decides ----------------------------------------------
+
+    def exclusively(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """
+        Run ``work(*args)`` while no other change of relays is under way.
+        """
+        return self._lock.run(work, *args)
+
+    def local_relays(self) -> list[Relay]:
+        """
+        The relays this node runs.
+        """
+        return list(self._here.values())
+
+    def remote_relays(self) -> list[RemoteRelay]:
+        """
+        The relays other nodes run (or nobody yet).
+        """
+        return list(self._elsewhere.values())
+
+    def run_here(self, record: StoredRelay) -> Relay:
+        """
+        Make ``record``'s bot one this node runs (not started yet).
+        """
+        relay = Relay(
+            record.alias, RelaySettings.from_json(record.settings), self._env,
+            on_fatal=self.disable,
+            enabled=record.enabled, disable_reason=record.disable_reason,
+        )
+        relay.node = self._placement.node_id
+        self._elsewhere.pop(record.alias, None)
+        self.relays[record.alias] = self._here[record.alias] = relay
+        return relay
+
+    def run_elsewhere(self, record: StoredRelay) -> None:
+        """
+        Know ``record``'s bot as one another node runs (or nobody yet).
+        """
+        self._here.pop(record.alias, None)
+        self.relays[record.alias] = self._elsewhere[record.alias] = RemoteRelay.of(record)
+
+    @inlineCallbacks
+    def move_away(self, alias: str) -> Any:
+        """
+        Stop running ``alias`` here, resumably (the next owner RESUMEs from
+        the stored session), and keep knowing it.
+        """
+        relay = self._here.get(alias)
+        if relay is not None:
+            yield relay.stop()
+            del self._here[alias]
+            self.relays[alias] = self._elsewhere[alias] = RemoteRelay(
+                alias, relay.settings, enabled=relay.enabled,
+                disable_reason=relay.disable_reason,
+            )
+
+    def drop(self, alias: str) -> IRelayHandle | None:
+        """
+        Take ``alias`` (deleted) out of the registry; the caller stops it
+        for good (:meth:`IRelayHandle.forget`).
+        """
+        self._here.pop(alias, None)
+        self._elsewhere.pop(alias, None)
+        return self.relays.pop(alias, None)
+
+    def start_paced(
         self, relay: Relay, sessions: dict[int, SessionState] | None = None
     ) -> None:
         """
@@ -189,7 +240,7 @@ class RelayManager(Service):
 
         self._starts.add(start)
 
-    def _breathe(self) -> Deferred[None]:
+    def breathe(self) -> Deferred[None]:
         """
         A reactor turn between slices of a start-up with thousands of bots,
         so that heartbeats, answers and the HTTP API are not held up for
@@ -197,38 +248,7 @@ class RelayManager(Service):
         """
         return deferLater(self._env.clock, 0, lambda: None)
 
-    def local_relays(self) -> list[Relay]:
-        """
-        The relays this node runs.
-        """
-        return [relay for relay in self.relays.values() if isinstance(relay, Relay)]
-
-    @inlineCallbacks
-    def stopService(self) -> Any:
-        super().stopService()
-        self._starts.stop()
-        if self._checkpoints.running:
-            self._checkpoints.stop()
-        if self._rounds.running:
-            self._rounds.stop()
-        self._cancel_renew_deadline()
-        yield self._lock.acquire()
-        try:
-            # Every bot's resume point in a few store calls, rather than one
-            # call per bot as each stops.
-            yield self._checkpoint()
-            yield DeferredList(
-                [relay.stop() for relay in self.local_relays()], consumeErrors=True
-            )
-            if self.cluster is not None:
-                # Hand every bot over now rather than after the leases expire.
-                try:
-                    yield self._store.forget_node(self.cluster.node_id)
-                except Exception:
-                    self._log.failure("could not release this node's leases")
-            yield self._store.close()
-        finally:
-            self._lock.release()
+    # -- resume points --------------------------------------------------------------
 
     @inlineCallbacks
     def _checkpoint(self) -> Any:
@@ -242,14 +262,16 @@ class RelayManager(Service):
         saves = []
         for start in range(0, len(relays), CHECKPOINT_BATCH):
             if start:
-                yield self._breathe()
+                yield self.breathe()
             batch = [
                 (relay, point)
                 for relay in relays[start : start + CHECKPOINT_BATCH]
                 for point in relay.resume_points()
             ]
             if batch:
-                d = self._store.save_sessions([(relay.alias, point) for relay, point in batch])
+                d = self._env.store.save_sessions(
+                    [(relay.alias, point) for relay, point in batch]
+                )
                 d.addErrback(self._checkpoint_failed, batch)
                 saves.append(d)
         yield DeferredList(saves)
@@ -299,19 +321,12 @@ class RelayManager(Service):
         created = relay is None
         if relay is None:
             self._log.info("{alias}: registered", alias=alias)
-            record = StoredRelay(alias, settings.to_json(), True, None)
-            if self.cluster is None:
-                relay = self.relays[alias] = self._new_relay(record)
-                relay.start()
-            else:
-                self.relays[alias] = _remote(record)
+            self._placement.place(StoredRelay(alias, settings.to_json(), True, None))
+            self.relays[alias].start()
         else:
             self._log.info("{alias}: settings updated", alias=alias)
-            if isinstance(relay, Relay):
-                yield relay.apply(settings)
-            else:
-                relay.settings, relay.enabled = settings, True
-        yield self._announce(alias)
+            yield relay.apply(settings)
+        yield self._placement.changed(alias)
         return created
 
     def delete(self, alias: str) -> Deferred[bool]:
@@ -324,13 +339,12 @@ class RelayManager(Service):
 
     @inlineCallbacks
     def _delete(self, alias: str) -> Any:
-        relay = self.relays.pop(alias, None)
+        relay = self.drop(alias)
         existed = yield self._store.delete_relay(alias)
         if relay is not None:
             self._log.info("{alias}: deleted", alias=alias)
-            if isinstance(relay, Relay):
-                yield relay.forget()
-        yield self._announce(alias)
+            yield relay.forget()
+        yield self._placement.changed(alias)
         return existed or relay is not None
 
     def disable(self, alias: str, reason: str) -> Deferred[None]:
@@ -346,184 +360,5 @@ class RelayManager(Service):
             return
         self._log.info("{alias}: disabled: {reason}", alias=alias, reason=reason)
         yield self._store.disable_relay(alias, reason)
-        if isinstance(relay, Relay):
-            yield relay.disable(reason)
-        else:
-            relay.enabled, relay.disable_reason = False, reason
-        yield self._announce(alias)
-
-    # -- several nodes ----------------------------------------------------------
-
-    @inlineCallbacks
-    def _announce(self, alias: str) -> Any:
-        if self.cluster is None:
-            return
-        try:
-            yield self._store.notify_change(alias)
-        except Exception:
-            # The periodic rounds still converge; the change itself is stored.
-            self._log.failure("{alias}: could not notify the other nodes", alias=alias)
-        self._poke()
-
-    def _poke(self) -> None:
-        """
-        Run a lease round now (a new bot may be waiting for an owner).
-        """
-        if self.running and self.cluster is not None:
-            self._env.clock.callLater(0, self._lease_round)
-
-    def _changed(self, alias: str | None) -> None:
-        """
-        Another node (or this one) changed ``alias``'s registration, or
-        anything (``None``).
-        """
-        d = self._lock.run(self._reload, alias)
-        d.addErrback(lambda f: self._log.failure("could not apply a registration change", f))
-
-    @inlineCallbacks
-    def _reload(self, alias: str | None) -> Any:
-        records = {r.alias: r for r in (yield self._store.load_relays())}
-        aliases = set(records) | set(self.relays) if alias is None else {alias}
-        for name in sorted(aliases):
-            record, relay = records.get(name), self.relays.get(name)
-            if record is None:
-                if relay is not None:
-                    del self.relays[name]
-                    if isinstance(relay, Relay):
-                        yield relay.forget()
-                continue
-            settings = RelaySettings.from_json(record.settings)
-            if relay is None:
-                self.relays[name] = _remote(record)
-                self._poke()
-            elif isinstance(relay, RemoteRelay):
-                relay.settings, relay.enabled = settings, record.enabled
-                relay.disable_reason = record.disable_reason
-            elif not record.enabled:
-                if relay.enabled:
-                    yield relay.disable(record.disable_reason or "disabled")
-            elif relay.settings != settings or not relay.enabled:
-                yield relay.apply(settings)
-
-    @inlineCallbacks
-    def _lease_round(self) -> Any:
-        if self._round_running:
-            self._round_again = True
-            return
-        assert self.cluster is not None
-        self._round_running = True
-        try:
-            node, timing = self.cluster.node_id, self.cluster.timing
-            sent_at = self._env.clock.seconds()
-            try:
-                yield self._store.heartbeat_node(node, timing.ttl)
-                held = set((yield self._store.renew_leases(node, timing.ttl)))
-            except Exception:
-                self._log.failure("could not renew this node's leases")
-                return
-            self._arm_renew_deadline(sent_at)
-            yield self._lock.run(self._settle_leases, held)
-            if sent_at - self._last_reconcile >= RECONCILE_INTERVAL:
-                self._last_reconcile = sent_at
-                self._changed(None)
-        finally:
-            self._round_running = False
-            if self._round_again and self.running:
-                self._round_again = False
-                self._poke()
-
-    @inlineCallbacks
-    def _settle_leases(self, held: set[str]) -> Any:
-        assert self.cluster is not None
-        node, timing = self.cluster.node_id, self.cluster.timing
-        local = {relay.alias for relay in self.local_relays()}
-        for alias in sorted(local - held):
-            self._log.warn("{alias}: lease lost; stopping here", alias=alias)
-            yield self._make_remote(alias)
-        owned = local & held
-        live = yield self._store.live_nodes()
-        share = math.ceil(len(self.relays) / max(1, len(live)))
-        if len(owned) < share:
-            claimed = yield self._store.claim_leases(node, timing.ttl, share - len(owned))
-            if claimed:
-                records = {r.alias: r for r in (yield self._store.load_relays())}
-                for n, (alias, epoch) in enumerate(claimed):
-                    if n and n % START_SLICE == 0:
-                        yield self._breathe()
-                    yield self._make_local(alias, records.get(alias))
-        elif len(owned) > share:
-            step = max(1, math.ceil(share * HANDOVER_FRACTION))
-            give = sorted(owned)[: min(len(owned) - share, step)]
-            for alias in give:
-                yield self._make_remote(alias)
-            yield self._store.release_leases(node, give)
-        owners = yield self._store.lease_owners()
-        # What this node's bots look like, for GET /relays on the others.
-        yield self._store.publish_statuses(
-            node, {relay.alias: relay.public_status() for relay in self.local_relays()}
-        )
-        statuses = yield self._store.load_statuses()
-        for relay in self.relays.values():
-            if isinstance(relay, RemoteRelay):
-                relay.owner = owners.get(relay.alias)
-                published = statuses.get(relay.alias)
-                relay.snapshot = (
-                    published[1] if published is not None and published[0] == relay.owner else None
-                )
-
-    @inlineCallbacks
-    def _make_local(self, alias: str, record: StoredRelay | None) -> Any:
-        assert self.cluster is not None
-        if record is None:
-            # Deleted since: nothing to run.
-            yield self._store.release_leases(self.cluster.node_id, [alias])
-            return
-        self._log.info("{alias}: now running on this node", alias=alias)
-        relay = self.relays[alias] = self._new_relay(record)
-        self._start_paced(relay)
-
-    @inlineCallbacks
-    def _make_remote(self, alias: str) -> Any:
-        relay = self.relays.get(alias)
-        if isinstance(relay, Relay):
-            # Resumable: the next owner RESUMEs from the stored session.
-            yield relay.stop()
-            self.relays[alias] = RemoteRelay(
-                alias, relay.settings, enabled=relay.enabled,
-                disable_reason=relay.disable_reason,
-            )
-
-    def _arm_renew_deadline(self, sent_at: float) -> None:
-        assert self.cluster is not None
-        self._cancel_renew_deadline()
-        delay = sent_at + self.cluster.timing.stop_after - self._env.clock.seconds()
-        self._renew_deadline = self._env.clock.callLater(max(0.0, delay), self._renewals_failed)
-
-    def _cancel_renew_deadline(self) -> None:
-        if self._renew_deadline is not None and self._renew_deadline.active():
-            self._renew_deadline.cancel()
-        self._renew_deadline = None
-
-    def _renewals_failed(self) -> None:
-        """
-        No renew succeeded for too long: stop every bot before the leases
-        can expire and another node RESUMEs them.
-        """
-        self._renew_deadline = None
-        self._log.error("could not renew leases in time; stopping this node's bots")
-
-        @inlineCallbacks
-        def stop_all() -> Any:
-            for relay in self.local_relays():
-                yield self._make_remote(relay.alias)
-
-        self._lock.run(stop_all).addErrback(
-            lambda f: self._log.failure("stopping bots after lost leases failed", f)
-        )
-
-
-def _remote(record: StoredRelay) -> RemoteRelay:
-    return RemoteRelay(
-        record.alias, RelaySettings.from_json(record.settings),
-        enabled=record.enabled, disable_reason=record.disable_reason,
-    )
+        yield relay.disable(reason)
+        yield self._placement.changed(alias)

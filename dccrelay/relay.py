@@ -1,57 +1,50 @@
 """
-One bot's relay: its gateway shards, its compiled filter and its delivery
-channel, and the rule for what to restart when its settings change.
+One bot's relay: its compiled filter, where its dispatches go, and the rule
+for what to restart when its settings change.  Its gateway session
+(:mod:`dccrelay.gateway.session`) and its waking
+(:mod:`dccrelay.wake_assistant`) are rooms of their own.
 
 Data flows one way through it: shard -> filter -> delivery channel.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from functools import partial
 from random import Random
 from typing import Any, Callable, Sequence, cast
 
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from dccrelay.commands import (
-    CommandError,
-    answers_request,
-    command_answer,
-    parse_command,
-    shards_for,
-)
+from dccrelay.commands import CommandError, command_answer, parse_command, shards_for
 from dccrelay.delivery import IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
-from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
-from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
-from dccrelay.gateway.shard import Connect, Shard
+from dccrelay.gateway.limiter import SharedIdentifySlots
+from dccrelay.gateway.rest import DiscordREST
+from dccrelay.gateway.session import GatewaySession, IGatewayOwner
+from dccrelay.gateway.shard import Connect, GatewayTools, Shard
 from dccrelay.guild_snapshot import GuildSnapshot, bot_user_id
-from dccrelay.interactions import DEFER_AFTER, DISCORD_DEADLINE, InteractionDeferrer
-from dccrelay.resume_points import ResumePoints
+from dccrelay.handle import IRelayHandle
+from dccrelay.interactions import DEFER_AFTER
+from dccrelay.member_requests import MAX_MEMBER_REQUESTS, MEMBER_REQUEST_TIMEOUT, MemberRequests
 from dccrelay.settings import RelaySettings
-from dccrelay.stats import WAKE_BUCKETS, LatencyHistogram
-from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState
-from dccrelay.tls import discord_tls_failure
-from dccrelay.wake import TypingWhileWaking
+from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState, StoredRelay
+from dccrelay.wake_assistant import WakeAssistant
 from dccrelay.wake_url import INTERVAL as WAKE_INTERVAL
-from dccrelay.wake_url import WakeHook
-from dccrelay.watch import DeliveryWatches, Watch
+
+__all__ = [
+    "MAX_MEMBER_REQUESTS", "MAX_WAITING_COMMANDS", "MEMBER_REQUEST_TIMEOUT", "Relay",
+    "RelayEnvironment", "mask_token", "settings_status",
+]
 
 Predicate = Callable[[dict[str, Any]], bool]
 
 #: commands a shard may hold back for Discord's send limit before more are
 #: refused (429)
 MAX_WAITING_COMMANDS = 20
-
-#: member requests of one bot waiting for their answers, at most
-MAX_MEMBER_REQUESTS = 100
-
-#: seconds a member request's answers are waited for
-MEMBER_REQUEST_TIMEOUT = 120.0
 
 
 @dataclass
@@ -78,6 +71,13 @@ class RelayEnvironment:
     #: seconds a matching interaction may take to reach a bot that asked
     #: for deferInteractions before the relay defers it
     defer_after: float = DEFER_AFTER
+    _tools: GatewayTools | None = field(default=None, init=False, repr=False)
+
+    def gateway_tools(self) -> GatewayTools:
+        """What every shard of the node is given (one object for them all)."""
+        if self._tools is None:
+            self._tools = GatewayTools(self.clock, self.random, self.connect, self.retry_policy)
+        return self._tools
 
 
 class Counters:
@@ -87,7 +87,6 @@ class Counters:
 
     __slots__ = (
         "received", "matched", "earlier_delivered", "earlier_dropped", "commands", "answers",
-        "earlier_wake_requests", "wake_times", "slowest_wake",
     )
 
     def __init__(self) -> None:
@@ -97,21 +96,19 @@ class Counters:
         # delivered although its criteria did not match them.
         self.commands = 0
         self.answers = 0
-        # wakeUrl requests made for an earlier wakeUrl
-        self.earlier_wake_requests = 0
-        #: seconds from matching to delivery of what matched while the bot
-        #: was not connected
-        self.wake_times = LatencyHistogram(WAKE_BUCKETS)
-        self.slowest_wake = 0.0
         # What the bot's earlier delivery channels (before a new dst or
         # secret) delivered and dropped, so that status counts never go back.
         self.earlier_delivered = 0
         self.earlier_dropped = 0
 
 
+@implementer(IRelayHandle, IGatewayOwner)
 class Relay:
     """
-    One registered bot.
+    One registered bot, run on this node: its filter, where its dispatches
+    go, and what to restart when its registration changes.  Its gateway
+    session (:class:`GatewaySession`) and its waking
+    (:class:`WakeAssistant`) are rooms of their own.
     """
 
     _log = Logger()
@@ -133,36 +130,27 @@ class Relay:
         self._env = env
         self._on_fatal = on_fatal
         self._predicate = env.compile_filter(settings.filter, settings.criteria)
-        self._typing = TypingWhileWaking(env.clock, self._post_typing, alias=alias)
-        self._watches = DeliveryWatches(env.clock)
-        self._deferrer = InteractionDeferrer(
-            env.clock, self._defer_interaction, after=env.defer_after, alias=alias
+        self._member_requests = MemberRequests(env.clock)
+        self._waking = WakeAssistant(
+            alias, settings, clock=env.clock, rest=env.rest, wake_http=env.wake_http,
+            wake_interval=env.wake_interval, defer_after=env.defer_after,
         )
-        # nonce of each member request the bot made -> when to stop waiting
-        # for its answers
-        self._member_requests: dict[str, float] = {}
+        self.gateway = GatewaySession(
+            alias, settings, rest=env.rest, store=env.store, tools=env.gateway_tools(),
+            owner=self, shared_identify=env.shared_identify,
+        )
+        self._resume = self.gateway.resume
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts
         self._snapshot = GuildSnapshot(bot_user_id(settings.token))
-        self._wake = self._new_wake_hook()
         self._delivery = self._new_delivery(())
-        self.shards: list[Shard] = []
-        self._limiter: IdentifyLimiter | None = None
-        self._gateway_error: str | None = None
-        self._gateway_attempts = 0
-        self._gateway_timer: IDelayedCall | None = None
-        self._starting = False
-        # After a 4011, at least this many shards (Discord wants more).
-        self._min_shards = 1
-        self._resharding = False
-        self._resume_points = ResumePoints()
-        # What each shard's stored session says, as far as this relay knows,
-        # and whether a dispatch came since: the checkpoint of thousands of
-        # idle bots then writes nothing.
-        self._saved_points: dict[int, SessionState] = {}
-        self._points_moved = False
         #: the node running this relay, when several share a store
         self.node: str | None = None
         self.counters = Counters()
+
+    @property
+    def shards(self) -> list[Shard]:
+        """The gateway session's shards, in order."""
+        return self.gateway.shards
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -174,161 +162,34 @@ class Relay:
             already (the manager loads every bot's in one call at start-up);
             otherwise they are loaded here.
         """
-        if not self.enabled or self.shards or self._starting:
+        if not self.enabled:
             return succeed(None)
-        self._starting = True
+        return self.gateway.start(stored)
 
-        def started(result: object) -> object:
-            self._starting = False
-            return result
-
-        return self._start_gateway(stored).addBoth(started)
+    def stop_gateway(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[Any]:
+        """
+        Close every shard; with the default code the sessions stay
+        resumable and their latest seq is saved.
+        """
+        return self.gateway.stop(code)
 
     @inlineCallbacks
-    def _start_gateway(self, stored: dict[int, SessionState] | None) -> Any:
-        if stored is None:
-            stored = yield self._env.store.load_sessions(self.alias)
-            if not self.enabled or self.shards:
-                return
-        count = self._resumable(stored)
-        if count is not None:
-            # Every shard can RESUME: no need to ask Discord anything first.
-            # Its limits and gateway URL are asked for if one must IDENTIFY.
-            self._open_shards(count, None, stored, self._new_limiter(None))
-            return
-        info = yield self._gateway_info()
-        if info is None or not self.enabled or self.shards:
-            return
-        shards = self.settings.shards
-        count = max(shards if isinstance(shards, int) else info.shards, self._min_shards)
-        if isinstance(shards, int) and count > shards:
-            self._gateway_error = (
-                f"Discord requires more than the {shards} shards registered; using {count}"
-            )
-        self._open_shards(count, info.url, stored, self._new_limiter(info))
-
-    def _resumable(self, stored: dict[int, SessionState]) -> int | None:
+    def stop(self) -> Any:
         """
-        The shard count, if ``stored`` has a session for every shard.
+        Stop everything, keeping Discord sessions resumable.
         """
-        if not stored:
-            return None
-        shards = self.settings.shards
-        counts = {session.shard_count for session in stored.values()}
-        if len(counts) != 1:
-            return None
-        (count,) = counts
-        if count < self._min_shards or (isinstance(shards, int) and count != shards):
-            return None
-        if set(stored) != set(range(count)):
-            return None
-        return count
+        self._waking.stop()
+        yield self.stop_gateway()
+        yield self._delivery.stop()
 
     @inlineCallbacks
-    def _gateway_info(self) -> Any:
+    def forget(self) -> Any:
         """
-        ``GET /gateway/bot``, or None (a fatal error or a retry is under way).
+        Stop everything and end the Discord sessions (the bot is deleted).
         """
-        try:
-            info = yield self._env.rest.get_gateway_bot(self.settings.token)
-        except DiscordHTTPError as e:
-            if e.token_rejected:
-                self._fatal(
-                    "Discord rejected the token (HTTP 401): re-register with a valid "
-                    "bot token from the Developer Portal"
-                )
-            else:
-                self._retry_gateway(f"GET /gateway/bot failed: HTTP {e.status}")
-            return None
-        except Exception as e:
-            untrusted = discord_tls_failure(Failure(), self._env.rest.api_base)
-            if untrusted is not None:
-                self._log.warn("{alias}: {why}", alias=self.alias, why=untrusted)
-            self._retry_gateway(untrusted or f"could not reach Discord: {type(e).__name__}")
-            return None
-        self._gateway_error = None
-        self._gateway_attempts = 0
-        return info
-
-    def _new_limiter(self, info: GatewayInfo | None) -> IdentifyLimiter:
-        shared = self._env.shared_identify
-        shared_slots = shared(self.settings.token) if shared is not None else None
-        if info is None:
-            return IdentifyLimiter(self._env.clock, shared=shared_slots, ask=self._ask_limits)
-        return IdentifyLimiter(
-            self._env.clock, info.max_concurrency, info.remaining, info.reset_after,
-            shared=shared_slots,
-        )
-
-    def _open_shards(
-        self,
-        count: int,
-        url: str | None,
-        stored: dict[int, SessionState],
-        limiter: IdentifyLimiter,
-    ) -> None:
-        self._limiter = limiter
-        for shard_id in range(count):
-            session = stored.get(shard_id)
-            if session is not None and session.shard_count != count:
-                session = None
-            self.shards.append(self._new_shard(shard_id, count, url, session))
-        for shard in self.shards:
-            shard.start()
-
-    @inlineCallbacks
-    def _ask_limits(self) -> Any:
-        """
-        A shard of a relay that started by resuming must IDENTIFY: learn the
-        bot's identify limits and gateway URL first.
-        """
-        limiter = self._limiter
-        info = yield self._gateway_info()
-        if info is None or limiter is None or limiter is not self._limiter:
-            # The retry asks again; or the gateway was stopped meanwhile.
-            return
-        for shard in self.shards:
-            shard.gateway_base = info.url
-        limiter.update(info.max_concurrency, info.remaining, info.reset_after)
-
-    def _retry_gateway(self, why: str) -> None:
-        self._gateway_error = why
-        delay = self._env.retry_policy(self._gateway_attempts)
-        self._gateway_attempts += 1
-        self._log.info(
-            "{alias}: {why}; retrying in {delay:.1f}s", alias=self.alias, why=why, delay=delay
-        )
-        self._gateway_timer = self._env.clock.callLater(delay, self._retry_now)
-
-    def _retry_now(self) -> None:
-        self._gateway_timer = None
-        if self.shards and self._limiter is not None and not self._limiter.known:
-            self._ask_limits()
-        else:
-            self.start()
-
-    def _new_shard(
-        self, shard_id: int, count: int, url: str | None, session: SessionState | None
-    ) -> Shard:
-        assert self._limiter is not None
-        return Shard(
-            alias=self.alias,
-            token=self.settings.token,
-            intents=self.settings.intents,
-            shard_id=shard_id,
-            shard_count=count,
-            gateway_base=url,
-            session=session,
-            clock=self._env.clock,
-            random=self._env.random,
-            connect=self._env.connect,
-            limiter=self._limiter,
-            on_dispatch=partial(self._on_dispatch, shard_id),
-            on_session=partial(self._save_session, shard_id),
-            on_fatal=self._fatal,
-            retry_policy=self._env.retry_policy,
-            on_reshard=self._reshard,
-        )
+        self._waking.stop()
+        yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+        yield self._delivery.stop()
 
     def _new_delivery(self, initial: Any) -> IDeliveryChannel:
         return self._env.make_delivery(
@@ -339,69 +200,11 @@ class Relay:
             protocol=self.settings.delivery_protocol,
             # a webhook answering 410 Gone disables the bot, as a fatal
             # close code does
-            on_gone=self._fatal,
-            on_delivered=self._on_delivered,
+            on_gone=self.refused,
+            on_delivered=self._waking.delivered,
             on_command=partial(command_answer, self.send_command),
-            annotate=self._deferrer.annotate,
+            annotate=self._waking.annotate,
         )
-
-    def _new_wake_hook(self) -> WakeHook | None:
-        url = self.settings.wake_url
-        if url is None or self._env.wake_http is None:
-            return None
-        return WakeHook(
-            self._env.clock,
-            self._env.wake_http,
-            url,
-            alias=self.alias,
-            interval=self._env.wake_interval,
-        )
-
-    def _stop_waking(self) -> None:
-        self._typing.stop()
-        self._deferrer.stop()
-        if self._wake is not None:
-            self._wake.stop()
-
-    def stop_gateway(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[Any]:
-        """
-        Close every shard; with the default code the sessions stay
-        resumable and their latest seq is saved.
-        """
-        if self._gateway_timer is not None and self._gateway_timer.active():
-            self._gateway_timer.cancel()
-        self._gateway_timer = None
-        shards, self.shards = self.shards, []
-        if self._limiter is not None:
-            self._limiter.stop()
-            self._limiter = None
-        saves = []
-        if code != codes.SESSION_ENDING_CLOSE:
-            points = self._moved_resume_points(shards)
-            if points:
-                saves.append(self._env.store.save_sessions([(self.alias, p) for p in points]))
-        self._resume_points.clear()
-        self._saved_points.clear()
-        closing = [shard.stop(code) for shard in shards]
-        return DeferredList(closing + saves, consumeErrors=True)
-
-    @inlineCallbacks
-    def stop(self) -> Any:
-        """
-        Stop everything, keeping Discord sessions resumable.
-        """
-        self._stop_waking()
-        yield self.stop_gateway()
-        yield self._delivery.stop()
-
-    @inlineCallbacks
-    def forget(self) -> Any:
-        """
-        Stop everything and end the Discord sessions (the bot is deleted).
-        """
-        self._stop_waking()
-        yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
-        yield self._delivery.stop()
 
     # -- settings -------------------------------------------------------------
 
@@ -416,11 +219,7 @@ class Relay:
             self._snapshot = GuildSnapshot(bot_user_id(settings.token))
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
-        if old.wake_url != settings.wake_url:
-            if self._wake is not None:
-                self._wake.stop()
-                self.counters.earlier_wake_requests += self._wake.requests
-            self._wake = self._new_wake_hook()
+        self._waking.apply(settings)
         # Disabled (perhaps by a webhook's 410): a fresh channel resumes.
         if old.delivery_key() != settings.delivery_key() or not self.enabled:
             previous = self._delivery
@@ -429,9 +228,11 @@ class Relay:
             self.counters.earlier_delivered += cast(int, ended["delivered"])
             self.counters.earlier_dropped += cast(int, ended["dropped"])
             self._delivery = self._new_delivery(previous.pending())
-        if old.gateway_key() != settings.gateway_key() and (self.shards or self._starting):
+        gateway = self.gateway
+        if old.gateway_key() != settings.gateway_key() and gateway.open_or_opening:
             # Another token or intents: the old session is of no more use.
-            yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
+            yield gateway.stop(codes.SESSION_ENDING_CLOSE)
+        gateway.settings = settings
         self.enabled = True
         yield self.start()
 
@@ -442,39 +243,36 @@ class Relay:
         """
         self.enabled = False
         self.disable_reason = reason
-        self._stop_waking()
+        self._waking.stop()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
 
-    def _reshard(self) -> None:
-        if self._resharding:
-            return
-        self._resharding = True
-        self._min_shards = max(self._min_shards, len(self.shards) + 1)
-        self._log.info(
-            "{alias}: Discord requires sharding (4011); reconnecting with at least "
-            "{count} shards", alias=self.alias, count=self._min_shards,
-        )
-        # Not from inside the shard's transition: this stops every shard.
-        self._env.clock.callLater(0, self._restart_with_more_shards)
+    def follow(self, record: StoredRelay) -> Deferred[Any]:
+        """
+        Catch up with the registration as stored, changed through another
+        node: disable, or apply new settings (or re-enable).
+        """
+        settings = RelaySettings.from_json(record.settings)
+        if not record.enabled:
+            if self.enabled:
+                return self.disable(record.disable_reason or "disabled")
+        elif self.settings != settings or not self.enabled:
+            return self.apply(settings)
+        return succeed(None)
 
-    @inlineCallbacks
-    def _restart_with_more_shards(self) -> Any:
-        yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
-        self._resharding = False
-        yield self.start()
+    # -- IGatewayOwner ------------------------------------------------------------
 
-    def _fatal(self, reason: str) -> None:
+    def refused(self, reason: str) -> None:
+        """Discord (or the bot's webhook, with 410) refused the bot for good."""
         if not self.enabled:
             return
         # Not from inside the shard's transition: disabling stops the shard.
         self._env.clock.callLater(0, self._on_fatal, self.alias, reason)
 
-    # -- the data path ------------------------------------------------------------
-
-    def _on_dispatch(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
+    def dispatch_received(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
+        """The data path: filter, then hand to delivery."""
         counters = self.counters
         counters.received += 1
-        self._points_moved = True
+        self._resume.moved = True
         if self.settings.guild_snapshot:
             self._snapshot.observe(payload)
         try:
@@ -484,27 +282,47 @@ class Relay:
             return
         # The answers to the bot's own member requests reach it whatever
         # its criteria say.
-        answer = bool(self._member_requests) and self._answers_request(payload)
+        answer = bool(self._member_requests) and self._member_requests.answered_by(payload)
         if matched or answer:
             if matched:
                 counters.matched += 1
             else:
                 counters.answers += 1
-            self._resume_points.handed_over(shard_id, payload["s"])
+            self._resume.points.handed_over(shard_id, payload["s"])
             self._deliver(shard_id, data, payload)
 
-    def _answers_request(self, payload: dict[str, Any]) -> bool:
-        nonce = answers_request(payload, self._member_requests)
-        if nonce is None:
-            return False
-        d = payload["d"]
-        index, count = d.get("chunk_index"), d.get("chunk_count")
-        if payload.get("t") == "RATE_LIMITED" or (
-            isinstance(index, int) and isinstance(count, int) and index >= count - 1
-        ):
-            # the last answer to that request
-            del self._member_requests[nonce]
-        return True
+    def not_yet_safe(self) -> int | None:
+        """
+        How many of the newest matched dispatches Discord may have to
+        replay: those still queued in memory; for a durable channel none
+        once stored, and no resume point may be saved while some are being
+        stored.
+        """
+        channel = self._delivery
+        if IDurableChannel.providedBy(channel):
+            return None if channel.unstored() else 0
+        return cast(int, channel.status()["queued"])
+
+    def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
+        channel = self._delivery
+        asleep = channel.status()["state"] != "connected"
+        waiting = self._waking.matched(data, payload, asleep)
+        if IDurableChannel.providedBy(channel):
+            # Stored with the dispatch: once it is durable, Discord need
+            # not replay it after a restart.
+            checkpoint = None
+            shards = self.shards
+            if shard_id < len(shards) and isinstance(payload.get("s"), int):
+                session = shards[shard_id].session
+                if session is not None:
+                    checkpoint = OutboxCheckpoint(
+                        self.alias, shard_id, session.session_id, payload["s"]
+                    )
+            channel.deliver(data, checkpoint)
+        else:
+            channel.deliver(data)
+        if waiting is not None:
+            self._waking.handed_over(waiting)
 
     # -- gateway commands from the bot ------------------------------------------
 
@@ -534,7 +352,7 @@ class Relay:
             raise CommandError(
                 'the body must be {"interaction": "<the interaction\'s id>"}', "/interaction"
             )
-        deferred = self._deferrer.claim(interaction_id)
+        deferred = self._waking.deferrer.claim(interaction_id)
         if deferred is None:
             return {"owner": "bot"}
         return {"owner": "relay", "deferred": deferred}
@@ -564,32 +382,9 @@ class Relay:
             )
         targets = shards_for(command, len(shards))
         for shard_id in targets:
-            shard = shards[shard_id]
-            if shard.state != "ready":
-                raise CommandError(
-                    f"the bot's gateway shard {shard_id} is {shard.state}, not ready",
-                    status=503,
-                    retry_after=5.0,
-                )
-            if shard.commands_waiting >= MAX_WAITING_COMMANDS:
-                raise CommandError(
-                    f"{shard.commands_waiting} commands already wait for Discord's send "
-                    f"limit on shard {shard_id} (120 a minute, heartbeats included)",
-                    status=429,
-                    retry_after=30.0,
-                )
+            _check_can_send(shards[shard_id])
         if command.nonce is not None:
-            now = self._env.clock.seconds()
-            requests = self._member_requests
-            for nonce in [n for n, until in requests.items() if until <= now]:
-                del requests[nonce]
-            if len(requests) >= MAX_MEMBER_REQUESTS and command.nonce not in requests:
-                raise CommandError(
-                    f"{len(requests)} member requests still wait for their answers",
-                    status=429,
-                    retry_after=MEMBER_REQUEST_TIMEOUT,
-                )
-            requests[command.nonce] = now + MEMBER_REQUEST_TIMEOUT
+            self._member_requests.expect(command.nonce)
         payload = command.payload()
         for shard_id in targets:
             shards[shard_id].send_command(payload)
@@ -599,62 +394,21 @@ class Relay:
             result["nonce"] = command.nonce
         return result
 
-    def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
-        channel = self._delivery
-        asleep = channel.status()["state"] != "connected"
-        if self._wake is not None and asleep:
-            # asleep, or not known to be awake: wake its host now rather
-            # than after the channel's own attempts
-            self._wake.poke()
-        # typing is for a bot that is waking, not one that is connected
-        typing_in = self._typing_channel(payload) if asleep else None
-        interaction = self._interaction(payload)
-        watch = None
-        if asleep or typing_in is not None or interaction is not None:
-            watch = self._watches.watch(data, asleep)
-            if asleep:
-                watch.when_done(self._woke)
-        if IDurableChannel.providedBy(channel):
-            # Stored with the dispatch: once it is durable, Discord need
-            # not replay it after a restart.
-            checkpoint = None
-            shards = self.shards
-            if shard_id < len(shards) and isinstance(payload.get("s"), int):
-                session = shards[shard_id].session
-                if session is not None:
-                    checkpoint = OutboxCheckpoint(
-                        self.alias, shard_id, session.session_id, payload["s"]
-                    )
-            channel.deliver(data, checkpoint)
-        else:
-            channel.deliver(data)
-        if typing_in is not None and watch is not None:
-            self._typing.waiting(typing_in, watch.is_done)
-        if interaction is not None and watch is not None:
-            self._deferrer.arrived(interaction, watch, self.settings.defer_ephemeral)
+    # -- resume points ------------------------------------------------------------
 
-    def _interaction(self, payload: dict[str, Any]) -> Any:
+    def resume_points(self) -> list[SessionState]:
         """
-        The interaction in ``payload``, if the relay may have to defer it.
+        Where each shard can resume from, for the node's checkpoint: only
+        the points that moved since they were last saved (see
+        :meth:`GatewaySession.resume_points`).
         """
-        if not self.settings.defer_interactions or payload.get("t") != "INTERACTION_CREATE":
-            return None
-        return payload.get("d")
+        return self.gateway.resume_points()
 
-    def _defer_interaction(
-        self, interaction_id: str, token: str, response: dict[str, Any]
-    ) -> Deferred[None]:
-        # within what is left of Discord's 3 s, less a margin for the call
-        left = DISCORD_DEADLINE - self._env.defer_after - 0.3
-        return self._env.rest.create_interaction_response(
-            self.settings.token, interaction_id, token, response, max_wait=max(left, 0.0)
-        )
+    def resume_points_unsaved(self, points: Sequence[SessionState]) -> None:
+        """Saving ``points`` failed: offer them again at the next checkpoint."""
+        self.gateway.resume_points_unsaved(points)
 
-    def _woke(self, watch: Watch) -> None:
-        assert watch.delivered_at is not None
-        seconds = watch.delivered_at - watch.arrived_at
-        self.counters.wake_times.observe(seconds)
-        self.counters.slowest_wake = max(self.counters.slowest_wake, seconds)
+    # -- status -------------------------------------------------------------
 
     def wake_economy(self) -> dict[str, Any]:
         """
@@ -662,118 +416,31 @@ class Relay:
         matched while it was not connected took to reach it, and the calls
         made meanwhile.
         """
-        times = self.counters.wake_times
-        wake = self._wake
+        waking = self._waking
+        times = waking.wake_times
         return {
             "asleepDeliveries": {
                 "count": times.count,
                 "sumSeconds": round(times.sum, 3),
-                "maxSeconds": round(self.counters.slowest_wake, 3),
+                "maxSeconds": round(waking.slowest_wake, 3),
                 "buckets": dict(times.cumulative()),
             },
-            "wakeRequests": self.counters.earlier_wake_requests
-            + (wake.requests if wake is not None else 0),
-            "typingCalls": self._typing.calls,
-            "deferredInteractions": self._deferrer.deferred,
+            "wakeRequests": waking.wake_requests,
+            "typingCalls": waking.typing_calls,
+            "deferredInteractions": waking.deferrer.deferred,
         }
-
-    def _typing_channel(self, payload: dict[str, Any]) -> str | None:
-        """
-        The channel to show typing in while ``payload`` waits, if any.
-        """
-        if not self.settings.typing_while_waking or payload.get("t") != "MESSAGE_CREATE":
-            return None
-        d = payload.get("d")
-        channel_id = d.get("channel_id") if isinstance(d, dict) else None
-        if isinstance(channel_id, str) and channel_id.isdigit():
-            return channel_id
-        return None
-
-    def _on_delivered(self, payloads: Sequence[bytes]) -> None:
-        self._watches.delivered(payloads)
-
-    def _post_typing(self, channel_id: str) -> Deferred[None]:
-        return self._env.rest.trigger_typing(self.settings.token, channel_id)
-
-    def _not_yet_safe(self) -> int:
-        """
-        How many of the newest matched dispatches Discord may have to
-        replay: those still queued in memory, or for a durable channel those
-        not yet in the store.
-        """
-        channel = self._delivery
-        if IDurableChannel.providedBy(channel):
-            return channel.unstored()
-        return cast(int, channel.status()["queued"])
-
-    def _save_session(self, shard_id: int, state: SessionState | None) -> None:
-        if state is None:
-            self._saved_points.pop(shard_id, None)
-            d = self._env.store.forget_session(self.alias, shard_id)
-        else:
-            self._saved_points[shard_id] = state
-            d = self._env.store.save_session(self.alias, state)
-        d.addErrback(self._log_store_failure)
-
-    def _log_store_failure(self, failure: Failure) -> None:
-        self._log.failure("{alias}: saving session state failed", failure, alias=self.alias)
-
-    def resume_points(self) -> list[SessionState]:
-        """
-        Where each shard can resume from, so that a relay killed without
-        warning loses nothing Discord can still replay: only the points that
-        moved since they were last saved.  The caller saves them (the
-        manager, for every relay in one store call) and calls
-        :meth:`resume_points_unsaved` if that fails.
-        """
-        if not self._points_moved:
-            return []
-        return self._moved_resume_points(self.shards)
-
-    def resume_points_unsaved(self, points: Sequence[SessionState]) -> None:
-        """
-        Saving ``points`` failed: offer them again at the next checkpoint.
-        """
-        for point in points:
-            if self._saved_points.get(point.shard_id) == point:
-                del self._saved_points[point.shard_id]
-        self._points_moved = True
-
-    def _moved_resume_points(self, shards: list[Shard]) -> list[SessionState]:
-        channel = self._delivery
-        if IDurableChannel.providedBy(channel) and channel.unstored():
-            # Each dispatch being stored raises the stored seq itself, in its
-            # own transaction (OutboxCheckpoint); a save now could land after
-            # one and lower the seq below a stored dispatch, which Discord
-            # would then replay as a duplicate.
-            return []
-        resume_points = self._resume_points
-        resume_points.settle(self._not_yet_safe())
-        moved = []
-        for shard in shards:
-            session = shard.session
-            if session is not None:
-                point = replace(session, seq=resume_points.resume_seq(shard.shard_id, session.seq))
-                if self._saved_points.get(shard.shard_id) != point:
-                    self._saved_points[shard.shard_id] = point
-                    moved.append(point)
-        # A point held back before an undelivered dispatch moves once that
-        # is delivered, with no new dispatch to say so.
-        self._points_moved = bool(resume_points)
-        return moved
-
-    # -- status -------------------------------------------------------------
 
     def public_status(self) -> dict[str, Any]:
         """
         What anyone may see: no token, secret, dst or criteria.
         """
         delivery = self._delivery.status()
+        deferrer = self._waking.deferrer
         return {
             "alias": self.alias,
             "enabled": self.enabled,
             "lastDisableReason": self.disable_reason,
-            "gatewayError": self._gateway_error,
+            "gatewayError": self.gateway.error,
             "node": self.node,
             "shards": [
                 {"id": shard.shard_id, "state": shard.state, "lastClose": shard.last_close}
@@ -784,10 +451,10 @@ class Relay:
             "dropped": cast(int, delivery["dropped"]) + self.counters.earlier_dropped,
             "lastDeliveryError": delivery["lastError"],
             "interactions": {
-                "deferred": self._deferrer.deferred,
-                "inTime": self._deferrer.in_time,
-                "answeredFirst": self._deferrer.answered_first,
-                "deferFailed": self._deferrer.failed,
+                "deferred": deferrer.deferred,
+                "inTime": deferrer.in_time,
+                "answeredFirst": deferrer.answered_first,
+                "deferFailed": deferrer.failed,
             },
             "wake": self.wake_economy(),
             **(
@@ -814,7 +481,7 @@ class Relay:
             entry["identifies"] = shard.identifies
             entry["resumes"] = shard.resumes
             entry["seq"] = shard.seq
-        wake = self._wake
+        wake = self._waking.hook
         if wake is not None:
             status["wakeUrl"] = {
                 "requests": wake.requests,
@@ -823,6 +490,26 @@ class Relay:
                 "lastError": wake.last_error,
             }
         return status
+
+
+def _check_can_send(shard: Shard) -> None:
+    """
+    :raise CommandError: 503 if ``shard`` is not ready, 429 if too many
+        commands already wait for Discord's send limit on it.
+    """
+    if shard.state != "ready":
+        raise CommandError(
+            f"the bot's gateway shard {shard.shard_id} is {shard.state}, not ready",
+            status=503,
+            retry_after=5.0,
+        )
+    if shard.commands_waiting >= MAX_WAITING_COMMANDS:
+        raise CommandError(
+            f"{shard.commands_waiting} commands already wait for Discord's send "
+            f"limit on shard {shard.shard_id} (120 a minute, heartbeats included)",
+            status=429,
+            retry_after=30.0,
+        )
 
 
 def settings_status(s: RelaySettings) -> dict[str, Any]:

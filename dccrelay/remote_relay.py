@@ -7,16 +7,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
+from zope.interface import implementer
+
+from dccrelay.commands import CommandError
 from dccrelay.gateway.shard import Shard
+from dccrelay.handle import IRelayHandle
 from dccrelay.settings import RelaySettings
+from dccrelay.store import SessionState, StoredRelay
 
 
+@implementer(IRelayHandle)
 class RemoteRelay:
     """
     A registration this node does not run.
 
-    It looks like a :class:`dccrelay.relay.Relay` to the web API, the status
-    page and the metrics: no shards, no counters of its own.
+    Its :class:`IRelayHandle` is a :class:`dccrelay.relay.Relay`'s: no
+    shards, no counters of its own; changes only update what this node
+    knows (the owner's node makes them on its own bot).
 
     :ivar owner: the node holding the bot's lease, or None.
     """
@@ -39,6 +47,64 @@ class RemoteRelay:
         self.owner = owner
         #: the owner's last published public status, if any
         self.snapshot: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, record: StoredRelay) -> RemoteRelay:
+        """
+        What this node knows of a stored registration.
+        """
+        return cls(
+            record.alias, RelaySettings.from_json(record.settings),
+            enabled=record.enabled, disable_reason=record.disable_reason,
+        )
+
+    def start(self, stored: dict[int, SessionState] | None = None) -> Deferred[None]:
+        return succeed(None)
+
+    def stop(self) -> Deferred[None]:
+        return succeed(None)
+
+    def forget(self) -> Deferred[None]:
+        return succeed(None)
+
+    def apply(self, settings: RelaySettings) -> Deferred[None]:
+        self.settings, self.enabled = settings, True
+        return succeed(None)
+
+    def disable(self, reason: str) -> Deferred[None]:
+        self.enabled, self.disable_reason = False, reason
+        return succeed(None)
+
+    def follow(self, record: StoredRelay) -> Deferred[None]:
+        self.settings = RelaySettings.from_json(record.settings)
+        self.enabled, self.disable_reason = record.enabled, record.disable_reason
+        return succeed(None)
+
+    def send_command(self, body: Any) -> dict[str, Any]:
+        """
+        :raise CommandError: 409 always: the gateway session is another
+            node's, or nobody's yet.
+        """
+        where = f"relay node {self.owner}" if self.owner else "no relay node yet"
+        raise CommandError(
+            f"this bot's gateway session is held by {where}: send commands there", status=409
+        )
+
+    def claim_interaction(self, body: Any) -> dict[str, Any]:
+        """
+        :raise CommandError: 409 always: the interactions are the owner's.
+        """
+        raise CommandError(self._elsewhere("claim interactions there"), status=409)
+
+    def guild_snapshot(self) -> dict[str, Any] | None:
+        """
+        :raise CommandError: 409 always: the snapshot is the owner's.
+        """
+        raise CommandError(self._elsewhere("ask that node"), status=409)
+
+    def _elsewhere(self, what: str) -> str:
+        where = f"relay node {self.owner}" if self.owner else "no relay node yet"
+        return f"this bot's gateway session is held by {where}: {what}"
 
     def public_status(self) -> dict[str, Any]:
         """

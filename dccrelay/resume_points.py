@@ -12,7 +12,10 @@ were delivered: at least once, never lost.
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque
+from dataclasses import replace
+from typing import Deque, Iterable, Sequence
+
+from dccrelay.store import SessionState
 
 
 class ResumePoints:
@@ -70,3 +73,68 @@ class ResumePoints:
         The sessions are gone: nothing can be replayed any more.
         """
         self._waiting = None
+
+
+class ResumeBook:
+    """
+    One bot's resume points and what the store holds of them: which moved
+    since they were last saved, so that the checkpoint of thousands of idle
+    bots writes nothing.
+
+    :ivar moved: a dispatch came (or a save failed) since the last
+        checkpoint; the relay sets it on every dispatch.
+    """
+
+    __slots__ = ("points", "_saved", "moved")
+
+    def __init__(self) -> None:
+        self.points = ResumePoints()
+        # What each shard's stored session says, as far as this relay knows.
+        self._saved: dict[int, SessionState] = {}
+        self.moved = False
+
+    def saved(self, shard_id: int, state: SessionState | None) -> None:
+        """The shard's session was stored as ``state`` (None: forgotten)."""
+        if state is None:
+            self._saved.pop(shard_id, None)
+        else:
+            self._saved[shard_id] = state
+
+    def unsaved(self, points: Sequence[SessionState]) -> None:
+        """Saving ``points`` failed: offer them again at the next checkpoint."""
+        for point in points:
+            if self._saved.get(point.shard_id) == point:
+                del self._saved[point.shard_id]
+        self.moved = True
+
+    def changed(self, sessions: Iterable[SessionState], not_yet_safe: int | None) -> list[SessionState]:
+        """
+        The resume point of each of ``sessions`` that differs from what was
+        saved, now taken as saved.
+
+        :param not_yet_safe: how many of the newest handed-over dispatches
+            Discord may have to replay; None when no point may be saved now
+            (a durable channel is storing dispatches, each of which raises
+            the stored seq in its own transaction: a save now could land
+            after one and lower the seq below a stored dispatch, which
+            Discord would then replay as a duplicate).
+        """
+        if not_yet_safe is None:
+            return []
+        points = self.points
+        points.settle(not_yet_safe)
+        changed = []
+        for session in sessions:
+            point = replace(session, seq=points.resume_seq(session.shard_id, session.seq))
+            if self._saved.get(session.shard_id) != point:
+                self._saved[session.shard_id] = point
+                changed.append(point)
+        # A point held back before an undelivered dispatch moves once that
+        # is delivered, with no new dispatch to say so.
+        self.moved = bool(points)
+        return changed
+
+    def clear(self) -> None:
+        """The sessions are closed: nothing is waiting, nothing is known saved."""
+        self.points.clear()
+        self._saved.clear()

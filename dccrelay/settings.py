@@ -34,6 +34,23 @@ KNOWN_INTENTS = sum(
 
 MAX_SHARDS = 1024
 
+SECRET_MIN = 8
+SECRET_MAX = 256
+
+#: What a clientSecret must look like, and why: it is HTTP Basic's
+#: ``user:password`` as one string (``curl -u "$DCC_SECRET"`` prompts for a
+#: password when there is no colon).
+SECRET_FORM = (
+    f"clientSecret must be {SECRET_MIN} to {SECRET_MAX} printable ASCII characters "
+    "shaped user:password, such as admin:$(head -c16 /dev/urandom | base64), "
+    "because it is used whole as HTTP Basic credentials (curl -u \"$DCC_SECRET\")"
+)
+
+# Control characters other than tab and line breaks have no business in
+# criteria; a backspace (U+0008) is what JSON makes of "\b" when a shell
+# ate one of the two backslashes a regex word boundary needs.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 REGISTRATION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -45,7 +62,13 @@ REGISTRATION_SCHEMA: dict[str, Any] = {
         "criteria": {},
         "filter": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"},
         "dst": {"type": "string", "minLength": 1, "maxLength": 2048},
-        "clientSecret": {"type": "string", "minLength": 8, "maxLength": 256, "pattern": r"^[ -~]+$"},
+        "clientSecret": {
+            "type": "string",
+            "minLength": SECRET_MIN,
+            "maxLength": SECRET_MAX,
+            "pattern": r"^[ -9;-~]+:[ -~]+$",
+            "description": SECRET_FORM,
+        },
         "shards": {
             "oneOf": [
                 {"const": "auto"},
@@ -155,11 +178,57 @@ def _pointer(path: Any) -> str:
 
 def _schema_message(error: ValidationError) -> str:
     where = "/".join(str(p) for p in error.absolute_path)
+    if where == "clientSecret":
+        # jsonschema's own message would echo the secret.
+        secret = error.instance
+        got = (
+            f"got {len(secret)} characters"
+            + ("" if ":" in secret[1:-1] else " without a ':' between user and password")
+            if isinstance(secret, str)
+            else f"got a JSON {type(secret).__name__}"
+        )
+        return f"{SECRET_FORM}; {got}"
     if error.validator == "additionalProperties":
         return f"unknown field: {error.message}"
     if where:
         return f"{where}: {error.message}"
     return error.message
+
+
+def _check_criteria_text(criteria: Any, pointer: str = "") -> None:
+    """
+    :raise SettingsError: if a key or string in ``criteria`` holds a control
+        character, which no Discord text needs and which is almost always a
+        shell's or a JSON escape's doing (``"\\b"`` became a backspace).
+    """
+    if isinstance(criteria, dict):
+        items: list[tuple[str, Any]] = [(str(k), v) for k, v in criteria.items()]
+        for key, value in items:
+            where = pointer + "/" + key.replace("~", "~0").replace("/", "~1")
+            _check_control(key, where)
+            _check_criteria_text(value, where)
+    elif isinstance(criteria, list):
+        for index, value in enumerate(criteria):
+            _check_criteria_text(value, f"{pointer}/{index}")
+    elif isinstance(criteria, str):
+        _check_control(criteria, pointer)
+
+
+def _check_control(text: str, pointer: str) -> None:
+    found = _CONTROL.search(text)
+    if found is None:
+        return
+    char = found.group()
+    hint = (
+        ": a backspace is what JSON makes of \"\\b\"; for a regex word boundary "
+        "write \"\\\\b\" in the JSON (in a shell, inside single quotes)"
+        if char == "\b"
+        else "; escape a backslash in JSON as \"\\\\\""
+    )
+    raise SettingsError(
+        f"criteria{pointer} holds the control character U+{ord(char):04X}{hint}",
+        "/criteria" + pointer,
+    )
 
 
 def _whole(value: Any) -> Any:
@@ -176,12 +245,18 @@ def validate_alias(alias: str) -> None:
         )
 
 
+PRIVATE_HINT = (
+    "this relay refuses private destinations unless its operator starts it with "
+    "--allow-private-dst (allow-private-dst = true in its config file), which is "
+    "meant for local development"
+)
+
+
 def _check_url_host_is_public(url: DecodedURL, name: str) -> None:
     host = url.host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         raise SettingsError(
-            f"{name} points at {host}, a loopback address; the operator has not "
-            "allowed private destinations",
+            f"{name} points at {host}, a loopback address; {PRIVATE_HINT}",
             "/" + name,
         )
     try:
@@ -191,8 +266,7 @@ def _check_url_host_is_public(url: DecodedURL, name: str) -> None:
     reason = refusal_reason(address)
     if reason is not None:
         raise SettingsError(
-            f"{name} points at {host}, {reason}; "
-            "the operator has not allowed private destinations",
+            f"{name} points at {host}, {reason}; {PRIVATE_HINT}",
             "/" + name,
         )
 
@@ -287,4 +361,6 @@ def parse_settings(
         raise SettingsError(f"criteria: {e.message}", "/criteria" + e.pointer)
     except LookupError as e:
         raise SettingsError(str(e).strip("'\""), "/filter")
+    # After compiling, whose limits bound the criteria's depth.
+    _check_criteria_text(settings.criteria)
     return settings

@@ -12,7 +12,6 @@ from functools import partial
 from random import SystemRandom
 from typing import Any, Callable
 
-from twisted.application import strports
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import IService, Service
 from twisted.python import usage
@@ -28,8 +27,11 @@ from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.logs import RelayRoot, log_format
 from dccrelay.lagprobe import LagProbe
+from dccrelay.listening import ListeningService
 from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
-from dccrelay.manager import ClusterNode, RelayManager
+from dccrelay.coordinator import ClusterCoordinator, ClusterNode
+from dccrelay.manager import RelayManager
+from dccrelay.placement import Alone, IPlacement
 from dccrelay.outbound import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
@@ -37,6 +39,7 @@ from dccrelay.stats import LatencyHistogram
 from dccrelay.store import IRelayStore
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.leases import LeaseTiming
+from dccrelay.store.service import StoreService
 from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.tls import ClientTLS
 from dccrelay.web.access import Access
@@ -317,36 +320,44 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     """
     if reactor is None:
         from twisted.internet import reactor
+    pool = HTTPConnectionPool(reactor)
+    latency = LatencyHistogram()
     store: IRelayStore
+    placement: IPlacement
     if options["store"] is not None:
         # Imported here: psycopg loads libpq, which a SQLite node never needs.
         from dccrelay.store.postgres import PostgresStore
 
-        store = PostgresStore(options["store"], reactor)
-    else:
-        store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
-    pool = HTTPConnectionPool(reactor)
-    latency = LatencyHistogram()
-    env = build_environment(options, reactor, store, pool, latency, tls)
-    # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
-    sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
-    cluster = None
-    if options["store"] is not None:
-        cluster = ClusterNode(
+        shared = PostgresStore(options["store"], reactor)
+        env = build_environment(options, reactor, shared, pool, latency, tls)
+        node = ClusterNode(
             options["node-id"] or default_node_id(),
             lease_timing(options["lease-ttl"]),
         )
-        env.shared_identify = partial(StoreIdentifySlots, store, cluster.node_id)
+        env.shared_identify = partial(StoreIdentifySlots, shared, node.node_id)
+        # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
+        sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
+        placement = ClusterCoordinator(node, shared, sealed, reactor)
+        store = shared
+    else:
+        store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
+        env = build_environment(options, reactor, store, pool, latency, tls)
+        sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
+        placement = Alone(store)
     manager = RelayManager(
-        env, sealed, options["max-relays"], delivery_latency=latency, cluster=cluster
+        env, sealed, options["max-relays"], delivery_latency=latency, placement=placement
     )
 
     # Under twistd, options.parent holds twistd's own options (--logfile...).
     root = RelayRoot(options.parent, options["log-format"], reactor)
     # Added first, so stopped last: after the relays.
     HTTPPoolService(pool).setServiceParent(root)
+    # The store opens before the manager starts and closes after it stopped.
+    stored = StoreService(store)
+    stored.setName("store")
+    stored.setServiceParent(root)
     manager.setName("relays")
-    manager.setServiceParent(root)
+    manager.setServiceParent(stored)
     site = build_site(
         manager,
         partial(
@@ -365,7 +376,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     )
     if options["lag-probe"]:
         LagProbe(reactor).setServiceParent(root)
-    http = strports.service(options["listen"], site, reactor=reactor)
+    http = ListeningService(options["listen"], site, reactor)
     http.setName("http")
     http.setServiceParent(root)
     return root

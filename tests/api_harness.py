@@ -20,7 +20,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.access import Access
 from dccrelay.web.api_request import APIRequest
 from dccrelay.web.site import build_resource
@@ -74,6 +74,7 @@ class Node:
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=max_relays)
+        self.store.open()
         self.manager.startService()
         self.allow_private = allow_private
         self.resource: Resource = build_resource(

@@ -179,7 +179,7 @@ class RelayProcess:
         # strports' service keeps the listening port here once bound.
         port = await http._waitingForPort  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{port.getHost().port}"
-        manager = self.service.getServiceNamed("relays")
+        manager = self.service.getServiceNamed("store").getServiceNamed("relays")
         await manager.ready
 
     async def stop(self) -> None:
@@ -187,7 +187,7 @@ class RelayProcess:
 
     @property
     def manager(self) -> Any:
-        return self.service.getServiceNamed("relays")
+        return self.service.getServiceNamed("store").getServiceNamed("relays")
 
     async def request(
         self, method: str, path: str, body: Any = None, secret: str | None = None

@@ -19,7 +19,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.settings import RelaySettings
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 
 TOKEN = "MTEx.Gg.token"
 SECRET = "admin:c2VjcmV0c2VjcmV0"

@@ -30,7 +30,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_resource
 from tests.relay_harness import FakeREST, RecordingChannel
@@ -74,6 +74,7 @@ class RelayUnderTest:
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=3)
+        self.store.open()
         self.manager.startService()
         relay = build_resource(
             self.manager,
@@ -181,12 +182,15 @@ class RegisterTests(SynchronousTestCase):
 
     def test_secret_without_colon(self) -> None:
         """
-        The whole secret is the Basic credentials, as the prototype sent
-        it, so a secret that is not shaped ``user:password`` works too.
+        The relay refuses a secret that is not shaped ``user:password``
+        (``curl -u`` could not send it whole); the error names the form.
+        The library still sends any secret whole as the Basic credentials,
+        as the prototype did.
         """
         plain = "just-a-long-secret"
-        self.result(self.register(client_secret=plain))
-        self.assertEqual(self.result(status(RELAY, "cookout", plain, http=self.http))["alias"], "cookout")
+        error = self.refused(self.register(client_secret=plain))
+        self.assertEqual((error.code, error.field), (400, "/clientSecret"))
+        self.assertIn("user:password", error.error)
         self.assertEqual(basic_authorization(plain), "Basic anVzdC1hLWxvbmctc2VjcmV0")
 
     def test_bad_criteria_names_field(self) -> None:

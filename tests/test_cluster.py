@@ -13,12 +13,13 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.filters import compile_criteria
-from dccrelay.manager import ClusterNode, RelayManager
+from dccrelay.coordinator import ClusterCoordinator, ClusterNode
+from dccrelay.manager import RelayManager
 from dccrelay.relay import Relay, RelayEnvironment
 from dccrelay.remote_relay import RemoteRelay
 from dccrelay.settings import RelaySettings
 from dccrelay.store.leases import LeaseTiming
-from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.memory_store import MemoryDatabase, MemoryRelayStore
 from tests.relay_harness import FakeREST, RecordingChannel
 
 TIMING = LeaseTiming()
@@ -50,7 +51,8 @@ class Node:
             make_delivery=lambda **kwargs: RecordingChannel(**kwargs),
             retry_policy=lambda attempt: 1.0,
         )
-        self.manager = RelayManager(env, self.store, 100, cluster=ClusterNode(name, TIMING))
+        self.coordinator = ClusterCoordinator(ClusterNode(name, TIMING), self.store, self.store, clock)
+        self.manager = RelayManager(env, self.store, 100, placement=self.coordinator)
 
     def connect(self, url: str, listener: Any) -> Deferred[Any]:
         self.gateway_urls.append(url)
@@ -73,6 +75,7 @@ class ClusterTests(SynchronousTestCase):
 
     def start(self, name: str) -> Node:
         node = Node(name, self.clock, self.database)
+        node.store.open()
         node.manager.startService()
         self.nodes.append(node)
         return node
@@ -147,8 +150,8 @@ class ClusterTests(SynchronousTestCase):
         victims = c.running()
         self.assertEqual(len(victims), 10)
         # Dies: its timers stop and it never renews again.
-        c.manager._rounds.stop()
-        c.manager._cancel_renew_deadline()
+        c.coordinator._rounds.stop()
+        c.coordinator._cancel_renew_deadline()
         c.manager._checkpoints.stop()
         self.nodes.remove(c)
         self.settle(TIMING.ttl + TIMING.claim_interval + 1)

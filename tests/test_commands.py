@@ -142,6 +142,19 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(error.pointer, "/d/query")
         parse_command({"op": 8, "d": {"guild_id": GUILD, "query": "", "limit": 0}}, GUILD_MEMBERS)
 
+    def test_whole_list_names_fix(self) -> None:
+        """
+        docs/waking.rst's op 8 example sent by a bot with the default
+        intents is refused naming the intents to register with, and the
+        portal switch, or a request by name.
+        """
+        error = self.refused(
+            {"op": 8, "d": {"guild_id": GUILD, "query": "", "limit": 0}}, intents=4608
+        )
+        self.assertIn("register with intents 4610", error.message)
+        self.assertIn("developer portal", error.message)
+        parse_command({"op": 8, "d": {"guild_id": GUILD, "query": "coo", "limit": 10}}, 4608)
+
     def test_size(self) -> None:
         """
         A command larger than Discord's 4096 bytes is refused.

@@ -47,7 +47,7 @@ class ConfigFileTests(SynchronousTestCase):
             'listen = "tcp:9000"\n'
             "idle-timeout = 2.5\n"
             "queue-limit = 10\n"
-            'max-relays = "7"\n'
+            "max-relays = 7\n"
             "allow-private-dst = true\n"
         )
         options = self.parse("--config", path)
@@ -127,6 +127,19 @@ class ConfigFileTests(SynchronousTestCase):
         self.assertConfigError(
             "idle-timeout = true\n", "'idle-timeout' must be a string or a number, not a boolean"
         )
+
+    def test_number_as_string(self) -> None:
+        """
+        A number written as a TOML string (``idle-timeout = "30"``) stops
+        start-up, saying to drop the quotes, as the docs promise for a value
+        of the wrong type.
+        """
+        self.assertConfigError(
+            'idle-timeout = "30"\n',
+            "'idle-timeout' must be a number, not a string ('30'): write idle-timeout = 30 "
+            "without quotes",
+        )
+        self.assertConfigError('queue-limit = "10"\n', "'queue-limit' must be a number")
 
     def test_bad_values(self) -> None:
         """
@@ -218,3 +231,39 @@ class ExampleTests(SynchronousTestCase):
         defaults.parseOptions([])
         for key in set(options) - {"config"}:
             self.assertEqual(options[key], defaults[key], key)
+
+
+class SystemdUnitTests(SynchronousTestCase):
+    """
+    ``etc/dcc.service`` and ``etc/dcc.toml.example`` agree: one
+    configuration directory, and key files as the unit's credentials.
+    """
+
+    def read(self, name: str) -> str:
+        with open(os.path.join(os.path.dirname(EXAMPLE), name)) as f:
+            return f.read()
+
+    def test_one_configuration_directory(self) -> None:
+        """
+        Every /etc path in the unit and the example is under the unit's
+        ConfigurationDirectory.
+        """
+        unit = self.read("dcc.service")
+        directory = re.search(r"^ConfigurationDirectory=(\S+)$", unit, re.M)
+        assert directory is not None
+        for text in (unit, self.read("dcc.toml.example")):
+            for path in re.findall(r"/etc/[\w.-]+", text):
+                if path != "/etc/systemd":
+                    self.assertEqual(path, f"/etc/{directory.group(1)}", path)
+
+    def test_credentials_match(self) -> None:
+        """
+        Each credential the example names is one the unit can load, and
+        the unit hands key files over with LoadCredential=.
+        """
+        unit = self.read("dcc.service")
+        loaded = set(re.findall(r"^#?LoadCredential=([\w.-]+):", unit, re.M))
+        named = set(re.findall(r'"credential:([\w.-]+)"', self.read("dcc.toml.example")))
+        self.assertTrue(named)
+        self.assertEqual(named, loaded)
+        self.assertIn("DynamicUser=yes", unit)

@@ -18,6 +18,7 @@ from twisted.web.resource import Resource
 
 from dccrelay.filters import compile_criteria
 from dccrelay.testing import objects
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.testing.rest import DiscordAPI
 from dccrelay.testing.simulator import DiscordSimulator
 from examples.cookout.bot import CookoutBot, CookoutConfig, cookout_criteria
@@ -233,7 +234,7 @@ class BotTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.sim = DiscordSimulator(MemoryReactorClock())
-        self.sim.add_bot(TOKEN, BOT_ID)
+        self.sim.add_bot(TOKEN, BOT_ID, privileged_intents=MESSAGE_CONTENT)
         api = Resource()
         api.putChild(b"api", DiscordAPI(self.sim))
         self.http = StubTreq(api)
@@ -338,7 +339,7 @@ class DiscordRESTTests(SynchronousTestCase):
         An empty message is refused by Discord; the error has its message.
         """
         sim = DiscordSimulator(MemoryReactorClock())
-        sim.add_bot(TOKEN, BOT_ID)
+        sim.add_bot(TOKEN, BOT_ID, privileged_intents=MESSAGE_CONTENT)
         api = Resource()
         api.putChild(b"api", DiscordAPI(sim))
         rest = DiscordREST("http://discord.example/api/v10/", TOKEN, StubTreq(api))

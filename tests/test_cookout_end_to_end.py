@@ -22,6 +22,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
 import dccrelay
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from examples.cookout.bot import CookoutBot, CookoutConfig
 from tests.harness import LOOPBACK, SECRET, RelayProcess, http, tls_simulator, wait_for
 
@@ -72,7 +73,9 @@ class CookoutEndToEndTests(TestCase):
         self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
-        self.simulated = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)
+        self.simulated = self.sim.add_bot(
+            token=TOKEN, user_id=BOT_ID, privileged_intents=MESSAGE_CONTENT
+        )
         self.relay = RelayProcess(self.mktemp(), self.sim.api_url)
         await self.relay.start()
         self.addCleanup(self.relay.stop)

@@ -27,6 +27,7 @@ from twisted.trial.unittest import TestCase
 
 import dccrelay
 from dccrelay.tap import STORE_FILE
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.wake import INTERVAL
 from tests.delivery_harness import WebhookBot, WebSocketBot, first_arrivals, report
 from tests.harness import LOOPBACK, SECRET, RelayProcess, tls_simulator, wait_for
@@ -65,7 +66,9 @@ class Fixture(TestCase):
         self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
-        self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)
+        self.bot = self.sim.add_bot(
+            token=TOKEN, user_id=BOT_ID, privileged_intents=MESSAGE_CONTENT
+        )
         self.data_dir = self.mktemp()
 
     async def start_bot(self, bot: WebSocketBot | WebhookBot, port: int = 0) -> None:
@@ -75,7 +78,7 @@ class Fixture(TestCase):
     def body(self, dst: str, **changes: Any) -> dict[str, Any]:
         return {
             "token": TOKEN,
-            "intents": 4608,
+            "intents": 4608 | MESSAGE_CONTENT,
             "criteria": CRITERIA,
             "dst": dst,
             "clientSecret": SECRET,

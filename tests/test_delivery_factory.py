@@ -14,7 +14,7 @@ from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.delivery.webhook import WebhookDelivery
 from dccrelay.delivery.websocket import WebSocketDelivery
 from dccrelay.delivery.websocket_v2 import WebSocketV2Delivery
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 
 SECRET = "admin:c2VjcmV0c2VjcmV0"
 

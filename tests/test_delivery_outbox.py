@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
 from dccrelay.store import OutboxCheckpoint, SessionState
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 
 
 class CountingStore(MemoryRelayStore):

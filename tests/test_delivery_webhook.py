@@ -36,7 +36,7 @@ from dccrelay.delivery.webhook import (
     default_retry_policy,
     sign,
 )
-from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.memory_store import MemoryDatabase, MemoryRelayStore
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 DST = "https://bot.example/dcc/hook"

@@ -38,7 +38,7 @@ from dccrelay.delivery.websocket_v2 import (
     dispatch_frame,
 )
 from dccrelay.store import OutboxCheckpoint, SessionState
-from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.memory_store import MemoryDatabase, MemoryRelayStore
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 PORT = 8080

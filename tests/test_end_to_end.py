@@ -11,6 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from tests.harness import (
     LOOPBACK,
     SECRET,
@@ -55,7 +56,9 @@ class EndToEndTests(TestCase):
         self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
-        self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)
+        self.bot = self.sim.add_bot(
+            token=TOKEN, user_id=BOT_ID, privileged_intents=MESSAGE_CONTENT
+        )
         self.receiver = BotReceiver()
         await self.receiver.start()
         self.addCleanup(self.receiver.stop)
@@ -76,7 +79,7 @@ class EndToEndTests(TestCase):
     def body(self, **changes: Any) -> dict[str, Any]:
         return {
             "token": TOKEN,
-            "intents": 4608,
+            "intents": 4608 | MESSAGE_CONTENT,
             "criteria": SAMPLE_CRITERIA,
             "dst": self.receiver.url,
             "clientSecret": SECRET,

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from tests.harness import (
     LOOPBACK,
     SECRET,
@@ -51,6 +52,7 @@ class FaultHarness(TestCase):
         )
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
+        bot.setdefault("privileged_intents", MESSAGE_CONTENT)
         self.bot = self.sim.add_bot(token=TOKEN, user_id="333", **bot)
         self.receiver = BotReceiver()
         await self.receiver.start()
@@ -58,7 +60,7 @@ class FaultHarness(TestCase):
         self.data_dir = self.mktemp()
         self.relay = await self.start_relay()
         code, answer = await self.relay.register(
-            {"token": TOKEN, "intents": 4608, "criteria": CRITERIA,
+            {"token": TOKEN, "intents": 4608 | MESSAGE_CONTENT, "criteria": CRITERIA,
              "dst": self.receiver.url, "clientSecret": SECRET}
         )
         self.assertEqual(code, 201, answer)
@@ -332,14 +334,17 @@ class GatewayFaultTests(FaultHarness):
         self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
-        self.bot = self.sim.add_bot(token=TOKEN, user_id="333", remaining=0, reset_after=2000)
+        self.bot = self.sim.add_bot(
+            token=TOKEN, user_id="333", remaining=0, reset_after=2000,
+            privileged_intents=MESSAGE_CONTENT,
+        )
         self.receiver = BotReceiver()
         await self.receiver.start()
         self.addCleanup(self.receiver.stop)
         self.data_dir = self.mktemp()
         self.relay = await self.start_relay()
         code, _ = await self.relay.register(
-            {"token": TOKEN, "intents": 4608, "criteria": CRITERIA,
+            {"token": TOKEN, "intents": 4608 | MESSAGE_CONTENT, "criteria": CRITERIA,
              "dst": self.receiver.url, "clientSecret": SECRET}
         )
         self.assertEqual(code, 201)

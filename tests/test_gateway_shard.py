@@ -12,14 +12,24 @@ import orjson
 from OpenSSL.SSL import Error as OpenSSLError
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from dccrelay.gateway import codes
 from dccrelay.gateway.connection import HandshakeFailed
 from dccrelay.gateway.limiter import IdentifyLimiter
-from dccrelay.gateway.shard import CLOSE_TIMEOUT, CONNECT_TIMEOUT, HELLO_TIMEOUT, Shard
+from dccrelay.gateway.shard import (
+    CLOSE_TIMEOUT,
+    CONNECT_TIMEOUT,
+    HELLO_TIMEOUT,
+    GatewayTools,
+    IShardOwner,
+    Shard,
+    ShardIdentity,
+)
 from dccrelay.store import SessionState
 
 HELLO = orjson.dumps({"op": 10, "d": {"heartbeat_interval": 41250}})
@@ -61,6 +71,28 @@ class FakeConnection:
         return [p["op"] for p in self.sent]
 
 
+@implementer(IShardOwner)
+class RecordingOwner:
+    """
+    Records what shards report, into the test case's lists.
+    """
+
+    def __init__(self, case: ShardTests) -> None:
+        self.case = case
+
+    def dispatch_received(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
+        self.case.dispatches.append(data)
+
+    def session_changed(self, shard_id: int, state: SessionState | None) -> None:
+        self.case.sessions.append(state)
+
+    def refused(self, reason: str) -> None:
+        self.case.fatal.append(reason)
+
+    def needs_more_shards(self) -> None:
+        self.case.reshards.append(0)
+
+
 class ShardTests(SynchronousTestCase):
     """
     The shard's behaviour at each step of a gateway session.
@@ -94,22 +126,14 @@ class ShardTests(SynchronousTestCase):
 
     def make_shard(self, session: SessionState | None = None, limiter: IdentifyLimiter | None = None, shard_id: int = 0) -> Shard:
         return Shard(
-            alias="bot",
-            token="TOKEN",
-            intents=4608,
-            shard_id=shard_id,
-            shard_count=1,
+            ShardIdentity("bot", "TOKEN", 4608, shard_id, 1),
             gateway_base="wss://gateway.example",
             session=session,
-            clock=self.clock,
-            random=Random(4),
-            connect=self.connect,
+            tools=GatewayTools(
+                self.clock, Random(4), self.connect, retry_policy=lambda attempt: 2.0 ** attempt
+            ),
             limiter=limiter or IdentifyLimiter(self.clock),
-            on_dispatch=lambda data, payload: self.dispatches.append(data),
-            on_session=self.sessions.append,
-            on_fatal=self.fatal.append,
-            retry_policy=lambda attempt: 2.0 ** attempt,
-            on_reshard=lambda: self.reshards.append(shard_id),
+            owner=RecordingOwner(self),
         )
 
     def ready_shard(self) -> tuple[Shard, FakeConnection]:
@@ -118,6 +142,10 @@ class ShardTests(SynchronousTestCase):
         shard.frame_received(HELLO)
         shard.frame_received(ready_frame())
         return shard, self.connections[-1]
+
+    def test_owner_interface(self) -> None:
+        """The test's owner provides what a shard reports to."""
+        verifyObject(IShardOwner, RecordingOwner(self))
 
     def test_identifies_after_hello(self) -> None:
         """
@@ -330,6 +358,35 @@ class ShardTests(SynchronousTestCase):
         self.assertEqual(len(self.urls), 3)
         self.assertEqual(shard.state, "reconnecting")
         self.assertIn("refused", shard.last_close or "")
+
+    def test_resume_is_visible(self) -> None:
+        """
+        After a close with 4000 and a RESUME, the shard is ready again, its
+        last_close still says why it reconnected, and the log says it
+        resumed after that close.
+        """
+        shard, _ = self.ready_shard()
+        shard.connection_closed(4000, "")
+        self.clock.advance(1.01)
+        with capturedLogs() as events:
+            shard.frame_received(HELLO)
+            shard.frame_received(frame(0, None, s=3, t="RESUMED"))
+        self.assertEqual(shard.state, "ready")
+        self.assertEqual(shard.last_close, "closed with code 4000")
+        texts = [formatEvent(e) for e in events]
+        self.assertIn("bot shard 0: resumed the session, nothing missed, after: "
+                      "closed with code 4000", texts)
+
+    def test_connect_timeout_says_so(self) -> None:
+        """
+        A gateway that never answers the connection is reported as such,
+        not as a bare ``(30.0, 'Deferred')``.
+        """
+        self.hang_connections = True
+        shard = self.make_shard()
+        shard.start()
+        self.clock.advance(CONNECT_TIMEOUT + 0.01)
+        self.assertIn(f"no answer within {CONNECT_TIMEOUT:g} s", shard.last_close or "")
 
     def test_stop_keeps_session_resumable(self) -> None:
         """

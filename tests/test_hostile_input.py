@@ -22,7 +22,10 @@ from dccrelay.filters import compile_criteria
 
 from .api_harness import BODY, SECRET, Node, answer, basic
 
-OTHER = {**BODY, "dst": "wss://other.example/", "clientSecret": "other-secret-123"}
+OTHER = {
+    **BODY, "token": "other.bot.token", "dst": "wss://other.example/",
+    "clientSecret": "other:secret-123",
+}
 
 
 def _nested(depth: int) -> Any:
@@ -58,7 +61,7 @@ CASES: list[tuple[str, str, str, bytes | None, dict[str, list[str]], int, str]] 
     ("intents 2**62", "PUT", "/relays/x", _body(intents=2**62), {}, 400,
      "bits Discord does not define"),
     ("intents 1e300 (a float JSON Schema calls integer)", "PUT", "/relays/x",
-     b'{"token":"t","dst":"wss://b.example/","clientSecret":"12345678","intents":1e300}', {},
+     b'{"token":"t","dst":"wss://b.example/","clientSecret":"a:345678","intents":1e300}', {},
      400, "bits Discord does not define"),
     ("clientSecret too short", "PUT", "/relays/x", _body(clientSecret="short"), {}, 400,
      "clientSecret"),
@@ -85,7 +88,7 @@ CASES: list[tuple[str, str, str, bytes | None, dict[str, list[str]], int, str]] 
      _body(criteria={f"d.k{n}": n for n in range(3000)}), {}, 400, "criteria"),
     # regexes
     ("catastrophic regex (a+)+$ (linear on RE2)", "PUT", "/relays/rx",
-     _body(criteria={"d.content": {"$regex": "(a+)+$"}}), {}, 201, ""),
+     _body(token="rx.token", criteria={"d.content": {"$regex": "(a+)+$"}}), {}, 201, ""),
     ("backreference RE2 cannot run", "PUT", "/relays/x",
      _body(criteria={"d.content": {"$regex": "(a)\\1"}}), {}, 400, "criteria"),
     ("lookahead RE2 cannot run", "PUT", "/relays/x",
@@ -132,7 +135,7 @@ CASES: list[tuple[str, str, str, bytes | None, dict[str, list[str]], int, str]] 
     ("wakeUrl private", "PUT", "/relays/x", _body(wakeUrl="http://10.0.0.1/"), {}, 400,
      "private address"),
     ("dst %0d%0a percent-encoded (stays encoded on the wire)", "PUT", "/relays/enc",
-     _body(dst="wss://b.example/%0d%0aX-Evil:%201"), {}, 201, ""),
+     _body(token="enc.token", dst="wss://b.example/%0d%0aX-Evil:%201"), {}, 201, ""),
     # credentials
     ("update without credentials", "PUT", "/relays/cookout", _body(dst="wss://evil.example/"),
      {}, 401, "clientSecret"),
@@ -212,14 +215,16 @@ class MaxRelaysTests(SynchronousTestCase):
         node = Node(max_relays=1000)
         self.addCleanup(node.stop)
         for n in range(1000):
-            code, _, _ = answer(self, node, "PUT", f"/relays/bot{n}", BODY)
+            code, _, _ = answer(self, node, "PUT", f"/relays/bot{n}", {**BODY, "token": f"t.{n}"})
             self.assertEqual(code, 201)
-        code, body, response = answer(self, node, "PUT", "/relays/onemore", BODY)
+        code, body, response = answer(
+            self, node, "PUT", "/relays/onemore", {**BODY, "token": "t.more"}
+        )
         self.assertEqual(code, 503)
         self.assertIn("maximum of 1000 bots", body["error"])
         self.assertTrue(response.headers.getRawHeaders("Retry-After"))
         self.assertNotIn("onemore", node.manager.relays)
-        changed = {**BODY, "dst": "wss://moved.example/"}
+        changed = {**BODY, "token": "t.7", "dst": "wss://moved.example/"}
         self.assertEqual(
             answer(self, node, "PUT", "/relays/bot7", changed, headers=basic(SECRET))[0], 200
         )

@@ -19,6 +19,7 @@ from twisted.logger import LogLevel, eventAsText, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from dccrelay.logs import format_json, format_text
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from tests.delivery_harness import WebhookBot
 from tests.harness import LOOPBACK, BotReceiver, RelayProcess, next_item, tls_simulator, wait_for
 
@@ -77,11 +78,15 @@ class LogSecretsTests(TestCase):
         sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
-        bot = sim.add_bot(token=TOKEN, user_id="333333333333333333")
+        bot = sim.add_bot(
+            token=TOKEN, user_id="333333333333333333", privileged_intents=MESSAGE_CONTENT
+        )
         receiver = BotReceiver(SECRET)
         await receiver.start()
         self.addCleanup(receiver.stop)
-        hook_bot = sim.add_bot(token=WEBHOOK_TOKEN, user_id="444444444444444444")
+        hook_bot = sim.add_bot(
+            token=WEBHOOK_TOKEN, user_id="444444444444444444", privileged_intents=MESSAGE_CONTENT
+        )
         webhook = WebhookBot(SECRET)
         await webhook.start()
         self.addCleanup(webhook.stop)
@@ -90,7 +95,7 @@ class LogSecretsTests(TestCase):
         self.addCleanup(self._stop, relay)
         body = {
             "token": TOKEN,
-            "intents": 4608,
+            "intents": 4608 | MESSAGE_CONTENT,
             "criteria": {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}},
             "dst": receiver.url,
             "clientSecret": SECRET,

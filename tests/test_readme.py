@@ -44,3 +44,38 @@ class ReadmeTests(SynchronousTestCase):
         self.assertGreaterEqual(len(blocks), 2)
         self.assertIn("twistd --nodaemon --pidfile= dcc", blocks[0])
         self.assertIn("twisted.trial tests", blocks[1])
+
+    def test_commands_use_constraints(self) -> None:
+        """
+        Both commands install the versions CI tested (``-c
+        constraints.txt``), and that file pins every dependency exactly.
+        """
+        with open(README, encoding="utf-8") as f:
+            blocks = [line.strip() for line in f if line.startswith("    python3 -m venv")]
+        for block in blocks[:2]:
+            self.assertIn("pip install -c constraints.txt ", block)
+        root = os.path.dirname(README)
+        with open(os.path.join(root, "constraints.txt"), encoding="utf-8") as f:
+            pins = {
+                line.split("==")[0].lower().replace("_", "-"): line
+                for line in f if line.strip() and not line.startswith("#")
+            }
+        self.assertTrue(all("==" in pin for pin in pins.values()), pins)
+        for name in ("twisted", "autobahn", "treq", "psycopg", "mypy"):
+            self.assertIn(name, pins)
+        self.assertNotIn("dccrelay", pins)
+
+    def test_no_missing_files_cited(self) -> None:
+        """
+        The README cites no file the repository lacks (it once cited a
+        SEED.md that was never in it), and the MIT licence setup.cfg
+        names is there.
+        """
+        with open(README, encoding="utf-8") as f:
+            text = f.read()
+        self.assertNotIn("SEED.md", text)
+        root = os.path.dirname(README)
+        self.assertTrue(os.path.exists(os.path.join(root, "LICENSE")))
+        for cited in ("docs/client.rst", "docs/receiving.rst", "docs/operations.rst"):
+            if cited in text:
+                self.assertTrue(os.path.exists(os.path.join(root, cited)), cited)

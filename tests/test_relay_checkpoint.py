@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.manager import CHECKPOINT_INTERVAL, RelayManager
 from dccrelay.store import SessionState
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import RelayHarness
 
 MESSAGE = {"content": "cookout", "channel_id": "1"}
@@ -94,6 +94,7 @@ class ManagerCheckpointTests(SynchronousTestCase):
         self.store = CountingStore()
         self.harness = RelayHarness(store=self.store)
         self.manager = RelayManager(self.harness.env, self.store, max_relays=10)
+        self.store.open()
         self.manager.startService()
         self.addCleanup(self.manager.stopService)
         self.aliases = ["alpha", "beta", "gamma"]

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
+from dccrelay.gateway.session import IGatewayOwner
+from dccrelay.gateway.shard import IShardOwner
+from dccrelay.handle import IRelayHandle
 from dccrelay.manager import START_BURST, START_RATE, RelayManager
 from dccrelay.relay import Relay
 from dccrelay.store import SessionState
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import FakeREST, RelayHarness
 
 RESUME_URL = "wss://resume.example"
@@ -74,6 +78,16 @@ class StartTests(SynchronousTestCase):
 
     def hello(self, n: int = -1) -> None:
         self.harness.connections[n].frame({"op": 10, "d": {"heartbeat_interval": 41250}})
+
+    def test_interfaces(self) -> None:
+        """
+        A relay is what its gateway session reports to and what the manager
+        and the web layer hold; its session is what its shards report to.
+        """
+        relay = self.harness.relay(self)
+        verifyObject(IGatewayOwner, relay)
+        verifyObject(IRelayHandle, relay)
+        verifyObject(IShardOwner, relay.gateway)
 
     def test_resumes_without_asking(self) -> None:
         """
@@ -193,3 +207,23 @@ class ManagerRestartTests(SynchronousTestCase):
         self.assertEqual(len(harness.connections), count)
         self.assertEqual(harness.rest.calls, 0)
         self.assertTrue(all(c.url.startswith(RESUME_URL) for c in harness.connections))
+
+    def test_change_before_load_waits(self) -> None:
+        """
+        A registration change that comes before the manager has loaded the
+        relays (the HTTP API listens before the store is open) waits for
+        the load, so the bot is not made twice.
+        """
+        store = CountingSessionsStore()
+        harness = RelayHarness(store=store)
+        settings = harness.settings()
+        self.successResultOf(store.save_relay("alpha", settings.to_json()))
+        self.successResultOf(store.disable_relay("alpha", "why"))
+        manager = RelayManager(harness.env, store, max_relays=100)
+        put = manager.put("alpha", settings)
+        self.assertNoResult(put)
+        manager.startService()
+        self.addCleanup(manager.stopService)
+        self.assertIs(self.successResultOf(put), False)
+        self.assertEqual(manager.local_relays(), [manager.relays["alpha"]])
+        self.assertTrue(manager.relays["alpha"].enabled)

@@ -270,6 +270,43 @@ class DispatchTests(SimulatorTestCase):
         self.assertNotIn("guild_id", d)
         self.assertNotIn("member", d)
 
+    async def test_content_needs_intent(self) -> None:
+        """
+        As Discord: a guild message reaches a session without the
+        MESSAGE_CONTENT intent with content, embeds, attachments and
+        components empty; a DM, or a message mentioning the bot, keeps them.
+        """
+        client, _ = await self.ready_client()
+        d = orjson.loads(self.bot.message("cookout bring buns"))["d"]
+        self.assertEqual((d["content"], d["embeds"], d["attachments"], d["components"]),
+                         ("", [], [], []))
+        self.assertEqual(orjson.loads(await client.next_raw())["d"]["content"], "")
+        dm = orjson.loads(self.bot.message("cookout in a DM", guild_id=None))["d"]
+        self.assertEqual(dm["content"], "cookout in a DM")
+        mention = orjson.loads(self.bot.message("hey bot", mentions=["1111"]))["d"]
+        self.assertEqual(mention["content"], "hey bot")
+
+    async def test_content_with_intent(self) -> None:
+        """
+        A session that identified with MESSAGE_CONTENT (enabled for the bot)
+        gets guild messages whole.
+        """
+        self.sim.add_bot(token="token-p", user_id="2", privileged_intents=1 << 15)
+        client = await self.connect()
+        client.send_json(identify_payload(token="token-p", intents=(1 << 15) | 513))
+        self.assertEqual((await client.next())["t"], "READY")
+        d = orjson.loads(self.sim.bots["token-p"].message("cookout bring buns"))["d"]
+        self.assertEqual(d["content"], "cookout bring buns")
+
+    async def test_content_rule_can_be_off(self) -> None:
+        """
+        ``blank_content=False`` (``--content-without-intent``) sends content
+        regardless, for tests of older setups.
+        """
+        self.sim.blank_content = False
+        await self.ready_client()
+        self.assertEqual(orjson.loads(self.bot.message("whole"))["d"]["content"], "whole")
+
     async def test_dispatch_without_session(self) -> None:
         """dispatch() before any IDENTIFY is an error, not a silent loss."""
         with self.assertRaises(LookupError):

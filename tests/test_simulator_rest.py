@@ -246,8 +246,12 @@ class ControlAPITests(RestTestCase):
         self.assertNotIn(TOKEN, orjson.dumps(body).decode())
 
     async def test_inject_message(self) -> None:
-        """POST /_sim/bots/{token}/messages dispatches a MESSAGE_CREATE."""
-        client, _ = await self.ready_client()
+        """
+        POST /_sim/bots/{token}/messages dispatches a MESSAGE_CREATE (whole,
+        to a bot with the MESSAGE_CONTENT intent).
+        """
+        self.bot.privileged_intents = 1 << 15
+        client, _ = await self.ready_client(intents=(1 << 15) | 513)
         status, body = await self.sim_call(
             "POST", f"/bots/{TOKEN}/messages", {"content": "hello there"}
         )

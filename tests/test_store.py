@@ -1,7 +1,8 @@
 """
-Tests for :mod:`dccrelay.store`: one mixin that pins the :class:`IRelayStore`
-contract for every implementation, and the SQLite store's own duties (file
-modes, WAL, migrations, threads).
+Tests for :mod:`dccrelay.store`: a mixin per store role that pins its
+contract (registrations, sessions, outbox; the cluster role) for every
+implementation of the role, and the SQLite store's own duties (file modes,
+WAL, migrations, threads).
 
 These use the real reactor: the stores run their queries on thread pools.
 """
@@ -23,7 +24,11 @@ from zope.interface.verify import verifyObject
 
 from dccrelay.store import (
     IDENTIFY_MIN_WAIT,
+    IClusterStore,
+    IOutbox,
+    IRegistrations,
     IRelayStore,
+    ISessions,
     OutboxCheckpoint,
     OutboxEntry,
     SessionState,
@@ -94,9 +99,10 @@ def session(shard_id: int = 0, seq: int | None = 42) -> SessionState:
     )
 
 
-class IRelayStoreTestsMixin(_Base):
+class StoreTestsBase(_Base):
     """
-    The :class:`IRelayStore` contract, for any implementation.
+    What every store role's contract tests need: a store over this test's
+    database, and time.
     """
 
     def make_store(self) -> IRelayStore:
@@ -117,14 +123,49 @@ class IRelayStoreTestsMixin(_Base):
         await store.open()
         return store
 
-    @deferred_test
-    async def test_provides_interface(self) -> None:
+
+    async def store_with_bots(self, *aliases: str) -> IRelayStore:
         """
-        The store provides :class:`IRelayStore` and describes itself.
+        :return: an opened store with ``aliases`` registered.
         """
         store = await self.open_store()
-        self.assertTrue(verifyObject(IRelayStore, store))
+        for alias in aliases:
+            await store.save_relay(alias, {"n": alias})
+        return store
+
+    async def pass_time(self, seconds: float) -> None:
+        """
+        Let ``seconds`` pass on the store's clock (for leases, the
+        database's): real time, unless the store has a clock of its own.
+        """
+        await deferLater(reactor, seconds, lambda: None)
+
+    async def eventually(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        """
+        Wait (in real time) until ``condition()`` holds; fail after
+        ``timeout`` seconds.
+        """
+        for _ in range(int(timeout / 0.01)):
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"still not true after {timeout} s")
+
+
+class RegistrationsTestsMixin(StoreTestsBase):
+    """
+    The :class:`IRegistrations` contract, for any implementation.
+    """
+
+    @deferred_test
+    async def test_provides_registrations(self) -> None:
+        """
+        The store provides :class:`IRegistrations` and describes itself.
+        """
+        store = await self.open_store()
+        self.assertTrue(verifyObject(IRegistrations, store))
         self.assertIsInstance(store.description, str)
+
 
     @deferred_test
     async def test_empty(self) -> None:
@@ -283,6 +324,21 @@ class IRelayStoreTestsMixin(_Base):
         await store.save_relay("alpha", SETTINGS)
         self.assertEqual(await store.load_sessions("alpha"), {})
 
+
+
+class SessionsTestsMixin(StoreTestsBase):
+    """
+    The :class:`ISessions` contract, for any implementation.
+    """
+
+    @deferred_test
+    async def test_provides_sessions(self) -> None:
+        """
+        The store provides :class:`ISessions`.
+        """
+        store = await self.open_store()
+        self.assertTrue(verifyObject(ISessions, store))
+
     @deferred_test
     async def test_session_round_trip(self) -> None:
         """
@@ -392,64 +448,21 @@ class IRelayStoreTestsMixin(_Base):
         await store.forget_session("ghost", 0)
         self.assertEqual(await store.load_sessions("alpha"), {1: session(1)})
 
-    @deferred_test
-    async def test_reopen_keeps_data(self) -> None:
-        """
-        A relay restart (close, then a new store over the same database)
-        finds the relays and sessions saved before.
-        """
-        store = await self.open_store()
-        await store.save_relay("alpha", SETTINGS)
-        await store.save_relay("beta", {"x": 1})
-        await store.disable_relay("beta", "why")
-        await store.save_session("alpha", session(0))
-        await store.close()
 
-        again = await self.open_store()
-        self.assertEqual(
-            await again.load_relays(),
-            [
-                StoredRelay("alpha", SETTINGS, True, None),
-                StoredRelay("beta", {"x": 1}, False, "why"),
-            ],
-        )
-        self.assertEqual(await again.load_sessions("alpha"), {0: session(0)})
+
+class OutboxTestsMixin(StoreTestsBase):
+    """
+    The :class:`IOutbox` contract, for any implementation.
+    """
 
     @deferred_test
-    async def test_close_twice(self) -> None:
+    async def test_provides_outbox(self) -> None:
         """
-        Closing twice, even before the first close finished, is harmless.
-        """
-        store = await self.open_store()
-        first = store.close()
-        second = store.close()
-        await first
-        await second
-        await store.close()
-
-    @deferred_test
-    async def test_closed(self) -> None:
-        """
-        A closed store fails every call with :class:`StoreClosed`.
+        The store provides :class:`IOutbox`.
         """
         store = await self.open_store()
-        await store.close()
-        await self.assertFailure(store.load_relays(), StoreClosed)
-        await self.assertFailure(store.save_relay("a", {}), StoreClosed)
-        await self.assertFailure(store.save_session("a", session()), StoreClosed)
-        await self.assertFailure(store.open(), StoreClosed)
+        self.assertTrue(verifyObject(IOutbox, store))
 
-
-    # -- the outbox ------------------------------------------------------------
-
-    async def store_with_bots(self, *aliases: str) -> IRelayStore:
-        """
-        :return: an opened store with ``aliases`` registered.
-        """
-        store = await self.open_store()
-        for alias in aliases:
-            await store.save_relay(alias, {"n": alias})
-        return store
 
     @deferred_test
     async def test_outbox_empty(self) -> None:
@@ -644,29 +657,85 @@ class IRelayStoreTestsMixin(_Base):
         await self.assertFailure(store.outbox_trim("alpha", 1), StoreClosed)
         await self.assertFailure(store.outbox_count("alpha"), StoreClosed)
 
-    # -- nodes, leases and change notices ----------------------------------------
 
-    #: Whether :meth:`IRelayStore.notify_change` reaches listeners (stores
-    #: for one node only need not).
-    hears_changes = True
 
-    async def pass_time(self, seconds: float) -> None:
-        """
-        Let ``seconds`` pass on the store's clock (for leases, the
-        database's): real time, unless the store has a clock of its own.
-        """
-        await deferLater(reactor, seconds, lambda: None)
+class IRelayStoreTestsMixin(RegistrationsTestsMixin, SessionsTestsMixin, OutboxTestsMixin):
+    """
+    The :class:`IRelayStore` contract: every role a node alone needs, and
+    opening and closing.
+    """
 
-    async def eventually(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    @deferred_test
+    async def test_provides_interface(self) -> None:
         """
-        Wait (in real time) until ``condition()`` holds; fail after
-        ``timeout`` seconds.
+        The store provides :class:`IRelayStore` and describes itself.
         """
-        for _ in range(int(timeout / 0.01)):
-            if condition():
-                return
-            await deferLater(reactor, 0.01, lambda: None)
-        self.fail(f"still not true after {timeout} s")
+        store = await self.open_store()
+        self.assertTrue(verifyObject(IRelayStore, store))
+        self.assertIsInstance(store.description, str)
+    @deferred_test
+    async def test_reopen_keeps_data(self) -> None:
+        """
+        A relay restart (close, then a new store over the same database)
+        finds the relays and sessions saved before.
+        """
+        store = await self.open_store()
+        await store.save_relay("alpha", SETTINGS)
+        await store.save_relay("beta", {"x": 1})
+        await store.disable_relay("beta", "why")
+        await store.save_session("alpha", session(0))
+        await store.close()
+
+        again = await self.open_store()
+        self.assertEqual(
+            await again.load_relays(),
+            [
+                StoredRelay("alpha", SETTINGS, True, None),
+                StoredRelay("beta", {"x": 1}, False, "why"),
+            ],
+        )
+        self.assertEqual(await again.load_sessions("alpha"), {0: session(0)})
+
+    @deferred_test
+    async def test_close_twice(self) -> None:
+        """
+        Closing twice, even before the first close finished, is harmless.
+        """
+        store = await self.open_store()
+        first = store.close()
+        second = store.close()
+        await first
+        await second
+        await store.close()
+
+    @deferred_test
+    async def test_closed(self) -> None:
+        """
+        A closed store fails every call with :class:`StoreClosed`.
+        """
+        store = await self.open_store()
+        await store.close()
+        await self.assertFailure(store.load_relays(), StoreClosed)
+        await self.assertFailure(store.save_relay("a", {}), StoreClosed)
+        await self.assertFailure(store.save_session("a", session()), StoreClosed)
+        await self.assertFailure(store.open(), StoreClosed)
+
+
+
+class ClusterStoreTestsMixin(StoreTestsBase):
+    """
+    The :class:`IClusterStore` contract, for any implementation (whose
+    registrations it follows: :meth:`make_store` gives a store of both).
+    """
+
+    @deferred_test
+    async def test_provides_cluster(self) -> None:
+        """
+        The store provides :class:`IClusterStore`.
+        """
+        store = await self.open_store()
+        self.assertTrue(verifyObject(IClusterStore, store))
+
 
     @deferred_test
     async def test_leases_of_new_bots(self) -> None:
@@ -845,8 +914,7 @@ class IRelayStoreTestsMixin(_Base):
     async def test_change_notices(self) -> None:
         """
         A change notified through one store reaches the listeners of every
-        store on the database, on the reactor thread (a store for one node
-        only accepts both calls and never calls back).
+        store on the database, on the reactor thread.
         """
         store_a = await self.open_store()
         store_b = await self.open_store()
@@ -854,10 +922,6 @@ class IRelayStoreTestsMixin(_Base):
         await store_a.listen_changes(lambda alias: heard.append((alias, threading.get_ident())))
         await store_b.notify_change("alpha")
         await store_a.notify_change("beta")
-        if not self.hears_changes:
-            await self.pass_time(0.1)
-            self.assertEqual(heard, [])
-            return
         await self.eventually(lambda: len(heard) >= 2)
         self.assertEqual(heard, [("alpha", threading.get_ident()), ("beta", threading.get_ident())])
 
@@ -1160,11 +1224,17 @@ class SQLiteStoreTests(IRelayStoreTestsMixin, TestCase):
     def setUp(self) -> None:
         self.path = os.path.join(self.mktemp(), "relay.sqlite")
 
-    #: One node uses a SQLite file: there is nobody to notify.
-    hears_changes = False
-
     def make_store(self) -> IRelayStore:
         return SQLiteStore(self.path, reactor)
+
+    def test_no_cluster_role(self) -> None:
+        """
+        One node uses a SQLite file: the store offers no cluster role (no
+        leases, notices, IDENTIFY slots or statuses to share).
+        """
+        store = self.make_store()
+        self.assertFalse(IClusterStore.providedBy(store))
+        self.assertFalse(hasattr(store, "claim_leases"))
 
 
 class SQLitePerRowStoreTests(SQLiteStoreTests):
@@ -1386,7 +1456,8 @@ class SQLiteFileTests(TestCase):
         self.assertEqual(await store.load_relays(), [StoredRelay("alpha", {}, True, None)])
         self.assertEqual(await store.outbox_count("alpha"), 0)
         self.assertIsNotNone((await store.outbox_append([("alpha", b"x")], 1.0))[0])
-        self.assertEqual(await store.claim_leases("node-a", 60.0, 10), [("alpha", 1)])
+        leases = "SELECT alias, owner, epoch, expires_at FROM leases"
+        self.assertEqual(self.inspect().execute(leases).fetchall(), [("alpha", None, 0, None)])
         (version,) = self.inspect().execute("PRAGMA user_version").fetchone()
         self.assertEqual(version, len(MIGRATIONS))
 
@@ -1473,29 +1544,6 @@ class SQLiteFileTests(TestCase):
         self.assertNotIn(threading.get_ident(), threads)
 
     @deferred_test
-    async def test_stale_statuses_dropped(self) -> None:
-        """
-        A publish drops the statuses of nodes that have not been live for a
-        day (node ids are per run, so a killed run's would pile up); those
-        of live nodes stay, however old.
-        """
-        times = [0.0]
-        store = await self.open_store(now=lambda: times[0])
-        await store.heartbeat_node("killed", 10.0)
-        await store.heartbeat_node("lasting", 1e9)
-        await store.publish_statuses("killed", {"alpha": {}})
-        await store.publish_statuses("lasting", {"beta": {}})
-        times[0] = 86000.0
-        await store.publish_statuses("other", {})
-        rows = "SELECT node_id FROM statuses ORDER BY node_id"
-        self.assertEqual(self.inspect().execute(rows).fetchall(), [("killed",), ("lasting",)])
-        times[0] = 86500.0
-        await store.publish_statuses("other", {"gamma": {}})
-        self.assertEqual(
-            self.inspect().execute(rows).fetchall(), [("lasting",), ("other",)]
-        )
-
-    @deferred_test
     async def test_path_with_uri_characters(self) -> None:
         """
         A path with characters that mean something in a URI names that very
@@ -1525,13 +1573,14 @@ class SQLiteFileTests(TestCase):
         self.assertFalse(os.path.exists(MEMORY))
 
 
-class MemoryRelayStoreTests(IRelayStoreTestsMixin, TestCase):
+class MemoryRelayStoreTests(IRelayStoreTestsMixin, ClusterStoreTestsMixin, TestCase):
     """
-    The in-memory store that unit tests use keeps the same contract.
+    The in-memory store that unit tests use keeps the same contracts,
+    the cluster role's included.
     """
 
     def setUp(self) -> None:
-        from dccrelay.testing.memory_store import MemoryDatabase
+        from tests.memory_store import MemoryDatabase
 
         self.clock = Clock()
         self.database = MemoryDatabase(now=self.clock.seconds)
@@ -1540,6 +1589,6 @@ class MemoryRelayStoreTests(IRelayStoreTestsMixin, TestCase):
         self.clock.advance(seconds)
 
     def make_store(self) -> IRelayStore:
-        from dccrelay.testing.memory_store import MemoryRelayStore
+        from tests.memory_store import MemoryRelayStore
 
         return MemoryRelayStore(self.database)

@@ -25,12 +25,20 @@ from dccrelay.store.postgres import PostgresStore
 from dccrelay.store.postgres_schema import MIGRATIONS
 
 from .postgres import fresh_database
-from .test_store import LONG, SETTINGS, IRelayStoreTestsMixin, deferred_test, session
+from .test_store import (
+    LONG,
+    SETTINGS,
+    ClusterStoreTestsMixin,
+    IRelayStoreTestsMixin,
+    deferred_test,
+    session,
+)
 
 
-class PostgresStoreTests(IRelayStoreTestsMixin, TestCase):
+class PostgresStoreTests(IRelayStoreTestsMixin, ClusterStoreTestsMixin, TestCase):
     """
-    :class:`PostgresStore` keeps the :class:`IRelayStore` contract.
+    :class:`PostgresStore` keeps the :class:`IRelayStore` contract, and the
+    cluster role's (:class:`IClusterStore`).
     """
 
     def setUp(self) -> None:

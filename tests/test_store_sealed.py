@@ -20,7 +20,7 @@ from dccrelay.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.settings import RelaySettings
 from dccrelay.store.sealed import SealedSecretsError, SealedSecretsStore
 from dccrelay.store.sqlite import SQLiteStore
-from dccrelay.testing.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.memory_store import MemoryDatabase, MemoryRelayStore
 
 TOKEN = "MTEx.Gg.secret-token-value"
 SECRET = "admin:very-secret-secret"

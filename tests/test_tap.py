@@ -139,16 +139,19 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_services(self) -> None:
         """
-        One MultiService holds the relays (with their store) and the HTTP
-        server on the --listen endpoint.
+        One MultiService holds the store, which holds the relays (so that
+        it opens before they start and closes after they stopped), and the
+        HTTP server on the --listen endpoint.
         """
         options = Options()
         options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0"])
         service = makeService(options, MemoryReactorClock())
         self.assertTrue(IServiceCollection.providedBy(service))
         self.assertEqual(
-            sorted(s.name for s in service if s.name), ["http", "relays"]
+            sorted(s.name for s in service if s.name), ["http", "store"]
         )
+        store = service.getServiceNamed("store")
+        self.assertEqual([s.name for s in store], ["relays"])
         self.assertFalse([s for s in service if isinstance(s, LagProbe)])
 
     def test_lag_probe(self) -> None:
@@ -171,7 +174,7 @@ class MakeServiceTests(SynchronousTestCase):
         )
         service = makeService(options, MemoryReactorClock())
         # The one peek inside: which store the relays were given.
-        store = service.getServiceNamed("relays")._store
+        store = service.getServiceNamed("store").store
         self.assertEqual(store.description, "PostgreSQL database 'relay' on db.example:6543")
 
 

@@ -72,6 +72,62 @@ class SecurityOptionsTests(SynchronousTestCase):
             self.assertIn(option, str(error))
             self.assertIn(words, str(error))
 
+    def credentials_directory(self, **files: str) -> str:
+        """
+        A directory as systemd's LoadCredential= makes it, set as
+        $CREDENTIALS_DIRECTORY for this test (files mode 0440, as systemd
+        may leave them: its directory is what keeps others out).
+        """
+        directory = self.mktemp()
+        os.mkdir(directory)
+        for name, text in files.items():
+            path = os.path.join(directory, name.replace("_", "."))
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o440)
+        before = os.environ.get("CREDENTIALS_DIRECTORY")
+        os.environ["CREDENTIALS_DIRECTORY"] = directory
+
+        def restore() -> None:
+            if before is None:
+                os.environ.pop("CREDENTIALS_DIRECTORY", None)
+            else:
+                os.environ["CREDENTIALS_DIRECTORY"] = before
+
+        self.addCleanup(restore)
+        return directory
+
+    def test_systemd_credentials(self) -> None:
+        """
+        ``credential:NAME`` reads ``$CREDENTIALS_DIRECTORY/NAME`` (what
+        LoadCredential= makes for the unit's dynamic user); its mode bits
+        are systemd's business, not refused.
+        """
+        fernet = Fernet.generate_key().decode()
+        directory = self.credentials_directory(
+            operator_key="operator-0123456789\n", secrets_keys=fernet + "\n"
+        )
+        options = Options()
+        options.parseOptions([
+            "--operator-key-file", "credential:operator.key",
+            "--encryption-key-file", os.path.join(directory, "secrets.keys"),
+        ])
+        self.assertEqual(options["operator-key"], "operator-0123456789")
+        self.assertEqual(len(options["encryption-keys"]), 1)
+
+    def test_credential_outside_systemd(self) -> None:
+        """
+        ``credential:NAME`` without $CREDENTIALS_DIRECTORY stops start-up
+        saying to use LoadCredential= or a path.
+        """
+        before = os.environ.pop("CREDENTIALS_DIRECTORY", None)
+        if before is not None:
+            self.addCleanup(os.environ.__setitem__, "CREDENTIALS_DIRECTORY", before)
+        error = self.assertRaises(
+            UsageError, Options().parseOptions, ["--operator-key-file", "credential:operator.key"]
+        )
+        self.assertIn("LoadCredential=operator.key:", str(error))
+
     def test_service(self) -> None:
         """
         The relays' store is sealed, the site has the slow-client channel,
@@ -81,7 +137,7 @@ class SecurityOptionsTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0"])
         service: Any = makeService(options, MemoryReactorClock())
-        manager = service.getServiceNamed("relays")
+        manager = service.getServiceNamed("store").getServiceNamed("relays")
         self.assertIsInstance(manager._store, SealedSecretsStore)
         self.assertIsInstance(manager._env.make_delivery.reactor, GuardedReactor)
         site = service.getServiceNamed("http").factory
@@ -90,5 +146,5 @@ class SecurityOptionsTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--data-dir", self.mktemp(), "--allow-private-dst"])
         service = makeService(options, MemoryReactorClock())
-        manager = service.getServiceNamed("relays")
+        manager = service.getServiceNamed("store").getServiceNamed("relays")
         self.assertNotIsInstance(manager._env.make_delivery.reactor, GuardedReactor)

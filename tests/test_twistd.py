@@ -16,6 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.trial.unittest import TestCase
 
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from tests.harness import LOOPBACK, SECRET, BotReceiver, next_item, tls_simulator, wait_for
 from tests.twistd_process import TwistdProcess, put_relay, run_relay, run_twistd
 
@@ -80,7 +81,7 @@ class TwistdTests(TestCase):
         sim = tls_simulator()
         await sim.listen(LOOPBACK)
         self.addCleanup(sim.stop)
-        bot = sim.add_bot(token=TOKEN, user_id="222")
+        bot = sim.add_bot(token=TOKEN, user_id="222", privileged_intents=MESSAGE_CONTENT)
         receiver = BotReceiver()
         await receiver.start()
         self.addCleanup(receiver.stop)
@@ -90,6 +91,7 @@ class TwistdTests(TestCase):
         assert relay.port is not None
         body = {
             "token": TOKEN,
+            "intents": 4608 | MESSAGE_CONTENT,
             "criteria": {"t": "MESSAGE_CREATE", "d.content": {"$regex": "^cookout"}},
             "dst": receiver.url,
             "clientSecret": SECRET,

@@ -26,9 +26,18 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from dccrelay.client import RegistrationError, answer_interaction, send_command
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.testing.simulator import DiscordSimulator
 from tests.delivery_harness import WebhookBot, WebSocketBot
-from tests.harness import LOOPBACK, SECRET, RelayProcess, http, tls_simulator, wait_for
+from tests.harness import (
+    LOOPBACK,
+    SECRET,
+    RelayProcess,
+    http,
+    serve_https,
+    tls_simulator,
+    wait_for,
+)
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.waking-token"
 BOT_ID = "333333333333333333"
@@ -78,8 +87,8 @@ class SleepingHost(Resource):
         ensureDeferred(self.bot.start(self.bot_port))
 
     async def listen(self) -> str:
-        self.port = await serverFromString(reactor, LOOPBACK).listen(Site(self))
-        return f"http://127.0.0.1:{self.port.getHost().port}/healthz"
+        self.port = await serverFromString(reactor, LOOPBACK).listen(serve_https(Site(self)))
+        return f"https://127.0.0.1:{self.port.getHost().port}/healthz"
 
     async def stop(self) -> None:
         if self._boot is not None and self._boot.active():
@@ -96,7 +105,9 @@ class Fixture(TestCase):
         self.sim = tls_simulator()
         await self.sim.listen(LOOPBACK)
         self.addCleanup(self.sim.stop)
-        self.bot = self.sim.add_bot(token=TOKEN, user_id=BOT_ID)
+        self.bot = self.sim.add_bot(
+            token=TOKEN, user_id=BOT_ID, privileged_intents=MESSAGE_CONTENT
+        )
 
     async def start_relay(self, *options: str) -> RelayProcess:
         relay = RelayProcess(self.mktemp(), self.sim.api_url, *options)
@@ -137,7 +148,7 @@ class Fixture(TestCase):
     def body(self, dst: str, **changes: Any) -> dict[str, Any]:
         return {
             "token": TOKEN,
-            "intents": 4608,
+            "intents": 4608 | MESSAGE_CONTENT,
             "criteria": CRITERIA,
             "dst": dst,
             "clientSecret": SECRET,
@@ -207,7 +218,7 @@ class TalkingBackTests(Fixture):
         though its criteria match only messages.
         """
         await self.start_discord()
-        self.sim.bots[TOKEN].privileged_intents = GUILD_MEMBERS
+        self.sim.bots[TOKEN].privileged_intents = GUILD_MEMBERS | MESSAGE_CONTENT
         members = self.bot.add_members("2222", 1500)
         relay = await self.start_relay()
         bot = WebSocketBot()
@@ -215,7 +226,9 @@ class TalkingBackTests(Fixture):
         self.addCleanup(bot.stop)
         await self.register(
             relay,
-            self.body(bot.url, intents=4608 | GUILD_MEMBERS, delivery={"protocol": 2}),
+            self.body(
+                bot.url, intents=4608 | GUILD_MEMBERS | MESSAGE_CONTENT, delivery={"protocol": 2}
+            ),
         )
         # a message opens the relay's connection to the bot
         hello = self.bot.message("cookout hello")

@@ -173,7 +173,8 @@ class OperatorKeyTests(AccessTestCase):
     def setUp(self) -> None:
         self.node = self.make_node(operator_key=OPERATOR_KEY)
         for alias in ("a", "b"):
-            self.assertEqual(answer(self, self.node, "PUT", f"/relays/{alias}", BODY)[0], 201)
+            body = {**BODY, "token": f"{BODY['token']}.{alias}"}
+            self.assertEqual(answer(self, self.node, "PUT", f"/relays/{alias}", body)[0], 201)
 
     def test_list_full(self) -> None:
         """
@@ -307,7 +308,7 @@ class CreationRaceTests(SynchronousTestCase):
         first = node.treq.put(
             "http://relay.example/relays/cookout", json=BODY
         )
-        evil = {**BODY, "dst": "wss://evil.example/", "clientSecret": "evil-secret-123"}
+        evil = {**BODY, "dst": "wss://evil.example/", "clientSecret": "evil:secret-123"}
         second = node.treq.put("http://relay.example/relays/cookout", json=evil)
         gate.callback(None)
         node.treq.flush()

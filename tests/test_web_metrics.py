@@ -24,7 +24,7 @@ from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
 from dccrelay.stats import LatencyHistogram
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.status_page import StatusPage, format_duration, render_status
 from tests.relay_harness import FakeREST
@@ -117,6 +117,7 @@ class Node:
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, store, max_relays=10, delivery_latency=self.latency)
+        store.open()
         self.manager.startService()
         case.addCleanup(self.manager.stopService)
         self.case = case

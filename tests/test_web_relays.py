@@ -20,7 +20,7 @@ from dccrelay.filters import compile_criteria
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
 from dccrelay.settings import parse_settings
-from dccrelay.testing.memory_store import MemoryRelayStore
+from tests.memory_store import MemoryRelayStore
 from dccrelay.web.site import build_resource
 from tests.relay_harness import FakeREST, RecordingChannel
 
@@ -61,6 +61,7 @@ class RegistrationAPITests(SynchronousTestCase):
             retry_policy=lambda attempt: 1.0,
         )
         self.manager = RelayManager(env, self.store, max_relays=3)
+        self.store.open()
         self.manager.startService()
         self.addCleanup(self.manager.stopService)
         self.allow_private = False
@@ -273,11 +274,13 @@ class RegistrationAPITests(SynchronousTestCase):
         At ``--max-relays`` a new alias gets 503; existing ones still update.
         """
         for alias in ("a", "b", "c"):
-            self.assertEqual(self.put(alias=alias)[0], 201)
-        code, body, _ = self.put(alias="d")
+            self.assertEqual(self.put({**PROTOTYPE_BODY, "token": f"token.{alias}"}, alias)[0], 201)
+        code, body, _ = self.put({**PROTOTYPE_BODY, "token": "token.d"}, alias="d")
         self.assertEqual(code, 503)
         self.assertIn("maximum of 3", body["error"])
-        self.assertEqual(self.put(alias="a", headers=auth())[0], 200)
+        self.assertEqual(
+            self.put({**PROTOTYPE_BODY, "token": "token.a"}, "a", headers=auth())[0], 200
+        )
 
     def test_invalid_alias(self) -> None:
         """

@@ -3,8 +3,9 @@ A bot's side of the relay's registration API (DESIGN.md, "Registration
 API"), over treq.
 
 Every call authenticates with ``Authorization: Basic base64(secret)``, the
-whole clientSecret encoded as it is (the prototype's client did the same, so
-a secret needs no ``user:password`` shape).  The relay answers JSON: a status
+whole clientSecret encoded as it is, as the prototype's client did.  The
+relay accepts only secrets shaped ``user:password``, so that ``curl -u`` takes
+them whole too.  The relay answers JSON: a status
 object on success, ``{"error": ..., "field": <json pointer>}`` otherwise,
 which becomes a :class:`RegistrationError`.
 

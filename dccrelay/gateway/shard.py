@@ -13,15 +13,18 @@ so it is tested without sockets.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from random import Random
 from typing import Any, Callable, Protocol
 
 import orjson
 from automat import MethodicalMachine, NoTransition
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Interface
 
 from dccrelay.gateway import codes
 from dccrelay.gateway.heartbeat import Heartbeat
@@ -68,7 +71,6 @@ class IGatewayListener(Protocol):
 
 
 Connect = Callable[[str, IGatewayListener], "Deferred[IGatewayConnection]"]
-OnDispatch = Callable[[bytes, dict[str, Any]], None]
 
 
 def gateway_url(base: str) -> str:
@@ -78,18 +80,59 @@ def gateway_url(base: str) -> str:
     return base.split("?", 1)[0].rstrip("/") + "/" + GATEWAY_QUERY
 
 
+class IShardOwner(Interface):
+    """
+    What a shard reports to the bot's gateway session.
+    """
+
+    def dispatch_received(shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
+        """A dispatch: its original bytes and its parse (not READY or RESUMED)."""
+
+    def session_changed(shard_id: int, state: SessionState | None) -> None:
+        """The new session after READY, or None when it can no longer resume."""
+
+    def refused(reason: str) -> None:
+        """Discord refused the bot for good (a fatal close code), in words a person can act on."""
+
+    def needs_more_shards() -> None:
+        """Discord closed with 4011: the bot must run with more shards."""
+
+
+@dataclass(frozen=True)
+class ShardIdentity:
+    """Which bot and shard a connection speaks for."""
+
+    alias: str
+    token: str
+    intents: int
+    shard_id: int
+    shard_count: int
+
+
+@dataclass(frozen=True)
+class GatewayTools:
+    """
+    What every shard of a node is given: time, randomness, a way to open a
+    websocket and the reconnect policy.
+
+    :ivar connect: opens a websocket to a URL, reporting to a listener.
+    :ivar retry_policy: seconds to wait before reconnect attempt ``n``.
+    """
+
+    clock: IReactorTime
+    random: Random
+    connect: Connect
+    retry_policy: Callable[[int], float]
+
+
 class Shard:
     """
     One shard's connection to the Discord gateway.
 
-    :param connect: opens a websocket to a URL, reporting to a listener.
+    :param gateway_base: where to IDENTIFY; None if not known yet.
+    :param session: a stored session to RESUME, if any.
     :param limiter: the bot's identify limiter.
-    :param on_dispatch: gets each dispatch's original bytes and its parse.
-    :param on_session: gets the new session state after READY, or ``None``
-        when the session can no longer be resumed.
-    :param on_fatal: gets a reason a person can act on when Discord refuses
-        the bot for good.
-    :param retry_policy: seconds to wait before reconnect attempt ``n``.
+    :param owner: hears dispatches, session changes and refusals.
     """
 
     _machine = MethodicalMachine()
@@ -97,29 +140,19 @@ class Shard:
 
     def __init__(
         self,
+        identity: ShardIdentity,
         *,
-        alias: str,
-        token: str,
-        intents: int,
-        shard_id: int,
-        shard_count: int,
         gateway_base: str | None,
         session: SessionState | None,
-        clock: IReactorTime,
-        random: Random,
-        connect: Connect,
+        tools: GatewayTools,
         limiter: IdentifyLimiter,
-        on_dispatch: OnDispatch,
-        on_session: Callable[[SessionState | None], None],
-        on_fatal: Callable[[str], None],
-        retry_policy: Callable[[int], float],
-        on_reshard: Callable[[], None] = lambda: None,
+        owner: IShardOwner,
     ) -> None:
-        self.alias = alias
-        self._token = token
-        self._intents = intents
-        self.shard_id = shard_id
-        self.shard_count = shard_count
+        self.alias = identity.alias
+        self._token = identity.token
+        self._intents = identity.intents
+        self.shard_id = identity.shard_id
+        self.shard_count = identity.shard_count
         #: where to IDENTIFY (``GET /gateway/bot``'s url); None until the
         #: relay has asked, when it started by resuming stored sessions
         self.gateway_base = gateway_base
@@ -127,15 +160,12 @@ class Shard:
         self._opening_url = gateway_base or ""
         self._session = session
         self.seq: int | None = session.seq if session else None
-        self._clock = clock
-        self._random = random
-        self._connect_to = connect
+        self._clock = tools.clock
+        self._random = tools.random
+        self._connect_to = tools.connect
         self._limiter = limiter
-        self._on_dispatch = on_dispatch
-        self._on_session = on_session
-        self._on_fatal = on_fatal
-        self._on_reshard = on_reshard
-        self._retry_policy = retry_policy
+        self._owner = owner
+        self._retry_policy = tools.retry_policy
         self._connection: IGatewayConnection | None = None
         self._pending: Deferred[Any] | None = None
         self._reconnect_timer: IDelayedCall | None = None
@@ -143,8 +173,8 @@ class Shard:
         self._slot: IdentifySlot | None = None
         self._planned_delay: float | None = None
         self._stopped: Deferred[None] | None = None
-        self._heartbeat = Heartbeat(clock, random, self._send_heartbeat, self._zombie)
-        self._commands = CommandLimiter(clock, self._write)
+        self._heartbeat = Heartbeat(tools.clock, tools.random, self._send_heartbeat, self._zombie)
+        self._commands = CommandLimiter(tools.clock, self._write)
         self.attempts = 0
         self.identifies = 0
         self.resumes = 0
@@ -367,15 +397,31 @@ class Shard:
             seq=self.seq,
             resume_url=str(d.get("resume_gateway_url") or self.gateway_base),
         )
-        self._on_session(self._session)
+        self._owner.session_changed(self.shard_id, self._session)
 
     @_machine.output()
     def _connected(self) -> None:
+        # last_close stays: why the shard last reconnected is worth showing
+        # after it recovered (status, status page).
         self.attempts = 0
-        self.last_close = None
+        if self.last_close is None:
+            self._log.info(
+                "{alias} shard {shard}: {state}",
+                alias=self.alias, shard=self.shard_id, state=self.state,
+            )
+        else:
+            self._log.info(
+                "{alias} shard {shard}: {state}, with a new session, after: {why}",
+                alias=self.alias, shard=self.shard_id, state=self.state, why=self.last_close,
+            )
+
+    @_machine.output()
+    def _resumed(self) -> None:
+        self.attempts = 0
         self._log.info(
-            "{alias} shard {shard}: {state}",
-            alias=self.alias, shard=self.shard_id, state=self.state,
+            "{alias} shard {shard}: resumed the session, nothing missed, after: {why}",
+            alias=self.alias, shard=self.shard_id,
+            why=self.last_close or "the relay restarted",
         )
 
     @_machine.output()
@@ -453,7 +499,7 @@ class Shard:
         self._connection = None
         self.last_close = "Discord requires more shards (4011)"
         self._forget_session()
-        self._on_reshard()
+        self._owner.needs_more_shards()
 
     @_machine.output()
     def _disable(self, reason: str) -> None:
@@ -467,7 +513,7 @@ class Shard:
             "{alias} shard {shard}: disabled: {reason}",
             alias=self.alias, shard=self.shard_id, reason=reason,
         )
-        self._on_fatal(reason)
+        self._owner.refused(reason)
 
     # -- transitions ------------------------------------------------------------
 
@@ -489,7 +535,7 @@ class Shard:
     waiting_for_hello.upon(_hello_resume, enter=resuming, outputs=[_send_resume])
 
     identifying.upon(_ready_received, enter=ready, outputs=[_keep_session, _connected])
-    resuming.upon(_resumed_received, enter=ready, outputs=[_connected])
+    resuming.upon(_resumed_received, enter=ready, outputs=[_resumed])
 
     for _live in (waiting_for_hello, identifying, resuming, ready):
         _live.upon(_must_reconnect, enter=closing, outputs=[_close_to_resume])
@@ -654,7 +700,7 @@ class Shard:
         elif kind == "RESUMED":
             self._resumed_received()
         else:
-            self._on_dispatch(data, payload)
+            self._owner.dispatch_received(self.shard_id, data, payload)
 
     def send_command(self, payload: dict[str, Any]) -> None:
         """
@@ -703,7 +749,7 @@ class Shard:
         if self._session is not None:
             self._session = None
             self.seq = None
-            self._on_session(None)
+            self._owner.session_changed(self.shard_id, None)
 
     def _open(self, url: str) -> None:
         self._opening_url = url
@@ -716,6 +762,10 @@ class Shard:
 
     def _open_failed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
+            return
+        if failure.check(DeferredTimeout):
+            # addTimeout's own message is a bare "(30.0, 'Deferred')".
+            self._connection_failed(f"no answer within {CONNECT_TIMEOUT:g} s")
             return
         untrusted = discord_tls_failure(failure, self._opening_url)
         if untrusted is not None:

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from dccrelay.gateway.limiter import IDENTIFY_WINDOW, SAFETY_MARGIN
 from dccrelay.gateway.shard import CONNECT_TIMEOUT, HELLO_TIMEOUT
-from dccrelay.store import IRelayStore
+from dccrelay.store import IClusterStore
 
 # Long enough for connecting and HELLO; a node that died holding a slot
 # delays the others at most this long.
@@ -39,7 +39,7 @@ class StoreIdentifySlots:
 
     _log = Logger()
 
-    def __init__(self, store: IRelayStore, node_id: str, token: str) -> None:
+    def __init__(self, store: IClusterStore, node_id: str, token: str) -> None:
         self._store = store
         self._node_id = node_id
         self._key = token_key(token)

@@ -3,9 +3,19 @@ Where registrations, gateway session state, the delivery outbox and the
 nodes' leases live.
 
 Every method returns a Deferred; implementations run their blocking database
-calls off the reactor thread.  :class:`IRelayStore` is the contract that the
+calls off the reactor thread.  The store plays separate roles, each its own
+interface, so that a caller depends on the one it uses:
+
+- :class:`IRegistrations`: the bots' registrations (the manager, the web API);
+- :class:`ISessions`: gateway session state, to RESUME (relays, checkpoints);
+- :class:`IOutbox`: durable delivery (the outbox writer, v2 and webhooks);
+- :class:`IClusterStore`: what nodes sharing a database agree through
+  (leases, change notices, IDENTIFY slots, published statuses).
+
+:class:`IRelayStore` is the first three with opening and closing: the
 SQLite store (the embedded default, one node) and the PostgreSQL store
-(several nodes on one database) implement.
+(several nodes on one database) provide it; only the PostgreSQL store
+provides :class:`IClusterStore` too, since one node has nobody to agree with.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from zope.interface import Attribute, Interface
 
-#: The shortest wait :meth:`IRelayStore.acquire_identify` answers with when
+#: The shortest wait :meth:`IClusterStore.acquire_identify` answers with when
 #: it does not grant the slot, in seconds: a caller that retries after it
 #: never spins.
 IDENTIFY_MIN_WAIT = 0.05
@@ -90,7 +100,7 @@ class OutboxCheckpoint:
 @dataclass(frozen=True, slots=True)
 class Trimmed:
     """
-    What :meth:`IRelayStore.outbox_trim` dropped.
+    What :meth:`IOutbox.outbox_trim` dropped.
 
     :ivar dropped: how many entries.
     :ivar up_to: the id of the newest entry dropped (every entry of the bot
@@ -115,7 +125,7 @@ def sessions_by_alias(rows: Iterable[Sequence[Any]]) -> dict[str, dict[int, Sess
 
 def encode_settings(settings: dict[str, Any]) -> str:
     """
-    Encode what :meth:`IRelayStore.save_relay` is given, for the stores that
+    Encode what :meth:`IRegistrations.save_relay` is given, for the stores that
     keep JSON: on the caller's thread, so that a caller that changes its
     dict afterwards cannot race the write.
 
@@ -127,7 +137,7 @@ def encode_settings(settings: dict[str, Any]) -> str:
 
 def check_payloads(entries: Iterable[tuple[str, bytes]]) -> None:
     """
-    Check what :meth:`IRelayStore.outbox_append` is given: payloads are
+    Check what :meth:`IOutbox.outbox_append` is given: payloads are
     forwarded byte for byte, so a ``str`` is refused rather than re-encoded.
 
     :raises TypeError: naming the type of the first payload that is not
@@ -140,7 +150,7 @@ def check_payloads(entries: Iterable[tuple[str, bytes]]) -> None:
 
 def encode_statuses(statuses: Mapping[str, dict[str, Any]]) -> list[tuple[str, str]]:
     """
-    Encode what :meth:`IRelayStore.publish_statuses` is given, for the
+    Encode what :meth:`IClusterStore.publish_statuses` is given, for the
     stores that keep JSON: on the caller's thread, so that later changes to
     the dicts cannot race the write.
 
@@ -159,26 +169,12 @@ def encode_statuses(statuses: Mapping[str, dict[str, Any]]) -> list[tuple[str, s
     return encoded
 
 
-class IRelayStore(Interface):
+class IRegistrations(Interface):
     """
-    Durable storage for registrations and gateway sessions.
+    The bots' registrations: settings, and whether each should run.
     """
 
     description = Attribute("A short human description, e.g. 'SQLite at /path'.")
-
-    def open():  # type: ignore[no-untyped-def]
-        """
-        Create or migrate the schema and get ready for use.
-
-        :return: Deferred that fires with ``None``.
-        """
-
-    def close():  # type: ignore[no-untyped-def]
-        """
-        Finish pending writes and release the database.
-
-        :return: Deferred that fires with ``None``.
-        """
 
     def load_relays():  # type: ignore[no-untyped-def]
         """
@@ -210,6 +206,13 @@ class IRelayStore(Interface):
 
         :return: Deferred firing with ``None``.
         """
+
+
+class ISessions(Interface):
+    """
+    Each shard's gateway session state, so that a restarted or moved bot
+    RESUMEs instead of identifying afresh.
+    """
 
     def load_sessions(alias):  # type: ignore[no-untyped-def]
         """
@@ -250,11 +253,13 @@ class IRelayStore(Interface):
         :return: Deferred firing with ``None``.
         """
 
-    # -- the outbox ---------------------------------------------------------
-    #
-    # Durable delivery (websocket v2, webhooks) keeps each bot's matched
-    # dispatches here until the bot acknowledges them.  Callers batch: one
-    # call carries the appends (or acks) of every bot for a moment.
+
+class IOutbox(Interface):
+    """
+    Durable delivery (websocket v2, webhooks) keeps each bot's matched
+    dispatches here until the bot acknowledges them.  Callers batch: one
+    call carries the appends (or acks) of every bot for a moment.
+    """
 
     def outbox_append(entries, now, checkpoints=()):  # type: ignore[no-untyped-def]
         """
@@ -304,6 +309,35 @@ class IRelayStore(Interface):
         """
         :return: Deferred firing with how many entries ``alias`` has.
         """
+
+
+class IRelayStore(IRegistrations, ISessions, IOutbox):
+    """
+    A store that one node may run on: registrations, sessions and the
+    outbox, in a database it opens and closes.
+    """
+
+    def open():  # type: ignore[no-untyped-def]
+        """
+        Create or migrate the schema and get ready for use.
+
+        :return: Deferred that fires with ``None``.
+        """
+
+    def close():  # type: ignore[no-untyped-def]
+        """
+        Finish pending writes and release the database.  Safe to call more
+        than once; calls after it fail with
+        :class:`~dccrelay.store.errors.StoreClosed`.
+
+        :return: Deferred that fires with ``None``.
+        """
+
+
+class IClusterStore(Interface):
+    """
+    What several relay nodes sharing one database agree through.
+    """
 
     # -- nodes, leases and change notices ------------------------------------
     #
@@ -383,8 +417,7 @@ class IRelayStore(Interface):
         """
         Tell every node listening with :meth:`listen_changes` (this one
         included) that ``alias``'s registration changed.  Call it after the
-        change's own call has succeeded.  A store that serves one node only
-        (SQLite) does nothing.
+        change's own call has succeeded.
 
         :return: Deferred firing with ``None`` once the notice is sent.
         """
@@ -392,11 +425,10 @@ class IRelayStore(Interface):
     def listen_changes(callback):  # type: ignore[no-untyped-def]
         """
         Call ``callback(alias)`` on the reactor thread for every
-        :meth:`notify_change` from any node, until :meth:`close`.  Notices
+        :meth:`notify_change` from any node, until the store closes.  Notices
         may be lost while the database is unreachable, so after listening
         again the store calls ``callback(None)``: anything may have changed,
-        reload everything.  A store that serves one node only (SQLite) never
-        calls back.
+        reload everything.
 
         :return: Deferred firing with ``None`` once listening: notices sent
             after that are heard.

@@ -2,7 +2,7 @@
 How often a node heartbeats, claims and renews, and when it must let go.
 
 The store's lease methods take durations; this is the timing that the
-coordinator of :mod:`dccrelay.manager` uses with them, and what an operator
+coordinator (:mod:`dccrelay.coordinator`) uses with them, and what an operator
 tunes.  The invariant: a node that cannot renew stops its bots (closing
 their gateway connections with a resumable code) *before* its leases can
 expire, so two nodes never hold one Discord session.

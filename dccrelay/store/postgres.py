@@ -13,7 +13,7 @@ answers are those of the SQLite store, which serialises every writer.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
+from typing import Any, Callable, Iterable, Mapping, TypeVar, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -22,27 +22,25 @@ from psycopg_pool import ConnectionPool
 from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from . import (
     IDENTIFY_MIN_WAIT,
-    IRelayStore,
+    IClusterStore,
     OutboxCheckpoint,
     OutboxEntry,
     SessionState,
     StoredRelay,
     Trimmed,
-    check_payloads,
-    encode_settings,
     encode_statuses,
     sessions_by_alias,
 )
 from .errors import StoreClosed, StoreUnreachable
 from .postgres_listen import CHANNEL, ChangeListener
 from .postgres_schema import migrate
+from .threaded import Queries, ThreadedStore
 
 _T = TypeVar("_T")
 
@@ -60,10 +58,11 @@ def describe(params: Mapping[str, str]) -> str:
     return f"PostgreSQL database {dbname!r} on {host}:{port}"
 
 
-@implementer(IRelayStore)
-class PostgresStore:
+@implementer(IClusterStore)
+class PostgresStore(ThreadedStore):
     """
-    An :class:`IRelayStore` in a PostgreSQL database.
+    An :class:`IRelayStore` in a PostgreSQL database, and the
+    :class:`IClusterStore` of the nodes that share it.
 
     :param url: a libpq connection string: a ``postgresql://`` URL or
         ``key=value`` pairs.  Its password never appears in the description,
@@ -78,8 +77,6 @@ class PostgresStore:
         says otherwise.
     """
 
-    log = Logger()
-
     def __init__(
         self,
         url: str,
@@ -92,18 +89,20 @@ class PostgresStore:
         # Defaults only: what the operator wrote in the URL wins.
         params.setdefault("connect_timeout", str(max(1, round(connect_timeout))))
         params.setdefault("application_name", "dccrelay")
+        super().__init__(
+            describe(params),
+            QUERIES,
+            now if now is not None else cast(IReactorTime, reactor).seconds,
+        )
         self._conninfo = make_conninfo("", **params)
-        self.description = describe(params)
         self._reactor = cast(IReactorFromThreads, reactor)
         self._core = reactor
-        self._now = now if now is not None else cast(IReactorTime, reactor).seconds
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._threads = ThreadPool(minthreads=0, maxthreads=pool_size, name="dccrelay-postgres")
         self._pool: Pool | None = None
         self._open_waiters: list[Deferred[None]] = []
         self._opened_as: object = _NOT_YET
-        self._closing: Deferred[None] | None = None
         self._pending: set[Deferred[None]] = set()
         self._listeners: list[ChangeListener] = []
         self._shutdown_trigger: Any = None
@@ -167,17 +166,6 @@ class PostgresStore:
                 after=after,
             )
 
-    def close(self) -> Deferred[None]:
-        """
-        Let calls under way finish, stop listening, then close the
-        connections and stop the threads.  Safe to call more than once.
-        """
-        if self._closing is None:
-            self._closing = self._shut_down()
-        done: Deferred[None] = Deferred()
-        self._closing.addCallback(lambda _: done.callback(None))
-        return done
-
     def _shut_down(self) -> Deferred[None]:
         listeners, self._listeners = self._listeners, []
         waits = list(self._pending) + [listener.stop() for listener in listeners]
@@ -195,13 +183,7 @@ class PostgresStore:
             return result
 
         closed.addCallback(close_pool)
-        closed.addBoth(stop_threads)
-        # close() never fails: there is nothing its caller could do instead.
-        return closed.addErrback(
-            lambda failure: self.log.failure(
-                "Closing {store} failed", failure, store=self.description
-            )
-        )
+        return closed.addBoth(stop_threads)
 
     def _stop_threads(self) -> None:
         if not self._threads.started:
@@ -228,77 +210,12 @@ class PostgresStore:
 
         return d.addBoth(done)
 
-    def _interact(self, work: Callable[..., _T], *args: Any) -> Deferred[_T]:
-        if self._closing is not None or self._pool is None:
+    def _run(self, work: Callable[..., _T], *args: Any) -> Deferred[_T]:
+        if self._pool is None:
             return fail(StoreClosed(self.description))
         return self._track(
             deferToThreadPool(self._reactor, self._threads, _in_transaction, self._pool, work, *args)
         )
-
-    # -- registrations and sessions -----------------------------------------
-
-    def load_relays(self) -> Deferred[list[StoredRelay]]:
-        return self._interact(_load_relays)
-
-    def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
-        try:
-            encoded = encode_settings(settings)
-        except (TypeError, ValueError):
-            return fail()
-        return self._interact(_save_relay, alias, encoded, self._now())
-
-    def delete_relay(self, alias: str) -> Deferred[bool]:
-        return self._interact(_delete_relay, alias)
-
-    def disable_relay(self, alias: str, reason: str) -> Deferred[None]:
-        return self._interact(_disable_relay, alias, reason, self._now())
-
-    def load_sessions(self, alias: str) -> Deferred[dict[int, SessionState]]:
-        return self._interact(_load_sessions, alias)
-
-    def load_all_sessions(self) -> Deferred[dict[str, dict[int, SessionState]]]:
-        return self._interact(_load_all_sessions)
-
-    def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
-        """
-        Remember one shard's session, unless the relay is unknown or
-        disabled (see :meth:`SQLiteStore.save_session`).
-        """
-        return self.save_sessions([(alias, state)])
-
-    def save_sessions(self, states: Sequence[tuple[str, SessionState]]) -> Deferred[None]:
-        return self._interact(_save_sessions, list(states))
-
-    def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
-        return self._interact(_forget_session, alias, shard_id)
-
-    # -- the outbox ---------------------------------------------------------
-
-    def outbox_append(
-        self,
-        entries: Sequence[tuple[str, bytes]],
-        now: float,
-        checkpoints: Iterable[OutboxCheckpoint] = (),
-    ) -> Deferred[list[int | None]]:
-        try:
-            check_payloads(entries)
-        except TypeError:
-            return fail()
-        return self._interact(_outbox_append, list(entries), now, list(checkpoints))
-
-    def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
-        return self._interact(_outbox_load, alias, after_id, limit)
-
-    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
-        return self._interact(_outbox_ack, dict(acks))
-
-    def outbox_trim(
-        self, alias: str, max_count: int, created_before: float | None = None
-    ) -> Deferred[Trimmed]:
-        return self._interact(_outbox_trim, alias, max_count, created_before)
-
-    def outbox_count(self, alias: str) -> Deferred[int]:
-        return self._interact(_outbox_count, alias)
 
     # -- nodes, leases and change notices -----------------------------------
 
@@ -801,3 +718,20 @@ def _load_statuses(cursor: Cursor) -> dict[str, tuple[str, dict[str, Any]]]:
         """
     )
     return {alias: (node_id, json.loads(status)) for alias, node_id, status in cursor.fetchall()}
+
+
+QUERIES = Queries(
+    load_relays=_load_relays,
+    save_relay=_save_relay,
+    delete_relay=_delete_relay,
+    disable_relay=_disable_relay,
+    load_sessions=_load_sessions,
+    load_all_sessions=_load_all_sessions,
+    save_sessions=_save_sessions,
+    forget_session=_forget_session,
+    outbox_append=_outbox_append,
+    outbox_load=_outbox_load,
+    outbox_ack=_outbox_ack,
+    outbox_trim=_outbox_trim,
+    outbox_count=_outbox_count,
+)

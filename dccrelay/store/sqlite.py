@@ -15,29 +15,16 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, cast
+from typing import Any, Callable, Iterator, Sequence, TypeVar, cast
 
 from twisted.enterprise.adbapi import Connection, ConnectionPool, Transaction
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
-from zope.interface import implementer
 
-from . import (
-    IDENTIFY_MIN_WAIT,
-    IRelayStore,
-    OutboxCheckpoint,
-    OutboxEntry,
-    SessionState,
-    StoredRelay,
-    Trimmed,
-    check_payloads,
-    encode_settings,
-    encode_statuses,
-    sessions_by_alias,
-)
+from . import OutboxCheckpoint, OutboxEntry, SessionState, StoredRelay, Trimmed, sessions_by_alias
 from .errors import SchemaTooNew, StoreClosed
+from .threaded import Queries, ThreadedStore
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -100,9 +87,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX outbox_by_alias ON outbox (alias, id)",
     ),
     (
-        # One node uses a SQLite file, but it keeps leases like the shared
-        # store does, so the coordinator has one code path.  Times are
-        # seconds since the epoch on the store's clock.
+        # Released schema, kept as it was: SQLite once kept leases like the
+        # shared store.  A node on SQLite runs alone now and has no
+        # coordinator, so only _save_relay still touches these tables
+        # (giving every bot its lease row, as the schema says).
         """
         CREATE TABLE nodes (
             node_id TEXT PRIMARY KEY NOT NULL,
@@ -127,7 +115,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT INTO lease_epoch (last) VALUES (0)",
     ),
     (
-        # One row per IDENTIFY slot (a hash of a bot token, and a bucket),
+        # Released schema, kept as it was (unused since SQLite provides no
+        # cluster role).  One row per IDENTIFY slot (a hash of a bot token, and a bucket),
         # made the first time it is asked for.  Times are seconds since the
         # epoch on the store's clock; next_free is NULL until an IDENTIFY
         # was sent.
@@ -156,18 +145,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-#: How long statuses of a node that stopped heartbeating are kept, in
-#: seconds, before a publish of another node drops them.
-STALE_STATUSES = 86400.0
-
 # SQLite's own files next to the database; they hold the same secrets.
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-@implementer(IRelayStore)
-class SQLiteStore:
+class SQLiteStore(ThreadedStore):
     """
-    An :class:`IRelayStore` in one SQLite file.
+    An :class:`IRelayStore` in one SQLite file, for one node: it provides
+    no :class:`~dccrelay.store.IClusterStore` (a node alone has nobody to
+    share leases with).
 
     :param path: the database file, or :data:`MEMORY`.
     :param reactor: provides ``IReactorCore``, ``IReactorFromThreads`` and
@@ -175,19 +161,19 @@ class SQLiteStore:
     :param now: the wall clock for ``created_at``/``updated_at``.
     """
 
-    log = Logger()
-
     def __init__(
         self,
         path: str,
         reactor: IReactorCore,
         now: Callable[[], float] | None = None,
     ) -> None:
+        super().__init__(
+            f"SQLite database at {path}",
+            QUERIES,
+            now if now is not None else cast(IReactorTime, reactor).seconds,
+        )
         self.path = path
-        self.description = f"SQLite database at {path}"
         self._reactor = cast(IReactorFromThreads, reactor)
-        self._now = now if now is not None else cast(IReactorTime, reactor).seconds
-        self._closing: Deferred[None] | None = None
         if path == MEMORY:
             target, uri = path, False
         else:
@@ -254,17 +240,6 @@ class SQLiteStore:
                 mode=journal_mode,
             )
 
-    def close(self) -> Deferred[None]:
-        """
-        Let queued work finish, then close the connection and stop the
-        pool's thread.  Safe to call more than once.
-        """
-        if self._closing is None:
-            self._closing = self._shut_down()
-        done: Deferred[None] = Deferred()
-        self._closing.addCallback(lambda _: done.callback(None))
-        return done
-
     def _shut_down(self) -> Deferred[None]:
         pool = self._pool
 
@@ -282,140 +257,10 @@ class SQLiteStore:
             return result
 
         closed = deferToThreadPool(self._reactor, pool.threadpool, disconnect)
-        closed.addBoth(stop_pool)
-        # close() never fails: there is nothing its caller could do instead.
-        return closed.addErrback(
-            lambda failure: self.log.failure(
-                "Closing {store} failed", failure, store=self.description
-            )
-        )
+        return closed.addBoth(stop_pool)
 
-    def _interact(self, work: Callable[..., _T], *args: Any) -> Deferred[_T]:
-        if self._closing is not None:
-            return fail(StoreClosed(self.description))
+    def _run(self, work: Callable[..., _T], *args: Any) -> Deferred[_T]:
         return cast("Deferred[_T]", self._pool.runInteraction(work, *args))
-
-    def load_relays(self) -> Deferred[list[StoredRelay]]:
-        return self._interact(_load_relays)
-
-    def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
-        try:
-            encoded = encode_settings(settings)
-        except (TypeError, ValueError):
-            return fail()
-        return self._interact(_save_relay, alias, encoded, self._now())
-
-    def delete_relay(self, alias: str) -> Deferred[bool]:
-        return self._interact(_delete_relay, alias)
-
-    def disable_relay(self, alias: str, reason: str) -> Deferred[None]:
-        return self._interact(_disable_relay, alias, reason, self._now())
-
-    def load_sessions(self, alias: str) -> Deferred[dict[int, SessionState]]:
-        return self._interact(_load_sessions, alias)
-
-    def load_all_sessions(self) -> Deferred[dict[str, dict[int, SessionState]]]:
-        return self._interact(_load_all_sessions)
-
-    def save_session(self, alias: str, state: SessionState) -> Deferred[None]:
-        """
-        Remember one shard's session, unless the relay is unknown or disabled:
-        a shard that is still winding down must not bring back a session that
-        :meth:`disable_relay` or :meth:`delete_relay` dropped.
-        """
-        return self.save_sessions([(alias, state)])
-
-    def save_sessions(self, states: Sequence[tuple[str, SessionState]]) -> Deferred[None]:
-        return self._interact(_save_sessions, list(states))
-
-    def forget_session(self, alias: str, shard_id: int) -> Deferred[None]:
-        return self._interact(_forget_session, alias, shard_id)
-
-    def outbox_append(
-        self,
-        entries: Sequence[tuple[str, bytes]],
-        now: float,
-        checkpoints: Iterable[OutboxCheckpoint] = (),
-    ) -> Deferred[list[int | None]]:
-        # Copied here, so a caller that changes its lists afterwards cannot
-        # race the write.
-        try:
-            check_payloads(entries)
-        except TypeError:
-            return fail()
-        return self._interact(_outbox_append, list(entries), now, list(checkpoints))
-
-    def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
-        return self._interact(_outbox_load, alias, after_id, limit)
-
-    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
-        return self._interact(_outbox_ack, dict(acks))
-
-    def outbox_trim(
-        self, alias: str, max_count: int, created_before: float | None = None
-    ) -> Deferred[Trimmed]:
-        return self._interact(_outbox_trim, alias, max_count, created_before)
-
-    def outbox_count(self, alias: str) -> Deferred[int]:
-        return self._interact(_outbox_count, alias)
-
-    # Leases work as in the shared store, on this store's clock; with one
-    # node they always come out the same, but the coordinator need not know.
-
-    def heartbeat_node(self, node_id: str, ttl: float) -> Deferred[None]:
-        return self._interact(_heartbeat_node, node_id, ttl, self._now())
-
-    def live_nodes(self) -> Deferred[list[str]]:
-        return self._interact(_live_nodes, self._now())
-
-    def forget_node(self, node_id: str) -> Deferred[None]:
-        return self._interact(_forget_node, node_id)
-
-    def claim_leases(self, node_id: str, ttl: float, limit: int) -> Deferred[list[tuple[str, int]]]:
-        return self._interact(_claim_leases, node_id, ttl, limit, self._now())
-
-    def renew_leases(self, node_id: str, ttl: float) -> Deferred[list[str]]:
-        return self._interact(_renew_leases, node_id, ttl, self._now())
-
-    def release_leases(self, node_id: str, aliases: Iterable[str]) -> Deferred[list[str]]:
-        return self._interact(_release_leases, node_id, sorted(set(aliases)))
-
-    def lease_owners(self) -> Deferred[dict[str, str]]:
-        return self._interact(_lease_owners, self._now())
-
-    def acquire_identify(self, key: str, bucket: int, node_id: str, hold: float) -> Deferred[float]:
-        return self._interact(_acquire_identify, key, bucket, node_id, hold, self._now())
-
-    def finish_identify(
-        self, key: str, bucket: int, node_id: str, sent: bool, window: float
-    ) -> Deferred[None]:
-        return self._interact(_finish_identify, key, bucket, node_id, sent, window, self._now())
-
-    def publish_statuses(self, node_id: str, statuses: Mapping[str, dict[str, Any]]) -> Deferred[None]:
-        try:
-            encoded = encode_statuses(statuses)
-        except (TypeError, ValueError):
-            return fail()
-        return self._interact(_publish_statuses, node_id, encoded, self._now())
-
-    def load_statuses(self) -> Deferred[dict[str, tuple[str, dict[str, Any]]]]:
-        return self._interact(_load_statuses, self._now())
-
-    def notify_change(self, alias: str) -> Deferred[None]:
-        """
-        Nothing to do: one node uses a SQLite file, and it made the change.
-        """
-        if self._closing is not None:
-            return fail(StoreClosed(self.description))
-        return succeed(None)
-
-    def listen_changes(self, callback: Callable[[str | None], None]) -> Deferred[None]:
-        """
-        Nothing to listen to: see :meth:`notify_change`.
-        """
-        if self._closing is not None:
-            return fail(StoreClosed(self.description))
-        return succeed(None)
 
 
 # Everything below runs on the pool's thread and touches no store state.
@@ -791,172 +636,18 @@ def _outbox_count(txn: Transaction, alias: str) -> int:
     return count
 
 
-def _heartbeat_node(txn: Transaction, node_id: str, ttl: float, now: float) -> None:
-    txn.execute(
-        """
-        INSERT INTO nodes (node_id, started_at, last_seen, expires_at)
-        VALUES (?, ?, ?, ?)
-        ON CONFLICT (node_id) DO UPDATE SET
-            last_seen = excluded.last_seen,
-            expires_at = excluded.expires_at
-        """,
-        (node_id, now, now, now + ttl),
-    )
-
-
-def _live_nodes(txn: Transaction, now: float) -> list[str]:
-    txn.execute("SELECT node_id FROM nodes WHERE expires_at > ? ORDER BY node_id", (now,))
-    return [node_id for (node_id,) in txn.fetchall()]
-
-
-def _forget_node(txn: Transaction, node_id: str) -> None:
-    txn.execute("BEGIN IMMEDIATE")
-    txn.execute("DELETE FROM nodes WHERE node_id = ?", (node_id,))
-    txn.execute("DELETE FROM statuses WHERE node_id = ?", (node_id,))
-    txn.execute(
-        "UPDATE leases SET owner = NULL, expires_at = NULL WHERE owner = ?", (node_id,)
-    )
-
-
-def _claim_leases(
-    txn: Transaction, node_id: str, ttl: float, limit: int, now: float
-) -> list[tuple[str, int]]:
-    # IMMEDIATE: the write lock is taken before reading, so two stores on
-    # one file cannot both see a bot as free.
-    txn.execute("BEGIN IMMEDIATE")
-    txn.execute(
-        """
-        SELECT alias FROM leases
-        WHERE owner IS NULL OR expires_at <= ?
-        ORDER BY alias LIMIT ?
-        """,
-        (now, max(0, limit)),
-    )
-    aliases = [alias for (alias,) in txn.fetchall()]
-    claimed = []
-    for alias in aliases:
-        txn.execute("UPDATE lease_epoch SET last = last + 1 RETURNING last")
-        (epoch,) = txn.fetchone()
-        txn.execute(
-            "UPDATE leases SET owner = ?, epoch = ?, expires_at = ? WHERE alias = ?",
-            (node_id, epoch, now + ttl, alias),
-        )
-        claimed.append((alias, epoch))
-    return claimed
-
-
-def _renew_leases(txn: Transaction, node_id: str, ttl: float, now: float) -> list[str]:
-    txn.execute(
-        """
-        UPDATE leases SET expires_at = ?
-        WHERE owner = ? AND expires_at > ?
-        RETURNING alias
-        """,
-        (now + ttl, node_id, now),
-    )
-    return sorted(alias for (alias,) in txn.fetchall())
-
-
-def _release_leases(txn: Transaction, node_id: str, aliases: list[str]) -> list[str]:
-    txn.execute("BEGIN IMMEDIATE")
-    released = []
-    for alias in aliases:
-        txn.execute(
-            """
-            UPDATE leases SET owner = NULL, expires_at = NULL
-            WHERE alias = ? AND owner = ?
-            """,
-            (alias, node_id),
-        )
-        if txn.rowcount > 0:
-            released.append(alias)
-    return released
-
-
-def _lease_owners(txn: Transaction, now: float) -> dict[str, str]:
-    txn.execute(
-        "SELECT alias, owner FROM leases WHERE owner IS NOT NULL AND expires_at > ?",
-        (now,),
-    )
-    return dict(txn.fetchall())
-
-
-def _acquire_identify(
-    txn: Transaction, key: str, bucket: int, node_id: str, hold: float, now: float
-) -> float:
-    # IMMEDIATE: the write lock is taken before reading, so two stores on
-    # one file cannot both find the slot free.
-    txn.execute("BEGIN IMMEDIATE")
-    txn.execute(
-        "SELECT holder, held_until, next_free FROM identify_slots WHERE key = ? AND bucket = ?",
-        (key, bucket),
-    )
-    row = txn.fetchone()
-    if row is not None:
-        holder, held_until, next_free = row
-        if holder is not None and held_until is not None and held_until > now:
-            return float(max(IDENTIFY_MIN_WAIT, held_until - now))
-        if next_free is not None and next_free > now:
-            return float(max(IDENTIFY_MIN_WAIT, next_free - now))
-    txn.execute(
-        """
-        INSERT INTO identify_slots (key, bucket, holder, held_until, next_free)
-        VALUES (?, ?, ?, ?, NULL)
-        ON CONFLICT (key, bucket) DO UPDATE SET
-            holder = excluded.holder,
-            held_until = excluded.held_until
-        """,
-        (key, bucket, node_id, now + hold),
-    )
-    return 0.0
-
-
-def _finish_identify(
-    txn: Transaction, key: str, bucket: int, node_id: str, sent: bool, window: float, now: float
-) -> None:
-    txn.execute(
-        """
-        UPDATE identify_slots SET
-            holder = NULL,
-            held_until = NULL,
-            next_free = CASE WHEN ? THEN ? ELSE next_free END
-        WHERE key = ? AND bucket = ? AND holder = ?
-        """,
-        (bool(sent), now + window, key, bucket, node_id),
-    )
-
-
-def _publish_statuses(
-    txn: Transaction, node_id: str, statuses: list[tuple[str, str]], now: float
-) -> None:
-    txn.execute("BEGIN IMMEDIATE")
-    txn.execute("DELETE FROM statuses WHERE node_id = ?", (node_id,))
-    # Node ids are per run: statuses of runs killed long ago would pile up.
-    txn.execute(
-        """
-        DELETE FROM statuses
-        WHERE published_at < ?
-            AND node_id NOT IN (SELECT node_id FROM nodes WHERE expires_at > ?)
-        """,
-        (now - STALE_STATUSES, now),
-    )
-    txn.executemany(
-        "INSERT INTO statuses (node_id, alias, status, published_at) VALUES (?, ?, ?, ?)",
-        [(node_id, alias, status, now) for alias, status in statuses],
-    )
-
-
-def _load_statuses(txn: Transaction, now: float) -> dict[str, tuple[str, dict[str, Any]]]:
-    txn.execute(
-        """
-        SELECT s.alias, s.node_id, s.status FROM statuses AS s
-        JOIN nodes AS n ON n.node_id = s.node_id AND n.expires_at > ?
-        ORDER BY s.alias, s.published_at DESC, s.node_id
-        """,
-        (now,),
-    )
-    loaded: dict[str, tuple[str, dict[str, Any]]] = {}
-    for alias, node_id, status in txn.fetchall():
-        if alias not in loaded:
-            loaded[alias] = (node_id, json.loads(status))
-    return loaded
+QUERIES = Queries(
+    load_relays=_load_relays,
+    save_relay=_save_relay,
+    delete_relay=_delete_relay,
+    disable_relay=_disable_relay,
+    load_sessions=_load_sessions,
+    load_all_sessions=_load_all_sessions,
+    save_sessions=_save_sessions,
+    forget_session=_forget_session,
+    outbox_append=_outbox_append,
+    outbox_load=_outbox_load,
+    outbox_ack=_outbox_ack,
+    outbox_trim=_outbox_trim,
+    outbox_count=_outbox_count,
+)

@@ -99,6 +99,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="serve TLS with this PEM file's private key and certificate instead "
         "(e.g. one dccrelay.testing.tls.ThrowAwayCA issued)",
     )
+    parser.add_argument(
+        "--content-without-intent",
+        action="store_true",
+        help="send guild message content to bots that did not ask for the privileged "
+        "MESSAGE_CONTENT intent (Discord blanks it; so does the simulator by default)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log debug events too")
     parser.add_argument(
         "--lean",
@@ -170,6 +176,7 @@ async def main(reactor: Any, argv: Sequence[str]) -> None:
         replay_limit=args.replay_limit,
         zstd_level=args.zstd_level,
         tls=tls,
+        blank_content=not args.content_without_intent,
     )
     await sim.listen(args.listen)
     tokens = args.token or ["sim-token"]

@@ -104,3 +104,26 @@ def message(
         obj["member"] = member(sent_at)
         obj["guild_id"] = guild_id
     return obj
+
+
+def content_exempt(message: dict[str, Any], bot_user_id: str) -> bool:
+    """
+    Whether Discord sends ``message`` whole to a bot without the
+    MESSAGE_CONTENT intent: a direct message, the bot's own message, or
+    one that mentions the bot.
+    """
+    return (
+        "guild_id" not in message
+        or message["author"].get("id") == bot_user_id
+        or any(user.get("id") == bot_user_id for user in message["mentions"])
+    )
+
+
+def blank_content(message: dict[str, Any]) -> None:
+    """
+    Empty what the MESSAGE_CONTENT intent guards, as Discord does.
+    """
+    message["content"] = ""
+    message["embeds"] = []
+    message["attachments"] = []
+    message["components"] = []

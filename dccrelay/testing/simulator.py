@@ -70,7 +70,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
-from dccrelay.testing import objects
+from dccrelay.testing import codes, objects
 from dccrelay.testing._http import Root
 from dccrelay.testing.connection import GatewayWire, SimulatedConnection
 from dccrelay.testing.gateway_server import GatewayServerFactory
@@ -223,6 +223,14 @@ class SimulatedBot:
         )
         if shard_id is None:
             shard_id = self.shard_for_guild(guild_id)
+        session = self.session_for(shard_id)
+        if (
+            self._sim.blank_content
+            and session is not None
+            and not session.intents & codes.MESSAGE_CONTENT
+            and not objects.content_exempt(d, self.user_id)
+        ):
+            objects.blank_content(d)
         return self.dispatch("MESSAGE_CREATE", d, shard_id)
 
     def add_members(self, guild_id: str, count: int) -> list[dict[str, Any]]:
@@ -442,9 +450,15 @@ class DiscordSimulator:
         lean: bool = False,
         zstd_level: int = 3,
         tls: CertificateOptions | None = None,
+        blank_content: bool = True,
     ) -> None:
         self._reactor = reactor
         self._tls = tls
+        #: as Discord: guild messages reach a session without the privileged
+        #: MESSAGE_CONTENT intent with their content, embeds, attachments and
+        #: components empty (see :func:`objects.content_exempt` for the
+        #: exceptions)
+        self.blank_content = blank_content
         self.keep_frames = not lean
         self.zstd_level = zstd_level
         #: the load generator of ``POST /_sim/load``, once one was started

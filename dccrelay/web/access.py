@@ -128,7 +128,8 @@ class Access:
         if not header:
             raise HTTPError(
                 401,
-                "this needs the relay's clientSecret as HTTP Basic credentials",
+                "this needs the bot's clientSecret (the whole user:password string) as "
+                "HTTP Basic credentials, as with curl -u \"$DCC_SECRET\"",
                 headers=CHALLENGE,
             )
         self._check_throttle(request)

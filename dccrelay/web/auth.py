@@ -53,7 +53,8 @@ def require_secret(request: Request, secret: str) -> None:
     presented = presented_secret(request)
     if presented is None:
         raise HTTPError(
-            401, "this needs the relay's clientSecret as HTTP Basic credentials",
+            401, "this needs the bot's clientSecret (the whole user:password string) as "
+                "HTTP Basic credentials, as with curl -u \"$DCC_SECRET\"",
             headers=CHALLENGE,
         )
     if not hmac.compare_digest(presented, secret.encode("utf-8")):

@@ -247,6 +247,7 @@ def openapi_document() -> dict[str, Any]:
                         "400": _error("The body or the alias is not acceptable"),
                         "401": _UNAUTHORIZED,
                         "413": _error("The body is larger than 64 KiB"),
+                        "409": _error("The token is registered under another alias"),
                         "415": _error("The body is not JSON"),
                         "429": _THROTTLED,
                         "503": _error(
@@ -491,6 +492,37 @@ def openapi_document() -> dict[str, Any]:
                             "description": "The page",
                             "content": {"text/html": {"schema": {"type": "string"}}},
                         }
+                    },
+                }
+            },
+            "/bots/{alias}": {
+                "parameters": [_ALIAS_PARAMETER],
+                "get": {
+                    "operationId": "botPage",
+                    "summary": (
+                        "One bot's page for people (HTML): shards, close reasons, "
+                        "delivery, queue, wake economy; with ?private=1 or credentials, "
+                        "also its settings (token masked)."
+                    ),
+                    "security": [{}, *_OWNER],
+                    "parameters": [{
+                        "name": "private",
+                        "in": "query",
+                        "required": False,
+                        "description": "1: ask for the owner's credentials and show settings.",
+                        "schema": {"type": "string"},
+                    }],
+                    "responses": {
+                        code: {
+                            "description": what,
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                        for code, what in (
+                            ("200", "The page"),
+                            ("401", "Private details need the clientSecret or operator key"),
+                            ("404", "No bot is registered under this alias"),
+                            ("429", "Too many failed authentication attempts"),
+                        )
                     },
                 }
             },

@@ -8,6 +8,7 @@ secret may differ from the one presented, which is how a secret is rotated.
 
 from __future__ import annotations
 
+import hmac
 import math
 from typing import Any, Callable
 
@@ -15,9 +16,9 @@ import orjson
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from dccrelay.commands import command_answer
-from dccrelay.manager import AnyRelay, RelayManager, TooManyRelays
-from dccrelay.relay import Relay
+from dccrelay.commands import CommandError, command_answer
+from dccrelay.handle import IRelayHandle
+from dccrelay.manager import RelayManager, TooManyRelays
 from dccrelay.settings import RelaySettings, SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.request import MAX_BODY, CappedRequest
@@ -97,7 +98,7 @@ class InvalidAlias(Resource):
         )
 
 
-def registered(manager: RelayManager, alias: str) -> AnyRelay:
+def registered(manager: RelayManager, alias: str) -> IRelayHandle:
     """
     The relay registered as ``alias``.
 
@@ -107,6 +108,28 @@ def registered(manager: RelayManager, alias: str) -> AnyRelay:
     if relay is None:
         raise HTTPError(404, f"no relay is registered as {alias}")
     return relay
+
+
+def refuse_second_alias(manager: RelayManager, alias: str, token: str) -> None:
+    """
+    One bot, one gateway session: a token already registered under another
+    alias would open a second session for the same bot, each getting every
+    dispatch (and spending its daily identifies twice).
+
+    :raise HTTPError: 409, naming the alias that has the token (only whoever
+        holds the token can learn it).
+    """
+    presented = token.encode("utf-8")
+    for other, relay in manager.relays.items():
+        if other != alias and hmac.compare_digest(
+            relay.settings.token.encode("utf-8"), presented
+        ):
+            raise HTTPError(
+                409,
+                f"this bot token is already registered as {other!r}: one bot has one gateway "
+                f"session, so update {other!r} (PUT /relays/{other}) or delete it first",
+                "/token",
+            )
 
 
 class RelayResource(Resource):
@@ -154,7 +177,13 @@ class RelayResource(Resource):
             settings = self._parse_settings(body)
         except SettingsError as e:
             raise HTTPError(400, e.message, e.pointer)
-        d = self._manager.put(self.alias, settings, authorize)
+
+        def authorize_alone(current: RelaySettings | None) -> None:
+            authorize(current)
+            refuse_second_alias(self._manager, self.alias, settings.token)
+
+        refuse_second_alias(self._manager, self.alias, settings.token)
+        d = self._manager.put(self.alias, settings, authorize_alone)
 
         def answered(created: bool) -> tuple[int, Any]:
             status = self._manager.relays[self.alias].full_status()
@@ -215,15 +244,6 @@ class DisableResource(_RelayAction):
         return d.addCallback(lambda _: (200, relay.full_status()))
 
 
-def _local(relay: AnyRelay, what: str) -> Relay:
-    if not isinstance(relay, Relay):
-        # a bot whose gateway session another node holds, or nobody yet
-        owner = relay.public_status()["node"]
-        where = f"relay node {owner}" if owner else "no relay node yet"
-        raise HTTPError(409, f"this bot's gateway session is held by {where}: {what}")
-    return relay
-
-
 class SnapshotResource(_RelayAction):
     """
     ``GET /relays/{alias}/snapshot``: the bot's guilds, for its framework's
@@ -234,7 +254,10 @@ class SnapshotResource(_RelayAction):
     def render_GET(self, request: Request) -> tuple[int, Any]:
         relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
-        snapshot = _local(relay, "ask that node").guild_snapshot()
+        try:
+            snapshot = relay.guild_snapshot()
+        except CommandError as e:
+            raise HTTPError(e.status, e.message) from None
         if snapshot is None:
             raise HTTPError(
                 404, 'this bot keeps no guild snapshot: register it with "guildSnapshot": true'
@@ -254,8 +277,8 @@ class ClaimResource(_RelayAction):
         relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
         body = read_json_body(request)
-        local = _local(relay, "claim interactions there")
-        status, answer = command_answer(local.claim_interaction, body)
+        # A bot another node runs answers 409, naming that node.
+        status, answer = command_answer(relay.claim_interaction, body)
         if status >= 400:
             raise HTTPError(status, answer["error"], answer.get("field"))
         return 200, answer
@@ -273,13 +296,7 @@ class CommandsResource(_RelayAction):
         relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
         body = read_json_body(request)
-        if not isinstance(relay, Relay):
-            # a bot whose gateway session another node holds, or nobody yet
-            owner = relay.public_status()["node"]
-            where = f"relay node {owner}" if owner else "no relay node yet"
-            raise HTTPError(
-                409, f"this bot's gateway session is held by {where}: send commands there"
-            )
+        # A bot another node runs answers 409, naming that node.
         status, answer = command_answer(relay.send_command, body)
         if status >= 400:
             retry_after = answer.get("retryAfter")

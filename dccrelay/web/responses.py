@@ -8,6 +8,7 @@ code; handlers raise :class:`HTTPError` and return ``(code, body)``.
 from __future__ import annotations
 
 from functools import wraps
+from http import HTTPStatus
 from typing import Any, Callable
 
 import orjson
@@ -44,11 +45,22 @@ class HTTPError(Exception):
         return answer
 
 
+def reason_phrase(code: int) -> bytes:
+    """
+    The standard reason phrase of ``code``: twisted.web knows none for some
+    codes it did not have when written (429 came out "Unknown Status").
+    """
+    try:
+        return HTTPStatus(code).phrase.encode("ascii")
+    except ValueError:
+        return b"Unknown Status"
+
+
 def write_json(request: Request, code: int, body: Any) -> None:
     """
     Finish ``request`` with a JSON body.
     """
-    request.setResponseCode(code)
+    request.setResponseCode(code, reason_phrase(code))
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Cache-Control", b"no-store")
     request.write(orjson.dumps(body))

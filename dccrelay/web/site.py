@@ -11,6 +11,7 @@ from twisted.web.server import Request, Site
 
 from dccrelay.manager import RelayManager
 from dccrelay.web.access import Access
+from dccrelay.web.bot_page import BotPages
 from dccrelay.web.api_request import APIRequest
 from dccrelay.web.channel import IDLE_TIMEOUT, DeadlineChannel
 from dccrelay.web.metrics import MetricsPage
@@ -42,11 +43,14 @@ def build_resource(
     manager: RelayManager, parse_settings: ParseSettings, access: Access | None = None
 ) -> Resource:
     """
-    ``/``, ``/relays``, ``/relays/{alias}``, ``/healthz``, ``/openapi.json``.
+    ``/``, ``/bots/{alias}``, ``/relays``, ``/relays/{alias}``, ``/healthz``,
+    ``/openapi.json``.
     """
     root = Resource()
+    access = access if access is not None else Access()
     status = StatusPage(manager)
     root.putChild(b"", status)
+    root.putChild(b"bots", BotPages(manager, access))
     root.putChild(b"relays", RelayCollection(manager, parse_settings, access))
     root.putChild(b"openapi.json", OpenAPIDocument())
     root.putChild(b"healthz", Health(manager))

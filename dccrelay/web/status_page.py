@@ -3,17 +3,33 @@
 ``twisted.web.template`` so that every value is escaped (a close reason from
 Discord or an error from a bot's host may hold ``<``).  It shows what
 ``GET /relays`` shows: no token, secret, dst or criteria.
+
+Built for a node with 10,000 bots: the totals at the top count every bot,
+the table shows one bounded page of those a search (``q``, part of the
+alias) and a state filter (``state``) select, and each alias links to the
+bot's own page (:mod:`dccrelay.web.bot_page`).  No script: a form and
+links.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.template import Tag, flattenString, tags
 
 from dccrelay import __version__
+from dccrelay.web.status_query import (
+    PROBLEMS,
+    STATE_FILTERS,
+    StatusQuery,
+    StatusSelection,
+    Totals,
+    parse_query,
+    select,
+    totals,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -21,6 +37,7 @@ table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td div { white-space: nowrap; }
 .state { display: inline-block; padding: 0 .4em; border-radius: .3em; white-space: nowrap; }
 .ok { background: #dff3df; color: #185c18; }
 .busy { background: #fff3cd; color: #6b5200; }
@@ -28,6 +45,10 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .idle { background: #eceff1; color: #455a64; }
 .problems { margin: 0; padding-left: 1.2em; }
 .summary td { border: none; padding: .1em 1em .1em 0; }
+form { margin: 1em 0; }
+form label { margin-right: 1em; }
+.pager a, .pager span { margin-right: .8em; }
+.totals a { margin-right: 1em; }
 """
 
 #: The colour class of each shard and delivery state.
@@ -89,7 +110,7 @@ def state(name: str) -> Tag:
     return tags.span(name, class_=f"state {STATE_CLASSES.get(name, 'idle')}")
 
 
-def _reasons(status: dict[str, Any]) -> list[str]:
+def _reasons(status: Mapping[str, Any]) -> list[str]:
     reasons = []
     if status["lastDisableReason"]:
         prefix = "disabled" if not status["enabled"] else "last disabled"
@@ -104,7 +125,7 @@ def _reasons(status: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def _row(status: dict[str, Any]) -> Tag:
+def _row(status: Mapping[str, Any]) -> Tag:
     shards: list[Tag | str] = [
         tags.div(f"{s['id']}: ", state(s["state"])) for s in status["shards"]
     ] or ["-"]
@@ -112,7 +133,7 @@ def _row(status: dict[str, Any]) -> Tag:
     counters = status["counters"]
     dropped = status["dropped"]
     return tags.tr(
-        tags.td(status["alias"]),
+        tags.td(tags.a(status["alias"], href="bots/" + status["alias"])),
         tags.td(state("enabled") if status["enabled"] else state("disabled"),
                 class_="gateway"),
         tags.td(*shards),
@@ -126,42 +147,84 @@ def _row(status: dict[str, Any]) -> Tag:
     )
 
 
-def _summary(manager: StatusSource, relays: list[dict[str, Any]]) -> Tag:
-    enabled = sum(1 for r in relays if r["enabled"])
-    shards = [s for r in relays for s in r["shards"]]
-    ready = sum(1 for s in shards if s["state"] == "ready")
-    total = {
-        key: sum(r["counters"][key] for r in relays)
-        for key in ("received", "matched", "delivered")
-    }
+def _summary(manager: StatusSource, total: Totals) -> Tag:
+    enabled = total.bots - total.problems["disabled"]
     uptime = manager.uptime()
     rows = [
         ("version", __version__),
         ("up for", format_duration(uptime) if uptime is not None else "starting"),
-        ("bots", f"{len(relays)} of at most {manager.max_relays}: "
-                 f"{enabled} enabled, {len(relays) - enabled} disabled"),
-        ("shards", f"{ready} of {len(shards)} ready"),
-        ("dispatches", f"{total['received']} received, {total['matched']} matched, "
-                       f"{total['delivered']} delivered, "
-                       f"{sum(r['dropped'] for r in relays)} dropped, "
-                       f"{sum(r['queued'] for r in relays)} queued"),
+        ("bots", f"{total.bots} of at most {manager.max_relays}: "
+                 f"{enabled} enabled, {total.problems['disabled']} disabled"),
+        ("shards", f"{total.shards_ready} of {total.shards} ready"),
+        ("dispatches", f"{total.received} received, {total.matched} matched, "
+                       f"{total.delivered} delivered, {total.dropped} dropped, "
+                       f"{total.queued} queued"),
     ]
     return tags.table(*[tags.tr(tags.td(k), tags.td(v)) for k, v in rows], class_="summary")
 
 
-def render_status(manager: StatusSource) -> Tag:
+def _problem_links(query: StatusQuery, total: Totals) -> Tag:
+    links: list[Tag | str] = [tags.a(f"all {total.bots}", href=query.link(state="all", page=1))]
+    for key, label in PROBLEMS.items():
+        count = total.problems[key]
+        text = f"{label}: {count}"
+        links.append(
+            tags.a(tags.span(text, class_="state bad") if count else text,
+                   href=query.link(state=key, page=1))
+        )
+    return tags.p(*links, class_="totals")
+
+
+def _form(query: StatusQuery) -> Tag:
+    options = [
+        tags.option(
+            "every bot" if key == "all" else PROBLEMS[key], value=key,
+            **({"selected": "selected"} if key == query.state else {}),
+        )
+        for key in STATE_FILTERS
+    ]
+    return tags.form(
+        tags.label("alias contains ", tags.input(type="search", name="q", value=query.search)),
+        tags.label("state ", tags.select(*options, name="state")),
+        tags.label("per page ", tags.input(
+            type="number", name="per", value=str(query.per_page), min="1", max="200",
+        )),
+        tags.button("show", type="submit"),
+        method="get", action="./",
+    )
+
+
+def _pager(query: StatusQuery, chosen: StatusSelection) -> Tag:
+    parts: list[Tag | str] = [
+        tags.span(f"{chosen.matched} bots match; page {chosen.page} of {chosen.pages}")
+    ]
+    if chosen.page > 1:
+        parts.append(tags.a("first", href=query.link(page=1)))
+        parts.append(tags.a("previous", href=query.link(page=chosen.page - 1), rel="prev"))
+    if chosen.page < chosen.pages:
+        parts.append(tags.a("next", href=query.link(page=chosen.page + 1), rel="next"))
+        parts.append(tags.a("last", href=query.link(page=chosen.pages)))
+    return tags.p(*parts, class_="pager")
+
+
+def render_status(manager: StatusSource, query: StatusQuery | None = None) -> Tag:
     """
     The page, as a tag tree.
     """
-    relays = [manager.relays[alias].public_status() for alias in sorted(manager.relays)]
-    body = (
-        tags.table(
+    query = query or StatusQuery()
+    relays = manager.relays
+    statuses = [relays[alias].public_status() for alias in sorted(relays)]
+    total = totals(statuses)
+    chosen = select(query, statuses)
+    if chosen.rows:
+        body: Tag = tags.table(
             tags.tr(*[tags.th(c) for c in COLUMNS]),
-            *[_row(status) for status in relays],
+            *[_row(status) for status in chosen.rows],
         )
-        if relays
-        else tags.p("No bots are registered yet.")
-    )
+    elif statuses:
+        body = tags.p("No bot matches this search.")
+    else:
+        body = tags.p("No bots are registered yet.")
     return tags.html(
         tags.head(
             tags.meta(charset="utf-8"),
@@ -171,9 +234,13 @@ def render_status(manager: StatusSource) -> Tag:
         ),
         tags.body(
             tags.h1("dccrelay"),
-            _summary(manager, relays),
+            _summary(manager, total),
+            _problem_links(query, total),
             tags.h2("Bots"),
+            _form(query),
+            _pager(query, chosen),
             body,
+            _pager(query, chosen) if len(chosen.rows) > 20 else "",
             tags.p(
                 "Counts since the relay started. Machine-readable: ",
                 tags.a("/relays", href="relays"), ", ",
@@ -194,7 +261,7 @@ class StatusPage(Resource):
 
     def render_GET(self, request: Request) -> object:
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        d = flattenString(request, render_status(self._manager))
+        d = flattenString(request, render_status(self._manager, parse_query(request.args)))
 
         def done(html: bytes) -> None:
             request.write(b"<!DOCTYPE html>\n" + html)

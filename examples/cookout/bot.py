@@ -26,8 +26,11 @@ from examples.cookout.discord import DiscordREST
 from examples.cookout.model import Assignments
 from examples.cookout.web import CoveredPage
 
-#: GUILD_MESSAGES | DIRECT_MESSAGES: messages, and nothing else, reach the relay.
-INTENTS = (1 << 9) | (1 << 12)
+#: GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT: messages, and nothing
+#: else, reach the relay, with their text (which the criteria read): Discord
+#: blanks guild messages' content for bots without the privileged
+#: MESSAGE_CONTENT intent, switched on in the developer portal.
+INTENTS = (1 << 9) | (1 << 12) | (1 << 15)
 
 
 def cookout_criteria(bot_user_id: str) -> dict[str, Any]:

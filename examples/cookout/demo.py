@@ -34,6 +34,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 import dccrelay
 from dccrelay.client import RegistrationError
+from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.testing.simulator import DiscordSimulator
 from examples.cookout.bot import CookoutBot, CookoutConfig
 
@@ -152,7 +153,10 @@ async def demo(reactor: Any, out: IO[str] = sys.stdout) -> None:
     bot_port: IListeningPort | None = None
     try:
         await sim.listen(LOOPBACK)
-        simulated_bot = sim.add_bot(TOKEN, BOT_USER_ID, username="cookout")
+        # the cookout bot reads message content: switched on "in the portal"
+        simulated_bot = sim.add_bot(
+            TOKEN, BOT_USER_ID, username="cookout", privileged_intents=MESSAGE_CONTENT
+        )
         say(f"1. Discord simulator at {sim.api_url}")
 
         relay.spawn(reactor, os.path.join(workdir, "relay"), sim.api_url)

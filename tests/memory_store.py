@@ -1,7 +1,8 @@
 """
-An in-memory :class:`~dccrelay.store.IRelayStore`, for unit tests that want
-a store whose Deferreds fire at once.  It passes the same contract tests as
-the real stores.
+An in-memory store of every role (:class:`~dccrelay.store.IRelayStore` and
+:class:`~dccrelay.store.IClusterStore`), for unit tests that want a store
+whose Deferreds fire at once.  It passes the same contract tests as the
+real stores.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from zope.interface import implementer
 
 from dccrelay.store import (
     IDENTIFY_MIN_WAIT,
+    IClusterStore,
     IRelayStore,
     OutboxCheckpoint,
     OutboxEntry,
@@ -88,7 +90,7 @@ class MemoryIdentifySlot:
     next_free: float | None = None
 
 
-@implementer(IRelayStore)
+@implementer(IRelayStore, IClusterStore)
 class MemoryRelayStore:
     """
     A store in a dict.

@@ -1,0 +1,108 @@
+"""
+Tests for :mod:`dccrelay.handle` and :mod:`dccrelay.placement`: a bot run
+here and one run elsewhere are the same kind of thing to the rest of the
+node, and where bots run is one object's decision.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from dccrelay.commands import CommandError
+from dccrelay.handle import IRelayHandle
+from dccrelay.relay import Relay
+from dccrelay.remote_relay import RemoteRelay
+from dccrelay.settings import RelaySettings
+from dccrelay.store import StoredRelay
+from tests.relay_harness import RelayHarness
+
+SETTINGS = RelaySettings(
+    token="token-0", dst="wss://bot.example/", client_secret="admin:secret-secret"
+)
+
+
+class HandleTests(SynchronousTestCase):
+    """
+    :class:`Relay` and :class:`RemoteRelay` both provide
+    :class:`IRelayHandle`.
+    """
+
+    def test_local(self) -> None:
+        """
+        A relay run on this node provides the handle interface.
+        """
+        harness = RelayHarness()
+        relay = Relay("alpha", SETTINGS, harness.env, on_fatal=lambda alias, why: None)
+        self.assertTrue(verifyObject(IRelayHandle, relay))
+
+    def test_remote(self) -> None:
+        """
+        A relay another node runs provides the handle interface.
+        """
+        self.assertTrue(verifyObject(IRelayHandle, RemoteRelay("alpha", SETTINGS)))
+
+
+class RemoteRelayTests(SynchronousTestCase):
+    """
+    Changes to a bot another node runs only change what this node knows.
+    """
+
+    def test_changes(self) -> None:
+        """
+        ``apply`` enables with the new settings (keeping the last disable
+        reason); ``disable`` remembers why; ``follow`` takes the stored
+        registration as it is; ``start``, ``stop`` and ``forget`` do nothing.
+        """
+        remote = RemoteRelay("alpha", SETTINGS, enabled=False, disable_reason="old")
+        other = RelaySettings(
+            token="token-1", dst="wss://bot.example/", client_secret="admin:secret-secret"
+        )
+        self.successResultOf(remote.apply(other))
+        self.assertEqual((remote.settings, remote.enabled, remote.disable_reason), (other, True, "old"))
+        self.successResultOf(remote.disable("why"))
+        self.assertEqual((remote.enabled, remote.disable_reason), (False, "why"))
+        record = StoredRelay("alpha", SETTINGS.to_json(), False, "later")
+        self.successResultOf(remote.follow(record))
+        self.assertEqual(
+            (remote.settings, remote.enabled, remote.disable_reason), (SETTINGS, False, "later")
+        )
+        for call in (remote.start, remote.stop, remote.forget):
+            self.assertIsNone(self.successResultOf(call()))
+
+    def test_commands_refused(self) -> None:
+        """
+        A gateway command for a bot another node runs is refused with 409,
+        naming that node (or saying there is none yet).
+        """
+        remote = RemoteRelay("alpha", SETTINGS, owner="node-b")
+        with self.assertRaises(CommandError) as caught:
+            remote.send_command({"op": 3, "d": {}})
+        self.assertEqual(caught.exception.status, 409)
+        self.assertIn("relay node node-b", caught.exception.message)
+        remote.owner = None
+        with self.assertRaises(CommandError) as caught:
+            remote.send_command({"op": 3, "d": {}})
+        self.assertIn("no relay node yet", caught.exception.message)
+
+
+class PlacementTests(SynchronousTestCase):
+    """
+    A node alone and a node in a cluster differ only by their placement.
+    """
+
+    def test_provided(self) -> None:
+        """
+        :class:`Alone` and :class:`ClusterCoordinator` provide
+        :class:`IPlacement`.
+        """
+        from twisted.internet.task import Clock
+
+        from dccrelay.coordinator import ClusterCoordinator, ClusterNode
+        from dccrelay.placement import Alone, IPlacement
+        from tests.memory_store import MemoryRelayStore
+
+        store = MemoryRelayStore()
+        self.assertTrue(verifyObject(IPlacement, Alone(store)))
+        coordinator = ClusterCoordinator(ClusterNode("node-a"), store, store, Clock())
+        self.assertTrue(verifyObject(IPlacement, coordinator))
