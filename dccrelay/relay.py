@@ -10,9 +10,8 @@ Data flows one way through it: shard -> filter -> delivery channel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from random import Random
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -20,7 +19,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from dccrelay.commands import CommandError, command_answer, parse_command, shards_for
-from dccrelay.delivery import IDeliveryChannel, IDurableChannel
+from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
 from dccrelay.gateway.limiter import SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordREST
@@ -102,7 +101,7 @@ class Counters:
         self.earlier_dropped = 0
 
 
-@implementer(IRelayHandle, IGatewayOwner)
+@implementer(IRelayHandle, IGatewayOwner, IChannelOwner)
 class Relay:
     """
     One registered bot, run on this node: its filter, where its dispatches
@@ -143,6 +142,7 @@ class Relay:
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts
         self._snapshot = GuildSnapshot(bot_user_id(settings.token))
         self._delivery = self._new_delivery(())
+        self._delivery_started = False
         #: the node running this relay, when several share a store
         self.node: str | None = None
         self.counters = Counters()
@@ -162,6 +162,10 @@ class Relay:
             already (the manager loads every bot's in one call at start-up);
             otherwise they are loaded here.
         """
+        if not self._delivery_started:
+            # Even a disabled bot gets what already waits for it.
+            self._delivery_started = True
+            self._delivery.start()
         if not self.enabled:
             return succeed(None)
         return self.gateway.start(stored)
@@ -192,18 +196,14 @@ class Relay:
         yield self._delivery.stop()
 
     def _new_delivery(self, initial: Any) -> IDeliveryChannel:
+        # Built, not started: start() begins its I/O (loading the outbox).
         return self._env.make_delivery(
             alias=self.alias,
             dst=self.settings.dst,
             client_secret=self.settings.client_secret,
             initial=initial,
             protocol=self.settings.delivery_protocol,
-            # a webhook answering 410 Gone disables the bot, as a fatal
-            # close code does
-            on_gone=self.refused,
-            on_delivered=self._waking.delivered,
-            on_command=partial(command_answer, self.send_command),
-            annotate=self._waking.annotate,
+            owner=self,
         )
 
     # -- settings -------------------------------------------------------------
@@ -224,10 +224,11 @@ class Relay:
         if old.delivery_key() != settings.delivery_key() or not self.enabled:
             previous = self._delivery
             yield previous.stop()
-            ended = previous.status()
-            self.counters.earlier_delivered += cast(int, ended["delivered"])
-            self.counters.earlier_dropped += cast(int, ended["dropped"])
+            ended = previous.snapshot()
+            self.counters.earlier_delivered += ended.delivered
+            self.counters.earlier_dropped += ended.dropped
             self._delivery = self._new_delivery(previous.pending())
+            self._delivery_started = False
         gateway = self.gateway
         if old.gateway_key() != settings.gateway_key() and gateway.open_or_opening:
             # Another token or intents: the old session is of no more use.
@@ -258,6 +259,24 @@ class Relay:
         elif self.settings != settings or not self.enabled:
             return self.apply(settings)
         return succeed(None)
+
+    # -- IChannelOwner ------------------------------------------------------------
+
+    def channel_delivered(self, payloads: Sequence[bytes]) -> None:
+        """The bot took ``payloads``."""
+        self._waking.delivered(payloads)
+
+    def annotate(self, payload: bytes) -> bytes:
+        """What the channel writes for ``payload`` (a deferral's note)."""
+        return self._waking.annotate(payload)
+
+    def bot_command(self, command: Any) -> tuple[int, dict[str, Any]]:
+        """A gateway command the bot sent on its websocket (v2)."""
+        return command_answer(self.send_command, command)
+
+    def bot_gone(self, reason: str) -> None:
+        """The bot's webhook answered 410 Gone: disabled, as a fatal close code does."""
+        self.refused(reason)
 
     # -- IGatewayOwner ------------------------------------------------------------
 
@@ -301,11 +320,11 @@ class Relay:
         channel = self._delivery
         if IDurableChannel.providedBy(channel):
             return None if channel.unstored() else 0
-        return cast(int, channel.status()["queued"])
+        return channel.snapshot().queued
 
     def _deliver(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         channel = self._delivery
-        asleep = channel.status()["state"] != "connected"
+        asleep = not channel.connected
         waiting = self._waking.matched(data, payload, asleep)
         if IDurableChannel.providedBy(channel):
             # Stored with the dispatch: once it is durable, Discord need
@@ -434,7 +453,7 @@ class Relay:
         """
         What anyone may see: no token, secret, dst or criteria.
         """
-        delivery = self._delivery.status()
+        delivery = self._delivery.snapshot()
         deferrer = self._waking.deferrer
         return {
             "alias": self.alias,
@@ -446,10 +465,10 @@ class Relay:
                 {"id": shard.shard_id, "state": shard.state, "lastClose": shard.last_close}
                 for shard in self.shards
             ],
-            "delivery": {"state": delivery["state"]},
-            "queued": delivery["queued"],
-            "dropped": cast(int, delivery["dropped"]) + self.counters.earlier_dropped,
-            "lastDeliveryError": delivery["lastError"],
+            "delivery": {"state": delivery.state},
+            "queued": delivery.queued,
+            "dropped": delivery.dropped + self.counters.earlier_dropped,
+            "lastDeliveryError": delivery.last_error,
             "interactions": {
                 "deferred": deferrer.deferred,
                 "inTime": deferrer.in_time,
@@ -467,7 +486,7 @@ class Relay:
                 "matched": self.counters.matched,
                 "commands": self.counters.commands,
                 "answers": self.counters.answers,
-                "delivered": cast(int, delivery["delivered"]) + self.counters.earlier_delivered,
+                "delivered": delivery.delivered + self.counters.earlier_delivered,
             },
         }
 

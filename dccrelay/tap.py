@@ -19,6 +19,8 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 from dccrelay import __version__
 from dccrelay.config import ConfigFileOptions
+from dccrelay.delivery.config import DEFAULTS as DELIVERY_DEFAULTS
+from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.delivery.factory import DeliveryFactory
 from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
@@ -130,11 +132,11 @@ class Options(ConfigFileOptions):
          _positive_number("lease-ttl")],
         ["discord-api", None, "https://discord.com/api/v10",
          "Discord REST base; the gateway URL comes from /gateway/bot."],
-        ["idle-timeout", None, 60.0,
+        ["idle-timeout", None, DELIVERY_DEFAULTS.idle_timeout,
          "Seconds before an idle bot connection is closed.", _positive_number("idle-timeout")],
-        ["queue-limit", None, 1000,
+        ["queue-limit", None, DELIVERY_DEFAULTS.queue_limit,
          "Dispatches kept per bot while it is unreachable.", _positive_number("queue-limit", int)],
-        ["queue-max-age", None, 86400.0,
+        ["queue-max-age", None, DELIVERY_DEFAULTS.queue_max_age,
          "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
          "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
@@ -269,9 +271,6 @@ def build_environment(
     """
     if tls is None:
         tls = ClientTLS()
-    channel_options: dict[str, Any] = {"tls_options_for": tls.creator_for}
-    if delivery_latency is not None:
-        channel_options["latency"] = delivery_latency.observe
     http = NoRedirectHTTPClient(Agent(reactor, contextFactory=tls, pool=pool))
     # Bots' addresses are checked on connecting, after name resolution.
     allow_private = options["allow-private-dst"]
@@ -298,15 +297,27 @@ def build_environment(
             writer=OutboxWriter(store, reactor),
             # never follows redirects itself (webhooks pass allow_redirects=False)
             http=to_bots,
-            idle_timeout=options["idle-timeout"],
-            queue_limit=options["queue-limit"],
-            queue_max_age=options["queue-max-age"],
-            channel_options=channel_options,
+            config=delivery_config(options),
+            latency=delivery_latency.observe if delivery_latency is not None else None,
+            random=SystemRandom(),
+            tls_options_for=tls.creator_for,
         ),
         retry_policy=backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0),
         wake_http=to_bots,
         wake_interval=options["wake-interval"],
         defer_after=options["defer-after"],
+    )
+
+
+def delivery_config(options: Options) -> DeliveryConfig:
+    """
+    The delivery settings the operator chose; the others keep their
+    defaults.
+    """
+    return DeliveryConfig(
+        idle_timeout=options["idle-timeout"],
+        queue_limit=options["queue-limit"],
+        queue_max_age=options["queue-max-age"],
     )
 
 

@@ -3,7 +3,8 @@ Which matched dispatches have reached the bot, for what waits on them: the
 typing indicator, deferred interactions and the wake-time figures.
 
 A dispatch is watched from the moment it matched until its delivery
-channel reports that the bot took it (:data:`dccrelay.delivery.OnDelivered`:
+channel reports that the bot took it
+(:meth:`dccrelay.delivery.IChannelOwner.channel_delivered`:
 written, acknowledged, answered 2xx).  Dispatches are recognised by their
 bytes, which are unique (each holds its gateway sequence number), so a
 dispatch read back from the store, or handed from one channel to the next
@@ -86,7 +87,8 @@ class DeliveryWatches:
 
     def delivered(self, payloads: Sequence[bytes]) -> None:
         """
-        The bot took ``payloads`` (an :data:`~dccrelay.delivery.OnDelivered`).
+        The bot took ``payloads`` (see
+        :meth:`~dccrelay.delivery.IChannelOwner.channel_delivered`).
         """
         if not self._watched:
             return

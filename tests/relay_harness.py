@@ -15,6 +15,7 @@ import orjson
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 
+from dccrelay.delivery import ChannelSnapshot
 from dccrelay.filters import compile_criteria
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.relay import Relay, RelayEnvironment
@@ -80,10 +81,15 @@ class RecordingChannel:
     :meth:`pending`, when the relay replaces it).
     """
 
+    connected = False
+
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
         self.delivered: list[bytes] = list(kwargs.get("initial", ()))
         self.stopped = False
+
+    def start(self) -> None:
+        pass
 
     def deliver(self, payload: bytes, checkpoint: Any = None) -> None:
         self.delivered.append(payload)
@@ -95,8 +101,11 @@ class RecordingChannel:
     def pending(self) -> list[bytes]:
         return list(self.delivered)
 
+    def snapshot(self) -> ChannelSnapshot:
+        return ChannelSnapshot("idle", 0, 0, 0, None)
+
     def status(self) -> dict[str, object]:
-        return {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0, "lastError": None}
+        return self.snapshot().to_json()
 
 
 class FakeChannel:
@@ -112,6 +121,13 @@ class FakeChannel:
         self.delivered = 0
         self.dropped = 0
 
+    def start(self) -> None:
+        pass
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
     def deliver(self, payload: bytes) -> None:
         self.payloads.append(payload)
 
@@ -122,9 +138,7 @@ class FakeChannel:
         """
         taken = self.payloads[self.delivered : self.delivered + count]
         self.delivered += len(taken)
-        on_delivered = self.kwargs.get("on_delivered")
-        if on_delivered is not None:
-            on_delivered(taken)
+        self.kwargs["owner"].channel_delivered(taken)
 
     def stop(self) -> Deferred[None]:
         return succeed(None)
@@ -132,23 +146,26 @@ class FakeChannel:
     def pending(self) -> list[bytes]:
         return []
 
+    def snapshot(self) -> ChannelSnapshot:
+        return ChannelSnapshot(
+            self.state,
+            len(self.payloads) - self.delivered - self.dropped,
+            self.dropped,
+            self.delivered,
+            None,
+        )
+
     def status(self) -> dict[str, object]:
-        return {
-            "state": self.state,
-            "queued": len(self.payloads) - self.delivered - self.dropped,
-            "dropped": self.dropped,
-            "delivered": self.delivered,
-            "lastError": None,
-        }
+        return self.snapshot().to_json()
 
     def sent(self, index: int = -1) -> bytes:
         """
         A payload as the channel would write it (with the relay's
         annotation, if any).
         """
-        payload = self.payloads[index]
-        annotate = self.kwargs.get("annotate")
-        return annotate(payload) if annotate is not None else payload
+        owner = self.kwargs["owner"]
+        payload: bytes = owner.annotate(self.payloads[index])
+        return payload
 
 
 class FakeConnection:

@@ -199,7 +199,10 @@ class BotOutboxTests(Fixture):
             "on_ready": on_ready,
         }
         options.update(kwargs)
-        return BotOutbox(**options)
+        on_ready = options.pop("on_ready")
+        outbox = BotOutbox(**options)
+        outbox.start(on_ready)
+        return outbox
 
     def stored(self, alias: str, *payloads: bytes) -> list[int]:
         ids = self.successResultOf(
@@ -215,7 +218,7 @@ class BotOutboxTests(Fixture):
         ids = self.stored("alpha", b"a", b"b")
         self.stored("beta", b"other")
         outbox = self.outbox()
-        self.assertEqual(outbox.backlog, 2)
+        self.assertEqual(outbox.queued, 2)
         self.assertEqual(outbox.entries_after(0), [(ids[0], b"a"), (ids[1], b"b")])
         self.assertEqual(outbox.entries_after(ids[0]), [(ids[1], b"b")])
         # told on the next turn, never from inside the constructor
@@ -231,7 +234,7 @@ class BotOutboxTests(Fixture):
         outbox = self.outbox()
         self.assertFalse(outbox.has_work())
         outbox.append(b"x")
-        self.assertEqual(outbox.backlog, 1)
+        self.assertEqual(outbox.queued, 1)
         self.assertTrue(outbox.has_work())
         self.assertEqual(outbox.entries_after(0), [])
         self.clock.advance(0)
@@ -258,10 +261,10 @@ class BotOutboxTests(Fixture):
             outbox.append(b"%d" % i)
         self.clock.advance(0)
         ids = [i for i, _ in outbox.entries_after(0)]
-        self.assertEqual(outbox.ack(ids[1]), 2)
+        self.assertEqual(len(outbox.take(ids[1])), 2)
         self.assertEqual(outbox.entries_after(0), [(ids[2], b"2")])
         self.clock.advance(0)
-        self.assertEqual(outbox.backlog, 1)
+        self.assertEqual(outbox.queued, 1)
         self.assertEqual(self.successResultOf(self.store.outbox_count("alpha")), 1)
 
     def test_window_pages_in_order(self) -> None:
@@ -281,10 +284,10 @@ class BotOutboxTests(Fixture):
                 break
             self.assertLessEqual(len(entries), 4)
             seen += [p for _, p in entries]
-            outbox.ack(entries[-1][0])
+            outbox.take(entries[-1][0])
             self.clock.advance(0)
         self.assertEqual(seen, [b"s%d" % i for i in range(7)] + [b"a%d" % i for i in range(7)])
-        self.assertEqual(outbox.backlog, 0)
+        self.assertEqual(outbox.queued, 0)
 
     def test_append_during_load(self) -> None:
         """
@@ -306,7 +309,7 @@ class BotOutboxTests(Fixture):
             if not entries:
                 break
             seen += [p for _, p in entries]
-            outbox.ack(entries[-1][0])
+            outbox.take(entries[-1][0])
             self.clock.advance(0)
         self.assertEqual(seen, [b"s0", b"s1", b"s2", b"new"])
 
@@ -320,7 +323,7 @@ class BotOutboxTests(Fixture):
             outbox.append(b"%d" % i)
         self.clock.advance(0)
         self.assertEqual(outbox.dropped, 2)
-        self.assertEqual(outbox.backlog, 3)
+        self.assertEqual(outbox.queued, 3)
         self.assertEqual([p for _, p in outbox.entries_after(0)], [b"2", b"3", b"4"])
         self.assertEqual(self.successResultOf(self.store.outbox_count("alpha")), 3)
 
@@ -339,7 +342,7 @@ class BotOutboxTests(Fixture):
         self.assertEqual([p for _, p in outbox.entries_after(0)], [b"young"])
         self.clock.advance(10)
         self.assertEqual(outbox.dropped, 2)
-        self.assertEqual(outbox.backlog, 0)
+        self.assertEqual(outbox.queued, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_deleted_bot(self) -> None:
@@ -350,7 +353,7 @@ class BotOutboxTests(Fixture):
         self.successResultOf(self.store.delete_relay("alpha"))
         outbox.append(b"x")
         self.clock.advance(0)
-        self.assertEqual((outbox.dropped, outbox.backlog), (1, 0))
+        self.assertEqual((outbox.dropped, outbox.queued), (1, 0))
 
     def test_not_bytes(self) -> None:
         """

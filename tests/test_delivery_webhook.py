@@ -37,6 +37,7 @@ from dccrelay.delivery.webhook import (
     sign,
 )
 from tests.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.channel_builders import webhook
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 DST = "https://bot.example/dcc/hook"
@@ -114,7 +115,7 @@ class WebhookTests(SynchronousTestCase):
             "on_gone": self.gone.append,
         }
         options.update(kwargs)
-        return WebhookDelivery(self.clock, **options)
+        return webhook(self.clock, **options)
 
     def settle(self) -> None:
         for _ in range(5):
@@ -472,15 +473,18 @@ class WebhookTests(SynchronousTestCase):
 
     def test_awake_then_idle(self) -> None:
         """
-        The state is "connected" for idle_timeout seconds after a success,
-        then "idle".
+        The state is "connected" (and so is ``connected``) for idle_timeout
+        seconds after a success, then "idle".
         """
         channel = self.channel(idle_timeout=60.0)
+        self.assertFalse(channel.connected)
         channel.deliver(PAYLOADS[0])
         self.settle()
         self.assertEqual(channel.status()["state"], "connected")
+        self.assertTrue(channel.connected)
         self.clock.advance(60.0)
         self.assertEqual(channel.status()["state"], "idle")
+        self.assertFalse(channel.connected)
 
     def test_not_http(self) -> None:
         """

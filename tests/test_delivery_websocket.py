@@ -43,7 +43,8 @@ from zope.interface.verify import verifyObject
 
 from dccrelay.client.receiver import DispatchReceiverFactory, receiver_resource
 from dccrelay.delivery import STATES, IDeliveryChannel
-from dccrelay.delivery.websocket import CLOSE_TIMEOUT, WebSocketDelivery
+from dccrelay.delivery.websocket import CLOSE_TIMEOUT, WebSocketChannel
+from tests.channel_builders import websocket_v1
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 PORT = 8080
@@ -89,7 +90,7 @@ class MemoryDeliveryTests(TestCase):
     def other_secret_bot(self) -> DispatchReceiverFactory:
         return DispatchReceiverFactory("another secret", self.received.append, reactor=self.clock)
 
-    def channel(self, **kwargs: Any) -> WebSocketDelivery:
+    def channel(self, **kwargs: Any) -> WebSocketChannel:
         options: dict[str, Any] = {
             "alias": "cookout",
             "dst": DST,
@@ -97,7 +98,7 @@ class MemoryDeliveryTests(TestCase):
             "retry_policy": linear_policy,
         }
         options.update(kwargs)
-        return WebSocketDelivery(self.clock, **options)
+        return websocket_v1(self.clock, **options)
 
     def accept(self) -> IOPump:
         """
@@ -292,6 +293,25 @@ class MemoryDeliveryTests(TestCase):
         self.assertEqual(self.attempts(), 1)
         self.accept()
         self.assertEqual(self.received, PAYLOADS[:2])
+
+    def test_connected(self) -> None:
+        """
+        ``connected`` is True exactly while status() shows "connected": from
+        the handshake until the connection closes.
+        """
+        channel = self.channel(idle_timeout=60.0)
+        self.assertFalse(channel.connected)
+        channel.deliver(PAYLOADS[0])
+        self.assertEqual(channel.status()["state"], "connecting")
+        self.assertFalse(channel.connected)
+        pump = self.accept()
+        self.assertEqual(channel.status()["state"], "connected")
+        self.assertTrue(channel.connected)
+        self.assertEqual(channel.snapshot().delivered, 1)
+        self.clock.advance(60.0)
+        pump.flush()
+        self.assertEqual(channel.status()["state"], "idle")
+        self.assertFalse(channel.connected)
 
     def test_idle_period_restarts_on_send(self) -> None:
         """
@@ -813,7 +833,7 @@ class LoopbackDeliveryTests(TestCase):
         yield self.bot.start()
         self.addCleanup(self.bot.stop)
 
-    def channel(self, **kwargs: Any) -> WebSocketDelivery:
+    def channel(self, **kwargs: Any) -> WebSocketChannel:
         options: dict[str, Any] = {
             "alias": "cookout",
             "dst": self.bot.dst,
@@ -822,7 +842,7 @@ class LoopbackDeliveryTests(TestCase):
             "connect_timeout": 5.0,
         }
         options.update(kwargs)
-        channel = WebSocketDelivery(global_reactor, **options)
+        channel = websocket_v1(global_reactor, **options)
         # cleanups run last-in first-out: the channel stops before the bot
         self.addCleanup(channel.stop)
         return channel
@@ -952,7 +972,7 @@ class TLSLoopbackDeliveryTests(TestCase):
         self.addCleanup(self.bot.stop)
         return cert_pem
 
-    def channel(self, **kwargs: Any) -> WebSocketDelivery:
+    def channel(self, **kwargs: Any) -> WebSocketChannel:
         options: dict[str, Any] = {
             "alias": "cookout",
             "dst": f"wss://localhost:{self.bot.port_number}/dcc",
@@ -961,7 +981,7 @@ class TLSLoopbackDeliveryTests(TestCase):
             "connect_timeout": 5.0,
         }
         options.update(kwargs)
-        channel = WebSocketDelivery(global_reactor, **options)
+        channel = websocket_v1(global_reactor, **options)
         self.addCleanup(channel.stop)
         return channel
 

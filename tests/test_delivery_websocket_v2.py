@@ -31,14 +31,15 @@ from dccrelay.client.receiver import (
 from dccrelay.client.register import RegistrationError
 from dccrelay.delivery import IDurableChannel
 from dccrelay.delivery.outbox import OutboxWriter
-from dccrelay.delivery.websocket_v2 import (
-    PING_INTERVAL,
-    PING_TIMEOUT,
-    WebSocketV2Delivery,
-    dispatch_frame,
-)
+from dccrelay.delivery.config import DEFAULTS
+from dccrelay.delivery.framing import dispatch_frame
+from dccrelay.delivery.websocket import WebSocketChannel
 from dccrelay.store import OutboxCheckpoint, SessionState
 from tests.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.channel_builders import websocket_v2
+
+PING_INTERVAL = DEFAULTS.ping_interval
+PING_TIMEOUT = DEFAULTS.ping_timeout
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 PORT = 8080
@@ -115,7 +116,7 @@ class V2DeliveryTests(SynchronousTestCase):
         self.clock.tcpServers.clear()
         self.clock.listenTCP(PORT, bot.factory)
 
-    def channel(self, **kwargs: Any) -> WebSocketV2Delivery:
+    def channel(self, **kwargs: Any) -> WebSocketChannel:
         options: dict[str, Any] = {
             "alias": "cookout",
             "dst": DST,
@@ -125,7 +126,7 @@ class V2DeliveryTests(SynchronousTestCase):
             "writer": self.writer,
         }
         options.update(kwargs)
-        channel = WebSocketV2Delivery(self.clock, **options)
+        channel = websocket_v2(self.clock, **options)
         return channel
 
     def accept(self) -> IOPump:
@@ -569,7 +570,7 @@ class ReceiverV2Tests(SynchronousTestCase):
         factory = DispatchReceiverFactory(SECRET, handler, reactor=clock)
         clock.listenTCP(PORT, factory)
         completer = ConnectionCompleter(clock)
-        channel = WebSocketV2Delivery(
+        channel = websocket_v2(
             clock, alias="cookout", dst=DST, client_secret=SECRET,
             store=store, writer=OutboxWriter(store, clock),
         )

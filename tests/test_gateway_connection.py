@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.trial.unittest import TestCase
 
@@ -81,6 +81,20 @@ class GatewayConnectorTests(TestCase):
         """
         d = GatewayConnector(reactor).connect("ws://127.0.0.1:1/", Listener())
         return self.assertFailure(d, ConnectionRefusedError)
+
+    def test_cancel_while_connecting(self) -> None:
+        """
+        Cancelling an attempt still connecting fails it with CancelledError
+        alone (a shard being stopped ignores that), not with the endpoint's
+        ConnectingCancelledError from inside the cancellation.
+        """
+        return ensureDeferred(self._cancel_while_connecting())
+
+    async def _cancel_while_connecting(self) -> None:
+        sim = await self.simulator()
+        d: Deferred[Any] = connector().connect(gateway_url(sim.gateway_url), Listener())
+        d.cancel()
+        await self.assertFailure(d, CancelledError)
 
     def test_handshake_refused(self) -> None:
         """

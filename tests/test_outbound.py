@@ -37,7 +37,6 @@ from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from dccrelay.delivery.errors import describe_connect_failure
-from dccrelay.delivery.websocket import WebSocketDelivery
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.outbound import (
     GuardedReactor,
@@ -47,6 +46,7 @@ from dccrelay.outbound import (
     outbound_reactor,
     refusal_reason,
 )
+from tests.channel_builders import websocket_v1
 
 
 @implementer(IHostResolution)
@@ -312,7 +312,7 @@ class LoopbackGuardTests(TestCase):
         """
         server = CountingFactory()
         port = yield self.listen(server)
-        channel = WebSocketDelivery(
+        channel = websocket_v1(
             outbound_reactor(global_reactor, allow_private=False),
             alias="cookout",
             dst=f"ws://localhost:{port}/dcc",

@@ -9,8 +9,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.lagprobe import LagProbe
-from dccrelay.tap import Options, makeService
+from dccrelay.tap import Options, delivery_config, makeService
 
 
 class OptionsTests(SynchronousTestCase):
@@ -55,6 +56,23 @@ class OptionsTests(SynchronousTestCase):
              options["allow-private-dst"]),
             (2.5, 10, 5, 1),
         )
+
+    def test_delivery_config(self) -> None:
+        """
+        The delivery options become one DeliveryConfig; the options' defaults
+        are the configuration's.
+        """
+        config = delivery_config(Options())
+        self.assertEqual(config, DeliveryConfig())
+        options = Options()
+        options.parseOptions(
+            ["--idle-timeout", "2.5", "--queue-limit", "10", "--queue-max-age", "90"]
+        )
+        config = delivery_config(options)
+        self.assertEqual(
+            (config.idle_timeout, config.queue_limit, config.queue_max_age), (2.5, 10, 90.0)
+        )
+        self.assertRaises(AttributeError, setattr, config, "queue_limit", 1)
 
     def test_bad_numbers(self) -> None:
         """

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.template import flattenString
 
+from dccrelay.delivery import ChannelSnapshot
 from dccrelay.filters import compile_criteria
 from dccrelay.manager import RelayManager
 from dccrelay.relay import RelayEnvironment
@@ -80,6 +81,13 @@ class CountingChannel:
         self.figures = {"state": "idle", "queued": 0, "dropped": 0, "delivered": 0,
                         "lastError": None}
 
+    def start(self) -> None:
+        pass
+
+    @property
+    def connected(self) -> bool:
+        return self.figures["state"] == "connected"
+
     def deliver(self, payload: bytes) -> None:
         self.payloads.append(payload)
 
@@ -89,8 +97,15 @@ class CountingChannel:
     def pending(self) -> list[bytes]:
         return []
 
+    def snapshot(self) -> ChannelSnapshot:
+        figures: dict[str, Any] = self.figures
+        return ChannelSnapshot(
+            figures["state"], figures["queued"], figures["dropped"], figures["delivered"],
+            figures["lastError"],
+        )
+
     def status(self) -> dict[str, object]:
-        return dict(self.figures)
+        return self.snapshot().to_json()
 
 
 class Node:

@@ -4,19 +4,34 @@ Delivery: getting matching dispatches from the relay to the bot.
 Every way of reaching a bot (websocket v1, websocket v2, webhooks) is a
 *delivery channel* for one bot, and they all look the same to the relay:
 :class:`IDeliveryChannel`; :mod:`.factory` picks one for a registration.
-The pieces they share live in small modules beside this one:
-:mod:`dccrelay.delivery.queue` (v1's bounded in-memory backlog that drops the
-oldest and counts what it dropped), :mod:`.outbox` (the durable outbox in the
-store, for v2 and webhooks), :mod:`.timers` (retry backoff and idle close on
-an injected clock) and :mod:`.errors` (short, secret-free descriptions of why
-a bot could not be reached).
+Every channel reports to its owner (the relay) through
+:class:`IChannelOwner` and describes itself with a :class:`ChannelSnapshot`.
+
+The pieces, each in a small module beside this one:
+
+- :mod:`.config`: :class:`~.config.DeliveryConfig`, every setting and its
+  default, written once;
+- :mod:`.feed`: where a channel's dispatches wait (:class:`~.feed.IFeed`):
+  :class:`~.feed.MemoryFeed`, v1's bounded backlog (:mod:`.queue`), or the
+  durable outbox in the store (:class:`~.outbox.BotOutbox`, v2 and webhooks);
+- :mod:`.framing`: what differs between websocket v1 and v2 (the frames, the
+  acknowledgements, the bot's commands), as a strategy;
+- :mod:`.websocket`: the one state machine of a websocket link to a bot,
+  composed with a feed and a framing;
+- :mod:`.webhook`: signed HTTP batches from the outbox;
+- :mod:`.factory`: which channel a registration gets;
+- :mod:`.timers` (deadlines on an injected clock) and :mod:`.errors` (short,
+  secret-free descriptions of why a bot could not be reached).
+
+A channel's constructor does no I/O: its owner calls ``start()``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface, implementer
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -27,15 +42,116 @@ if TYPE_CHECKING:
 STATES = ("idle", "connecting", "connected", "waiting to retry", "stopped")
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelSnapshot:
+    """
+    What a channel shows of itself at one moment.
+    """
+
+    #: one of :data:`STATES`
+    state: str
+    #: dispatches waiting for the bot
+    queued: int
+    #: dispatches dropped by the limits (count, age), never silently
+    dropped: int
+    #: dispatches the bot took (written, acknowledged or answered 2xx)
+    delivered: int
+    #: the last problem reaching the bot, about the bot's side only; never
+    #: holds a secret
+    last_error: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """
+        :return: the channel's part of the relay's status JSON.
+        """
+        return {
+            "state": self.state,
+            "queued": self.queued,
+            "dropped": self.dropped,
+            "delivered": self.delivered,
+            "lastError": self.last_error,
+        }
+
+
+class IChannelOwner(Interface):
+    """
+    What a delivery channel tells, and asks, the one who made it (the
+    relay).  A channel never lets an exception from these escape into its
+    own work: it logs it.
+    """
+
+    def channel_delivered(payloads: Sequence[bytes]) -> None:
+        """
+        The bot has taken these payloads, in order: written to the
+        websocket (v1), acknowledged (v2), answered 2xx (webhook).  They are
+        equal to those given to ``deliver`` (not necessarily the same
+        objects: a durable channel may read them back from the store).
+        """
+
+    def annotate(payload: bytes) -> bytes:
+        """
+        Change a payload as it is written to the bot (the relay's
+        deferred-interaction news, see :mod:`dccrelay.interactions`).
+
+        :return: ``payload`` itself when there is nothing to change.
+        """
+
+    def bot_command(command: Any) -> tuple[int, dict[str, Any]]:
+        """
+        Answer a gateway command a v2 bot sent (the ``d`` of its frame).
+
+        :return: ``(status, body)`` as ``POST /relays/{alias}/commands``
+            would answer (:func:`dccrelay.commands.command_answer`).
+        """
+
+    def bot_gone(reason: str) -> None:
+        """
+        The bot's endpoint says it is gone for good (webhook 410): ``reason``
+        is for a person to act on.
+        """
+
+
+@implementer(IChannelOwner)
+class NoOwner:
+    """
+    The owner of a channel nobody listens to: nothing is reported, nothing
+    is changed, commands are refused.
+    """
+
+    def channel_delivered(self, payloads: Sequence[bytes]) -> None:
+        pass
+
+    def annotate(self, payload: bytes) -> bytes:
+        return payload
+
+    def bot_command(self, command: Any) -> tuple[int, dict[str, Any]]:
+        return 501, {"error": "this relay does not take commands from bots"}
+
+    def bot_gone(self, reason: str) -> None:
+        pass
+
+
 class IDeliveryChannel(Interface):
     """
     Carries one bot's dispatches to the bot, in order.
 
-    A channel is created with the bot's ``dst`` and ``clientSecret`` and an
-    optional ``initial`` iterable of payloads (what an earlier channel still
-    held).  When ``dst`` or the secret changes the relay stops the old
-    channel and builds a new one with ``initial=old.pending()``.
+    A channel is built (without I/O) with the bot's ``dst`` and
+    ``clientSecret`` and an optional ``initial`` iterable of payloads (what
+    an earlier channel still held), then started.  When ``dst`` or the
+    secret changes the relay stops the old channel and builds a new one
+    with ``initial=old.pending()``.
     """
+
+    connected = Attribute(
+        "True while the bot is known to be reachable (its connection is open, or for"
+        " a webhook it took a batch within idle_timeout seconds): cheap, for the"
+        " dispatch path"
+    )
+
+    def start() -> None:
+        """
+        Begin I/O: load what waits, and connect when something does.
+        """
 
     def deliver(payload: bytes) -> None:
         """
@@ -58,26 +174,17 @@ class IDeliveryChannel(Interface):
         :return: the payloads still waiting, oldest first.
         """
 
+    def snapshot() -> ChannelSnapshot:
+        """
+        :return: the channel's state and figures now.
+        """
+
     def status() -> dict[str, object]:
         """
-        :return: ``{"state": one of STATES, "queued": int, "dropped": int,
-            "delivered": int, "lastError": str | None}``.  ``lastError``
-            describes the bot's side only and never holds a secret.
+        :return: :meth:`snapshot` as JSON: ``{"state": one of STATES,
+            "queued": int, "dropped": int, "delivered": int, "lastError": str
+            | None}``.
         """
-
-
-#: What a channel may be given to report the payloads its bot has taken, in
-#: order: written to the websocket (v1), acknowledged (v2), answered 2xx
-#: (webhook).  The payloads are equal to those given to ``deliver`` (not
-#: necessarily the same objects: a durable channel may read them back from
-#: the store).
-OnDelivered = Callable[[Sequence[bytes]], object]
-
-#: What a channel may be given to change a payload as it is written to the
-#: bot (the relay's deferred-interaction news, see
-#: :mod:`dccrelay.interactions`); it returns the payload itself when there
-#: is nothing to change.
-Annotate = Callable[[bytes], bytes]
 
 
 class IDurableChannel(IDeliveryChannel):

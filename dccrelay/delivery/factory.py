@@ -2,36 +2,54 @@
 Which delivery channel a registration gets:
 
 - ``http://`` or ``https://`` dst: :class:`~.webhook.WebhookDelivery`;
-- ``ws://`` or ``wss://`` dst with ``delivery.protocol`` 2:
-  :class:`~.websocket_v2.WebSocketV2Delivery`;
-- otherwise websocket v1, :class:`~.websocket.WebSocketDelivery`.
+- ``ws://`` or ``wss://`` dst: a :class:`~.websocket.WebSocketChannel`, with
+  ``delivery.protocol`` 2 :class:`~.framing.V2Framing` on the durable outbox
+  (:class:`~.outbox.BotOutbox`), otherwise :class:`~.framing.V1Framing` on
+  the memory backlog (:class:`~.feed.MemoryFeed`).
 
 Webhooks and v2 keep their dispatches in the store's outbox; v1 keeps them
 in memory.  When a bot moves from v1 to a durable channel, what v1 still
 held goes into the outbox.  Moving the other way, what waits in the outbox
 stays there (v1 cannot take it in order with acks) and is delivered if the
 bot moves back.
+
+The factory builds; the owner starts (``channel.start()``).
 """
 
 from __future__ import annotations
 
+from random import Random
 from typing import Any, Callable, Iterable
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.ssl import optionsForClientTLS
 
-from dccrelay.delivery import Annotate, IDeliveryChannel, OnDelivered
-from dccrelay.delivery.outbox import OutboxWriter
+from dccrelay.delivery import IChannelOwner, IDeliveryChannel
+from dccrelay.delivery.config import DEFAULTS, DeliveryConfig
+from dccrelay.delivery.feed import MemoryFeed
+from dccrelay.delivery.framing import V1Framing, V2Framing
+from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
 from dccrelay.delivery.webhook import WebhookDelivery
-from dccrelay.delivery.websocket import WebSocketDelivery
-from dccrelay.delivery.websocket_v2 import WebSocketV2Delivery
+from dccrelay.delivery.websocket import WebSocketChannel
 from dccrelay.store import IRelayStore
+
+# The framings hold no state: one of each serves every bot.
+_V1 = V1Framing()
+_V2 = V2Framing()
 
 
 def is_durable(dst: str, protocol: int) -> bool:
     """
     Whether a registration's dispatches wait in the durable outbox.
     """
-    return dst.lower().startswith(("http://", "https://")) or protocol == 2
+    return is_webhook(dst) or protocol == 2
+
+
+def is_webhook(dst: str) -> bool:
+    """
+    Whether ``dst`` is delivered to with webhooks.
+    """
+    return dst.lower().startswith(("http://", "https://"))
 
 
 class DeliveryFactory:
@@ -42,16 +60,12 @@ class DeliveryFactory:
     :param store: the node's store (the durable outbox lives there).
     :param writer: the node's :class:`OutboxWriter`.
     :param http: the treq client webhooks are POSTed with.
-    :param idle_timeout: seconds before an idle bot connection is closed.
-    :param queue_limit: dispatches kept per bot.
-    :param queue_max_age: seconds a dispatch waits at most in the outbox,
-        or None.
-    :param retry_policy: websocket retry delays (the channels' default if
-        None).
-    :param webhook_retry_policy: webhook retry delays (the webhook default
-        if None).
-    :param channel_options: more keyword arguments for every websocket
-        channel (e.g. ``tls_options_for``).
+    :param config: every delivery setting.
+    :param tls_options_for: TLS client options for a host name, for
+        ``wss`` (the default verifies the certificate and the name).
+    :param latency: gets the seconds each v1 dispatch waited, from
+        ``deliver`` to being written to the bot's connection.
+    :param random: for the webhooks' retry jitter.
     """
 
     def __init__(
@@ -61,23 +75,19 @@ class DeliveryFactory:
         store: IRelayStore,
         writer: OutboxWriter,
         http: Any,
-        idle_timeout: float = 60.0,
-        queue_limit: int = 1000,
-        queue_max_age: float | None = None,
-        retry_policy: Callable[[int], float] | None = None,
-        webhook_retry_policy: Callable[[int], float] | None = None,
-        channel_options: dict[str, Any] | None = None,
+        config: DeliveryConfig = DEFAULTS,
+        tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
+        latency: Callable[[float], object] | None = None,
+        random: Random | None = None,
     ) -> None:
         self.reactor = reactor
         self.store = store
         self.writer = writer
         self.http = http
-        self.idle_timeout = idle_timeout
-        self.queue_limit = queue_limit
-        self.queue_max_age = queue_max_age
-        self.retry_policy = retry_policy
-        self.webhook_retry_policy = webhook_retry_policy
-        self.channel_options = dict(channel_options or {})
+        self.config = config
+        self.tls_options_for = tls_options_for
+        self.latency = latency
+        self.random = random if random is not None else Random()
 
     def __call__(
         self,
@@ -85,56 +95,65 @@ class DeliveryFactory:
         alias: str,
         dst: str,
         client_secret: str,
+        owner: IChannelOwner,
         initial: Iterable[bytes] = (),
         protocol: int = 1,
-        on_gone: Callable[[str], object] | None = None,
-        on_delivered: OnDelivered | None = None,
-        on_command: Callable[[Any], tuple[int, dict[str, Any]]] | None = None,
-        annotate: Annotate | None = None,
     ) -> IDeliveryChannel:
         """
-        The channel for one bot's registration.
+        The channel for one bot's registration, not started.
 
+        :param owner: what the channel reports to.
         :param initial: what the bot's previous channel still held.
         :param protocol: the registration's ``delivery.protocol``.
-        :param on_gone: called with a reason when the bot's endpoint says it
-            is gone for good (webhook 410).
-        :param on_delivered: gets the payloads the bot has taken.
-        :param on_command: answers the gateway commands a v2 bot sends.
-        :param annotate: changes payloads as they are written to the bot.
         """
-        common: dict[str, Any] = {
-            "alias": alias,
-            "dst": dst,
-            "client_secret": client_secret,
-            "idle_timeout": self.idle_timeout,
-            "queue_limit": self.queue_limit,
-            "initial": initial,
-            "on_delivered": on_delivered,
-            "annotate": annotate,
-        }
-        if dst.lower().startswith(("http://", "https://")):
+        config = self.config
+        if is_webhook(dst):
             return WebhookDelivery(
                 self.reactor,
-                store=self.store,
-                writer=self.writer,
+                alias=alias,
+                dst=dst,
+                client_secret=client_secret,
+                outbox=self._outbox(alias, initial),
                 http=self.http,
-                on_gone=on_gone or (lambda reason: None),
-                queue_max_age=self.queue_max_age,
-                retry_policy=self.webhook_retry_policy,
-                **common,
+                config=config,
+                owner=owner,
+                random=self.random,
             )
-        options = dict(self.channel_options)
-        if self.retry_policy is not None:
-            options["retry_policy"] = self.retry_policy
         if protocol == 2:
-            return WebSocketV2Delivery(
+            return WebSocketChannel(
                 self.reactor,
-                store=self.store,
-                writer=self.writer,
-                queue_max_age=self.queue_max_age,
-                on_command=on_command,
-                **common,
-                **options,
+                alias=alias,
+                dst=dst,
+                client_secret=client_secret,
+                feed=self._outbox(alias, initial),
+                framing=_V2,
+                config=config,
+                owner=owner,
+                tls_options_for=self.tls_options_for,
             )
-        return WebSocketDelivery(self.reactor, **common, **options)
+        return WebSocketChannel(
+            self.reactor,
+            alias=alias,
+            dst=dst,
+            client_secret=client_secret,
+            feed=MemoryFeed(
+                alias, config.queue_limit, initial, clock=self.reactor, latency=self.latency
+            ),
+            framing=_V1,
+            config=config,
+            owner=owner,
+            tls_options_for=self.tls_options_for,
+        )
+
+    def _outbox(self, alias: str, initial: Iterable[bytes]) -> BotOutbox:
+        return BotOutbox(
+            alias=alias,
+            store=self.store,
+            writer=self.writer,
+            clock=self.reactor,
+            limit=self.config.queue_limit,
+            max_age=self.config.queue_max_age,
+            initial=initial,
+            window=self.config.outbox_window,
+            load_retry=self.config.outbox_load_retry,
+        )

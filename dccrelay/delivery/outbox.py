@@ -9,7 +9,8 @@ Two pieces:
   every bot into one store call each per reactor turn (or, under load, per
   store round trip: while one call runs, the next batch gathers), so a busy
   node costs a few transactions a second rather than one per dispatch.
-- :class:`BotOutbox`, one per durable channel, is that bot's view: it keeps
+- :class:`BotOutbox`, one per durable channel, is that bot's view (its
+  :class:`~dccrelay.delivery.feed.IFeed`): it keeps
   a bounded window of the oldest unacknowledged entries in memory (the rest
   stays in the store and is paged in as the window drains, so memory per bot
   stays flat however long the bot sleeps), applies the bot's count and age
@@ -30,16 +31,12 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from dccrelay.delivery.config import DEFAULTS
+from dccrelay.delivery.feed import IFeed
 from dccrelay.delivery.timers import Deadline
 from dccrelay.store import IRelayStore, OutboxCheckpoint, OutboxEntry, Trimmed
-
-#: entries of one bot kept in memory; also the most a v2 channel has in
-#: flight, unacknowledged, at once
-WINDOW = 256
-
-#: seconds between tries to page entries in after the store failed to
-LOAD_RETRY = 5.0
 
 
 class OutboxWriter:
@@ -196,9 +193,11 @@ class OutboxWriter:
             waiter.callback(None)
 
 
+@implementer(IFeed)
 class BotOutbox:
     """
-    One bot's outbox, as its delivery channel sees it.
+    One bot's outbox, as its delivery channel sees it.  Building it does no
+    I/O: :meth:`start` counts and loads what the store holds.
 
     :param alias: the bot.
     :param store: for loading, counting and trimming.
@@ -206,14 +205,15 @@ class BotOutbox:
     :param clock: for the age limit's timer.
     :param limit: entries kept at most; past it the oldest are dropped.
     :param max_age: seconds an entry is kept at most, or ``None``.
-    :param on_ready: called when entries come into memory (appended or
-        paged in): the channel may have something new to send.
-    :param initial: payloads to append first (what a non-durable channel
-        for this bot still held).
+    :param initial: payloads to append on :meth:`start` (what a
+        non-durable channel for this bot still held).
     :param window: entries kept in memory at most.
+    :param load_retry: seconds between tries to page entries in after the
+        store failed to.
     """
 
     log = Logger()
+    durable = True
 
     def __init__(
         self,
@@ -224,9 +224,9 @@ class BotOutbox:
         clock: IReactorTime,
         limit: int,
         max_age: float | None,
-        on_ready: Callable[[], object],
         initial: Iterable[bytes] = (),
-        window: int = WINDOW,
+        window: int = DEFAULTS.outbox_window,
+        load_retry: float = DEFAULTS.outbox_load_retry,
     ) -> None:
         if limit < 1:
             raise ValueError(f"the queue limit must be at least 1, got {limit!r}")
@@ -236,8 +236,10 @@ class BotOutbox:
         self._clock = clock
         self._limit = limit
         self._max_age = max_age
-        self._on_ready = on_ready
+        self._on_ready: Callable[[], object] = lambda: None
+        self._initial: Iterable[bytes] = initial
         self._window = window
+        self._load_retry_after = load_retry
         # In memory, oldest first: the oldest unacknowledged entries.
         self._entries: deque[tuple[int, bytes]] = deque()
         # Every entry with an id up to this is in memory or gone.
@@ -262,30 +264,53 @@ class BotOutbox:
         self.gone_up_to = 0
         self._load_retry = Deadline(clock, self._load_more)
         self._age_check = Deadline(clock, self._check_age)
+        # Until start(), nothing is paged in (appends are stored all the
+        # same: they are durable).
+        self._starting = False
+        self._started = False
+
+    def start(self, on_ready: Callable[[], object]) -> None:
+        """
+        Count and page in what the store holds, and append ``initial``.
+
+        :param on_ready: called when entries come into memory (appended or
+            paged in): the channel may have something new to send.
+        """
+        self._on_ready = on_ready
+        self._started = True
         # A store may answer at once: the channel hears of entries only once
-        # this constructor has returned to it.
-        self._constructing = True
-        self._track(store.outbox_count(alias).addCallbacks(self._counted, self._count_failed))
+        # this has returned to it.
+        self._starting = True
+        self._track(
+            self._store.outbox_count(self.alias).addCallbacks(self._counted, self._count_failed)
+        )
+        initial, self._initial = self._initial, ()
         for payload in initial:
             self.append(payload)
         self._load_more()
-        self._constructing = False
+        self._starting = False
 
     # what the channel asks
 
     @property
-    def backlog(self) -> int:
+    def queued(self) -> int:
         """
         Entries not yet acknowledged: stored, or being stored.
         """
         return max(0, self._stored) + self._appending
 
-    @property
-    def appending(self) -> int:
+    def unstored(self) -> int:
         """
         Entries given to :meth:`append` and not stored (or failed) yet.
         """
         return self._appending
+
+    def pending(self) -> list[bytes]:
+        """
+        :return: nothing: what waits is in the store, where the next
+            channel for this bot finds it.
+        """
+        return []
 
     def has_work(self) -> bool:
         """
@@ -307,10 +332,12 @@ class BotOutbox:
                     break
         return found
 
-    def append(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
+    def append(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> bool:
         """
         Store ``payload`` as the newest entry; once stored it comes into
         memory (if there is room) and the channel hears of it.
+
+        :return: False: it is not sendable before it is stored.
         """
         if not isinstance(payload, bytes):
             # a str here would be re-encoded and no longer byte-identical
@@ -319,29 +346,26 @@ class BotOutbox:
         d = self._writer.append(self.alias, payload, checkpoint)
         d.addCallbacks(self._appended, self._append_failed, callbackArgs=(payload,))
         self._track(d)
+        return False
 
-    def ack(self, up_to: int, taken: list[bytes] | None = None) -> int:
+    def take(self, up_to: int) -> list[bytes]:
         """
         The bot has every entry up to id ``up_to``: forget them.
 
-        :param taken: gets the payloads of the entries in memory that this
-            acknowledged, oldest first.
-        :return: how many entries in memory that acknowledged.
+        :return: the payloads of the entries in memory that this took,
+            oldest first.
         """
-        count = 0
+        taken: list[bytes] = []
         entries = self._entries
         while entries and entries[0][0] <= up_to:
-            payload = entries.popleft()[1]
-            if taken is not None:
-                taken.append(payload)
-            count += 1
+            taken.append(entries.popleft()[1])
         if up_to > self.gone_up_to:
             self.gone_up_to = up_to
             d = self._writer.ack(self.alias, up_to)
             d.addCallbacks(self._removed, self._ack_failed)
             self._track(d)
         self._load_more()
-        return count
+        return taken
 
     def stop(self) -> Deferred[None]:
         """
@@ -418,7 +442,7 @@ class BotOutbox:
         pass
 
     def _ready(self) -> None:
-        if self._constructing:
+        if self._starting:
             self._clock.callLater(0, self._ready)
             return
         if not self._stopped:
@@ -430,7 +454,7 @@ class BotOutbox:
     # paging
 
     def _load_more(self) -> None:
-        if self._loading or not self._spilled or self._stopped:
+        if self._loading or not self._spilled or self._stopped or not self._started:
             return
         room = self._window - len(self._entries)
         if room < (self._window + 1) // 2:
@@ -462,7 +486,7 @@ class BotOutbox:
         self._loading = False
         self.log.failure("{alias}: could not load from the outbox", failure, alias=self.alias)
         if not self._stopped:
-            self._load_retry.start(LOAD_RETRY)
+            self._load_retry.start(self._load_retry_after)
 
     # limits
 

@@ -80,14 +80,17 @@ class RetryTimer(Deadline):
         #: consecutive failures; 0 after a success
         self.attempt = 0
 
-    def failed(self) -> float:
+    def failed(self, delay: float | None = None) -> float:
         """
         Count one more failure and schedule the retry.
 
+        :param delay: seconds to wait instead of what the policy says (the
+            bot said how long, e.g. with ``Retry-After``).
         :return: the delay chosen, in seconds.
         """
         self.attempt += 1
-        delay = self._policy(self.attempt)
+        if delay is None:
+            delay = self._policy(self.attempt)
         self.start(delay)
         return delay
 

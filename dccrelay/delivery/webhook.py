@@ -13,8 +13,8 @@ The wire protocol:
   each ``<payload>`` the gateway payload byte for byte as Discord sent it,
   and ``ids`` their outbox ids, in the same order (increasing, never
   repeated for a bot: a bot that remembers the highest id it handled can
-  drop redelivered ones).  A batch holds at most :data:`BATCH_LIMIT`
-  dispatches and about :data:`BATCH_BYTES` bytes;
+  drop redelivered ones).  A batch holds at most ``batch_limit``
+  dispatches and about ``batch_bytes`` bytes (:class:`DeliveryConfig`);
 - it is signed per the Standard Webhooks specification: ``webhook-id``
   (``dcc-<first id>-<last id>``: the same on every retry of the batch),
   ``webhook-timestamp`` (unix seconds of this attempt) and
@@ -24,7 +24,7 @@ The wire protocol:
   accept it (given the secret's bytes, not a ``whsec_`` string);
 - any 2xx answer acknowledges the whole batch; redirects are not followed
   (a 3xx is a failure, as the specification says);
-- any other answer, no answer within :data:`TIMEOUT` seconds, or no
+- any other answer, no answer within ``webhook_timeout`` seconds, or no
   connection, is retried with the same batch after a growing delay
   (:func:`default_retry_policy`), or after ``Retry-After`` on a 429 or 503; new
   dispatches wait behind it, in order;
@@ -39,9 +39,10 @@ import hmac
 from base64 import b64encode
 from email.utils import parsedate_to_datetime
 from random import Random
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import treq
+from automat import MethodicalMachine
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -53,42 +54,31 @@ from twisted.web.client import (
 )
 from zope.interface import implementer
 
-from dccrelay import __version__
-from dccrelay.delivery import Annotate, IDurableChannel, OnDelivered
+from dccrelay.delivery import ChannelSnapshot, IChannelOwner, IDurableChannel, NoOwner
+from dccrelay.delivery.config import DEFAULTS, DeliveryConfig
 from dccrelay.delivery.errors import describe_connect_failure, describe_tls_failure
-from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
+from dccrelay.delivery.feed import IFeed
 from dccrelay.delivery.timers import Deadline, RetryTimer
-from dccrelay.store import IRelayStore, OutboxCheckpoint
+from dccrelay.store import OutboxCheckpoint
 
-#: seconds a bot has to answer a POST (Svix's, and within the Standard
-#: Webhooks recommendation of 15 to 30)
-TIMEOUT = 15.0
+#: seconds a bot has to answer a POST (the default of
+#: :attr:`DeliveryConfig.webhook_timeout`)
+TIMEOUT = DEFAULTS.webhook_timeout
 
-#: most dispatches in one batch
-BATCH_LIMIT = 100
+#: the default of :attr:`DeliveryConfig.webhook_retry_schedule`
+RETRY_SCHEDULE = DEFAULTS.webhook_retry_schedule
 
-#: a batch stops growing past this many bytes of payloads (one larger
-#: dispatch still goes, alone)
-BATCH_BYTES = 512 * 1024
-
-#: seconds before each retry of a failed batch, by attempt: shaped like
-#: Svix's schedule (quick retries first, then minutes), compressed and
-#: capped at the last value, because a chat dispatch loses its worth in
-#: minutes, not days; ``--queue-max-age`` bounds the total wait.
-RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 300.0, 600.0)
-
-#: the most a ``Retry-After`` is honoured for, in seconds
-MAX_RETRY_AFTER = 3600.0
-
-# Channel states: as the other channels'.  "connected" means the bot took a
-# batch within the last idle_timeout seconds: it is probably awake.
-IDLE = "idle"
-CONNECTING = "connecting"
-CONNECTED = "connected"
-WAITING = "waiting to retry"
-STOPPED = "stopped"
-
-_SENDING = "sending"
+# What status() shows for each state of the machine...
+_SHOWN = {
+    "new": "idle",
+    "idle": "idle",
+    "sending": "connecting",
+    "backoff": "waiting to retry",
+    "stopped": "stopped",
+}
+# ...except that in these a bot that took a batch within the last
+# idle_timeout seconds shows as "connected": it is probably awake.
+_MAY_BE_WARM = frozenset({"new", "idle", "sending"})
 
 
 def default_retry_policy(random: Random, schedule: tuple[float, ...] = RETRY_SCHEDULE) -> Callable[[int], float]:
@@ -139,13 +129,11 @@ class _Batch:
             + b"]}"
         )
 
-    def body_for(self, annotate: Annotate | None) -> bytes:
+    def body_for(self, annotate: Callable[[bytes], bytes]) -> bytes:
         """
         The body of this attempt: the same on every retry, except for what
         ``annotate`` changed meanwhile (an interaction deferred since).
         """
-        if annotate is None:
-            return self.body
         sent = [annotate(payload) for payload in self.payloads]
         if all(a is b for a, b in zip(sent, self.payloads)):
             return self.body
@@ -167,30 +155,24 @@ class _Answer(Exception):
 class WebhookDelivery:
     """
     Delivers one bot's dispatches as signed webhook batches from its
-    durable outbox.
+    durable outbox, one batch in flight at a time.  Building it does no
+    I/O: :meth:`start` does.
 
     :param reactor: for timers and the clock of ``webhook-timestamp``.
     :param alias: the bot's alias, for logs.
     :param dst: the ``http(s)://`` URL to POST to.
     :param client_secret: the HMAC key (its UTF-8 bytes).
-    :param store: the node's store (the outbox lives there).
-    :param writer: the node's :class:`OutboxWriter`.
+    :param outbox: the bot's durable outbox (its
+        :class:`~dccrelay.delivery.outbox.BotOutbox`).
     :param http: a treq ``HTTPClient`` (a ``StubTreq`` in tests).
-    :param on_gone: called with a reason when the bot answers 410.
-    :param queue_limit: dispatches kept at most; past it the oldest go.
-    :param queue_max_age: seconds a dispatch waits at most, or None.
-    :param idle_timeout: seconds after a success the bot counts as awake.
-    :param retry_policy: seconds before the next try, given the number of
-        consecutive failures (from 1).
-    :param timeout: seconds the bot has to answer.
-    :param user_agent: the ``User-Agent`` header.
-    :param initial: payloads a v1 channel for this bot still held.
-    :param on_delivered: gets the payloads of each batch the bot answered
-        2xx (see :data:`dccrelay.delivery.OnDelivered`).
-    :param annotate: changes each payload as it is sent
-        (:data:`dccrelay.delivery.Annotate`).
+    :param config: timeouts, batch sizes, retry schedule; ``idle_timeout``
+        is how long after a success the bot counts as awake.
+    :param owner: told of each batch the bot answered 2xx and of a 410;
+        changes payloads as they are sent.
+    :param random: for the retry jitter.
     """
 
+    _machine = MethodicalMachine()
     log = Logger()
 
     def __init__(
@@ -200,21 +182,11 @@ class WebhookDelivery:
         alias: str,
         dst: str,
         client_secret: str,
-        store: IRelayStore,
-        writer: OutboxWriter,
+        outbox: IFeed,
         http: Any,
-        on_gone: Callable[[str], object] = lambda reason: None,
-        queue_limit: int = 1000,
-        queue_max_age: float | None = None,
-        idle_timeout: float = 60.0,
-        retry_policy: Callable[[int], float] | None = None,
-        timeout: float = TIMEOUT,
-        batch_limit: int = BATCH_LIMIT,
-        batch_bytes: int = BATCH_BYTES,
-        user_agent: str = f"dccrelay/{__version__}",
-        initial: Iterable[bytes] = (),
-        on_delivered: OnDelivered | None = None,
-        annotate: Annotate | None = None,
+        config: DeliveryConfig = DEFAULTS,
+        owner: IChannelOwner | None = None,
+        random: Random | None = None,
     ) -> None:
         if not dst.lower().startswith(("http://", "https://")):
             raise ValueError("a webhook dst must be an http:// or https:// URL")
@@ -223,18 +195,17 @@ class WebhookDelivery:
         self._dst = dst.encode("utf-8")
         self._client_secret = client_secret
         self._http = http
-        self._on_gone = on_gone
-        self._on_delivered = on_delivered
-        self._annotate = annotate
-        self._idle_timeout = idle_timeout
-        self._timeout = timeout
-        self._batch_limit = batch_limit
-        self._batch_bytes = batch_bytes
-        self._user_agent = user_agent.encode("utf-8")
-        policy = retry_policy or default_retry_policy(Random())
-        self._retry = RetryTimer(reactor, policy, self._retry_now)
+        self._config = config
+        self._owner: IChannelOwner = owner if owner is not None else NoOwner()
+        self._user_agent = config.user_agent.encode("utf-8")
+        policy = config.webhook_retry_policy or default_retry_policy(
+            random if random is not None else Random(), config.webhook_retry_schedule
+        )
+        # a plain method, not the input: automat builds a new function each
+        # time an input is looked up, which a stored one would keep
+        self._retry = RetryTimer(reactor, policy, self._retry_passed)
         self._deadline = Deadline(reactor, self._timed_out)
-        self._state = IDLE
+        # the batch in flight, or to retry: the same until the bot takes it
         self._batch: _Batch | None = None
         self._request: Deferred[Any] | None = None
         self._timed_out_request = False
@@ -242,18 +213,190 @@ class WebhookDelivery:
         self._warm_until = float("-inf")
         self._delivered = 0
         self._last_error: str | None = None
-        self._outbox = BotOutbox(
-            alias=alias,
-            store=store,
-            writer=writer,
-            clock=reactor,
-            limit=queue_limit,
-            max_age=queue_max_age,
-            on_ready=self._kick_soon,
-            initial=initial,
+        self._outbox = outbox
+
+    # -- the machine ------------------------------------------------------------
+
+    @_machine.state(initial=True, serialized="new")
+    def _new(self) -> None:
+        "Built; start() not called yet."
+
+    @_machine.state(serialized="idle")
+    def _idle(self) -> None:
+        "Nothing in flight."
+
+    @_machine.state(serialized="sending")
+    def _sending(self) -> None:
+        "A batch is POSTed; waiting for the answer."
+
+    @_machine.state(serialized="backoff")
+    def _backoff(self) -> None:
+        "The last POST failed; waiting to send the batch again."
+
+    @_machine.state(serialized="stopped")
+    def _stopped(self) -> None:
+        "Stopped, or the bot answered 410 Gone."
+
+    @_machine.serializer()
+    def _state_name(self, state: str) -> str:
+        return state
+
+    @_machine.input()
+    def _begin(self) -> None:
+        "start()."
+
+    @_machine.input()
+    def _post(self) -> None:
+        "A batch is ready to go."
+
+    @_machine.input()
+    def _taken(self, batch: _Batch) -> None:
+        "The bot answered 2xx."
+
+    @_machine.input()
+    def _refused(self, problem: str, retry_after: float | None) -> None:
+        "The POST failed (no answer, or not 2xx)."
+
+    @_machine.input()
+    def _gone(self) -> None:
+        "The bot answered 410 Gone."
+
+    @_machine.input()
+    def _retry_due(self) -> None:
+        "The backoff is over."
+
+    @_machine.input()
+    def _stop(self) -> None:
+        "stop()."
+
+    @_machine.output()
+    def _send(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        timestamp = int(self._clock.seconds())
+        try:
+            body = batch.body_for(self._owner.annotate)
+        except Exception:
+            self.log.failure("{alias}: annotate failed", alias=self._alias)
+            body = batch.body
+        headers = {
+            b"Content-Type": [b"application/json"],
+            b"User-Agent": [self._user_agent],
+            b"webhook-id": [batch.webhook_id.encode("ascii")],
+            b"webhook-timestamp": [b"%d" % timestamp],
+            b"webhook-signature": [
+                sign(self._client_secret, batch.webhook_id, timestamp, body).encode("ascii")
+            ],
+        }
+        self._timed_out_request = False
+        self._deadline.start(self._config.webhook_timeout)
+        try:
+            request: Deferred[Any] = self._http.request(
+                "POST", self._dst, data=body, headers=headers, allow_redirects=False
+            )
+        except Exception:
+            # e.g. a URL treq cannot use; settings validation should stop
+            # those, so this is logged with its traceback
+            self.log.failure("Could not POST to {alias}'s bot", alias=self._alias)
+            request = Deferred()
+            request.errback(Failure(ValueError("bad dst")))
+        request.addCallback(self._answered)
+        self._request = request
+        request.addCallbacks(self._succeeded, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    @_machine.output()
+    def _acknowledge(self, batch: _Batch) -> None:
+        self._request = None
+        self._deadline.cancel()
+        self._batch = None
+        self._retry.succeeded()
+        self._last_error = None
+        self._warm_until = self._clock.seconds() + self._config.idle_timeout
+        self._outbox.take(batch.ids[-1])
+        self._delivered += len(batch.ids)
+        try:
+            self._owner.channel_delivered(batch.payloads)
+        except Exception:
+            self.log.failure("{alias}: on_delivered failed", alias=self._alias)
+
+    @_machine.output()
+    def _send_next(self) -> None:
+        self._kick()
+
+    @_machine.output()
+    def _cool_down(self) -> None:
+        self._request = None
+        self._deadline.cancel()
+        self._warm_until = float("-inf")
+
+    @_machine.output()
+    def _schedule_retry(self, problem: str, retry_after: float | None) -> None:
+        self._last_error = problem
+        delay = self._retry.failed(retry_after)
+        self.log.warn(
+            "Could not deliver to {alias}'s bot ({problem}); {queued} dispatches wait,"
+            " next attempt in {delay:.1f} s",
+            alias=self._alias,
+            problem=problem,
+            queued=self._outbox.queued,
+            delay=delay,
         )
 
-    # IDurableChannel
+    @_machine.output()
+    def _report_gone(self) -> None:
+        reason = (
+            "the bot's webhook URL (dst) answered 410 Gone, so delivery stopped; "
+            "register again (PUT) with a working dst to resume"
+        )
+        self._last_error = "the bot answered HTTP 410 Gone"
+        self.log.warn("{alias}'s bot answered 410 Gone: stopping delivery", alias=self._alias)
+        try:
+            self._owner.bot_gone(reason)
+        except Exception:
+            self.log.failure("{alias}: on_gone failed", alias=self._alias)
+
+    @_machine.output()
+    def _forget_dropped_batch(self) -> None:
+        batch = self._batch
+        if batch is not None and batch.ids[0] <= self._outbox.gone_up_to:
+            # Entries of the batch were dropped meanwhile (too old, or too
+            # many): send what is left instead, under a new webhook-id.
+            self._batch = None
+
+    @_machine.output()
+    def _cancel_all(self) -> None:
+        self._retry.cancel()
+        self._deadline.cancel()
+        request, self._request = self._request, None
+        if request is not None:
+            request.cancel()
+
+    _new.upon(_begin, enter=_idle, outputs=[])
+    _idle.upon(_post, enter=_sending, outputs=[_send])
+    # one batch in flight: what comes meanwhile waits behind it, in order
+    _sending.upon(_taken, enter=_idle, outputs=[_acknowledge, _send_next])
+    _sending.upon(_refused, enter=_backoff, outputs=[_cool_down, _schedule_retry])
+    _sending.upon(_gone, enter=_stopped, outputs=[_cool_down, _report_gone])
+    _backoff.upon(_retry_due, enter=_idle, outputs=[_forget_dropped_batch, _send_next])
+    for _busy in (_new, _sending, _backoff, _stopped):
+        _busy.upon(_post, enter=_busy, outputs=[])
+    del _busy
+    # news of a request cancelled by stop() changes nothing
+    _stopped.upon(_taken, enter=_stopped, outputs=[])
+    _stopped.upon(_refused, enter=_stopped, outputs=[])
+    _stopped.upon(_gone, enter=_stopped, outputs=[])
+    for _any in (_new, _idle, _sending, _backoff, _stopped):
+        _any.upon(_stop, enter=_stopped, outputs=[_cancel_all])
+    del _any
+
+    # -- IDurableChannel ---------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Load the outbox; what it holds is POSTed as it comes in.
+        """
+        self._begin()
+        self._outbox.start(self._kick_soon)
 
     def deliver(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
         """
@@ -270,19 +413,14 @@ class WebhookDelivery:
         Cancel the request in flight and every timer; fires once the outbox
         writes made so far are stored.
         """
-        self._state = STOPPED
-        self._retry.cancel()
-        self._deadline.cancel()
-        request, self._request = self._request, None
-        if request is not None:
-            request.cancel()
+        self._stop()
         return self._outbox.stop()
 
     def unstored(self) -> int:
         """
         :return: dispatches given to :meth:`deliver` not in the store yet.
         """
-        return self._outbox.appending
+        return self._outbox.unstored()
 
     def pending(self) -> list[bytes]:
         """
@@ -291,22 +429,34 @@ class WebhookDelivery:
         """
         return []
 
-    def status(self) -> dict[str, object]:
-        state = self._state
-        warm = self._clock.seconds() < self._warm_until
-        if state == _SENDING:
-            state = CONNECTED if warm else CONNECTING
-        elif state == IDLE and warm:
-            state = CONNECTED
-        return {
-            "state": state,
-            "queued": self._outbox.backlog,
-            "dropped": self._outbox.dropped,
-            "delivered": self._delivered,
-            "lastError": self._last_error,
-        }
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the bot took a batch within the last ``idle_timeout``
+        seconds (and has not failed since): it is probably awake.
+        """
+        return self._clock.seconds() < self._warm_until and self._state_name() in _MAY_BE_WARM
 
-    # sending
+    def snapshot(self) -> ChannelSnapshot:
+        state = self._state_name()
+        shown = _SHOWN[state]
+        if state in _MAY_BE_WARM and self._clock.seconds() < self._warm_until:
+            shown = "connected"
+        outbox = self._outbox
+        return ChannelSnapshot(
+            shown, outbox.queued, outbox.dropped, self._delivered, self._last_error
+        )
+
+    def status(self) -> dict[str, object]:
+        """
+        :return: :meth:`snapshot` as JSON.
+        """
+        return self.snapshot().to_json()
+
+    # -- sending ------------------------------------------------------------------
+
+    def _retry_passed(self) -> None:
+        self._retry_due()
 
     def _kick_soon(self) -> None:
         # Entries stored together arrive one callback each: gather them into
@@ -317,59 +467,23 @@ class WebhookDelivery:
 
     def _kick(self) -> None:
         self._kick_scheduled = False
-        if self._state != IDLE:
-            return
-        batch = self._batch
-        if batch is None:
-            batch = self._batch = self._next_batch()
-            if batch is None:
+        if self._batch is None:
+            self._batch = self._next_batch()
+            if self._batch is None:
                 return
-        self._send(batch)
+        self._post()
 
     def _next_batch(self) -> _Batch | None:
-        entries = self._outbox.entries_after(0, self._batch_limit)
+        entries = self._outbox.entries_after(0, self._config.batch_limit)
         if not entries:
             return None
         size = 0
         for count, (_, payload) in enumerate(entries):
             size += len(payload)
-            if size > self._batch_bytes and count:
+            if size > self._config.batch_bytes and count:
                 entries = entries[:count]
                 break
         return _Batch(entries)
-
-    def _send(self, batch: _Batch) -> None:
-        self._state = _SENDING
-        timestamp = int(self._clock.seconds())
-        try:
-            body = batch.body_for(self._annotate)
-        except Exception:
-            self.log.failure("{alias}: annotate failed", alias=self._alias)
-            body = batch.body
-        headers = {
-            b"Content-Type": [b"application/json"],
-            b"User-Agent": [self._user_agent],
-            b"webhook-id": [batch.webhook_id.encode("ascii")],
-            b"webhook-timestamp": [b"%d" % timestamp],
-            b"webhook-signature": [
-                sign(self._client_secret, batch.webhook_id, timestamp, body).encode("ascii")
-            ],
-        }
-        self._timed_out_request = False
-        self._deadline.start(self._timeout)
-        try:
-            request: Deferred[Any] = self._http.request(
-                "POST", self._dst, data=body, headers=headers, allow_redirects=False
-            )
-        except Exception:
-            # e.g. a URL treq cannot use; settings validation should stop
-            # those, so this is logged with its traceback
-            self.log.failure("Could not POST to {alias}'s bot", alias=self._alias)
-            request = Deferred()
-            request.errback(Failure(ValueError("bad dst")))
-        request.addCallback(self._answered)
-        self._request = request
-        request.addCallbacks(self._succeeded, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
     def _answered(self, response: Any) -> Deferred[Any]:
         # Read (and drop) the body, so the connection can be reused; the
@@ -386,30 +500,13 @@ class WebhookDelivery:
         return d.addCallback(judged)
 
     def _succeeded(self, code: int, batch: _Batch) -> None:
-        if self._state != _SENDING or batch is not self._batch:
-            return
-        self._request = None
-        self._deadline.cancel()
-        self._batch = None
-        self._retry.succeeded()
-        self._last_error = None
-        self._warm_until = self._clock.seconds() + self._idle_timeout
-        self._outbox.ack(batch.ids[-1])
-        self._delivered += len(batch.ids)
-        self._state = IDLE
-        if self._on_delivered is not None:
-            try:
-                self._on_delivered(batch.payloads)
-            except Exception:
-                self.log.failure("{alias}: on_delivered failed", alias=self._alias)
-        self._kick()
+        if batch is self._batch:
+            self._taken(batch)
 
     def _failed(self, failure: Failure, batch: _Batch) -> None:
-        if self._state != _SENDING or batch is not self._batch:
+        if batch is not self._batch or self._request is None:
+            # cancelled by stop(), or an answer to a batch given up on
             return
-        self._request = None
-        self._deadline.cancel()
-        self._warm_until = float("-inf")
         if failure.check(_Answer):
             answer: _Answer = failure.value  # type: ignore[assignment]
             if answer.code == 410:
@@ -422,26 +519,11 @@ class WebhookDelivery:
         else:
             problem = self._describe(failure)
             retry_after = None
-        self._last_error = problem
-        self._state = WAITING
-        if retry_after is None:
-            delay = self._retry.failed()
-        else:
-            self._retry.attempt += 1
-            delay = retry_after
-            self._retry.start(delay)
-        self.log.warn(
-            "Could not deliver to {alias}'s bot ({problem}); {queued} dispatches wait,"
-            " next attempt in {delay:.1f} s",
-            alias=self._alias,
-            problem=problem,
-            queued=self._outbox.backlog,
-            delay=delay,
-        )
+        self._refused(problem, retry_after)
 
     def _describe(self, failure: Failure) -> str:
         if self._timed_out_request or failure.check(CancelledError):
-            return f"the bot did not answer within {self._timeout:g} s"
+            return f"the bot did not answer within {self._config.webhook_timeout:g} s"
         reason = failure
         if failure.check(ResponseNeverReceived, ResponseFailed, RequestTransmissionFailed):
             reasons = getattr(failure.value, "reasons", None) or [failure]
@@ -459,7 +541,7 @@ class WebhookDelivery:
     def _retry_after(self, value: bytes | None) -> float | None:
         """
         Seconds from a ``Retry-After`` value (delay-seconds or an HTTP
-        date), at least 1 and at most :data:`MAX_RETRY_AFTER`; None if
+        date), at least 1 and at most ``max_retry_after``; None if
         there is none or it makes no sense.
         """
         if value is None:
@@ -472,35 +554,10 @@ class WebhookDelivery:
                 seconds = parsedate_to_datetime(text).timestamp() - self._clock.seconds()
             except (TypeError, ValueError, IndexError):
                 return None
-        return min(MAX_RETRY_AFTER, max(1.0, seconds))
-
-    def _gone(self) -> None:
-        reason = (
-            "the bot's webhook URL (dst) answered 410 Gone, so delivery stopped; "
-            "register again (PUT) with a working dst to resume"
-        )
-        self._state = STOPPED
-        self._last_error = "the bot answered HTTP 410 Gone"
-        self.log.warn("{alias}'s bot answered 410 Gone: stopping delivery", alias=self._alias)
-        try:
-            self._on_gone(reason)
-        except Exception:
-            self.log.failure("{alias}: on_gone failed", alias=self._alias)
+        return min(self._config.max_retry_after, max(1.0, seconds))
 
     def _timed_out(self) -> None:
         request = self._request
         if request is not None:
             self._timed_out_request = True
             request.cancel()
-
-    def _retry_now(self) -> None:
-        if self._state != WAITING:
-            return
-        self._state = IDLE
-        batch = self._batch
-        if batch is not None and batch.ids[0] <= self._outbox.gone_up_to:
-            # Entries of the batch were dropped meanwhile (too old, or too
-            # many): send what is left instead, under a new webhook-id.
-            self._batch = None
-        self._kick()
-

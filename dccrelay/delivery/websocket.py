@@ -1,32 +1,38 @@
 """
-Websocket v1 delivery: the prototype's way of reaching a bot.
+Websocket delivery: one state machine for the link to a bot, for v1 and v2.
 
-The wire protocol, as C1 (the Node.js prototype) spoke it:
+How the relay reaches a bot over a websocket, whatever the protocol
+version:
 
 - the relay opens a websocket (RFC 6455) to the bot's ``dst`` (``ws://`` or
-  ``wss://``), sending ``Authorization: Basic base64(clientSecret)`` and
-  ``User-Agent: dccrelay/<version>``; no subprotocol, no extension;
-- each matching gateway payload goes as one text frame whose bytes are
-  exactly the bytes Discord sent;
-- the bot sends nothing back (whatever it sends is ignored) and there are no
-  acknowledgements, so what was written to a connection that then drops is
-  lost; what was never written stays queued;
-- after ``idle_timeout`` seconds with nothing to send, the relay closes the
-  connection with code 1000 so the bot's host can sleep; the next dispatch
-  opens a new one.
+  ``wss://``) when something waits for the bot, sending ``Authorization:
+  Basic base64(clientSecret)`` and ``User-Agent: dccrelay/<version>``;
+- it sends what waits, in order, framed by the protocol version
+  (:mod:`dccrelay.delivery.framing`: v1 the payload as is, v2 with an id the
+  bot acknowledges);
+- after ``idle_timeout`` seconds with nothing to send (and, in v2, nothing
+  unacknowledged) it closes the connection with code 1000 so the bot's host
+  can sleep; the next dispatch opens a new one;
+- a bot that cannot be reached is retried with backoff while dispatches
+  wait.
+
+:class:`WebSocketChannel` is that link, as an automat machine; it is given
+what varies: where dispatches wait (a :class:`~dccrelay.delivery.feed.IFeed`)
+and how they are framed (a :class:`~dccrelay.delivery.framing.IFraming`).
+Autobahn's protocol only turns the connection's events into calls on it.
 """
 
 from __future__ import annotations
 
 from base64 import b64encode
-from typing import Callable, Iterable, cast
+from typing import Any, Callable, cast
 
 import txaio
+from automat import MethodicalMachine
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.util import parse_url
-from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IReactorTime,
@@ -37,37 +43,54 @@ from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
-from dccrelay import __version__
-from dccrelay.delivery import Annotate, IDeliveryChannel, OnDelivered
+from dccrelay.delivery import (
+    ChannelSnapshot,
+    IChannelOwner,
+    IDeliveryChannel,
+    IDurableChannel,
+    NoOwner,
+)
+from dccrelay.delivery.config import DEFAULTS, DeliveryConfig
 from dccrelay.delivery.errors import (
     CONNECTION_LOST,
     describe_connect_failure,
     describe_tls_failure,
 )
-from dccrelay.delivery.queue import Backlog
+from dccrelay.delivery.feed import IFeed
+from dccrelay.delivery.framing import IBotFrames, IFraming
 from dccrelay.delivery.timers import Deadline, IdleTimer, RetryTimer
+from dccrelay.store import OutboxCheckpoint
 from dccrelay.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 
-#: seconds the bot gets to finish a close handshake before the TCP
-#: connection is cut (Autobahn's own timers for this are switched off)
-CLOSE_TIMEOUT = 5.0
+#: seconds the bot gets to finish a close handshake (the default of
+#: :attr:`DeliveryConfig.close_timeout`)
+CLOSE_TIMEOUT = DEFAULTS.close_timeout
 
-# Channel states.  CLOSING (our idle close under way) is internal: status()
-# shows it as what comes next.
-IDLE = "idle"
-CONNECTING = "connecting"
-CONNECTED = "connected"
-CLOSING = "closing"
-WAITING = "waiting to retry"
-STOPPED = "stopped"
+# What status() shows for each state of the machine; None: "connecting" if
+# something waits (it reconnects once the closing connection is gone), else
+# "idle".
+_SHOWN: dict[str, str | None] = {
+    "new": "idle",
+    "idle": "idle",
+    "connecting": "connecting",
+    "handshaking": "connecting",
+    "open": "connected",
+    "dropping": "connected",
+    "closing": None,
+    "recycling": None,
+    "backoff": "waiting to retry",
+    "stopping": "stopped",
+    "stopped": "stopped",
+}
 
 
 class _BotConnection(WebSocketClientProtocol):
     """
-    One websocket to the bot.  It only reports to its factory: opened,
-    closing, and lost (with what went wrong, in words for ``lastError``).
+    One websocket to the bot.  It only reports to its channel: opened,
+    closing, a frame, a pong, and lost (with what went wrong, in words for
+    ``lastError``).
     """
 
     factory: _BotConnectionFactory
@@ -80,22 +103,22 @@ class _BotConnection(WebSocketClientProtocol):
 
     def onOpen(self) -> None:
         self._was_open = True
-        self.factory.on_open(self)
+        self.factory.channel.bot_opened(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.factory.on_message(self, payload, isBinary)
+        self.factory.channel.bot_message(self, payload)
 
     def onPong(self, payload: bytes) -> None:
-        self.factory.on_pong(self, payload)
+        self.factory.channel.bot_pong(self)
 
     def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
         result = super().onCloseFrame(code, reasonRaw)
-        self.factory.on_closing(self)
+        self.factory.channel.bot_closing(self)
         return result
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
-        self.factory.on_lost(self, self._problem(reason))
+        self.factory.channel.bot_lost(self, self._problem(reason))
 
     def _problem(self, reason: Failure) -> str | None:
         """
@@ -128,8 +151,8 @@ def _abort(connection: _BotConnection) -> None:
 
 class _BotConnectionFactory(WebSocketClientFactory):
     """
-    Builds :class:`_BotConnection` for one channel, with its URL, headers
-    and callbacks.
+    Builds :class:`_BotConnection` for one channel, with its URL and
+    headers.
     """
 
     protocol = _BotConnection  # type: ignore[assignment]
@@ -140,16 +163,11 @@ class _BotConnectionFactory(WebSocketClientFactory):
         self,
         url: str,
         *,
-        alias: str,
+        channel: WebSocketChannel,
         reactor: IReactorTime,
         useragent: str,
         headers: dict[str, str],
-        on_open: Callable[[_BotConnection], None],
-        on_closing: Callable[[_BotConnection], None],
-        on_lost: Callable[[_BotConnection, str | None], None],
-        on_message: Callable[[_BotConnection, bytes, bool], None] | None = None,
-        on_pong: Callable[[_BotConnection, bytes], None] | None = None,
-        protocols: list[str] | None = None,
+        protocols: list[str] | None,
     ) -> None:
         super().__init__(
             url=url, reactor=reactor, useragent=useragent, headers=headers, protocols=protocols
@@ -158,54 +176,32 @@ class _BotConnectionFactory(WebSocketClientFactory):
         # ours: switch them all off.  The channel keeps its own handshake and
         # close deadlines on the injected reactor.
         self.setProtocolOptions(**AUTOBAHN_TIMERS_OFF)
-        self.alias = alias
-        self.on_open = on_open
-        self.on_closing = on_closing
-        self.on_lost = on_lost
-        self.on_message = on_message or self._ignore_message
-        self.on_pong = on_pong or (lambda connection, payload: None)
-
-    def _ignore_message(self, connection: _BotConnection, payload: bytes, isBinary: bool) -> None:
-        # v1 bots have nothing to say to the relay
-        connection._log.debug("Ignoring a frame from {alias}'s bot", alias=self.alias)
+        self.channel = channel
 
 
-@implementer(IDeliveryChannel)
-class WebSocketDelivery:
+@implementer(IDeliveryChannel, IBotFrames)
+class WebSocketChannel:
     """
-    Delivers one bot's dispatches over websocket v1, opening the connection
-    on demand and closing it when idle.
+    Delivers one bot's dispatches over a websocket, opening the connection
+    on demand and closing it when idle.  Building it does no I/O:
+    :meth:`start` does.
 
     :param reactor: for timers, name resolution and TCP.
     :param alias: the bot's alias, for logs.
     :param dst: ``ws://`` or ``wss://`` URL of the bot's receiver.
     :param client_secret: sent as ``Basic base64(client_secret)``.
-    :param idle_timeout: seconds with nothing sent before closing.
-    :param queue_limit: dispatches kept while the bot is unreachable; past
-        it the oldest is dropped and counted.
-    :param retry_policy: seconds to wait before retrying an unreachable bot,
-        given the number of consecutive failures (from 1).
-    :param user_agent: the ``User-Agent`` header.
-    :param connect_timeout: seconds allowed for TCP, TLS and the websocket
-        handshake together.
+    :param feed: where the bot's dispatches wait (it provides
+        :class:`IDurableChannel` too if the feed is durable).
+    :param framing: v1 or v2.
+    :param config: timeouts and the retry policy.
+    :param owner: told what the bot took; answers the bot's commands.
     :param tls_options_for: TLS client options for a host name (``wss``);
         the default verifies the certificate and the name.
-    :param initial: payloads an earlier channel for this bot still held;
-        the connection opens at once if there are any.
-    :param latency: gets the seconds each dispatch waited, from
-        :meth:`deliver` (the reactor turn in which its gateway frame arrived)
-        to being written to the bot's connection.
-    :param on_delivered: gets the payloads written to the bot's connection
-        (see :data:`dccrelay.delivery.OnDelivered`).
-    :param annotate: changes each payload as it is written
-        (:data:`dccrelay.delivery.Annotate`).
     :raise ValueError: if ``dst`` is not a ``ws://`` or ``wss://`` URL.
     """
 
+    _machine = MethodicalMachine()
     log = Logger()
-
-    #: websocket subprotocols offered in the handshake (v1: none)
-    subprotocols: list[str] | None = None
 
     def __init__(
         self,
@@ -214,214 +210,163 @@ class WebSocketDelivery:
         alias: str,
         dst: str,
         client_secret: str,
-        idle_timeout: float = 60.0,
-        queue_limit: int = 1000,
-        retry_policy: Callable[[int], float] = backoffPolicy(initialDelay=1.0, maxDelay=60.0),
-        user_agent: str = f"dccrelay/{__version__}",
-        connect_timeout: float = 30.0,
+        feed: IFeed,
+        framing: IFraming,
+        config: DeliveryConfig = DEFAULTS,
+        owner: IChannelOwner | None = None,
         tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
-        initial: Iterable[bytes] = (),
-        latency: Callable[[float], object] | None = None,
-        on_delivered: OnDelivered | None = None,
-        annotate: Annotate | None = None,
     ) -> None:
-        self._alias = alias
-        self._on_delivered = on_delivered
-        self._annotate = annotate
-        self._connect_timeout = connect_timeout
-        self._backlog: Backlog[bytes] = Backlog(
-            queue_limit, clock=reactor.seconds, on_taken=latency
-        )
         parse_url(dst)  # a ValueError now, not at the first delivery
         self._reactor = reactor
+        self._alias = alias
         self._dst = dst
         self._client_secret = client_secret
-        self._user_agent = user_agent
+        self._feed = feed
+        self._framing = framing
+        self._config = config
+        self._owner: IChannelOwner = owner if owner is not None else NoOwner()
         self._tls_options_for = tls_options_for
+        if feed.durable:
+            alsoProvides(self, IDurableChannel)
         # Built on the first connection: an idle bot's channel is then a few
         # hundred bytes, not the 6 KiB of an Autobahn factory.
         self._factory: _BotConnectionFactory | None = None
         self._endpoint: IStreamClientEndpoint | None = None
-        self._retry = RetryTimer(reactor, retry_policy, self._connect)
-        self._idle = IdleTimer(reactor, idle_timeout, self._idle_close)
-        # one deadline at a time: the handshake while CONNECTING, the end of
-        # the close handshake once either side has started it
-        self._deadline = Deadline(reactor, self._deadline_passed)
-        self._state = IDLE
+        # Timers and the feed call plain methods, never inputs: automat
+        # builds a new function each time an input is looked up (about 3 µs
+        # and 700 bytes), so a stored input would cost every idle bot that.
+        self._retry = RetryTimer(reactor, config.retry_policy, self._retry_passed)
+        self._idle = IdleTimer(reactor, config.idle_timeout, self._idle_passed)
+        # TCP, TLS and the websocket handshake together
+        self._connect_deadline = Deadline(reactor, self._connect_timed_out)
+        # the end of a close handshake, once either side has started it
+        self._close_deadline = Deadline(reactor, self._close_timed_out)
+        self._pinger: Deadline | None = None
+        self._pong_deadline: Deadline | None = None
+        if framing.pings:
+            self._pinger = Deadline(reactor, self._ping_passed)
+            self._pong_deadline = Deadline(reactor, self._pong_not_come)
         self._attempt: Deferred[_BotConnection] | None = None
         self._connection: _BotConnection | None = None
-        self._stop_waiters: list[Deferred[None]] = []
+        # the newest entry written on the current connection
+        self._sent_up_to = 0
         self._delivered = 0
         self._last_error: str | None = None
-        # so that a long outage logs one warning about dropping, not hundreds
-        self._overflowing = False
-        for payload in initial:
-            self._enqueue(payload)
-        if self._has_work():
-            self._connect()
+        self._stop_waiters: list[Deferred[None]] = []
 
-    # IDeliveryChannel
+    # -- states -----------------------------------------------------------------
 
-    def deliver(self, payload: bytes) -> None:
-        """
-        Queue ``payload`` for the bot, sending it at once if connected.
-        """
-        try:
-            self._enqueue(payload)
-            if self._state == CONNECTED:
-                self._flush()
-            elif self._state == IDLE:
-                self._connect()
-            # CONNECTING and WAITING flush when a connection opens; CLOSING
-            # reconnects once the closing connection is gone; STOPPED keeps
-            # it for pending().
-        except Exception:
-            self.log.failure("Could not deliver a dispatch to {alias}", alias=self._alias)
+    @_machine.state(initial=True, serialized="new")
+    def _new(self) -> None:
+        "Built; start() not called yet."
 
-    def stop(self) -> Deferred[None]:
-        """
-        Close any connection with code 1000 and cancel every timer.
-        """
-        self._state = STOPPED
-        self._retry.cancel()
-        self._idle.cancel()
-        self._deadline.cancel()
-        attempt, self._attempt = self._attempt, None
-        if attempt is not None:
-            attempt.cancel()
-        connection = self._connection
-        if connection is None:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._stop_waiters.append(waiter)
-        if connection.state == WebSocketProtocol.STATE_CONNECTING:
-            # nothing was sent on it yet: no close handshake to wait for
-            _abort(connection)
-        else:
-            connection.sendClose(code=1000)
-            self._deadline.start(CLOSE_TIMEOUT)
-        return waiter
+    @_machine.state(serialized="idle")
+    def _idle_state(self) -> None:
+        "No connection, and none needed until something waits."
 
-    def pending(self) -> list[bytes]:
-        """
-        :return: the payloads not yet written to a connection, oldest first.
-        """
-        return self._backlog.items()
+    @_machine.state(serialized="connecting")
+    def _connecting(self) -> None:
+        "Opening TCP (and TLS) to the bot."
 
-    def status(self) -> dict[str, object]:
-        """
-        :return: state, counters and the last problem reaching the bot.
-        """
-        state = self._state
-        if state == CLOSING:
-            state = CONNECTING if self._has_work() else IDLE
-        return {
-            "state": state,
-            "queued": len(self._backlog),
-            "dropped": self._backlog.dropped,
-            "delivered": self._delivered,
-            "lastError": self._last_error,
-        }
+    @_machine.state(serialized="handshaking")
+    def _handshaking(self) -> None:
+        "Connected; the websocket handshake is under way."
 
-    # the queue: what a subclass with another queue overrides
+    @_machine.state(serialized="open")
+    def _open(self) -> None:
+        "The websocket is open: what waits is written as it comes."
 
-    def _has_work(self) -> bool:
-        """
-        Whether anything waits for the bot (so a connection is needed).
-        """
-        return bool(self._backlog)
+    @_machine.state(serialized="closing")
+    def _closing(self) -> None:
+        "Closing an idle connection; reconnecting afterwards if work came."
 
-    def _queued(self) -> int:
-        return len(self._backlog)
+    @_machine.state(serialized="recycling")
+    def _recycling(self) -> None:
+        "Closing a connection whose bot left dispatches unacknowledged (v2)."
 
-    def _message(self, connection: _BotConnection, payload: bytes, isBinary: bool) -> None:
-        # v1 bots have nothing to say to the relay
-        self.log.debug("Ignoring a frame from {alias}'s bot", alias=self._alias)
+    @_machine.state(serialized="dropping")
+    def _dropping(self) -> None:
+        "Cut a connection whose bot did not answer a ping (v2)."
 
-    def _pong(self, connection: _BotConnection, payload: bytes) -> None:
-        pass
+    @_machine.state(serialized="backoff")
+    def _backoff(self) -> None:
+        "The bot could not be reached; waiting to try again."
 
-    def _accepts(self, connection: _BotConnection) -> str | None:
-        """
-        :return: why an opened connection cannot be used, or None.
-        """
-        return None
+    @_machine.state(serialized="stopping")
+    def _stopping(self) -> None:
+        "Stopped; waiting for the connection to go."
 
-    def _enqueue(self, payload: bytes) -> None:
-        if not isinstance(payload, bytes):
-            # a str here would be re-encoded and no longer byte-identical
-            raise TypeError(f"a dispatch must be bytes, not {type(payload).__name__}")
-        if self._backlog.append(payload) and not self._overflowing:
-            self._overflowing = True
-            self.log.warn(
-                "{alias}'s bot cannot be reached and {limit} dispatches wait:"
-                " dropping the oldest from now on",
-                alias=self._alias,
-                limit=len(self._backlog),
-            )
+    @_machine.state(serialized="stopped")
+    def _stopped(self) -> None:
+        "Nothing more will happen."
 
-    def _flush(self) -> None:
-        connection = self._connection
-        assert connection is not None
-        sent: list[bytes] = []
-        try:
-            while self._backlog and connection.state == WebSocketProtocol.STATE_OPEN:
-                payload = self._backlog.first()
-                connection.sendMessage(self._as_sent(payload), isBinary=False)
-                # removed only once written: a failure above leaves it queued
-                self._backlog.popleft()
-                sent.append(payload)
-        except Exception:
-            self.log.failure("Could not send to {alias}'s bot", alias=self._alias)
-            _abort(connection)
-        if sent:
-            self._delivered += len(sent)
-            self._overflowing = False
-            self._idle.touch()
-            self._report_delivered(sent)
+    @_machine.serializer()
+    def _state_name(self, state: str) -> str:
+        return state
 
-    def _as_sent(self, payload: bytes) -> bytes:
-        if self._annotate is None:
-            return payload
-        try:
-            return self._annotate(payload)
-        except Exception:
-            self.log.failure("{alias}: annotate failed", alias=self._alias)
-            return payload
+    # -- inputs -----------------------------------------------------------------
 
-    def _report_delivered(self, payloads: list[bytes]) -> None:
-        if self._on_delivered is not None:
-            try:
-                self._on_delivered(payloads)
-            except Exception:
-                self.log.failure("{alias}: on_delivered failed", alias=self._alias)
+    @_machine.input()
+    def _begin(self) -> None:
+        "start()."
 
-    # the connection
+    @_machine.input()
+    def _work(self) -> None:
+        "Something waits for the bot (sendable now, or once stored)."
 
-    def _connection_factory(self) -> tuple[IStreamClientEndpoint, _BotConnectionFactory]:
-        if self._factory is None or self._endpoint is None:
-            credentials = b64encode(self._client_secret.encode("utf-8")).decode("ascii")
-            self._factory = _BotConnectionFactory(
-                self._dst,
-                alias=self._alias,
-                reactor=self._reactor,
-                useragent=self._user_agent,
-                headers={"Authorization": f"Basic {credentials}"},
-                on_open=self._opened,
-                on_closing=self._closing,
-                on_lost=self._lost,
-                on_message=self._message,
-                on_pong=self._pong,
-                protocols=self.subprotocols,
-            )
-            self._endpoint = client_endpoint(
-                self._reactor, self._factory, self._tls_options_for, self._connect_timeout
-            )
-        return self._endpoint, self._factory
+    @_machine.input()
+    def _tcp_connected(self, connection: _BotConnection) -> None:
+        "TCP (and TLS) is up; the websocket handshake begins."
 
+    @_machine.input()
+    def _handshake_done(self) -> None:
+        "The bot accepted the websocket, in the protocol we speak."
+
+    @_machine.input()
+    def _failed(self, problem: str) -> None:
+        "The bot could not be reached or used, and dispatches wait."
+
+    @_machine.input()
+    def _failed_idle(self, problem: str) -> None:
+        "The bot could not be reached or used, and nothing waits."
+
+    @_machine.input()
+    def _lost(self, problem: str | None) -> None:
+        "The connection is gone, and dispatches wait."
+
+    @_machine.input()
+    def _lost_idle(self, problem: str | None) -> None:
+        "The connection is gone, and nothing waits."
+
+    @_machine.input()
+    def _idle_close(self) -> None:
+        "idle_timeout passed with nothing to send and nothing unacknowledged."
+
+    @_machine.input()
+    def _ack_overdue(self) -> None:
+        "idle_timeout passed with dispatches unacknowledged (v2)."
+
+    @_machine.input()
+    def _ping_due(self) -> None:
+        "Time to ping (v2)."
+
+    @_machine.input()
+    def _pong_missed(self) -> None:
+        "No pong within ping_timeout (v2)."
+
+    @_machine.input()
+    def _retry_due(self) -> None:
+        "The backoff is over."
+
+    @_machine.input()
+    def _stop(self) -> None:
+        "stop()."
+
+    # -- outputs ----------------------------------------------------------------
+
+    @_machine.output()
     def _connect(self) -> None:
-        self._state = CONNECTING
-        self._deadline.start(self._connect_timeout)
+        self._connect_deadline.start(self._config.connect_timeout)
         endpoint, factory = self._connection_factory()
         attempt = cast("Deferred[_BotConnection]", endpoint.connect(factory))
         self._attempt = attempt
@@ -429,109 +374,479 @@ class WebSocketDelivery:
         def connected(connection: _BotConnection) -> None:
             if self._attempt is attempt:
                 self._attempt = None
-                self._connection = connection
+                self._tcp_connected(connection)
 
         def failed(reason: Failure) -> None:
             # an attempt we cancelled (deadline, stop) was already dealt with
             if self._attempt is attempt:
                 self._attempt = None
-                self._failed(describe_connect_failure(reason))
+                self._fail(describe_connect_failure(reason))
 
         attempt.addCallbacks(connected, failed)
 
-    def _opened(self, connection: _BotConnection) -> None:
-        if connection is not self._connection or self._state != CONNECTING:
-            return
-        problem = self._accepts(connection)
-        if problem is not None:
-            self._connection = None
-            _abort(connection)
-            self._failed(problem)
-            return
-        self._deadline.cancel()
+    @_machine.output()
+    def _keep_connection(self, connection: _BotConnection) -> None:
+        self._connection = connection
+
+    @_machine.output()
+    def _opened(self) -> None:
+        self._connect_deadline.cancel()
         self._retry.succeeded()
         self._last_error = None
-        self._state = CONNECTED
+        # a new connection: everything unacknowledged goes again
+        self._sent_up_to = 0
+        if self._pinger is not None:
+            self._pinger.start(self._config.ping_interval)
         self.log.info("Connected to {alias}'s bot", alias=self._alias)
-        self._flush()
+
+    @_machine.output()
+    def _start_idle_clock(self) -> None:
         if not self._idle.active:
             self._idle.touch()
 
-    def _closing(self, connection: _BotConnection) -> None:
-        # A close frame came (the bot's, or its answer to ours).  The server
-        # is the one to drop TCP; give it CLOSE_TIMEOUT seconds to.
-        if connection is self._connection and not self._deadline.active:
-            self._deadline.start(CLOSE_TIMEOUT)
+    @_machine.output()
+    def _flush(self) -> None:
+        self._write_waiting()
 
-    def _lost(self, connection: _BotConnection, problem: str | None) -> None:
-        if connection is not self._connection:
-            # one we abandoned after its deadline
-            return
-        self._connection = None
-        self._idle.cancel()
-        self._deadline.cancel()
-        state = self._state
-        if state == STOPPED:
-            waiters, self._stop_waiters = self._stop_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-        elif state == CONNECTING:
-            self._failed(problem or "the bot closed the connection during the websocket handshake")
-        else:
-            if state == CONNECTED:
-                if problem is None:
-                    self.log.info("{alias}'s bot closed the connection", alias=self._alias)
-                else:
-                    self._last_error = problem
-                    self.log.warn(
-                        "Connection to {alias}'s bot: {problem}", alias=self._alias, problem=problem
-                    )
-            self._state = IDLE
-            if self._has_work():
-                # dispatches came while it was closing
-                self._connect()
+    def _write_waiting(self) -> None:
+        """
+        Write what waits and was not written on this connection yet.
+        """
+        connection = self._connection
+        assert connection is not None
+        framing = self._framing
+        written = 0
+        try:
+            for entry_id, payload in self._feed.entries_after(self._sent_up_to):
+                if connection.state != WebSocketProtocol.STATE_OPEN:
+                    break
+                connection.sendMessage(
+                    framing.frame(entry_id, self._as_sent(payload)), isBinary=False
+                )
+                # taken only once written: a failure above leaves it queued
+                self._sent_up_to = entry_id
+                written += 1
+        except Exception:
+            self.log.failure("Could not send to {alias}'s bot", alias=self._alias)
+            _abort(connection)
+        if written:
+            self._idle.touch()
+            if framing.delivered_when_written:
+                self._take(self._sent_up_to)
 
-    def _failed(self, problem: str) -> None:
-        self._deadline.cancel()
+    @_machine.output()
+    def _abandon(self) -> None:
+        # whatever attempt is under way, forgotten first so that its late
+        # news is ignored
+        self._connect_deadline.cancel()
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None:
+            attempt.cancel()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            _abort(connection)
+
+    @_machine.output()
+    def _note_failure(self, problem: str) -> None:
         self._last_error = problem
-        if not self._has_work():
-            self._state = IDLE
-            return
-        self._state = WAITING
+
+    @_machine.output()
+    def _note_handshake_lost(self, problem: str | None) -> None:
+        self._last_error = problem or "the bot closed the connection during the websocket handshake"
+
+    @_machine.output()
+    def _note_unacknowledged(self) -> None:
+        self._last_error = (
+            "the bot did not acknowledge its dispatches within"
+            f" {self._config.idle_timeout:g} s"
+        )
+
+    @_machine.output()
+    def _schedule_retry(self) -> None:
         delay = self._retry.failed()
         self.log.warn(
             "Could not reach {alias}'s bot ({problem}); {queued} dispatches wait,"
             " next attempt in {delay:.1f} s",
             alias=self._alias,
-            problem=problem,
-            queued=self._queued(),
+            problem=self._last_error,
+            queued=self._feed.queued,
             delay=delay,
         )
 
-    def _idle_close(self) -> None:
-        if self._state != CONNECTED or self._has_work():
-            return
-        assert self._connection is not None
-        self._state = CLOSING
-        self.log.info("Closing the idle connection to {alias}'s bot", alias=self._alias)
-        self._connection.sendClose(code=1000)
-        self._deadline.start(CLOSE_TIMEOUT)
+    @_machine.output()
+    def _report_lost(self, problem: str | None) -> None:
+        if problem is None:
+            self.log.info("{alias}'s bot closed the connection", alias=self._alias)
+        else:
+            self._connection_problem(problem)
 
-    def _deadline_passed(self) -> None:
-        if self._state == CONNECTING:
-            connection, self._connection = self._connection, None
-            attempt, self._attempt = self._attempt, None
-            if connection is not None:
-                problem = (
-                    "the bot did not answer the websocket handshake within"
-                    f" {self._connect_timeout:g} s"
-                )
-                _abort(connection)
-            else:
-                problem = f"could not connect to the bot within {self._connect_timeout:g} s"
-                if attempt is not None:
-                    attempt.cancel()
+    @_machine.output()
+    def _report_unanswered_ping(self) -> None:
+        self._connection_problem(
+            f"the bot did not answer a ping within {self._config.ping_timeout:g} s"
+        )
+
+    @_machine.output()
+    def _stop_pinging(self) -> None:
+        self._cancel_pings()
+
+    @_machine.output()
+    def _log_idle_close(self) -> None:
+        self.log.info("Closing the idle connection to {alias}'s bot", alias=self._alias)
+
+    @_machine.output()
+    def _warn_overdue(self) -> None:
+        self.log.warn(
+            "{alias}'s bot has not acknowledged {count} dispatches for {timeout:g} s:"
+            " reconnecting to send them again",
+            alias=self._alias,
+            count=len(self._feed.entries_after(0)),
+            timeout=self._config.idle_timeout,
+        )
+
+    @_machine.output()
+    def _send_close(self) -> None:
+        assert self._connection is not None
+        self._connection.sendClose(code=1000)
+        self._close_deadline.start(self._config.close_timeout)
+
+    @_machine.output()
+    def _ping(self) -> None:
+        assert self._connection is not None
+        assert self._pinger is not None and self._pong_deadline is not None
+        self._connection.sendPing()
+        self._pong_deadline.start(self._config.ping_timeout)
+        self._pinger.start(self._config.ping_interval)
+
+    @_machine.output()
+    def _drop_unanswered(self) -> None:
+        self.log.warn(
+            "{alias}'s bot did not answer a ping within {timeout:g} s: dropping the connection",
+            alias=self._alias,
+            timeout=self._config.ping_timeout,
+        )
+        self._idle.cancel()
+        assert self._connection is not None
+        _abort(self._connection)
+
+    @_machine.output()
+    def _cancel_timers(self) -> None:
+        self._retry.cancel()
+        self._idle.cancel()
+        self._connect_deadline.cancel()
+        self._close_deadline.cancel()
+        self._cancel_pings()
+
+    @_machine.output()
+    def _abort_connection(self) -> None:
+        # nothing was sent on it yet: no close handshake to wait for
+        assert self._connection is not None
+        _abort(self._connection)
+
+    @_machine.output()
+    def _finish_stop(self) -> None:
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    # -- transitions ------------------------------------------------------------
+
+    _new.upon(_begin, enter=_idle_state, outputs=[])
+    _new.upon(_work, enter=_new, outputs=[])
+    _new.upon(_stop, enter=_stopped, outputs=[_finish_stop])
+
+    _idle_state.upon(_work, enter=_connecting, outputs=[_connect])
+    _idle_state.upon(_stop, enter=_stopped, outputs=[_cancel_timers, _finish_stop])
+
+    _connecting.upon(_tcp_connected, enter=_handshaking, outputs=[_keep_connection])
+    _handshaking.upon(
+        _handshake_done, enter=_open, outputs=[_opened, _flush, _start_idle_clock]
+    )
+    for _trying in (_connecting, _handshaking):
+        # what comes while connecting is written once the connection opens
+        _trying.upon(_work, enter=_trying, outputs=[])
+        _trying.upon(
+            _failed, enter=_backoff, outputs=[_abandon, _note_failure, _schedule_retry]
+        )
+        _trying.upon(_failed_idle, enter=_idle_state, outputs=[_abandon, _note_failure])
+    del _trying
+    _connecting.upon(_stop, enter=_stopped, outputs=[_cancel_timers, _abandon, _finish_stop])
+    _handshaking.upon(_lost, enter=_backoff, outputs=[_note_handshake_lost, _schedule_retry])
+    _handshaking.upon(_lost_idle, enter=_idle_state, outputs=[_note_handshake_lost])
+    _handshaking.upon(_stop, enter=_stopping, outputs=[_cancel_timers, _abort_connection])
+
+    _open.upon(_work, enter=_open, outputs=[_flush])
+    _open.upon(_ping_due, enter=_open, outputs=[_ping])
+    _open.upon(_pong_missed, enter=_dropping, outputs=[_stop_pinging, _drop_unanswered])
+    _open.upon(_idle_close, enter=_closing, outputs=[_stop_pinging, _log_idle_close, _send_close])
+    _open.upon(
+        _ack_overdue, enter=_recycling, outputs=[_stop_pinging, _warn_overdue, _send_close]
+    )
+    # a connection lost while dispatches wait is replaced at once
+    _open.upon(_lost, enter=_connecting, outputs=[_report_lost, _connect])
+    _open.upon(_lost_idle, enter=_idle_state, outputs=[_report_lost])
+    _open.upon(_stop, enter=_stopping, outputs=[_cancel_timers, _send_close])
+
+    _dropping.upon(_lost, enter=_connecting, outputs=[_report_unanswered_ping, _connect])
+    _dropping.upon(_lost_idle, enter=_idle_state, outputs=[_report_unanswered_ping])
+    _closing.upon(_lost, enter=_connecting, outputs=[_connect])
+    _closing.upon(_lost_idle, enter=_idle_state, outputs=[])
+    # Not a plain idle close: wait before trying again, so that a bot that
+    # never acks is not flooded with the same dispatches.
+    _recycling.upon(_lost, enter=_backoff, outputs=[_note_unacknowledged, _schedule_retry])
+    _recycling.upon(_lost_idle, enter=_idle_state, outputs=[_note_unacknowledged])
+    for _leaving in (_dropping, _closing, _recycling):
+        # what comes now goes on the next connection
+        _leaving.upon(_work, enter=_leaving, outputs=[])
+        _leaving.upon(_stop, enter=_stopping, outputs=[_cancel_timers, _send_close])
+    del _leaving
+
+    _backoff.upon(_retry_due, enter=_connecting, outputs=[_connect])
+    _backoff.upon(_work, enter=_backoff, outputs=[])
+    _backoff.upon(_stop, enter=_stopped, outputs=[_cancel_timers, _finish_stop])
+
+    _stopping.upon(_lost, enter=_stopped, outputs=[_finish_stop])
+    _stopping.upon(_lost_idle, enter=_stopped, outputs=[_finish_stop])
+    # late news of the connection being stopped changes nothing
+    for _late in (_work, _handshake_done, _stop):
+        _stopping.upon(_late, enter=_stopping, outputs=[])
+    _stopping.upon(_failed, enter=_stopping, outputs=[])
+    _stopping.upon(_failed_idle, enter=_stopping, outputs=[])
+    del _late
+    _stopped.upon(_work, enter=_stopped, outputs=[])
+    _stopped.upon(_stop, enter=_stopped, outputs=[_finish_stop])
+
+    # -- IDeliveryChannel ---------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Begin: the feed loads what waits, and the bot is dialled when
+        something does.
+        """
+        self._begin()
+        self._feed.start(self._entries_ready)
+
+    def deliver(self, payload: bytes, checkpoint: OutboxCheckpoint | None = None) -> None:
+        """
+        Queue ``payload`` for the bot, sending it at once if connected.  A
+        durable feed stores it first; the connection opens meanwhile, so it
+        is likely open by the time the payload is stored.
+
+        :param checkpoint: the shard's seq to store with it (durable feeds).
+        """
+        try:
+            sendable = self._feed.append(payload, checkpoint)
+            # The dispatch path: an input costs about 10 µs (see __init__),
+            # so this does what the table says _work does, calling the
+            # machine only to leave idle.  Not sendable yet (being stored):
+            # _entries_ready writes it once it is.
+            state = self._state_name()
+            if state == "open":
+                if sendable:
+                    self._write_waiting()
+            elif state == "idle":
+                self._work()
+        except Exception:
+            self.log.failure("Could not deliver a dispatch to {alias}", alias=self._alias)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Close any connection with code 1000 and cancel every timer.
+
+        :return: fires once the connection is gone and the feed's writes
+            made so far are done.
+        """
+        closed: Deferred[None] = Deferred()
+        self._stop_waiters.append(closed)
+        self._stop()
+        stored = self._feed.stop()
+        return gatherResults([closed, stored], consumeErrors=True).addCallback(lambda _: None)
+
+    def pending(self) -> list[bytes]:
+        """
+        :return: the payloads a channel built after this one must be given
+            (a durable feed's are in the store).
+        """
+        return self._feed.pending()
+
+    def unstored(self) -> int:
+        """
+        :return: dispatches given to :meth:`deliver` not durable yet.
+        """
+        return self._feed.unstored()
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the websocket to the bot is open.
+        """
+        return _SHOWN[self._state_name()] == "connected"
+
+    def snapshot(self) -> ChannelSnapshot:
+        """
+        :return: state, counters and the last problem reaching the bot.
+        """
+        feed = self._feed
+        state = _SHOWN[self._state_name()]
+        if state is None:
+            state = "connecting" if feed.has_work() else "idle"
+        return ChannelSnapshot(state, feed.queued, feed.dropped, self._delivered, self._last_error)
+
+    def status(self) -> dict[str, object]:
+        """
+        :return: :meth:`snapshot` as JSON.
+        """
+        return self.snapshot().to_json()
+
+    # -- what the connection reports (_BotConnection) -------------------------------
+
+    def bot_opened(self, connection: _BotConnection) -> None:
+        if connection is not self._connection:
+            return
+        problem = self._framing.refusal(connection.websocket_protocol_in_use)
+        if problem is None:
+            self._handshake_done()
+        else:
+            self._fail(problem)
+
+    def bot_closing(self, connection: _BotConnection) -> None:
+        # A close frame came (the bot's, or its answer to ours).  The server
+        # is the one to drop TCP; give it close_timeout seconds to.
+        if connection is self._connection and not self._close_deadline.active:
+            self._close_deadline.start(self._config.close_timeout)
+
+    def bot_lost(self, connection: _BotConnection, problem: str | None) -> None:
+        if connection is not self._connection:
+            # one we abandoned after its deadline
+            return
+        self._connection = None
+        self._idle.cancel()
+        self._connect_deadline.cancel()
+        self._close_deadline.cancel()
+        self._cancel_pings()
+        if self._feed.has_work():
+            self._lost(problem)
+        else:
+            self._lost_idle(problem)
+
+    def bot_message(self, connection: _BotConnection, data: bytes) -> None:
+        if connection is not self._connection:
+            return
+        if not self._framing.received(data, self):
+            self.log.debug("Ignoring a frame from {alias}'s bot", alias=self._alias)
+
+    def bot_pong(self, connection: _BotConnection) -> None:
+        if connection is self._connection and self._pong_deadline is not None:
+            self._pong_deadline.cancel()
+
+    # -- IBotFrames ---------------------------------------------------------------
+
+    def acked(self, up_to: int) -> None:
+        # an ack can only cover what was sent on this connection
+        self._take(min(up_to, self._sent_up_to))
+
+    def commanded(self, ref: str | int | None, command: Any) -> None:
+        try:
+            status, answer = self._owner.bot_command(command)
+        except Exception:
+            self.log.failure("{alias}: a command from the bot failed", alias=self._alias)
+            status, answer = 500, {"error": "the relay failed to handle the command"}
+        connection = self._connection
+        if connection is not None and connection.state == WebSocketProtocol.STATE_OPEN:
+            connection.sendMessage(
+                self._framing.command_result(ref, status, answer), isBinary=False
+            )
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _entries_ready(self) -> None:
+        # the feed has entries to send (stored, paged in): _work, as in
+        # deliver()
+        state = self._state_name()
+        if state == "open":
+            self._write_waiting()
+        elif state == "idle":
+            self._work()
+
+    def _retry_passed(self) -> None:
+        self._retry_due()
+
+    def _ping_passed(self) -> None:
+        self._ping_due()
+
+    def _pong_not_come(self) -> None:
+        self._pong_missed()
+
+    def _cancel_pings(self) -> None:
+        if self._pinger is not None and self._pong_deadline is not None:
+            self._pinger.cancel()
+            self._pong_deadline.cancel()
+
+    def _connection_problem(self, problem: str) -> None:
+        self._last_error = problem
+        self.log.warn("Connection to {alias}'s bot: {problem}", alias=self._alias, problem=problem)
+
+    def _fail(self, problem: str) -> None:
+        if self._feed.has_work():
             self._failed(problem)
-        elif self._connection is not None:
-            # the bot did not finish the close handshake
+        else:
+            self._failed_idle(problem)
+
+    def _connect_timed_out(self) -> None:
+        timeout = self._config.connect_timeout
+        if self._connection is not None:
+            self._fail(f"the bot did not answer the websocket handshake within {timeout:g} s")
+        else:
+            self._fail(f"could not connect to the bot within {timeout:g} s")
+
+    def _close_timed_out(self) -> None:
+        # the bot did not finish the close handshake
+        if self._connection is not None:
             _abort(self._connection)
+
+    def _idle_passed(self) -> None:
+        # With acknowledgements, what is in memory was sent and not acked
+        # (everything in memory is written while the connection is open);
+        # without, what is written is taken at once.
+        unacked = not self._framing.delivered_when_written and bool(
+            self._feed.entries_after(0, 1)
+        )
+        if unacked:
+            self._ack_overdue()
+        elif self._feed.has_work():
+            # entries are still being stored or paged in: not idle
+            self._idle.touch()
+        else:
+            self._idle_close()
+
+    def _take(self, up_to: int) -> None:
+        taken = self._feed.take(up_to)
+        if taken:
+            self._delivered += len(taken)
+            try:
+                self._owner.channel_delivered(taken)
+            except Exception:
+                self.log.failure("{alias}: on_delivered failed", alias=self._alias)
+
+    def _as_sent(self, payload: bytes) -> bytes:
+        try:
+            return self._owner.annotate(payload)
+        except Exception:
+            self.log.failure("{alias}: annotate failed", alias=self._alias)
+            return payload
+
+    def _connection_factory(self) -> tuple[IStreamClientEndpoint, _BotConnectionFactory]:
+        if self._factory is None or self._endpoint is None:
+            credentials = b64encode(self._client_secret.encode("utf-8")).decode("ascii")
+            self._factory = _BotConnectionFactory(
+                self._dst,
+                channel=self,
+                reactor=self._reactor,
+                useragent=self._config.user_agent,
+                headers={"Authorization": f"Basic {credentials}"},
+                protocols=self._framing.subprotocols,
+            )
+            self._endpoint = client_endpoint(
+                self._reactor, self._factory, self._tls_options_for, self._config.connect_timeout
+            )
+        return self._endpoint, self._factory

@@ -75,6 +75,8 @@ class GatewayProtocol(WebSocketClientProtocol):
     zstd: Any = None
     _compressed: bytes = b""
     _lost: Failure | None = None
+    #: the attempt was cancelled: its end is not reported
+    abandoned = False
 
     def onOpen(self) -> None:
         opened, self.opened = self.opened, None
@@ -126,7 +128,7 @@ class GatewayProtocol(WebSocketClientProtocol):
         opened, self.opened = self.opened, None
         if opened is not None:
             # Closed before it opened: the shard hears a failed connect.
-            if not opened.called:
+            if not opened.called and not self.abandoned:
                 reasons = [self._lost] if self._lost is not None else []
                 failed = HandshakeFailed(reason or "websocket handshake failed", reasons)
                 opened.errback(Failure(failed))
@@ -184,9 +186,16 @@ class GatewayConnector:
         factory.noisy = False
         protocols: list[GatewayProtocol] = []
 
+        cancelled = False
+
         def cancel(_: Deferred[IGatewayConnection]) -> None:
+            # What the cancelled attempt reports from here on is not news:
+            # the caller gets CancelledError alone.
+            nonlocal cancelled
+            cancelled = True
             connecting.cancel()
             for protocol in protocols:
+                protocol.abandoned = True
                 protocol.abort()
 
         opened: Deferred[IGatewayConnection] = Deferred(cancel)
@@ -212,7 +221,7 @@ class GatewayConnector:
         connecting = endpoint.connect(factory)
 
         def failed(failure: Failure) -> None:
-            if not opened.called:
+            if not opened.called and not cancelled:
                 opened.errback(failure)
 
         connecting.addErrback(failed)
