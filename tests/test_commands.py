@@ -47,19 +47,37 @@ class ParseTests(SynchronousTestCase):
 
     def test_presence_refused(self) -> None:
         """
-        A presence missing a field, with an unknown status, or with an
-        activity field bots cannot set, is refused with a pointer to it.
+        A presence missing a field, or with an unknown status, is refused
+        with a pointer to it.
         """
         error = self.refused({"op": 3, "d": {**PRESENCE, "status": "busy"}})
         self.assertEqual((error.status, error.pointer), (400, "/d/status"))
         error = self.refused({"op": 3, "d": {k: v for k, v in PRESENCE.items() if k != "afk"}})
         self.assertEqual(error.pointer, "/d")
         self.assertIn("afk", error.message)
-        error = self.refused(
-            {"op": 3, "d": {**PRESENCE, "activities": [{"name": "x", "type": 0, "buttons": []}]}}
+
+    def test_library_presence(self) -> None:
+        """
+        The activity fields discord.py and hikari build but Discord ignores
+        from bots (assets, platform, timestamps, buttons, flags, details)
+        are accepted and dropped; name, type, state and url are kept.
+        """
+        built = [
+            {"type": 0, "name": "x", "timestamps": {}, "platform": None, "assets": {}},
+            {"flags": 1, "type": 3, "name": "a", "buttons": ["b"]},
+            {"type": 1, "name": "s", "url": "https://twitch.tv/x", "assets": {}, "details": "s"},
+            {"type": 4, "state": "hi", "name": "Custom Status"},
+        ]
+        command = parse_command({"op": 3, "d": {**PRESENCE, "activities": built}}, 0)
+        self.assertEqual(
+            command.d["activities"],
+            [
+                {"type": 0, "name": "x"},
+                {"type": 3, "name": "a"},
+                {"type": 1, "name": "s", "url": "https://twitch.tv/x"},
+                {"type": 4, "state": "hi", "name": "Custom Status"},
+            ],
         )
-        self.assertEqual(error.pointer, "/d/activities/0")
-        self.assertIn("unknown field", error.message)
 
     def test_envelope(self) -> None:
         """

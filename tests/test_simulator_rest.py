@@ -126,7 +126,7 @@ class RestTests(RestTestCase):
     async def test_unknown_route(self) -> None:
         """Unknown routes, versions and the root are JSON 404s."""
         not_found = (404, {"message": "404: Not Found", "code": 0})
-        self.assertEqual(await self.call("GET", "/users/@me"), not_found)
+        self.assertEqual(await self.call("GET", "/users/@me/guilds"), not_found)
         self.assertEqual(
             await self.call("GET", "/api/v9/gateway", base=self.sim.control_url[: -len("/_sim")]),
             not_found,

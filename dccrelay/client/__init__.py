@@ -15,9 +15,22 @@ What a bot author imports to use a relay:
   signature in any web framework, failing with
   :class:`WebhookVerificationError`;
 - the ``dccctl`` command (:mod:`dccrelay.client.cli`).
+
+The logic it shares with the asyncio client (webhook verification, v2
+framing, deferral routing, registration bodies) lives once, in the client
+distribution ``dccrelay-client`` (``client/`` in the repository), which
+must be installed beside dccrelay for this package and ``dccctl``.
 """
 
-from dccrelay.client.interactions import (
+try:
+    import dccrelay_client  # noqa: F401
+except ImportError:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "dccrelay.client and dccctl need the client distribution too: "
+        "pip install ./client (dccrelay-client) from the dccrelay checkout"
+    ) from None
+
+from dccrelay.client.interactions import (  # noqa: E402
     Deferral,
     InteractionError,
     answer_interaction,

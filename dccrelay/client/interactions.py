@@ -21,7 +21,6 @@ acknowledged already (the relay deferred it while the bot was getting it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,36 +29,31 @@ from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 
 from dccrelay import __version__
+from dccrelay_client.interactions import (
+    ALREADY_ACKNOWLEDGED,
+    Deferral,
+    _event,
+    after_deferral,
+    deferral,
+    reply_route,
+)
+
+__all__ = [
+    "ALREADY_ACKNOWLEDGED",
+    "Deferral",
+    "InteractionError",
+    "answer_interaction",
+    "deferral",
+    "reply_route",
+]
 
 #: Discord's REST base
 DISCORD_API = "https://discord.com/api/v10"
 
 USER_AGENT = f"DiscordBot (dccrelay-client, {__version__})"
 
-CHANNEL_MESSAGE_WITH_SOURCE = 4
-DEFERRED_UPDATE_MESSAGE = 6
-UPDATE_MESSAGE = 7
-
-#: Discord's code for a second answer to one interaction
-ALREADY_ACKNOWLEDGED = 40060
-
 #: seconds before a call to Discord gives up
 TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Deferral:
-    """
-    How the relay deferred an interaction.
-
-    :ivar type: 5 (DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE: the person sees
-        "thinking...") or 6 (DEFERRED_UPDATE_MESSAGE: a component's
-        message will be edited).
-    :ivar ephemeral: whether the "thinking..." shows only to the person.
-    """
-
-    type: int
-    ephemeral: bool
 
 
 class InteractionError(Exception):
@@ -74,59 +68,6 @@ class InteractionError(Exception):
         super().__init__(f"Discord answered HTTP {status}: {message}")
         self.status = status
         self.code = code
-
-
-def _event(payload: bytes | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(payload, (bytes, bytearray, str)):
-        parsed = orjson.loads(payload)
-        if not isinstance(parsed, dict):
-            raise ValueError("not a gateway payload")
-        return parsed
-    return payload
-
-
-def deferral(payload: bytes | dict[str, Any]) -> Deferral | None:
-    """
-    How the relay deferred the interaction in ``payload`` (the gateway
-    payload, bytes or parsed), or None if it did not.
-    """
-    marker = _event(payload).get("dcc")
-    deferred = marker.get("deferred") if isinstance(marker, dict) else None
-    if not isinstance(deferred, dict) or deferred.get("type") not in (5, 6):
-        return None
-    return Deferral(int(deferred["type"]), bool(deferred.get("ephemeral")))
-
-
-def reply_route(
-    payload: bytes | dict[str, Any], message: dict[str, Any], *, update: bool = False
-) -> tuple[str, str, dict[str, Any]]:
-    """
-    How to answer the interaction in ``payload`` with ``message``: the
-    method, the path under the API base and the body.
-
-    - not deferred: its callback, ``CHANNEL_MESSAGE_WITH_SOURCE`` (or
-      ``UPDATE_MESSAGE`` with ``update``, for a component);
-    - deferred with "thinking..." (5): edit the original response, which
-      replaces "thinking...";
-    - deferred update (6): edit the original, which is the component's
-      message (``update``), or send a follow-up message.
-
-    :param message: a message body (``content``, ``embeds``, ``flags``...).
-    """
-    event = _event(payload)
-    d = event["d"]
-    how = deferral(event)
-    if how is None:
-        kind = UPDATE_MESSAGE if update else CHANNEL_MESSAGE_WITH_SOURCE
-        return (
-            "POST",
-            f"/interactions/{d['id']}/{d['token']}/callback",
-            {"type": kind, "data": message},
-        )
-    webhook = f"/webhooks/{d['application_id']}/{d['token']}"
-    if how.type == DEFERRED_UPDATE_MESSAGE and not update:
-        return "POST", webhook, message
-    return "PATCH", webhook + "/messages/@original", message
 
 
 def answer_interaction(
@@ -163,15 +104,9 @@ async def _answer(
     except InteractionError as e:
         if e.code != ALREADY_ACKNOWLEDGED or method != "POST" or "/callback" not in path:
             raise
-        # deferred meanwhile: as if the payload had said so
-        d = event["d"]
-        await _call(
-            http,
-            "PATCH",
-            f"{api_base.rstrip('/')}/webhooks/{d['application_id']}/{d['token']}"
-            "/messages/@original",
-            message,
-        )
+        # deferred meanwhile: as the relay defers such an interaction
+        method, path, body = after_deferral(event, message, update=update)
+        await _call(http, method, api_base.rstrip("/") + path, body)
 
 
 async def _call(http: HTTPClient | None, method: str, url: str, body: dict[str, Any]) -> None:

@@ -40,7 +40,6 @@ Mount it in a twisted.web tree::
 from __future__ import annotations
 
 import hmac
-import re
 from base64 import b64encode
 from collections import deque
 from typing import Any, Callable, cast
@@ -60,40 +59,13 @@ from twisted.web.resource import IResource
 
 from dccrelay.client.register import RegistrationError
 from dccrelay.delivery.timers import Deadline
+from dccrelay_client.frames import SUBPROTOCOL_V2, parse_v2_frame
 
 #: seconds a connection may take to complete the websocket handshake (when
 #: the factory listens by itself; behind twisted.web it is already done)
 HANDSHAKE_TIMEOUT = 10.0
 
 _UNAUTHORIZED = 401
-
-#: the websocket subprotocol of delivery v2
-SUBPROTOCOL_V2 = "dcc.v2"
-
-# The relay builds v2 frames by concatenation, so the payload is everything
-# between this prefix and the final "}".
-_V2_FRAME = re.compile(rb'\{"op":"dispatch","id":(\d{1,19}),"d":')
-
-
-def parse_v2_frame(frame: bytes) -> tuple[int, bytes] | None:
-    """
-    :return: ``(id, payload)`` of a v2 dispatch frame, the payload's bytes
-        as the relay had them, or None if ``frame`` is not a dispatch.
-    """
-    found = _V2_FRAME.match(frame)
-    if found is not None and frame.endswith(b"}"):
-        return int(found.group(1)), frame[found.end() : -1]
-    # Not in the relay's exact form: parse it (the payload is re-encoded).
-    try:
-        message = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict) or message.get("op") != "dispatch":
-        return None
-    entry_id = message.get("id")
-    if type(entry_id) is not int or "d" not in message:
-        return None
-    return entry_id, orjson.dumps(message["d"])
 
 
 class NotConnected(Exception):

@@ -24,7 +24,6 @@ which becomes a :class:`RegistrationError`.
 from __future__ import annotations
 
 import json
-from base64 import b64encode
 from typing import Any
 
 import treq
@@ -33,74 +32,30 @@ from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 
 from dccrelay import __version__
+from dccrelay_client.registration import (
+    RegistrationError,
+    _error_from,
+    basic_authorization,
+    registration_body,
+)
+
+__all__ = [
+    "RegistrationError",
+    "basic_authorization",
+    "delete",
+    "disable",
+    "put_registration",
+    "register",
+    "registration_body",
+    "relay_url_for",
+    "send_command",
+    "status",
+]
 
 USER_AGENT = f"dccrelay-client/{__version__}"
 
 #: seconds before a call to the relay gives up
 TIMEOUT = 30.0
-
-
-class RegistrationError(Exception):
-    """
-    The relay refused a call, or answered something that is not JSON.
-
-    :ivar code: the HTTP status.
-    :ivar error: the relay's message, meant for a person.
-    :ivar field: JSON pointer to the offending body field (``"/dst"``), ``""``
-        for the body as a whole, or None when the relay named no field.
-    """
-
-    def __init__(self, code: int, error: str, field: str | None = None) -> None:
-        super().__init__(code, error, field)
-        self.code = code
-        self.error = error
-        self.field = field
-
-    def __str__(self) -> str:
-        if self.field:
-            return f"{self.field}: {self.error}"
-        return self.error
-
-
-def registration_body(
-    *,
-    token: str,
-    dst: str,
-    client_secret: str,
-    intents: int | None = None,
-    criteria: Any = None,
-    filter: str | None = None,
-    shards: str | int | None = None,
-    delivery_protocol: int | None = None,
-    typing_while_waking: bool | None = None,
-    defer_interactions: bool | None = None,
-    wake_url: str | None = None,
-    defer_ephemeral: bool | None = None,
-) -> dict[str, Any]:
-    """
-    The JSON body of ``PUT /relays/{alias}``.
-
-    Fields left as None are left out, so the relay applies its documented
-    defaults; the first five are the prototype client's, in its order.
-    """
-    body: dict[str, Any] = {"token": token}
-    if intents is not None:
-        body["intents"] = intents
-    if criteria is not None:
-        body["criteria"] = criteria
-    body["dst"] = dst
-    body["clientSecret"] = client_secret
-    optional = {
-        "filter": filter,
-        "shards": shards,
-        "delivery": None if delivery_protocol is None else {"protocol": delivery_protocol},
-        "typingWhileWaking": typing_while_waking,
-        "deferInteractions": defer_interactions,
-        "wakeUrl": wake_url,
-        "deferEphemeral": defer_ephemeral,
-    }
-    body.update((name, value) for name, value in optional.items() if value is not None)
-    return body
 
 
 def register(
@@ -251,13 +206,6 @@ def relay_url_for(relay_url: str, alias: str, *rest: str) -> str:
     return str(url.child("relays", alias, *rest).to_uri())
 
 
-def basic_authorization(secret: str) -> str:
-    """
-    ``Basic base64(secret)``: the relay's and the prototype's scheme.
-    """
-    return "Basic " + b64encode(secret.encode("utf-8")).decode("ascii")
-
-
 async def _request(
     http: HTTPClient | None,
     method: str,
@@ -285,18 +233,6 @@ async def _request(
     if 200 <= response.code < 300 and isinstance(answer, dict):
         return answer
     raise _error_from(response.code, answer, content)
-
-
-def _error_from(code: int, answer: Any, content: bytes) -> RegistrationError:
-    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-        field = answer.get("field")
-        return RegistrationError(code, answer["error"], field if isinstance(field, str) else None)
-    # Not the relay speaking (a proxy's error page, say): show a little of it.
-    snippet = content[:200].decode("utf-8", "replace").strip()
-    if 200 <= code < 300:
-        return RegistrationError(code, f"the relay answered HTTP {code} without a JSON object")
-    described = f"the relay answered HTTP {code}"
-    return RegistrationError(code, f"{described}: {snippet}" if snippet else described)
 
 
 def _call(

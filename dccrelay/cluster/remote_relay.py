@@ -93,6 +93,22 @@ class RemoteRelay:
             f"this bot's gateway session is held by {where}: send commands there", status=409
         )
 
+    def claim_interaction(self, body: Any) -> dict[str, Any]:
+        """
+        :raise CommandError: 409 always: the interactions are the owner's.
+        """
+        raise CommandError(self._elsewhere("claim interactions there"), status=409)
+
+    def guild_snapshot(self) -> dict[str, Any] | None:
+        """
+        :raise CommandError: 409 always: the snapshot is the owner's.
+        """
+        raise CommandError(self._elsewhere("ask that node"), status=409)
+
+    def _elsewhere(self, what: str) -> str:
+        where = f"relay node {self.owner}" if self.owner else "no relay node yet"
+        return f"this bot's gateway session is held by {where}: {what}"
+
     def snapshot(self, private: bool = False) -> RelaySnapshot:
         """
         The owner's last published snapshot of the bot, or its

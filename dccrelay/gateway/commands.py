@@ -9,8 +9,11 @@ Discord's 120 payloads per 60 s shared with heartbeats.  Two commands are
 accepted (discord/discord-api-docs, ``developers/events/gateway-events.mdx``):
 
 - **op 3, Update Presence** ``{"since", "activities", "status", "afk"}``,
-  sent on every shard (presence is per connection).  Activities are what a
-  bot may set: ``name``, ``type``, ``state`` and ``url``;
+  sent on every shard (presence is per connection).  Of an activity Discord
+  takes from a bot only ``name``, ``type``, ``state`` and ``url``; the other
+  fields bots' libraries build (discord.py's ``assets``, ``platform``,
+  ``timestamps``, ``buttons``, ``flags``...) are accepted and dropped, as
+  Discord would ignore them;
 - **op 8, Request Guild Members** ``{"guild_id", "query" | "user_ids",
   "limit", "presences", "nonce"}``, sent on the shard of the guild
   (``(guild_id >> 22) % shards``).  Discord answers with
@@ -66,8 +69,10 @@ PRESENCE_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["name", "type"],
-                "additionalProperties": False,
-                "description": "What a bot may set of an activity.",
+                "description": (
+                    "An activity; fields other than name, type, state and url are "
+                    "accepted and dropped (Discord ignores them from bots)."
+                ),
                 "properties": {
                     "name": {"type": "string", "minLength": 1, "maxLength": 128},
                     "type": {"type": "integer", "enum": [0, 1, 2, 3, 4, 5]},
@@ -120,6 +125,9 @@ COMMAND_SCHEMA: dict[str, Any] = {
         {"properties": {"op": {"const": REQUEST_GUILD_MEMBERS}, "d": REQUEST_MEMBERS_SCHEMA}},
     ],
 }
+
+#: the fields of an activity Discord takes from a bot
+BOT_ACTIVITY_FIELDS = ("name", "type", "state", "url")
 
 _ENVELOPE = Draft202012Validator(
     {k: v for k, v in COMMAND_SCHEMA.items() if k != "oneOf"}
@@ -211,6 +219,8 @@ def parse_command(body: Any, intents: int) -> GatewayCommand:
         pointer = _pointer(error, "/d")
         raise CommandError(_message(error, pointer.lstrip("/")), pointer)
     nonce = None
+    if op == PRESENCE_UPDATE:
+        d = _presence_for_discord(d)
     if op == REQUEST_GUILD_MEMBERS:
         d = dict(d)
         if d.get("presences") and not intents & GUILD_PRESENCES:
@@ -242,6 +252,16 @@ def parse_command(body: Any, intents: int) -> GatewayCommand:
             f"the command is {size} bytes; Discord takes at most {MAX_PAYLOAD}", ""
         )
     return command
+
+
+def _presence_for_discord(d: dict[str, Any]) -> dict[str, Any]:
+    # Libraries send what their activity objects hold; Discord ignores all
+    # but these from a bot, so they are dropped rather than refused.
+    activities = [
+        {key: activity[key] for key in BOT_ACTIVITY_FIELDS if key in activity}
+        for activity in d["activities"]
+    ]
+    return {**d, "activities": activities}
 
 
 def shards_for(command: GatewayCommand, shard_count: int) -> list[int]:

@@ -70,6 +70,24 @@ class IRelayHandle(Interface):
             a bot whose gateway session another node holds).
         """
 
+    def claim_interaction(body):  # type: ignore[no-untyped-def]
+        """
+        The bot claims an interaction it has (``POST /relays/{alias}/claim``).
+
+        :return: what :meth:`dccrelay.relay.relay.Relay.claim_interaction` returns.
+        :raise dccrelay.gateway.commands.CommandError: 400 for another body, 409 for
+            a bot whose gateway session another node holds.
+        """
+
+    def guild_snapshot():  # type: ignore[no-untyped-def]
+        """
+        The bot's guilds for ``GET /relays/{alias}/snapshot``, or None when
+        it keeps none.
+
+        :raise dccrelay.gateway.commands.CommandError: 409 for a bot whose gateway
+            session another node holds.
+        """
+
     def snapshot(private=False):  # type: ignore[no-untyped-def]
         """
         The bot now, as a :class:`~dccrelay.relay.snapshots.RelaySnapshot`; with

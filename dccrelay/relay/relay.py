@@ -25,12 +25,14 @@ from dccrelay.gateway.limiter import SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.session import GatewaySession, IGatewayOwner
 from dccrelay.gateway.shard import Connect, GatewayTools, Shard
+from dccrelay.relay.guild_snapshot import GuildSnapshot, bot_user_id
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.waking.interactions import DEFER_AFTER
 from dccrelay.relay.member_requests import MAX_MEMBER_REQUESTS, MEMBER_REQUEST_TIMEOUT, MemberRequests
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.relay.snapshots import (
     DispatchCounts,
+    GuildSnapshotCounts,
     InteractionCounts,
     RelaySnapshot,
     ShardSnapshot,
@@ -146,6 +148,8 @@ class Relay:
             owner=self, shared_identify=env.shared_identify,
         )
         self._resume = self.gateway.resume
+        # opt-in (guildSnapshot): the bot's guilds, for its cold starts
+        self._guilds = GuildSnapshot(bot_user_id(settings.token))
         self._delivery = self._new_delivery(())
         self._delivery_started = False
         #: the node running this relay, when several share a store
@@ -219,6 +223,9 @@ class Relay:
         Change only what the new settings change; re-enable if disabled.
         """
         old, self.settings = self.settings, settings
+        if old.gateway_key() != settings.gateway_key():
+            # another bot, or a new session whose GUILD_CREATEs fill it again
+            self._guilds = GuildSnapshot(bot_user_id(settings.token))
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
         self._waking.apply(settings)
@@ -294,6 +301,8 @@ class Relay:
         counters = self.counters
         counters.received += 1
         self._resume.moved = True
+        if self.settings.guild_snapshot:
+            self._guilds.observe(payload)
         try:
             matched = self._predicate(payload)
         except Exception:
@@ -344,6 +353,37 @@ class Relay:
             self._waking.handed_over(waiting)
 
     # -- gateway commands from the bot ------------------------------------------
+
+    def guild_snapshot(self) -> dict[str, Any] | None:
+        """
+        ``GET /relays/{alias}/snapshot``: the bot's guilds as its gateway
+        last described them, or None when the bot did not ask for them
+        (:mod:`dccrelay.relay.guild_snapshot`).
+        """
+        if not self.settings.guild_snapshot:
+            return None
+        return self._guilds.document()
+
+    def claim_interaction(self, body: Any) -> dict[str, Any]:
+        """
+        ``POST /relays/{alias}/claim``: the bot, which has an interaction,
+        asks whether it may answer it through the callback (see
+        :meth:`dccrelay.waking.interactions.InteractionDeferrer.claim`).
+
+        :param body: ``{"interaction": "<id>"}``.
+        :return: ``{"owner": "bot"}``, or ``{"owner": "relay", "deferred":
+            {"type", "ephemeral"}}``.
+        :raise CommandError: (400) for another body.
+        """
+        interaction_id = body.get("interaction") if isinstance(body, dict) else None
+        if not (isinstance(interaction_id, str) and interaction_id.isdigit() and len(body) == 1):
+            raise CommandError(
+                'the body must be {"interaction": "<the interaction\'s id>"}', "/interaction"
+            )
+        deferred = self._waking.deferrer.claim(interaction_id)
+        if deferred is None:
+            return {"owner": "bot"}
+        return {"owner": "relay", "deferred": deferred}
 
     def send_command(self, body: Any) -> dict[str, Any]:
         """
@@ -446,6 +486,10 @@ class Relay:
                 wake_requests=waking.wake_requests,
                 typing_calls=waking.typing_calls,
                 deferred_interactions=deferrer.deferred,
+            ),
+            guild_snapshot=(
+                GuildSnapshotCounts(**self._guilds.status())
+                if self.settings.guild_snapshot else None
             ),
             settings=self.settings if private else None,
             wake_url=(

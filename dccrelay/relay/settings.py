@@ -83,6 +83,7 @@ REGISTRATION_SCHEMA: dict[str, Any] = {
         "typingWhileWaking": {"type": "boolean"},
         "deferInteractions": {"type": "boolean"},
         "deferEphemeral": {"type": "boolean"},
+        "guildSnapshot": {"type": "boolean"},
         "wakeUrl": {"type": "string", "maxLength": 2048},
     },
 }
@@ -123,6 +124,9 @@ class RelaySettings:
     wake_url: str | None = None
     #: a deferred command's "thinking..." message shows only to its user
     defer_ephemeral: bool = False
+    #: keep a snapshot of the bot's guilds for its cold starts
+    #: (:mod:`dccrelay.relay.guild_snapshot`)
+    guild_snapshot: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """
@@ -139,9 +143,10 @@ class RelaySettings:
 
     def gateway_key(self) -> tuple[object, ...]:
         """
-        What, when changed, needs a new Discord gateway session.
+        What, when changed, needs a new Discord gateway session (a guild
+        snapshot turned on fills from the new session's GUILD_CREATEs).
         """
-        return (self.token, self.intents, self.shards)
+        return (self.token, self.intents, self.shards, self.guild_snapshot)
 
     def filter_key(self) -> tuple[object, ...]:
         """
@@ -348,6 +353,7 @@ def parse_settings(
         defer_interactions=body.get("deferInteractions", False),
         wake_url=wake_url,
         defer_ephemeral=body.get("deferEphemeral", False),
+        guild_snapshot=body.get("guildSnapshot", False),
     )
     try:
         compile_filter(settings.filter, settings.criteria)

@@ -85,6 +85,15 @@ class WakeUrlSnapshot:
 
 
 @dataclass(frozen=True)
+class GuildSnapshotCounts:
+    """The bot's guild snapshot (``guildSnapshot``): guilds kept, their bytes, guilds left out."""
+
+    guilds: int
+    bytes: int
+    skipped: int
+
+
+@dataclass(frozen=True)
 class RelaySnapshot:
     """
     One bot.  ``settings`` and ``wake_url`` are its owner's to see: they are
@@ -102,6 +111,7 @@ class RelaySnapshot:
     counters: DispatchCounts
     interactions: InteractionCounts | None = None
     wake: WakeEconomy | None = None
+    guild_snapshot: GuildSnapshotCounts | None = None
     settings: RelaySettings | None = None
     wake_url: WakeUrlSnapshot | None = None
 
@@ -118,6 +128,7 @@ def from_record(record: dict[str, Any]) -> RelaySnapshot:
     """The snapshot :func:`to_record` stored."""
     interactions = record.get("interactions")
     wake = record.get("wake")
+    guilds = record.get("guild_snapshot")
     return RelaySnapshot(
         alias=record["alias"],
         enabled=record["enabled"],
@@ -132,4 +143,5 @@ def from_record(record: dict[str, Any]) -> RelaySnapshot:
             WakeEconomy(**{**wake, "buckets": tuple(tuple(b) for b in wake["buckets"])})
             if wake else None
         ),
+        guild_snapshot=GuildSnapshotCounts(**guilds) if guilds else None,
     )

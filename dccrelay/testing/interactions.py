@@ -266,6 +266,29 @@ class Interactions:
         self._sim.record("interaction_answered", (interaction_id, kind))
         return 204, None
 
+    def callback_result(self, interaction_id: str) -> dict[str, Any]:
+        """
+        The body of a callback answered with ``?with_response=1``: the
+        interaction and what the answer made (a message, for 4 and 7).
+        """
+        record = self.by_id[interaction_id]
+        kind = record.answer_type
+        answer = record.answer or {}
+        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        flags = data.get("flags", 0) if isinstance(data, dict) else 0
+        resource: dict[str, Any] = {"type": kind}
+        interaction: dict[str, Any] = {
+            "id": record.id,
+            "type": record.kind,
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(flags & _EPHEMERAL),
+        }
+        if kind in (4, 7):
+            message = self._message(record, data or {})
+            resource["message"] = message
+            interaction["response_message_id"] = message["id"]
+        return {"interaction": interaction, "resource": resource}
+
     def _response_problem(self, record: SimulatedInteraction, body: dict[str, Any]) -> str | None:
         kind = body.get("type")
         data = body.get("data")

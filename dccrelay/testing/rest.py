@@ -6,7 +6,12 @@ The slice of Discord's REST API (v10) a relay uses, under ``/api/v10``:
   ``session_start_limit``;
 - ``POST /channels/{id}/typing`` -> 204;
 - ``POST /channels/{id}/messages`` -> 200 and a message object;
-- ``POST /interactions/{id}/{token}/callback``,
+- ``GET /users/@me``, ``GET /oauth2/applications/@me``, ``GET
+  /guilds/{id}``, ``GET /guilds/{id}/channels`` and ``GET
+  /guilds/{id}/members/{user_id}``: what a bot framework reads when it logs
+  in and fills its cache without a gateway (:mod:`dccrelay.testing.guilds`);
+- ``POST /interactions/{id}/{token}/callback`` (with ``?with_response=1``,
+  the callback's result as a body),
   ``PATCH /webhooks/{application_id}/{token}/messages/@original`` and
   ``POST /webhooks/{application_id}/{token}``: answering interactions, see
   :mod:`dccrelay.testing.interactions`.
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from dccrelay.testing import objects
+from dccrelay.testing import guilds, objects
 from dccrelay.testing._http import BodyError, no_content, read_object, respond, route
 
 if TYPE_CHECKING:
@@ -103,6 +108,13 @@ class DiscordAPI(Resource):
         return None
 
     def _handlers(self, path: list[str]) -> dict[bytes, _Handler] | None:
+        if path in (["users", "@me"], ["oauth2", "applications", "@me"]):
+            return {b"GET": self._me}
+        if len(path) >= 2 and path[0] == "guilds" and path[1].isdigit():
+            if len(path) == 2 or path[2:] == ["channels"] or (
+                len(path) == 4 and path[2] == "members" and path[3].isdigit()
+            ):
+                return {b"GET": self._guild}
         if path == ["gateway"]:
             return {b"GET": self._gateway}
         if path == ["gateway", "bot"]:
@@ -124,6 +136,29 @@ class DiscordAPI(Resource):
         if header is None or not header.startswith(b"Bot "):
             return None
         return self._sim.bot_for_token(header[len(b"Bot ") :].decode("utf-8", "replace"))
+
+    def _me(self, request: Request, path: list[str]) -> bytes:
+        bot = self._bot(request)
+        if bot is None:
+            return respond(request, 401, _UNAUTHORIZED)
+        user = bot.user_object()
+        return respond(request, 200, user if path[0] == "users" else guilds.application(user))
+
+    def _guild(self, request: Request, path: list[str]) -> bytes:
+        bot = self._bot(request)
+        if bot is None:
+            return respond(request, 401, _UNAUTHORIZED)
+        guild_id = path[1]
+        self._sim.record("guild_fetch", "/".join(path))
+        if len(path) == 2:
+            return respond(request, 200, guilds.guild(guild_id))
+        if path[2] == "channels":
+            return respond(request, 200, guilds.channels(guild_id))
+        user_id = path[3]
+        known = {m["user"]["id"]: m["user"] for m in bot.guild_members.get(guild_id, [])}
+        known[bot.user_id] = objects.user(bot.user_id, bot.username, bot=True)
+        user = known.get(user_id, objects.user(user_id, "someone"))
+        return respond(request, 200, guilds.member(user, self._sim.clock.seconds()))
 
     def _gateway(self, request: Request, path: list[str]) -> bytes:
         return respond(request, 200, {"url": self._sim.gateway_url})
@@ -227,6 +262,8 @@ class DiscordAPI(Resource):
             if body is None:
                 return respond(request, 400, _INVALID_JSON)
             status, answer = call(path[1], path[2], body, self._user_agent(request))
+            if status == 204 and request.args.get(b"with_response") in ([b"1"], [b"true"]):
+                status, answer = 200, self._sim.interactions.callback_result(path[1])
             return self._answer(request, status, answer)
 
         return handle

@@ -94,6 +94,16 @@ def deferred_response(interaction: dict[str, Any], ephemeral: bool) -> dict[str,
     return None
 
 
+def _marker_of(response: dict[str, Any]) -> dict[str, Any]:
+    """What a dispatch's ``dcc`` member says of the deferral ``response``."""
+    return {
+        "deferred": {
+            "type": response["type"],
+            "ephemeral": bool(response.get("data", {}).get("flags", 0) & EPHEMERAL),
+        }
+    }
+
+
 class _Pending:
     __slots__ = ("interaction_id", "token", "response", "timer", "watch")
 
@@ -147,6 +157,8 @@ class InteractionDeferrer:
         self._pending: dict[str, _Pending] = {}
         # interaction id -> (marker bytes, when the token expires)
         self._markers: dict[str, tuple[bytes, float]] = {}
+        # interaction id -> the deferral being sent now
+        self._deferring: dict[str, dict[str, Any]] = {}
         self.deferred = 0
         self.in_time = 0
         self.failed = 0
@@ -171,6 +183,32 @@ class InteractionDeferrer:
         timer = self._clock.callLater(self._after, self._due, interaction_id)
         self._pending[interaction_id] = _Pending(interaction_id, token, response, timer, watch)
         watch.when_done(lambda _: self._taken(interaction_id))
+
+    def claim(self, interaction_id: str) -> dict[str, Any] | None:
+        """
+        The bot, which has the interaction, asks to answer it itself, so
+        that the relay's deferral and the bot's answer never both go to
+        Discord's callback.
+
+        :return: None when the bot may answer through the callback (the
+            relay will not defer it: its timer is cancelled, or it was
+            never the relay's to defer); else the deferral the relay made
+            or is making, ``{"type": 5 | 6, "ephemeral": bool}``, after
+            which the bot answers through the interaction's webhook.
+        """
+        entry = self._pending.pop(interaction_id, None)
+        if entry is not None:
+            if entry.timer.active():
+                entry.timer.cancel()
+            self.in_time += 1
+            return None
+        if interaction_id in self._deferring:
+            return self._deferring[interaction_id]
+        marker = self._markers.get(interaction_id)
+        if marker is not None:
+            deferred: dict[str, Any] = orjson.loads(marker[0])["deferred"]
+            return deferred
+        return None
 
     def stop(self) -> None:
         """
@@ -212,20 +250,17 @@ class InteractionDeferrer:
         entry = self._pending.pop(interaction_id, None)
         if entry is None or entry.watch.done:
             return
+        self._deferring[interaction_id] = _marker_of(entry.response)["deferred"]
         d = self._respond(entry.interaction_id, entry.token, entry.response)
         d.addCallbacks(self._deferred, self._refused, callbackArgs=(entry,), errbackArgs=(entry,))
 
     def _deferred(self, _: object, entry: _Pending) -> None:
+        self._deferring.pop(entry.interaction_id, None)
         self.deferred += 1
         now = self._clock.seconds()
         for stale in [i for i, (_, until) in self._markers.items() if until <= now]:
             del self._markers[stale]
-        marker = {
-            "deferred": {
-                "type": entry.response["type"],
-                "ephemeral": bool(entry.response.get("data", {}).get("flags", 0) & EPHEMERAL),
-            }
-        }
+        marker = _marker_of(entry.response)
         self._markers[entry.interaction_id] = (orjson.dumps(marker), now + TOKEN_LIFETIME)
         while len(self._markers) > MAX_DEFERRED:
             del self._markers[next(iter(self._markers))]
@@ -236,6 +271,7 @@ class InteractionDeferrer:
         )
 
     def _refused(self, failure: Failure, entry: _Pending) -> None:
+        self._deferring.pop(entry.interaction_id, None)
         if failure.check(DiscordHTTPError):
             error: DiscordHTTPError = failure.value  # type: ignore[assignment]
             if error.code == ALREADY_ACKNOWLEDGED:

@@ -85,6 +85,15 @@ _PUBLIC_STATUS = {
                 "deferFailed": {"type": "integer"},
             },
         },
+        "guildSnapshot": {
+            "type": "object",
+            "description": "guildSnapshot: guilds kept, their bytes, guilds left out",
+            "properties": {
+                "guilds": {"type": "integer"},
+                "bytes": {"type": "integer"},
+                "skipped": {"type": "integer"},
+            },
+        },
         "wake": {
             "type": "object",
             "description": "What waking the bot cost and gained (docs/waking.rst).",
@@ -350,6 +359,94 @@ def openapi_document() -> dict[str, Any]:
                         "503": _error(
                             "The bot's gateway session is not ready", _RETRY_AFTER
                         ),
+                    },
+                },
+            },
+            "/relays/{alias}/snapshot": {
+                "parameters": [_ALIAS_PARAMETER],
+                "get": {
+                    "operationId": "guildSnapshot",
+                    "summary": "The bot's guilds as its gateway last described them "
+                    "(guildSnapshot), for its framework's cold start.",
+                    "security": [{"clientSecret": []}],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["guilds"],
+                                "properties": {
+                                    "guilds": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "Each guild's GUILD_CREATE, members but the bot's left out",
+                        ),
+                        "400": _BAD_ALIAS,
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such bot, or it keeps no guild snapshot"),
+                        "409": _error("The bot runs on another node"),
+                        "429": _THROTTLED,
+                    },
+                },
+            },
+            "/relays/{alias}/claim": {
+                "parameters": [_ALIAS_PARAMETER],
+                "post": {
+                    "operationId": "claimInteraction",
+                    "summary": "The bot has an interaction: may it answer through "
+                    "Discord's callback, or did the relay defer it?",
+                    "description": (
+                        "With deferInteractions, the relay defers an interaction the "
+                        "bot has not acknowledged within --defer-after seconds.  A bot "
+                        "that claims an interaction first answers it itself (the relay "
+                        "will not defer it); once the relay has deferred it, the answer "
+                        "says how, and the bot answers through the interaction's "
+                        "webhook.  Either way only one of them calls the callback."
+                    ),
+                    "security": [{"clientSecret": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["interaction"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "interaction": {
+                                            "type": "string",
+                                            "pattern": "^[0-9]+$",
+                                            "description": "the interaction's id",
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["owner"],
+                                "properties": {
+                                    "owner": {"enum": ["bot", "relay"]},
+                                    "deferred": {
+                                        "type": "object",
+                                        "properties": {
+                                            "type": {"enum": [5, 6]},
+                                            "ephemeral": {"type": "boolean"},
+                                        },
+                                    },
+                                },
+                            },
+                            "Who answers Discord's callback",
+                        ),
+                        "400": _error("Not a claim, or a bad alias"),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No bot is registered with this alias"),
+                        "409": _error("The bot runs on another node"),
+                        "413": _error("The body is larger than 64 KiB"),
+                        "415": _error("The body is not JSON"),
+                        "429": _THROTTLED,
                     },
                 },
             },

@@ -16,7 +16,7 @@ import orjson
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from dccrelay.gateway.commands import command_answer
+from dccrelay.gateway.commands import CommandError, command_answer
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.manager import RelayManager, TooManyRelays
 from dccrelay.relay.settings import RelaySettings, SettingsError, validate_alias
@@ -152,6 +152,8 @@ class RelayResource(Resource):
         self._access = access if access is not None else Access()
         self.putChild(b"disable", DisableResource(manager, alias, self._access))
         self.putChild(b"commands", CommandsResource(manager, alias, self._access))
+        self.putChild(b"claim", ClaimResource(manager, alias, self._access))
+        self.putChild(b"snapshot", SnapshotResource(manager, alias, self._access))
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -241,6 +243,46 @@ class DisableResource(_RelayAction):
         by = "the relay's operator" if who == "operator" else "its owner"
         d = self._manager.disable(self.alias, f"disabled by {by} through the API")
         return d.addCallback(lambda _: (200, full_json(relay.snapshot(private=True))))
+
+
+class SnapshotResource(_RelayAction):
+    """
+    ``GET /relays/{alias}/snapshot``: the bot's guilds, for its framework's
+    cold start (``guildSnapshot``, see :mod:`dccrelay.relay.guild_snapshot`).
+    """
+
+    @json_handler
+    def render_GET(self, request: Request) -> tuple[int, Any]:
+        relay = registered(self._manager, self.alias)
+        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
+        try:
+            snapshot = relay.guild_snapshot()
+        except CommandError as e:
+            raise HTTPError(e.status, e.message) from None
+        if snapshot is None:
+            raise HTTPError(
+                404, 'this bot keeps no guild snapshot: register it with "guildSnapshot": true'
+            )
+        return 200, snapshot
+
+
+class ClaimResource(_RelayAction):
+    """
+    ``POST /relays/{alias}/claim``: the bot has an interaction and asks
+    whether it may answer it through Discord's callback, or whether the
+    relay deferred it (see :mod:`dccrelay.waking.interactions`).
+    """
+
+    @json_handler
+    def render_POST(self, request: Request) -> tuple[int, Any]:
+        relay = registered(self._manager, self.alias)
+        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
+        body = read_json_body(request)
+        # A bot another node runs answers 409, naming that node.
+        status, answer = command_answer(relay.claim_interaction, body)
+        if status >= 400:
+            raise HTTPError(status, answer["error"], answer.get("field"))
+        return 200, answer
 
 
 class CommandsResource(_RelayAction):

@@ -52,6 +52,11 @@ def public_json(snapshot: RelaySnapshot) -> dict[str, Any]:
             "typingCalls": wake.typing_calls,
             "deferredInteractions": wake.deferred_interactions,
         }
+    guilds = snapshot.guild_snapshot
+    if guilds is not None:
+        status["guildSnapshot"] = {
+            "guilds": guilds.guilds, "bytes": guilds.bytes, "skipped": guilds.skipped
+        }
     status["counters"] = {"received": counters.received, "matched": counters.matched}
     if counters.commands is not None:
         status["counters"]["commands"] = counters.commands
@@ -98,6 +103,7 @@ def settings_json(s: RelaySettings) -> dict[str, Any]:
         "typingWhileWaking": s.typing_while_waking,
         "deferInteractions": s.defer_interactions,
         "deferEphemeral": s.defer_ephemeral,
+        "guildSnapshot": s.guild_snapshot,
         "wakeUrl": s.wake_url,
     }
 
