@@ -20,7 +20,13 @@ from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
 from dccrelay import __version__
-from dccrelay.gateway.rest_limits import GLOBAL_LIMIT, InvalidRequests, TokenLimits, route_for
+from dccrelay.gateway.rest_limits import (
+    GLOBAL_LIMIT,
+    InvalidRequests,
+    Route,
+    TokenLimits,
+    route_for,
+)
 
 # Discord asks for "DiscordBot ($url, $versionNumber)".
 USER_AGENT = f"DiscordBot (dccrelay, {__version__})"
@@ -117,6 +123,211 @@ MAX_REJECTED = 10_000
 _IDLE = 900.0
 
 
+class TokenBook:
+    """
+    What a node keeps per bot token: its rate limits, whether Discord
+    rejected it (as a digest, never the token), and the calls probing its
+    buckets, whose answers other callers wait for.
+    """
+
+    def __init__(self) -> None:
+        self._limits: dict[str, TokenLimits] = {}
+        # (token, bucket key) -> callers waiting for the answer of a call
+        # that will tell what remains in that bucket
+        self._probes: dict[tuple[str, str], list[Deferred[None]]] = {}
+        # digests of rejected tokens, oldest first
+        self._rejected: dict[str, None] = {}
+
+    def rejected(self, token: str) -> bool:
+        """
+        Whether Discord rejected ``token``.
+        """
+        return _digest(token) in self._rejected
+
+    def limits_for(self, token: str, now: float) -> TokenLimits:
+        """
+        The limits of ``token``, new ones if none are kept; making room
+        drops those idle and reset for a while.
+        """
+        limits = self._limits.get(token)
+        if limits is None:
+            if len(self._limits) >= 256:
+                for key in [
+                    k for k, v in self._limits.items()
+                    if v.last_used < now - _IDLE and v.idle(now)
+                ]:
+                    del self._limits[key]
+            limits = self._limits[token] = TokenLimits()
+            limits.last_used = now
+        return limits
+
+    def reject(self, token: str) -> None:
+        """
+        Remember that Discord rejected ``token`` and drop its limits.
+        """
+        self._limits.pop(token, None)
+        self._rejected[_digest(token)] = None
+        while len(self._rejected) > MAX_REJECTED:
+            del self._rejected[next(iter(self._rejected))]
+
+    def forget(self, token: str) -> None:
+        """
+        Drop the limits of ``token``; a rejection is kept.
+        """
+        self._limits.pop(token, None)
+
+    def begin_probe(self, probe: tuple[str, str]) -> Deferred[None] | None:
+        """
+        Start finding out what remains in a bucket, unless a call already
+        is: then return a Deferred that fires once that call's answer is in.
+        """
+        if probe in self._probes:
+            waiter: Deferred[None] = Deferred()
+            self._probes[probe].append(waiter)
+            return waiter
+        self._probes[probe] = []
+        return None
+
+    def end_probe(self, probe: tuple[str, str]) -> None:
+        """
+        The probing call has its answer: let its waiters go.
+        """
+        for waiter in self._probes.pop(probe, []):
+            waiter.callback(None)
+
+
+class CallGate:
+    """
+    Whether and when a call may go, and what its answer tells: the node's
+    invalid request count, each token's limits and rejection, and the
+    calls made, by outcome.
+
+    :param log: the logger of the :class:`DiscordREST` it serves, so that
+        its events keep that namespace.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, invalid: InvalidRequests, global_limit: int, log: Logger
+    ) -> None:
+        self._clock = clock
+        self._log = log
+        self.invalid = invalid
+        self._global_limit = global_limit
+        self.tokens = TokenBook()
+        #: calls made, by outcome: "ok", "error", "rate_limited" (429s),
+        #: "waited" (calls that waited for a limit), "refused" (not made)
+        self.calls: Counter[str] = Counter()
+
+    def refuse_if_rejected(self, token: str) -> None:
+        """
+        :raise TokenRejected: Discord rejected ``token``: no call is made.
+        """
+        if self.tokens.rejected(token):
+            self.calls["refused"] += 1
+            raise TokenRejected()
+
+    async def turn(
+        self,
+        token: str,
+        route: Route,
+        limits: TokenLimits,
+        waited: float,
+        max_wait: float | None,
+    ) -> tuple[tuple[str, str] | None, float]:
+        """
+        Wait until the limits let the call go, then take its place in them.
+
+        :return: the bucket this call probes (None if its remains are
+            known), and the seconds waited so far.
+        :raise DiscordHTTPError: a subclass, when the call must not be made.
+        """
+        while True:
+            now = self._clock.seconds()
+            banned = self.invalid.exhausted(now)
+            if banned > 0:
+                self.calls["refused"] += 1
+                raise InvalidRequestBudgetSpent(banned)
+            wait = limits.wait(route, now, self._global_limit)
+            if wait > 0:
+                waited = await self._wait_for_limit(token, wait, waited, max_wait)
+                continue
+            probe = None
+            if not limits.known(route, now):
+                probe = (token, limits.key(route))
+                waiter = self.tokens.begin_probe(probe)
+                if waiter is not None:
+                    # another call is finding out what remains: wait for it
+                    await waiter
+                    continue
+            limits.take(route, now)
+            return probe, waited
+
+    async def _wait_for_limit(
+        self, token: str, wait: float, waited: float, max_wait: float | None
+    ) -> float:
+        """
+        Wait ``wait`` seconds for a limit, if the caller can.
+
+        :return: the seconds waited so far, this wait included.
+        """
+        if max_wait is not None and waited + wait > max_wait:
+            self.calls["refused"] += 1
+            raise RateLimited(wait, f"Discord's rate limit allows no call for {wait:.1f} s")
+        if not waited:
+            self.calls["waited"] += 1
+        waited += wait
+        await deferLater(self._clock, wait, lambda: None)
+        # Discord may have rejected the token meanwhile, in another call
+        self.refuse_if_rejected(token)
+        return waited
+
+    def answered(
+        self, token: str, route: Route, code: int, parsed: Any, authorize: bool, now: float
+    ) -> tuple[int, Any]:
+        """
+        Count an answer other than 429; a 401 rejects the token for good.
+        """
+        if code == 401 and authorize:
+            self.invalid.count(now)
+            self.tokens.reject(token)
+            self.calls["error"] += 1
+            self._log.warn(
+                "Discord rejected a bot token (HTTP 401 on {route}): no more calls with it",
+                route=route.template,
+            )
+            raise DiscordHTTPError(401, _message(parsed))
+        if code in (401, 403):
+            self.invalid.count(now)
+        self.calls["ok" if 200 <= code < 300 else "error"] += 1
+        return code, parsed
+
+    def rate_limited(
+        self, route: Route, limits: TokenLimits, headers: Headers, parsed: Any, now: float
+    ) -> float:
+        """
+        Note a 429 in the limits and the invalid request count.
+
+        :return: the seconds Discord asks to wait.
+        """
+        self.calls["rate_limited"] += 1
+        scope = _header(headers, b"x-ratelimit-scope")
+        # a shared resource's limit is no fault of ours: Discord does not count it
+        if scope != "shared":
+            self.invalid.count(now)
+        retry_after = _retry_after(parsed, headers)
+        is_global = bool(isinstance(parsed, dict) and parsed.get("global")) or (
+            _header(headers, b"x-ratelimit-global") is not None
+        )
+        limits.limited(route, now, retry_after, is_global)
+        self._log.info(
+            "Discord rate limited {route} ({scope}) for {retry_after:.2f} s",
+            route=route.template,
+            scope="global" if is_global else (scope or "route"),
+            retry_after=retry_after,
+        )
+        return retry_after
+
+
 class DiscordREST:
     """
     Discord's REST API for one relay node, within Discord's rate limits
@@ -147,17 +358,11 @@ class DiscordREST:
         self._api_base = api_base.rstrip("/")
         self._clock = clock
         self.invalid = invalid if invalid is not None else InvalidRequests()
-        self._global_limit = global_limit
         self._timeout = timeout
-        self._limits: dict[str, TokenLimits] = {}
-        # (token, bucket key) -> callers waiting for the answer of a call
-        # that will tell what remains in that bucket
-        self._probes: dict[tuple[str, str], list[Deferred[None]]] = {}
-        # digests of rejected tokens, oldest first
-        self._rejected: dict[str, None] = {}
+        self._gate = CallGate(clock, self.invalid, global_limit, self._log)
         #: calls made, by outcome: "ok", "error", "rate_limited" (429s),
         #: "waited" (calls that waited for a limit), "refused" (not made)
-        self.calls: Counter[str] = Counter()
+        self.calls = self._gate.calls
 
 
     @property
@@ -182,34 +387,14 @@ class DiscordREST:
         """
         Whether Discord rejected ``token`` (401): no call is made with it.
         """
-        return _digest(token) in self._rejected
-
-    def _limits_for(self, token: str) -> TokenLimits:
-        limits = self._limits.get(token)
-        if limits is None:
-            now = self._clock.seconds()
-            if len(self._limits) >= 256:
-                for key in [
-                    k for k, v in self._limits.items()
-                    if v.last_used < now - _IDLE and v.idle(now)
-                ]:
-                    del self._limits[key]
-            limits = self._limits[token] = TokenLimits()
-            limits.last_used = now
-        return limits
-
-    def _reject(self, token: str) -> None:
-        self._limits.pop(token, None)
-        self._rejected[_digest(token)] = None
-        while len(self._rejected) > MAX_REJECTED:
-            del self._rejected[next(iter(self._rejected))]
+        return self._gate.tokens.rejected(token)
 
     def forget(self, token: str) -> None:
         """
         Drop what is kept of ``token``'s limits (its bot is gone).  A
         rejection is kept.
         """
-        self._limits.pop(token, None)
+        self._gate.tokens.forget(token)
 
     # -- one call -------------------------------------------------------------
 
@@ -237,90 +422,57 @@ class DiscordREST:
         :raise DiscordHTTPError: 401 (and the token is never used again), or
             one of its subclasses when the call was not made.
         """
-        if self.token_rejected(token):
-            self.calls["refused"] += 1
-            raise TokenRejected()
+        gate = self._gate
+        gate.refuse_if_rejected(token)
         route = route_for(method, path, exempt=exempt)
-        limits = self._limits_for(token)
+        limits = gate.tokens.limits_for(token, self._clock.seconds())
         retries = 0
+        # seconds waited for limits, over every try of this call
         waited = 0.0
         while True:
-            now = self._clock.seconds()
-            banned = self.invalid.exhausted(now)
-            if banned > 0:
-                self.calls["refused"] += 1
-                raise InvalidRequestBudgetSpent(banned)
-            wait = limits.wait(route, now, self._global_limit)
-            if wait > 0:
-                if max_wait is not None and waited + wait > max_wait:
-                    self.calls["refused"] += 1
-                    raise RateLimited(wait, f"Discord's rate limit allows no call for {wait:.1f} s")
-                if not waited:
-                    self.calls["waited"] += 1
-                waited += wait
-                await deferLater(self._clock, wait, lambda: None)
-                if self.token_rejected(token):
-                    self.calls["refused"] += 1
-                    raise TokenRejected()
-                continue
-            probe = None
-            if not limits.known(route, now):
-                probe = (token, limits.key(route))
-                if probe in self._probes:
-                    # another call is finding out what remains: wait for it
-                    waiter: Deferred[None] = Deferred()
-                    self._probes[probe].append(waiter)
-                    await waiter
-                    continue
-                self._probes[probe] = []
-            limits.take(route, now)
-            try:
-                code, headers, parsed = await self._exchange(method, path, token, body, authorize)
-                now = self._clock.seconds()
-                limits.update(
-                    route,
-                    now,
-                    bucket_hash=_header(headers, b"x-ratelimit-bucket"),
-                    remaining=_number(_header(headers, b"x-ratelimit-remaining"), int),
-                    reset_after=_number(_header(headers, b"x-ratelimit-reset-after"), float),
-                )
-            finally:
-                # only now: the waiters must see what this answer said
-                if probe is not None:
-                    for waiter in self._probes.pop(probe, []):
-                        waiter.callback(None)
-            if code == 401 and authorize:
-                self.invalid.count(now)
-                self._reject(token)
-                self.calls["error"] += 1
-                self._log.warn(
-                    "Discord rejected a bot token (HTTP 401 on {route}): no more calls with it",
-                    route=route.template,
-                )
-                raise DiscordHTTPError(401, _message(parsed))
-            if code in (401, 403):
-                self.invalid.count(now)
+            probe, waited = await gate.turn(token, route, limits, waited, max_wait)
+            code, headers, parsed, now = await self._send(
+                method, path, token, body, authorize, route, limits, probe
+            )
             if code != 429:
-                self.calls["ok" if 200 <= code < 300 else "error"] += 1
-                return code, parsed
-            self.calls["rate_limited"] += 1
-            scope = _header(headers, b"x-ratelimit-scope")
-            if scope != "shared":
-                self.invalid.count(now)
-            retry_after = _retry_after(parsed, headers)
-            is_global = bool(isinstance(parsed, dict) and parsed.get("global")) or (
-                _header(headers, b"x-ratelimit-global") is not None
-            )
-            limits.limited(route, now, retry_after, is_global)
-            self._log.info(
-                "Discord rate limited {route} ({scope}) for {retry_after:.2f} s",
-                route=route.template,
-                scope="global" if is_global else (scope or "route"),
-                retry_after=retry_after,
-            )
+                return gate.answered(token, route, code, parsed, authorize, now)
+            retry_after = gate.rate_limited(route, limits, headers, parsed, now)
             retries += 1
             if retries > MAX_RETRIES:
                 raise RateLimited(retry_after, _message(parsed))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: Any,
+        authorize: bool,
+        route: Route,
+        limits: TokenLimits,
+        probe: tuple[str, str] | None,
+    ) -> tuple[int, Headers, Any, float]:
+        """
+        Make the call and note what its answer says of the limits.
+
+        :return: the status code, headers, parsed body and the time of the
+            answer.
+        """
+        try:
+            code, headers, parsed = await self._exchange(method, path, token, body, authorize)
+            now = self._clock.seconds()
+            limits.update(
+                route,
+                now,
+                bucket_hash=_header(headers, b"x-ratelimit-bucket"),
+                remaining=_number(_header(headers, b"x-ratelimit-remaining"), int),
+                reset_after=_number(_header(headers, b"x-ratelimit-reset-after"), float),
+            )
+        finally:
+            # only now: the waiters must see what this answer said
+            if probe is not None:
+                self._gate.tokens.end_probe(probe)
+        return code, headers, parsed, now
 
     async def _exchange(
         self, method: str, path: str, token: str, body: Any, authorize: bool

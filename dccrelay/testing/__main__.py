@@ -50,6 +50,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python -m dccrelay.testing",
         description="A strict Discord gateway and REST simulator for trying dccrelay locally.",
     )
+    # added in this order, which is the order --help lists them in
+    _add_serving_and_bots(parser)
+    _add_sessions(parser)
+    _add_tls(parser)
+    _add_content_and_logging(parser)
+    _add_replay_and_compression(parser)
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    return args
+
+
+def _add_serving_and_bots(parser: argparse.ArgumentParser) -> None:
+    """Where to serve, and the bots the simulator accepts."""
     parser.add_argument(
         "--listen",
         default="tcp:8090:interface=127.0.0.1",
@@ -72,6 +85,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=0,
         help="privileged intent bits enabled for the bots (e.g. 32768 for MESSAGE_CONTENT)",
     )
+
+
+def _add_sessions(parser: argparse.ArgumentParser) -> None:
+    """Heartbeats and how long a session stays resumable."""
     parser.add_argument(
         "--heartbeat-interval", type=int, default=41250, help="milliseconds, sent in HELLO"
     )
@@ -81,6 +98,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=60.0,
         help="seconds a disconnected session stays resumable",
     )
+
+
+def _add_tls(parser: argparse.ArgumentParser) -> None:
+    """Serving https and wss."""
     parser.add_argument(
         "--tls",
         action="store_true",
@@ -99,6 +120,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="serve TLS with this PEM file's private key and certificate instead "
         "(e.g. one dccrelay.testing.tls.ThrowAwayCA issued)",
     )
+
+
+def _add_content_and_logging(parser: argparse.ArgumentParser) -> None:
+    """Message content, and what is logged and recorded."""
     parser.add_argument(
         "--content-without-intent",
         action="store_true",
@@ -111,6 +136,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="for benchmarks: record and log no events, keep no frames per connection",
     )
+
+
+def _add_replay_and_compression(parser: argparse.ArgumentParser) -> None:
+    """What RESUME replays, and how zstd-stream compresses."""
     parser.add_argument(
         "--replay-limit",
         type=int,
@@ -120,7 +149,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--zstd-level", type=int, default=3, help="zstd level of compress=zstd-stream"
     )
-    args = parser.parse_args(argv)
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error on values that do not go together or make no sense."""
     for name in ("max_concurrency", "heartbeat_interval"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -132,7 +164,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--tls makes its own certificate: give --tls or --tls-cert, not both")
     if args.tls_ca_file and not args.tls:
         parser.error("--tls-ca-file goes with --tls")
-    return args
 
 
 def tls_options(args: argparse.Namespace) -> tuple[CertificateOptions | None, str | None]:

@@ -141,122 +141,176 @@ class RelayCollector(Collector):
         # so sums across nodes count every bot once.
         relays = sorted(manager.local_relays(), key=lambda relay: relay.alias)
         shards = [shard for relay in relays for shard in relay.shards]
-
-        info = GaugeMetricFamily("dcc_info", "The relay's version.", labels=["version"])
-        info.add_metric([__version__], 1)
-        yield info
-        uptime = manager.uptime()
-        if uptime is not None:
-            yield GaugeMetricFamily(
-                "dcc_uptime_seconds", "Seconds since the relay started.", value=uptime
-            )
-
-        by_state = GaugeMetricFamily(
-            "dcc_relays", "Registered bots, by whether their gateway session is enabled.",
-            labels=["state"],
-        )
-        enabled = sum(1 for relay in relays if relay.enabled)
-        by_state.add_metric(["enabled"], enabled)
-        by_state.add_metric(["disabled"], len(relays) - enabled)
-        yield by_state
-        yield GaugeMetricFamily(
-            "dcc_relays_max", "Bots this relay accepts (--max-relays).", value=manager.max_relays
-        )
-
-        shard_states = Counter({state: 0 for state in SHARD_STATES})
-        shard_states.update(shard.state for shard in shards)
-        gauge = GaugeMetricFamily(
-            "dcc_shards", "Gateway shards of every bot, by state.", labels=["state"]
-        )
-        for state, count in shard_states.items():
-            gauge.add_metric([state], count)
-        yield gauge
-
+        yield from _node(manager, relays)
+        yield from _shard_states(shards)
         per_bot = [(relay.alias, relay.snapshot()) for relay in relays]
         totals = self._relays.total(relays)
-        for name, help_text in DISPATCH_COUNTERS:
-            yield CounterMetricFamily(
-                f"dcc_dispatches_{name}", help_text + " All bots, deleted ones included.",
-                value=totals[name],
-            )
-            family = CounterMetricFamily(
-                f"dcc_bot_dispatches_{name}", help_text, labels=["alias"]
-            )
-            for alias, snapshot in per_bot:
-                family.add_metric([alias], dispatch_count(snapshot, name))
-            yield family
+        yield from _dispatches(per_bot, totals)
+        yield from _queues(per_bot)
+        yield from _wake_economy(per_bot, totals)
+        yield from _enabled(relays)
+        yield from _latency(manager)
+        yield from _reconnects_and_identify_waits(self._shards.total(shards))
 
-        queued = GaugeMetricFamily(
-            "dcc_bot_queued", "Dispatches waiting for the bot.", labels=["alias"]
-        )
-        for alias, snapshot in per_bot:
-            queued.add_metric([alias], snapshot.delivery.queued)
-        yield queued
+
+#: a bot's alias and its snapshot at this scrape
+_PerBot = list[tuple[str, RelaySnapshot]]
+
+
+def _node(manager: RelayManager, relays: list[Relay]) -> Iterator[Metric]:
+    """
+    The relay's version and uptime, and its bots by state and at most.
+    """
+    info = GaugeMetricFamily("dcc_info", "The relay's version.", labels=["version"])
+    info.add_metric([__version__], 1)
+    yield info
+    uptime = manager.uptime()
+    if uptime is not None:
         yield GaugeMetricFamily(
-            "dcc_queued", "Dispatches waiting for their bots, all bots.",
-            value=sum(snapshot.delivery.queued for _, snapshot in per_bot),
+            "dcc_uptime_seconds", "Seconds since the relay started.", value=uptime
         )
-        for name, field, help_text in WAKE_COUNTERS:
-            yield CounterMetricFamily(
-                f"dcc_{name}", help_text + " All bots, deleted ones included.",
-                value=totals[name],
-            )
-            family = CounterMetricFamily(f"dcc_bot_{name}", help_text, labels=["alias"])
-            for alias, snapshot in per_bot:
-                family.add_metric([alias], wake_count(snapshot, field))
-            yield family
-        wake_times = HistogramMetricFamily(
-            "dcc_bot_wake_seconds",
-            "From a dispatch matching while its bot was not connected to its delivery "
-            "(acknowledged, for websocket v2 and webhooks).",
-            labels=["alias"],
+
+    by_state = GaugeMetricFamily(
+        "dcc_relays", "Registered bots, by whether their gateway session is enabled.",
+        labels=["state"],
+    )
+    enabled = sum(1 for relay in relays if relay.enabled)
+    by_state.add_metric(["enabled"], enabled)
+    by_state.add_metric(["disabled"], len(relays) - enabled)
+    yield by_state
+    yield GaugeMetricFamily(
+        "dcc_relays_max", "Bots this relay accepts (--max-relays).", value=manager.max_relays
+    )
+
+
+def _shard_states(shards: list[Shard]) -> Iterator[Metric]:
+    """
+    Every bot's shards, by state (each state listed, even at zero).
+    """
+    shard_states = Counter({state: 0 for state in SHARD_STATES})
+    shard_states.update(shard.state for shard in shards)
+    gauge = GaugeMetricFamily(
+        "dcc_shards", "Gateway shards of every bot, by state.", labels=["state"]
+    )
+    for state, count in shard_states.items():
+        gauge.add_metric([state], count)
+    yield gauge
+
+
+def _dispatches(per_bot: _PerBot, totals: Counter[Hashable]) -> Iterator[Metric]:
+    """
+    Each dispatch counter, for all bots and per bot.
+    """
+    for name, help_text in DISPATCH_COUNTERS:
+        yield CounterMetricFamily(
+            f"dcc_dispatches_{name}", help_text + " All bots, deleted ones included.",
+            value=totals[name],
+        )
+        family = CounterMetricFamily(
+            f"dcc_bot_dispatches_{name}", help_text, labels=["alias"]
         )
         for alias, snapshot in per_bot:
-            wake = snapshot.wake
-            if wake is not None:
-                wake_times.add_metric([alias], list(wake.buckets), wake.sum_seconds)
-        yield wake_times
+            family.add_metric([alias], dispatch_count(snapshot, name))
+        yield family
 
-        up = GaugeMetricFamily(
-            "dcc_bot_enabled", "1 if the bot's gateway session is enabled.", labels=["alias"]
-        )
-        for relay in relays:
-            up.add_metric([relay.alias], 1 if relay.enabled else 0)
-        yield up
 
-        latency = manager.delivery_latency
-        yield HistogramMetricFamily(
-            "dcc_delivery_latency_seconds",
-            "From a dispatch's gateway frame arriving to its being written to the bot "
-            "(websocket v1 delivery).",
-            buckets=latency.cumulative(),
-            sum_value=latency.sum,
-        )
+def _queues(per_bot: _PerBot) -> Iterator[Metric]:
+    """
+    Dispatches waiting for their bots, per bot and in all.
+    """
+    queued = GaugeMetricFamily(
+        "dcc_bot_queued", "Dispatches waiting for the bot.", labels=["alias"]
+    )
+    for alias, snapshot in per_bot:
+        queued.add_metric([alias], snapshot.delivery.queued)
+    yield queued
+    yield GaugeMetricFamily(
+        "dcc_queued", "Dispatches waiting for their bots, all bots.",
+        value=sum(snapshot.delivery.queued for _, snapshot in per_bot),
+    )
 
-        shard_totals = self._shards.total(shards)
-        closes = CounterMetricFamily(
-            "dcc_gateway_reconnects",
-            "Gateway connections that ended other than by the relay stopping, by close "
-            "code ('none': the connection was lost without a close frame).",
-            labels=["code"],
-        )
-        for key, count in sorted(
-            ((k, v) for k, v in shard_totals.items() if isinstance(k, tuple)),
-            key=lambda item: (item[0][1] is None, item[0][1] or 0),
-        ):
-            code = key[1]
-            closes.add_metric(["none" if code is None else str(code)], count)
-        yield closes
+
+def _wake_economy(per_bot: _PerBot, totals: Counter[Hashable]) -> Iterator[Metric]:
+    """
+    Each wake counter, for all bots and per bot, and how long bots took to
+    wake.
+    """
+    for name, field, help_text in WAKE_COUNTERS:
         yield CounterMetricFamily(
-            "dcc_identify_waits",
-            "Times a shard had to wait for an identify slot (Discord's identify limits).",
-            value=shard_totals["identify_waits"],
+            f"dcc_{name}", help_text + " All bots, deleted ones included.",
+            value=totals[name],
         )
-        yield CounterMetricFamily(
-            "dcc_identify_wait_seconds",
-            "Seconds shards spent waiting for an identify slot.",
-            value=shard_totals["identify_wait_seconds"],
-        )
+        family = CounterMetricFamily(f"dcc_bot_{name}", help_text, labels=["alias"])
+        for alias, snapshot in per_bot:
+            family.add_metric([alias], wake_count(snapshot, field))
+        yield family
+    wake_times = HistogramMetricFamily(
+        "dcc_bot_wake_seconds",
+        "From a dispatch matching while its bot was not connected to its delivery "
+        "(acknowledged, for websocket v2 and webhooks).",
+        labels=["alias"],
+    )
+    for alias, snapshot in per_bot:
+        wake = snapshot.wake
+        if wake is not None:
+            wake_times.add_metric([alias], list(wake.buckets), wake.sum_seconds)
+    yield wake_times
+
+
+def _enabled(relays: list[Relay]) -> Iterator[Metric]:
+    """
+    Whether each bot's gateway session is enabled.
+    """
+    up = GaugeMetricFamily(
+        "dcc_bot_enabled", "1 if the bot's gateway session is enabled.", labels=["alias"]
+    )
+    for relay in relays:
+        up.add_metric([relay.alias], 1 if relay.enabled else 0)
+    yield up
+
+
+def _latency(manager: RelayManager) -> Iterator[Metric]:
+    """
+    The node's delivery latency (websocket v1).
+    """
+    latency = manager.delivery_latency
+    yield HistogramMetricFamily(
+        "dcc_delivery_latency_seconds",
+        "From a dispatch's gateway frame arriving to its being written to the bot "
+        "(websocket v1 delivery).",
+        buckets=latency.cumulative(),
+        sum_value=latency.sum,
+    )
+
+
+def _reconnects_and_identify_waits(shard_totals: Counter[Hashable]) -> Iterator[Metric]:
+    """
+    Gateway connections ended, by close code, and identify waits, from the
+    shards' lasting totals.
+    """
+    closes = CounterMetricFamily(
+        "dcc_gateway_reconnects",
+        "Gateway connections that ended other than by the relay stopping, by close "
+        "code ('none': the connection was lost without a close frame).",
+        labels=["code"],
+    )
+    for key, count in sorted(
+        ((k, v) for k, v in shard_totals.items() if isinstance(k, tuple)),
+        key=lambda item: (item[0][1] is None, item[0][1] or 0),
+    ):
+        code = key[1]
+        closes.add_metric(["none" if code is None else str(code)], count)
+    yield closes
+    yield CounterMetricFamily(
+        "dcc_identify_waits",
+        "Times a shard had to wait for an identify slot (Discord's identify limits).",
+        value=shard_totals["identify_waits"],
+    )
+    yield CounterMetricFamily(
+        "dcc_identify_wait_seconds",
+        "Seconds shards spent waiting for an identify slot.",
+        value=shard_totals["identify_wait_seconds"],
+    )
 
 
 def build_registry(manager: RelayManager) -> CollectorRegistry:
