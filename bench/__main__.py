@@ -35,8 +35,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import durable, filters, gateway_compression, idle_memory, latency, restart
-from bench import throughput, tls_connection
+from bench import (
+    durable,
+    filters,
+    gateway_compression,
+    idle_memory,
+    latency,
+    restart,
+    throughput,
+    tls_connection,
+)
 from bench.fleet import bring_up
 from bench.processes import machine
 

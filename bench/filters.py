@@ -28,7 +28,6 @@ import orjson
 from dccrelay.filters import DEFAULT_CRITERIA, compile_criteria
 from dccrelay.testing.load import BOT_USER_ID, chatter
 
-
 #: SEED.md, tutorial step 8.
 SAMPLE_MONGO: dict[str, Any] = {
     "t": "MESSAGE_CREATE",

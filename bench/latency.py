@@ -17,7 +17,6 @@ from typing import Any
 from bench import throughput
 from bench.fleet import Fleet
 
-
 #: dispatches per bot in the warm-up, at the throughput rate: with ~14% of
 #: them matching, all but a handful of bots have had one, so their
 #: connections are open when the measured run starts

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from bench.fleet import Fleet
 from bench.filters import SAMPLE_MONGO
+from bench.fleet import Fleet
 from bench.processes import wait_until
 from dccrelay.filters import compile_criteria
 from dccrelay.testing.load import chatter, message_index

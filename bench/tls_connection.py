@@ -68,8 +68,8 @@ def measure(context: str, trust: str, version: str, count: int, data: int) -> di
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
     from bench.processes import platform_trust_store
-    from dccrelay.testing.tls import ThrowAwayCA
     from dccrelay.net.tls import ClientTLS
+    from dccrelay.testing.tls import ThrowAwayCA
 
     ca = ThrowAwayCA("bench CA")
     if trust == "platform":

@@ -18,7 +18,7 @@ from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from dccrelay import __version__
-from dccrelay.ops.config import ConfigFileOptions
+from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
 from dccrelay.delivery.config import DEFAULTS as DELIVERY_DEFAULTS
 from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.delivery.factory import DeliveryFactory
@@ -27,23 +27,23 @@ from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
-from dccrelay.ops.logs import RelayRoot, log_format
+from dccrelay.net.guard import NoRedirectHTTPClient, outbound_http, outbound_reactor
+from dccrelay.net.tls import ClientTLS
+from dccrelay.ops.config import ConfigFileOptions
+from dccrelay.ops.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.ops.lagprobe import LagProbe
 from dccrelay.ops.listening import ListeningService
-from dccrelay.ops.keys import KeyFileError, read_access_key, read_fernet_keys
-from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
+from dccrelay.ops.logs import RelayRoot, log_format
+from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.placement import Alone, IPlacement
-from dccrelay.net.guard import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.relay.relay import RelayEnvironment
 from dccrelay.relay.settings import parse_settings
-from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.store import IRelayStore
-from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.leases import LeaseTiming
+from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.service import StoreService
 from dccrelay.store.sqlite import SQLiteStore
-from dccrelay.net.tls import ClientTLS
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_site
 from dccrelay.web.throttle import FailedAuthLimiter

@@ -9,8 +9,8 @@ import time
 from typing import Any, Awaitable, Callable
 
 import orjson
-from treq.client import HTTPClient
 from autobahn.twisted.resource import WebSocketResource
+from treq.client import HTTPClient
 from twisted.application.service import IService
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
@@ -22,10 +22,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from dccrelay.client.receiver import DispatchReceiverFactory, DispatchReceiverProtocol
+from dccrelay.net.tls import ClientTLS
 from dccrelay.tap import Options, makeService
 from dccrelay.testing.simulator import DiscordSimulator
 from dccrelay.testing.tls import ThrowAwayCA, serve_tls
-from dccrelay.net.tls import ClientTLS
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 

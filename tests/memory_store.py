@@ -8,10 +8,10 @@ real stores.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import json
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 

@@ -30,9 +30,9 @@ from dccrelay.filters import compile_criteria
 from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.relay import RelayEnvironment
 from dccrelay.relay.settings import parse_settings
-from tests.memory_store import MemoryRelayStore
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_resource
+from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import FakeREST, RecordingChannel
 
 T = TypeVar("T")

@@ -19,8 +19,8 @@ from dccrelay.delivery.framing import V1Framing, V2Framing
 from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
 from dccrelay.delivery.webhook import WebhookDelivery
 from dccrelay.delivery.websocket import WebSocketChannel
-from tests.memory_store import MemoryRelayStore
 from tests.channel_builders import CallbackOwner, status_of
+from tests.memory_store import MemoryRelayStore
 
 SECRET = "admin:c2VjcmV0c2VjcmV0"
 

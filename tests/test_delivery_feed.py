@@ -6,7 +6,6 @@ where a channel's dispatches wait, and how v1 and v2 frame them.
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError
-
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock

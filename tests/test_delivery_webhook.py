@@ -36,8 +36,8 @@ from dccrelay.delivery.webhook import (
     default_retry_policy,
     sign,
 )
-from tests.memory_store import MemoryDatabase, MemoryRelayStore
 from tests.channel_builders import status_of, webhook
+from tests.memory_store import MemoryDatabase, MemoryRelayStore
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
 DST = "https://bot.example/dcc/hook"

@@ -15,11 +15,11 @@ from base64 import b64encode
 from typing import Any, Callable, Generator, Sequence
 
 import txaio
+from autobahn.websocket.protocol import WebSocketProtocol
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString

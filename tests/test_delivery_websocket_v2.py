@@ -30,13 +30,13 @@ from dccrelay.client.receiver import (
 )
 from dccrelay.client.register import RegistrationError
 from dccrelay.delivery import IDurableChannel
-from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.delivery.config import DEFAULTS
 from dccrelay.delivery.framing import dispatch_frame
+from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.delivery.websocket import WebSocketChannel
 from dccrelay.store import OutboxCheckpoint, SessionState
-from tests.memory_store import MemoryDatabase, MemoryRelayStore
 from tests.channel_builders import status_of, websocket_v2
+from tests.memory_store import MemoryDatabase, MemoryRelayStore
 
 PING_INTERVAL = DEFAULTS.ping_interval
 PING_TIMEOUT = DEFAULTS.ping_timeout

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from twisted.logger import capturedLogs
 from twisted.plugin import IPlugin, pluginPackagePaths
 from twisted.trial.unittest import SynchronousTestCase

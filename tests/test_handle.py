@@ -7,17 +7,15 @@ node, and where bots run is one object's decision.
 from __future__ import annotations
 
 import orjson
-
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from dccrelay.gateway.commands import CommandError
+from dccrelay.cluster.remote_relay import RemoteRelay
 from dccrelay.delivery import ChannelSnapshot
+from dccrelay.gateway.commands import CommandError
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.relay import Relay
-from dccrelay.cluster.remote_relay import RemoteRelay
 from dccrelay.relay.settings import RelaySettings
-from dccrelay.store import StoredRelay
 from dccrelay.relay.snapshots import (
     DispatchCounts,
     InteractionCounts,
@@ -27,6 +25,7 @@ from dccrelay.relay.snapshots import (
     from_record,
     to_record,
 )
+from dccrelay.store import StoredRelay
 from dccrelay.web.status_json import full_json, public_json
 from tests.relay_harness import RelayHarness
 

@@ -16,8 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway.rest import DiscordHTTPError
 from dccrelay.ops.stats import LatencyHistogram
-from dccrelay.web.metrics import RelayCollector
 from dccrelay.waking.typing import GRACE, INTERVAL
+from dccrelay.web.metrics import RelayCollector
 from dccrelay.web.status_json import public_json
 
 from .relay_harness import RelayHarness

@@ -14,7 +14,6 @@ from twisted.internet.defer import gatherResults
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
-
 from tests.test_simulator import TOKEN, SimulatorTestCase
 
 

@@ -35,8 +35,8 @@ from dccrelay.store import (
     StoredRelay,
     Trimmed,
 )
-from dccrelay.store.errors import SchemaTooNew, StoreClosed
 from dccrelay.store import sqlite as sqlite_module
+from dccrelay.store.errors import SchemaTooNew, StoreClosed
 from dccrelay.store.sqlite import MEMORY, MIGRATIONS, SQLiteStore
 
 _Self = TypeVar("_Self")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from OpenSSL.SSL import Error as OpenSSLError
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.protocol import Factory, Protocol
@@ -18,13 +19,12 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web._newclient import ResponseNeverReceived
-from OpenSSL.SSL import Error as OpenSSLError
 
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.shard import gateway_url
+from dccrelay.net.tls import ClientTLS, certificate_problem, discord_tls_failure
 from dccrelay.testing.simulator import DiscordSimulator
 from dccrelay.testing.tls import LOOPBACK_NAMES, ThrowAwayCA
-from dccrelay.net.tls import ClientTLS, certificate_problem, discord_tls_failure
 from dccrelay.web.status_json import public_json
 from tests.harness import (
     LOOPBACK,

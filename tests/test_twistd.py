@@ -9,11 +9,10 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.task import deferLater
 from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from dccrelay.testing.codes import MESSAGE_CONTENT

@@ -21,15 +21,14 @@ from twisted.web.template import flattenString
 
 from dccrelay.delivery import ChannelSnapshot
 from dccrelay.filters import compile_criteria
+from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.relay import RelayEnvironment
 from dccrelay.relay.settings import parse_settings
-from dccrelay.ops.stats import LatencyHistogram
-from tests.memory_store import MemoryRelayStore
+from dccrelay.relay.snapshots import DispatchCounts, RelaySnapshot, ShardSnapshot
 from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.status_page import StatusPage, format_duration, render_status
-from dccrelay.delivery import ChannelSnapshot
-from dccrelay.relay.snapshots import DispatchCounts, RelaySnapshot, ShardSnapshot
+from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import FakeREST
 
 TOKEN = "MTExMTExMTExMTExMTExMTEx.Gg1234.metrics-token"

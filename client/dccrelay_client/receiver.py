@@ -27,6 +27,7 @@ from dccrelay_client.registration import basic_authorization
 from dccrelay_client.settle import Handling
 from dccrelay_client.webhook import WebhookVerificationError, verify_webhook
 
+
 async def handle_batch(dispatcher: Dispatcher, batch: Any) -> None:
     """Feed a verified webhook batch and wait until it is handled."""
     dispatches = batch.get("dispatches") if isinstance(batch, dict) else None

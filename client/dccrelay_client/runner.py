@@ -31,7 +31,7 @@ from aiohttp import web
 from dccrelay_client.dispatcher import CAP, Dispatcher, warm
 from dccrelay_client.frameworks import FrameworkBot, adapt
 from dccrelay_client.receiver import delivery_app
-from dccrelay_client.registration import RelayAPI, RegistrationError, registration_body
+from dccrelay_client.registration import RegistrationError, RelayAPI, registration_body
 from dccrelay_client.settle import track_tasks
 
 DISCORD_API = "https://discord.com/api/v10"

@@ -45,7 +45,6 @@ from collections import deque
 from typing import Any, Callable, cast
 
 import orjson
-
 import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol

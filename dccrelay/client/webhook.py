@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from twisted.web.http_headers import Headers
+
 from dccrelay_client.webhook import HeadersLike as _PlainHeaders
 from dccrelay_client.webhook import WebhookVerificationError
 from dccrelay_client.webhook import verify_webhook as _verify
-from twisted.web.http_headers import Headers
 
 #: a plain mapping, ``(name, value)`` pairs, or Twisted's ``Headers``
 HeadersLike = Union[_PlainHeaders, Headers]

@@ -11,8 +11,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from dccrelay.gateway.commands import CommandError
 from dccrelay.delivery import ChannelSnapshot
+from dccrelay.gateway.commands import CommandError
 from dccrelay.gateway.shard import Shard
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.settings import RelaySettings

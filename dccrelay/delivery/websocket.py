@@ -28,10 +28,10 @@ from base64 import b64encode
 from typing import Any, Callable, cast
 
 import txaio
-from automat import MethodicalMachine
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.util import parse_url
+from automat import MethodicalMachine
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -61,8 +61,8 @@ from dccrelay.delivery.errors import (
 from dccrelay.delivery.feed import IFeed
 from dccrelay.delivery.framing import IBotFrames, IFraming
 from dccrelay.delivery.timers import Deadline, IdleTimer, RetryTimer
-from dccrelay.store import OutboxCheckpoint
 from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
+from dccrelay.store import OutboxCheckpoint
 
 #: seconds the bot gets to finish a close handshake (the default of
 #: :attr:`DeliveryConfig.close_timeout`)

@@ -20,9 +20,8 @@ the connection.  Its window, chosen by the sender, bounds its memory: up to
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import zlib
+from typing import Any, Callable
 
 import orjson
 import txaio
@@ -30,9 +29,9 @@ import zstandard
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
-from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from dccrelay import __version__

@@ -19,13 +19,18 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from dccrelay.gateway import codes
+from dccrelay.gateway.commands import CommandError, GatewayCommand, shards_for
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
-from dccrelay.gateway.shard import GatewayTools, IShardOwner, Shard, ShardIdentity
 from dccrelay.gateway.resume_points import ResumeBook
+from dccrelay.gateway.shard import GatewayTools, IShardOwner, Shard, ShardIdentity
+from dccrelay.net.tls import discord_tls_failure
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.store import ISessions, SessionState
-from dccrelay.net.tls import discord_tls_failure
+
+#: commands a shard may hold back for Discord's send limit before more are
+#: refused (429)
+MAX_WAITING_COMMANDS = 20
 
 
 class IGatewayOwner(Interface):
@@ -275,6 +280,45 @@ class GatewaySession:
         self.resume.clear()
         closing = [shard.stop(code) for shard in shards]
         return DeferredList(closing + saves, consumeErrors=True)
+
+    # -- gateway commands from the bot -------------------------------------------
+
+    def command_targets(self, command: GatewayCommand) -> list[int]:
+        """
+        The shards ``command`` goes on.
+
+        :raise CommandError: 503 if the session or one of those shards is
+            not ready, 429 if too many commands already wait for Discord's
+            send limit on one of them.
+        """
+        shards = self.shards
+        if not shards:
+            raise CommandError(
+                "the bot's gateway session is not open yet", status=503, retry_after=5.0
+            )
+        targets = shards_for(command, len(shards))
+        for shard_id in targets:
+            shard = shards[shard_id]
+            if shard.state != "ready":
+                raise CommandError(
+                    f"the bot's gateway shard {shard_id} is {shard.state}, not ready",
+                    status=503,
+                    retry_after=5.0,
+                )
+            if shard.commands_waiting >= MAX_WAITING_COMMANDS:
+                raise CommandError(
+                    f"{shard.commands_waiting} commands already wait for Discord's send "
+                    f"limit on shard {shard_id} (120 a minute, heartbeats included)",
+                    status=429,
+                    retry_after=30.0,
+                )
+        return targets
+
+    def send_command(self, command: GatewayCommand, targets: list[int]) -> None:
+        """Send ``command`` on the ``targets`` shards, paced to Discord's limit."""
+        payload = command.payload()
+        for shard_id in targets:
+            self.shards[shard_id].send_command(payload)
 
     # -- resume points -----------------------------------------------------------
 

@@ -30,8 +30,8 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.heartbeat import Heartbeat
 from dccrelay.gateway.limiter import IdentifyLimiter, IdentifySlot
 from dccrelay.gateway.ratelimit import CommandLimiter
-from dccrelay.store import SessionState
 from dccrelay.net.tls import discord_tls_failure
+from dccrelay.store import SessionState
 
 GATEWAY_QUERY = "?v=10&encoding=json"
 

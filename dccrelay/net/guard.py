@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 from treq.client import HTTPClient
 from twisted.internet import error
-from twisted.internet.base import BaseConnector
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.base import BaseConnector
 from twisted.internet.interfaces import IAddress, IConnector, IReactorTime
 from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger

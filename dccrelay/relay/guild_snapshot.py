@@ -25,10 +25,9 @@ need the GUILDS intent (1 << 0).
 
 from __future__ import annotations
 
-from typing import Any
-
 import binascii
 from base64 import urlsafe_b64decode
+from typing import Any
 
 import orjson
 

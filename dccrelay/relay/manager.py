@@ -21,13 +21,13 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from dccrelay.cluster.remote_relay import RemoteRelay
+from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.pacing import Pacer
 from dccrelay.relay.placement import Alone, IPlacement
 from dccrelay.relay.relay import Relay, RelayEnvironment
-from dccrelay.cluster.remote_relay import RemoteRelay
 from dccrelay.relay.settings import RelaySettings
-from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.store import IRegistrations, SessionState, StoredRelay
 
 # Relays created per reactor turn when a node starts: each compiles its

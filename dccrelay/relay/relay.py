@@ -18,17 +18,20 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from dccrelay.gateway.commands import CommandError, command_answer, parse_command, shards_for
 from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
 from dccrelay.gateway import codes
+from dccrelay.gateway.commands import CommandError, command_answer, parse_command
 from dccrelay.gateway.limiter import SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordREST
-from dccrelay.gateway.session import GatewaySession, IGatewayOwner
+from dccrelay.gateway.session import MAX_WAITING_COMMANDS, GatewaySession, IGatewayOwner
 from dccrelay.gateway.shard import Connect, GatewayTools, Shard
 from dccrelay.relay.guild_snapshot import GuildSnapshot, bot_user_id
 from dccrelay.relay.handle import IRelayHandle
-from dccrelay.waking.interactions import DEFER_AFTER
-from dccrelay.relay.member_requests import MAX_MEMBER_REQUESTS, MEMBER_REQUEST_TIMEOUT, MemberRequests
+from dccrelay.relay.member_requests import (
+    MAX_MEMBER_REQUESTS,
+    MEMBER_REQUEST_TIMEOUT,
+    MemberRequests,
+)
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.relay.snapshots import (
     DispatchCounts,
@@ -41,6 +44,7 @@ from dccrelay.relay.snapshots import (
 )
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState, StoredRelay
 from dccrelay.waking.assistant import WakeAssistant
+from dccrelay.waking.interactions import DEFER_AFTER
 from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 
 __all__ = [
@@ -49,10 +53,6 @@ __all__ = [
 ]
 
 Predicate = Callable[[dict[str, Any]], bool]
-
-#: commands a shard may hold back for Discord's send limit before more are
-#: refused (429)
-MAX_WAITING_COMMANDS = 20
 
 
 @dataclass
@@ -375,15 +375,7 @@ class Relay:
             {"type", "ephemeral"}}``.
         :raise CommandError: (400) for another body.
         """
-        interaction_id = body.get("interaction") if isinstance(body, dict) else None
-        if not (isinstance(interaction_id, str) and interaction_id.isdigit() and len(body) == 1):
-            raise CommandError(
-                'the body must be {"interaction": "<the interaction\'s id>"}', "/interaction"
-            )
-        deferred = self._waking.deferrer.claim(interaction_id)
-        if deferred is None:
-            return {"owner": "bot"}
-        return {"owner": "relay", "deferred": deferred}
+        return self._waking.claim(body)
 
     def send_command(self, body: Any) -> dict[str, Any]:
         """
@@ -403,19 +395,10 @@ class Relay:
             raise CommandError(
                 "the bot is disabled; register it again (PUT) first", status=409
             )
-        shards = self.shards
-        if not shards:
-            raise CommandError(
-                "the bot's gateway session is not open yet", status=503, retry_after=5.0
-            )
-        targets = shards_for(command, len(shards))
-        for shard_id in targets:
-            _check_can_send(shards[shard_id])
+        targets = self.gateway.command_targets(command)
         if command.nonce is not None:
             self._member_requests.expect(command.nonce)
-        payload = command.payload()
-        for shard_id in targets:
-            shards[shard_id].send_command(payload)
+        self.gateway.send_command(command, targets)
         self.counters.commands += 1
         result: dict[str, Any] = {"op": command.op, "shards": targets}
         if command.nonce is not None:
@@ -496,24 +479,4 @@ class Relay:
                 WakeUrlSnapshot(hook.requests, hook.failures, hook.last_status, hook.last_error)
                 if private and hook is not None else None
             ),
-        )
-
-
-def _check_can_send(shard: Shard) -> None:
-    """
-    :raise CommandError: 503 if ``shard`` is not ready, 429 if too many
-        commands already wait for Discord's send limit on it.
-    """
-    if shard.state != "ready":
-        raise CommandError(
-            f"the bot's gateway shard {shard.shard_id} is {shard.state}, not ready",
-            status=503,
-            retry_after=5.0,
-        )
-    if shard.commands_waiting >= MAX_WAITING_COMMANDS:
-        raise CommandError(
-            f"{shard.commands_waiting} commands already wait for Discord's send "
-            f"limit on shard {shard.shard_id} (120 a minute, heartbeats included)",
-            status=429,
-            retry_after=30.0,
         )

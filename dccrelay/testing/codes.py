@@ -11,7 +11,6 @@ from __future__ import annotations
 # These repeat dccrelay.gateway.codes on purpose: the simulator stands in for
 # Discord, so a wrong number in the relay must not be copied into its test
 # double, where it would pass unnoticed.
-
 from typing import Any
 
 import orjson

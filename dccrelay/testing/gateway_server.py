@@ -15,7 +15,6 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 import zstandard
-
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest

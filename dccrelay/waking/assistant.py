@@ -19,9 +19,10 @@ from typing import Any, Callable, Sequence
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from dccrelay.waking.interactions import DISCORD_DEADLINE, InteractionDeferrer
-from dccrelay.relay.settings import RelaySettings
+from dccrelay.gateway.commands import CommandError
 from dccrelay.ops.stats import WAKE_BUCKETS, LatencyHistogram
+from dccrelay.relay.settings import RelaySettings
+from dccrelay.waking.interactions import DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.waking.typing import TypingWhileWaking
 from dccrelay.waking.wake_url import WakeHook
 from dccrelay.waking.watch import DeliveryWatches, Watch
@@ -111,6 +112,27 @@ class WakeAssistant:
             self._typing.waiting(waiting.typing_in, waiting.watch.is_done)
         if waiting.interaction is not None:
             self.deferrer.arrived(waiting.interaction, waiting.watch, self.settings.defer_ephemeral)
+
+    def claim(self, body: Any) -> dict[str, Any]:
+        """
+        The bot, which has an interaction, asks whether it may answer it
+        through the callback (``POST /relays/{alias}/claim``; see
+        :meth:`dccrelay.waking.interactions.InteractionDeferrer.claim`).
+
+        :param body: ``{"interaction": "<id>"}``.
+        :return: ``{"owner": "bot"}``, or ``{"owner": "relay", "deferred":
+            {"type", "ephemeral"}}``.
+        :raise CommandError: (400) for another body.
+        """
+        interaction_id = body.get("interaction") if isinstance(body, dict) else None
+        if not (isinstance(interaction_id, str) and interaction_id.isdigit() and len(body) == 1):
+            raise CommandError(
+                'the body must be {"interaction": "<the interaction\'s id>"}', "/interaction"
+            )
+        deferred = self.deferrer.claim(interaction_id)
+        if deferred is None:
+            return {"owner": "bot"}
+        return {"owner": "relay", "deferred": deferred}
 
     def delivered(self, payloads: Sequence[bytes]) -> None:
         """The bot took ``payloads``."""

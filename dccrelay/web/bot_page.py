@@ -21,10 +21,10 @@ from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.settings import SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.responses import HTTPError, reason_phrase
+from dccrelay.web.status_json import full_json, public_json
 from dccrelay.web.status_page import STYLE, state
 from dccrelay.web.status_query import PROBLEMS, problems
 from dccrelay.web.wake_chart import wake_histogram
-from dccrelay.web.status_json import full_json, public_json
 
 
 def _facts(rows: list[tuple[str, Any]]) -> Tag:

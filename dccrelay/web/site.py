@@ -11,8 +11,8 @@ from twisted.web.server import Request, Site
 
 from dccrelay.relay.manager import RelayManager
 from dccrelay.web.access import Access
-from dccrelay.web.bot_page import BotPages
 from dccrelay.web.api_request import APIRequest
+from dccrelay.web.bot_page import BotPages
 from dccrelay.web.channel import IDLE_TIMEOUT, DeadlineChannel
 from dccrelay.web.metrics import MetricsPage
 from dccrelay.web.openapi import OpenAPIDocument

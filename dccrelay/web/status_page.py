@@ -20,6 +20,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.template import Tag, flattenString, tags
 
 from dccrelay import __version__
+from dccrelay.web.status_json import public_json
 from dccrelay.web.status_query import (
     PROBLEMS,
     STATE_FILTERS,
@@ -30,7 +31,6 @@ from dccrelay.web.status_query import (
     select,
     totals,
 )
-from dccrelay.web.status_json import public_json
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

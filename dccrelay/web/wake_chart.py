@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from twisted.web.template import Flattenable
-
-from twisted.web.template import Tag
+from twisted.web.template import Flattenable, Tag
 
 WIDTH = 640
 HEIGHT = 180
