@@ -26,6 +26,7 @@ from dccrelay.gateway.resume_points import ResumeBook
 from dccrelay.gateway.shard import GatewayTools, IShardOwner, Shard, ShardIdentity
 from dccrelay.net.tls import discord_tls_failure
 from dccrelay.relay.settings import RelaySettings
+from dccrelay.relay.snapshots import ShardSnapshot
 from dccrelay.store import ISessions, SessionState
 
 #: commands a shard may hold back for Discord's send limit before more are
@@ -280,6 +281,20 @@ class GatewaySession:
         self.resume.clear()
         closing = [shard.stop(code) for shard in shards]
         return DeferredList(closing + saves, consumeErrors=True)
+
+    def shard_snapshots(self, private: bool = False) -> tuple[ShardSnapshot, ...]:
+        """Each shard now; with ``private``, its session counts and seq too."""
+        if private:
+            return tuple(
+                ShardSnapshot(
+                    shard.shard_id, shard.state, shard.last_close,
+                    shard.identifies, shard.resumes, shard.seq,
+                )
+                for shard in self.shards
+            )
+        return tuple(
+            ShardSnapshot(shard.shard_id, shard.state, shard.last_close) for shard in self.shards
+        )
 
     # -- gateway commands from the bot -------------------------------------------
 

@@ -33,15 +33,7 @@ from dccrelay.relay.member_requests import (
     MemberRequests,
 )
 from dccrelay.relay.settings import RelaySettings
-from dccrelay.relay.snapshots import (
-    DispatchCounts,
-    GuildSnapshotCounts,
-    InteractionCounts,
-    RelaySnapshot,
-    ShardSnapshot,
-    WakeEconomy,
-    WakeUrlSnapshot,
-)
+from dccrelay.relay.snapshots import DispatchCounts, GuildSnapshotCounts, RelaySnapshot
 from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState, StoredRelay
 from dccrelay.waking.assistant import WakeAssistant
 from dccrelay.waking.interactions import DEFER_AFTER
@@ -429,23 +421,13 @@ class Relay:
         channel = self._delivery.snapshot()
         counters = self.counters
         waking = self._waking
-        deferrer = waking.deferrer
-        times = waking.wake_times
-        hook = waking.hook
         return RelaySnapshot(
             alias=self.alias,
             enabled=self.enabled,
             disable_reason=self.disable_reason,
             gateway_error=self.gateway.error,
             node=self.node,
-            shards=tuple(
-                ShardSnapshot(
-                    shard.shard_id, shard.state, shard.last_close,
-                    shard.identifies, shard.resumes, shard.seq,
-                )
-                if private else ShardSnapshot(shard.shard_id, shard.state, shard.last_close)
-                for shard in self.shards
-            ),
+            shards=self.gateway.shard_snapshots(private),
             delivery=replace(
                 channel,
                 dropped=channel.dropped + counters.earlier_dropped,
@@ -458,25 +440,12 @@ class Relay:
                 commands=counters.commands,
                 answers=counters.answers,
             ),
-            interactions=InteractionCounts(
-                deferrer.deferred, deferrer.in_time, deferrer.answered_first, deferrer.failed
-            ),
-            wake=WakeEconomy(
-                count=times.count,
-                sum_seconds=round(times.sum, 3),
-                max_seconds=round(waking.slowest_wake, 3),
-                buckets=tuple(times.cumulative()),
-                wake_requests=waking.wake_requests,
-                typing_calls=waking.typing_calls,
-                deferred_interactions=deferrer.deferred,
-            ),
+            interactions=waking.interaction_counts(),
+            wake=waking.economy(),
             guild_snapshot=(
                 GuildSnapshotCounts(**self._guilds.status())
                 if self.settings.guild_snapshot else None
             ),
             settings=self.settings if private else None,
-            wake_url=(
-                WakeUrlSnapshot(hook.requests, hook.failures, hook.last_status, hook.last_error)
-                if private and hook is not None else None
-            ),
+            wake_url=waking.wake_url_snapshot() if private else None,
         )

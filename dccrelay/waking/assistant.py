@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from dccrelay.gateway.commands import CommandError
 from dccrelay.ops.stats import WAKE_BUCKETS, LatencyHistogram
 from dccrelay.relay.settings import RelaySettings
+from dccrelay.relay.snapshots import InteractionCounts, WakeEconomy, WakeUrlSnapshot
 from dccrelay.waking.interactions import DISCORD_DEADLINE, InteractionDeferrer
 from dccrelay.waking.typing import TypingWhileWaking
 from dccrelay.waking.wake_url import WakeHook
@@ -199,6 +200,35 @@ class WakeAssistant:
         self.deferrer.stop()
         if self.hook is not None:
             self.hook.stop()
+
+    # -- what it shows -----------------------------------------------------------
+
+    def interaction_counts(self) -> InteractionCounts:
+        """Interactions deferred, and how the others went."""
+        deferrer = self.deferrer
+        return InteractionCounts(
+            deferrer.deferred, deferrer.in_time, deferrer.answered_first, deferrer.failed
+        )
+
+    def economy(self) -> WakeEconomy:
+        """What waking the bot cost and gained."""
+        times = self.wake_times
+        return WakeEconomy(
+            count=times.count,
+            sum_seconds=round(times.sum, 3),
+            max_seconds=round(self.slowest_wake, 3),
+            buckets=tuple(times.cumulative()),
+            wake_requests=self.wake_requests,
+            typing_calls=self.typing_calls,
+            deferred_interactions=self.deferrer.deferred,
+        )
+
+    def wake_url_snapshot(self) -> WakeUrlSnapshot | None:
+        """The wakeUrl's requests, if the bot has one."""
+        hook = self.hook
+        if hook is None:
+            return None
+        return WakeUrlSnapshot(hook.requests, hook.failures, hook.last_status, hook.last_error)
 
     @property
     def wake_requests(self) -> int:
