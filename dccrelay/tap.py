@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from dataclasses import replace
 from functools import partial
 from random import SystemRandom
 from typing import Any, Callable
@@ -44,6 +45,8 @@ from dccrelay.store.leases import LeaseTiming
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.service import StoreService
 from dccrelay.store.sqlite import SQLiteStore
+from dccrelay.waking.interactions import DEFER_AFTER
+from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_site
 from dccrelay.web.throttle import FailedAuthLimiter
@@ -126,7 +129,7 @@ class Options(ConfigFileOptions):
         ["node-id", None, None,
          "This node's name among nodes sharing --store (default: host name, process id "
          "and a random part; unique per run)."],
-        ["lease-ttl", None, 10.0,
+        ["lease-ttl", None, LeaseTiming().ttl,
          "Seconds a node's hold on a bot lasts without renewal, with --store: a dead "
          "node's bots move to the others after about this plus 2 s.",
          _positive_number("lease-ttl")],
@@ -140,10 +143,10 @@ class Options(ConfigFileOptions):
          "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
          "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
-        ["wake-interval", None, 60.0,
+        ["wake-interval", None, WAKE_INTERVAL,
          "Seconds between two requests to one bot's wakeUrl, at least.",
          _positive_number("wake-interval")],
-        ["defer-after", None, 2.0,
+        ["defer-after", None, DEFER_AFTER,
          "Seconds a matching interaction may take to reach a bot that asked for "
          "deferInteractions before the relay defers it (Discord allows 3 in all).",
          _defer_after],
@@ -345,7 +348,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
             options["node-id"] or default_node_id(),
             lease_timing(options["lease-ttl"]),
         )
-        env.shared_identify = partial(StoreIdentifySlots, shared, node.node_id)
+        env = replace(env, shared_identify=partial(StoreIdentifySlots, shared, node.node_id))
         # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
         sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
         placement = ClusterCoordinator(node, shared, sealed, reactor)

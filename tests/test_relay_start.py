@@ -6,6 +6,8 @@ every shard resumes them without asking Discord anything first.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -124,7 +126,8 @@ class StartTests(SynchronousTestCase):
         If Discord's REST API fails then, the relay asks again after a while
         and says why in the meantime.
         """
-        self.harness.env.rest = self.harness.rest = FlakyREST(failures=1)
+        self.harness.rest = FlakyREST(failures=1)
+        self.harness.env = replace(self.harness.env, rest=self.harness.rest)
         relay = self.start({0: stored(0)})
         self.hello()
         self.harness.connections[-1].frame({"op": 9, "d": False})

@@ -47,7 +47,7 @@ __all__ = [
 Predicate = Callable[[dict[str, Any]], bool]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RelayEnvironment:
     """
     What every relay on a node shares.
@@ -71,12 +71,15 @@ class RelayEnvironment:
     #: seconds a matching interaction may take to reach a bot that asked
     #: for deferInteractions before the relay defers it
     defer_after: float = DEFER_AFTER
-    _tools: GatewayTools | None = field(default=None, init=False, repr=False)
+    _tools: GatewayTools = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One object for every shard of the node (frozen: set once, here).
+        tools = GatewayTools(self.clock, self.random, self.connect, self.retry_policy)
+        object.__setattr__(self, "_tools", tools)
 
     def gateway_tools(self) -> GatewayTools:
-        """What every shard of the node is given (one object for them all)."""
-        if self._tools is None:
-            self._tools = GatewayTools(self.clock, self.random, self.connect, self.retry_policy)
+        """What every shard of the node is given."""
         return self._tools
 
 
