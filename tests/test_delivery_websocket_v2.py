@@ -423,6 +423,71 @@ class V2DeliveryTests(SynchronousTestCase):
         self.settle(pump)
         self.assertEqual(restarted.handled, PAYLOADS[:1])
 
+    def test_oversized_message_from_bot(self) -> None:
+        """
+        A bot whose websocket message is over ``max_bot_message`` bytes is
+        cut off as soon as its frame header says so (Autobahn buffered any
+        size before); lastError says why, and what it had not acknowledged
+        goes again on the next connection.
+        """
+        limit = 1024
+
+        class Flooding(_RecordingProtocol):
+            def onOpen(self) -> None:
+                super().onOpen()
+                self.sendMessage(b"x" * (limit + 1), isBinary=True)
+
+        self.cut_off(Flooding, limit)
+
+    def test_oversized_message_in_small_frames(self) -> None:
+        """
+        The same for a message of many frames, each under the limit: cut
+        off once their total passes it.
+        """
+        limit = 1024
+
+        class Trickling(_RecordingProtocol):
+            def onOpen(self) -> None:
+                super().onOpen()
+                self.sendMessage(b"x" * (limit * 3), isBinary=True, fragmentSize=limit // 2)
+
+        self.cut_off(Trickling, limit)
+
+    def test_large_dispatch_to_bot(self) -> None:
+        """
+        The limit is on what the bot sends: a dispatch larger than it still
+        goes to the bot (a member chunk can be hundreds of kilobytes).
+        """
+        channel = self.channel(max_bot_message=1024)
+        big = b'{"t":"GUILD_MEMBERS_CHUNK","s":9,"op":0,"d":{"pad":"' + b"x" * 5000 + b'"}}'
+        channel.deliver(big)
+        pump = self.accept()
+        self.settle(pump)
+        self.assertEqual(self.bot.handled, [big])
+
+    def cut_off(self, protocol: type[_RecordingProtocol], limit: int) -> None:
+
+        self.bot.hold = True
+        self.bot.factory.protocol = protocol
+        channel = self.channel(max_bot_message=limit)
+        channel.deliver(PAYLOADS[0])
+        pump = self.accept()
+        self.settle(pump)
+        self.assertTrue(pump.clientIO.disconnecting)
+        pump.flush()
+        self.assertEqual(
+            status_of(channel)["lastError"],
+            "the bot sent a websocket message over 1024 bytes (a bot sends only "
+            "acknowledgements and commands)",
+        )
+        restarted = Bot(self.clock)
+        self.replace_bot(restarted)
+        self.settle()
+        self.clock.advance(10)
+        pump = self.accept()
+        self.settle(pump)
+        self.assertEqual(restarted.handled, PAYLOADS[:1])
+
     def test_idle_close_once_acked(self) -> None:
         """
         The idle close comes idle_timeout after the last send once everything

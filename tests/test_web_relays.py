@@ -345,6 +345,22 @@ class RegistrationAPITests(SynchronousTestCase):
         for hidden in (PROTOTYPE_BODY["token"], SECRET, "bot.example"):
             self.assertNotIn(hidden.encode(), body)
 
+    def test_pages_not_sniffed_or_scripted(self) -> None:
+        """
+        The HTML pages (the list and a bot's page) forbid type sniffing,
+        scripts, frames and foreign loads; JSON answers forbid sniffing.
+        """
+        self.put()
+        for path in ("/", "/bots/cookout"):
+            _, _, response = self.request("GET", path)
+            self.assertEqual(response.headers.getRawHeaders("X-Content-Type-Options"), ["nosniff"])
+            policy = response.headers.getRawHeaders("Content-Security-Policy")[0]
+            self.assertIn("default-src 'none'", policy)
+            self.assertNotIn("script-src", policy)
+            self.assertIn("frame-ancestors 'none'", policy)
+        _, _, response = self.request("GET", "/relays")
+        self.assertEqual(response.headers.getRawHeaders("X-Content-Type-Options"), ["nosniff"])
+
     def test_healthz(self) -> None:
         """
         ``GET /healthz`` is 200 once the relays are loaded.

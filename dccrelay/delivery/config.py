@@ -50,6 +50,11 @@ class DeliveryConfig:
     #: the number of consecutive failures (from 1)
     retry_policy: Callable[[int], float] = backoffPolicy(initialDelay=1.0, maxDelay=60.0)
 
+    #: bytes one websocket message (or frame) from a bot may hold: a bot
+    #: sends only v2 acknowledgements and gateway commands (at most 4 KiB),
+    #: and a larger one ends the connection before it is buffered
+    max_bot_message: int = 64 * 1024
+
     #: v2: seconds between pings on an open connection
     ping_interval: float = 20.0
 

@@ -105,6 +105,14 @@ class _BotConnection(WebSocketClientProtocol):
         self._was_open = True
         self.factory.channel.bot_opened(self)
 
+    def onMessageFrameBegin(self, length: int) -> None:
+        super().onMessageFrameBegin(length)
+        # A message of many frames, each under the frame limit, is cut off
+        # as soon as its total passes the limit too.
+        if not self.failedByMe and self.message_data_total_length > self.factory.max_message:
+            self.wasMaxMessagePayloadSizeExceeded = True
+            self.dropConnection(abort=True)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.factory.channel.bot_message(self, payload)
 
@@ -125,6 +133,11 @@ class _BotConnection(WebSocketClientProtocol):
         :return: what went wrong, or None for a clean close.
         """
         if self._was_open:
+            if self.wasMaxFramePayloadSizeExceeded or self.wasMaxMessagePayloadSizeExceeded:
+                return (
+                    f"the bot sent a websocket message over {self.factory.max_message} bytes "
+                    "(a bot sends only acknowledgements and commands)"
+                )
             return None if self.wasClean else CONNECTION_LOST
         status_line = getattr(self, "http_status_line", None)
         if status_line is not None:
@@ -168,14 +181,19 @@ class _BotConnectionFactory(WebSocketClientFactory):
         useragent: str,
         headers: dict[str, str],
         protocols: list[str] | None,
+        max_message: int,
     ) -> None:
         super().__init__(
             url=url, reactor=reactor, useragent=useragent, headers=headers, protocols=protocols
         )
         # Autobahn runs its timers on txaio's reactor, the global one, not on
         # ours: switch them all off.  The channel keeps its own handshake and
-        # close deadlines on the injected reactor.
-        self.setProtocolOptions(**AUTOBAHN_TIMERS_OFF)
+        # close deadlines on the injected reactor.  Autobahn buffers a whole
+        # frame unless told a limit (0 is none): a bot's frame header over
+        # the limit now drops the connection.  (Its message limit would cap
+        # what the relay sends too: _BotConnection counts messages itself.)
+        self.setProtocolOptions(**AUTOBAHN_TIMERS_OFF, maxFramePayloadSize=max_message)
+        self.max_message = max_message
         self.channel = channel
 
 
@@ -839,6 +857,7 @@ class WebSocketChannel:
                 useragent=self._config.user_agent,
                 headers={"Authorization": f"Basic {credentials}"},
                 protocols=self._framing.subprotocols,
+                max_message=self._config.max_bot_message,
             )
             self._endpoint = client_endpoint(
                 self._reactor, self._factory, self._tls_options_for, self._config.connect_timeout

@@ -14,13 +14,13 @@ from typing import Any, Mapping
 
 import orjson
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
-from twisted.web.template import Tag, flattenString, tags
+from twisted.web.server import Request
+from twisted.web.template import Tag, tags
 
 from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.settings import SettingsError, validate_alias
 from dccrelay.web.access import Access
-from dccrelay.web.responses import HTTPError, reason_phrase
+from dccrelay.web.responses import HTTPError, reason_phrase, write_page
 from dccrelay.web.status_json import full_json, public_json
 from dccrelay.web.status_page import STYLE, state
 from dccrelay.web.status_query import PROBLEMS, problems
@@ -153,16 +153,7 @@ def _page(title: str, *body: Tag | str) -> Tag:
 
 
 def _write(request: Request, page: Tag) -> object:
-    request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-    request.setHeader(b"Cache-Control", b"no-store")
-    d = flattenString(request, page)
-
-    def done(html: bytes) -> None:
-        request.write(b"<!DOCTYPE html>\n" + html)
-        request.finish()
-
-    d.addCallback(done)
-    return NOT_DONE_YET
+    return write_page(request, page)
 
 
 def _refuse(request: Request, error: HTTPError) -> object:

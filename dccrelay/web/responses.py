@@ -1,5 +1,6 @@
 """
-JSON answers and errors for the registration API, from one place.
+JSON answers and errors for the registration API, and the HTML pages'
+answers, from one place.
 
 Every error is ``{"error": "...", "field": "<json pointer>"}`` with a status
 code; handlers raise :class:`HTTPError` and return ``(code, body)``.
@@ -16,6 +17,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.template import Tag, flattenString
 
 _log = Logger()
 
@@ -56,6 +58,15 @@ def reason_phrase(code: int) -> bytes:
         return b"Unknown Status"
 
 
+#: What the status pages may load: nothing but their own inline style and
+#: inline SVG, and forms that come back here (the pages show bots' aliases,
+#: errors and close reasons, which strangers chose).
+PAGE_POLICY = (
+    b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    b"frame-ancestors 'none'; base-uri 'none'"
+)
+
+
 def write_json(request: Request, code: int, body: Any) -> None:
     """
     Finish ``request`` with a JSON body.
@@ -63,6 +74,7 @@ def write_json(request: Request, code: int, body: Any) -> None:
     request.setResponseCode(code, reason_phrase(code))
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
     request.write(orjson.dumps(body))
     request.finish()
 
@@ -107,3 +119,23 @@ def json_handler(
         return NOT_DONE_YET
 
     return render
+
+
+def write_page(request: Request, page: Tag) -> object:
+    """
+    Render ``page`` (escaped by twisted.web.template) as the answer to
+    ``request``, with headers that keep a browser from guessing its type or
+    running anything in it.
+    """
+    request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Content-Security-Policy", PAGE_POLICY)
+    d = flattenString(request, page)
+
+    def done(html: bytes) -> None:
+        request.write(b"<!DOCTYPE html>\n" + html)
+        request.finish()
+
+    d.addCallback(done)
+    return NOT_DONE_YET

@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any, Mapping, Protocol
 
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
-from twisted.web.template import Tag, flattenString, tags
+from twisted.web.server import Request
+from twisted.web.template import Tag, tags
 
 from dccrelay import __version__
+from dccrelay.web.responses import write_page
 from dccrelay.web.status_json import public_json
 from dccrelay.web.status_query import (
     PROBLEMS,
@@ -261,12 +262,4 @@ class StatusPage(Resource):
         self._manager = manager
 
     def render_GET(self, request: Request) -> object:
-        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        d = flattenString(request, render_status(self._manager, parse_query(request.args)))
-
-        def done(html: bytes) -> None:
-            request.write(b"<!DOCTYPE html>\n" + html)
-            request.finish()
-
-        d.addCallback(done)
-        return NOT_DONE_YET
+        return write_page(request, render_status(self._manager, parse_query(request.args)))
