@@ -172,9 +172,21 @@ class GuardedReactorTests(SynchronousTestCase):
         self.assertEqual(self.refusals, [("10.1.2.3", "a private address")])
         self.assertEqual(
             describe_connect_failure(failure),
-            "refused to connect to 10.1.2.3, a private address; the operator has "
-            "not allowed private destinations (--allow-private-dst)",
+            "refused to connect: the bot's host resolved to a private address; the "
+            "operator has not allowed private destinations (--allow-private-dst)",
         )
+
+    def test_refusal_names_no_address(self) -> None:
+        """
+        What the bot's public status shows of a refusal names the kind of
+        address, never the address, also one embedded in IPv6.
+        """
+        for address, kind in (("10.1.2.3", "a private address"),
+                              ("::ffff:127.0.0.1", "a loopback address inside an IPv6 address")):
+            text = str(PrivateAddressRefused(address, refusal_reason(address) or ""))
+            self.assertIn(kind, text)
+            self.assertNotIn(address, text)
+            self.assertNotIn("127.0.0.1", text)
 
     def test_public_name_connects(self) -> None:
         """
@@ -216,7 +228,9 @@ class GuardedReactorTests(SynchronousTestCase):
         A literal address in the URL is checked the same way.
         """
         failure = self.failureResultOf(self.connect("127.0.0.1"), PrivateAddressRefused)
-        self.assertIn("127.0.0.1, a loopback address", str(failure.value))
+        self.assertIn("resolved to a loopback address", str(failure.value))
+        self.assertEqual(failure.value.address, "127.0.0.1")
+        self.assertEqual(self.refusals, [("127.0.0.1", "a loopback address")])
         self.assertEqual(self.reactor.tcpClients, [])
 
     def test_unresolved_name_refused(self) -> None:
@@ -324,7 +338,7 @@ class LoopbackGuardTests(TestCase):
         yield wait_until(lambda: status_of(channel)["lastError"] is not None)
         self.assertRegex(
             str(status_of(channel)["lastError"]),
-            r"^refused to connect to (127\.0\.0\.1|::1), a loopback address; "
+            r"^refused to connect: the bot's host resolved to a loopback address; "
             r"the operator has not allowed private destinations",
         )
         self.assertEqual(server.accepted, 0)

@@ -26,6 +26,7 @@ system's trust roots, the host name with ``service_identity``.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Callable
 
 from treq.client import HTTPClient
@@ -48,15 +49,20 @@ _NOT_ALLOWED = "the operator has not allowed private destinations (--allow-priva
 class PrivateAddressRefused(error.ConnectError):
     """
     A connection to a loopback, private, link-local, multicast or reserved
-    address was refused.  Its text says which address and why, in words
-    that are safe to show the bot's owner.
+    address was refused.  Its text says why, in words that are safe to show
+    in the bot's public status: the kind of address, not the address (a
+    private address tells strangers about the node's network); the
+    operator's log has the address.
 
     :ivar address: the numeric address refused.
     :ivar reason: why, from :func:`refusal_reason`.
     """
 
     def __init__(self, address: str, reason: str) -> None:
-        super().__init__(string=f"refused to connect to {address}, {reason}; {_NOT_ALLOWED}")
+        kind = re.sub(r" \(.*?\)", "", reason)
+        super().__init__(
+            string=f"refused to connect: the bot's host resolved to {kind}; {_NOT_ALLOWED}"
+        )
         self.address = address
         self.reason = reason
 
