@@ -31,6 +31,7 @@ from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.net.guard import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.net.tls import ClientTLS
 from dccrelay.ops.config import ConfigFileOptions
+from dccrelay.ops.descriptors import TooFewDescriptors, ensure_descriptors
 from dccrelay.ops.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.ops.lagprobe import LagProbe
 from dccrelay.ops.listening import ListeningService
@@ -215,6 +216,11 @@ class Options(ConfigFileOptions):
             path = self["encryption-key-file"]
             self["encryption-keys"] = [] if path is None else read_fernet_keys(path)
         except KeyFileError as e:
+            raise usage.UsageError(str(e))
+        try:
+            # Each bot holds connections: raised here, or refused with why.
+            ensure_descriptors(self["max-relays"])
+        except TooFewDescriptors as e:
             raise usage.UsageError(str(e))
 
 
