@@ -442,10 +442,24 @@ class InteractionCallbackTests(SynchronousTestCase):
 
     def test_bad_id_or_token(self) -> None:
         """
-        What is not an interaction id and token never reaches the URL.
+        An id that is not a number, or an empty or overlong token, never
+        reaches the URL, and the error says which.
         """
         d = self.rest.create_interaction_response("TOKEN", "1/../2", "tok", {"type": 5})
-        self.failureResultOf(d, ValueError)
-        d = self.rest.create_interaction_response("TOKEN", "1", "a/b", {"type": 5})
+        self.assertIn("id is not a number", str(self.failureResultOf(d, ValueError).value))
+        d = self.rest.create_interaction_response("TOKEN", "1", "", {"type": 5})
+        self.assertIn("token is empty", str(self.failureResultOf(d, ValueError).value))
+        d = self.rest.create_interaction_response("TOKEN", "1", "x" * 513, {"type": 5})
         self.failureResultOf(d, ValueError)
         self.assertEqual(self.discord.seen, [])
+
+    def test_token_quoted(self) -> None:
+        """
+        A token with characters outside what Discord uses today still goes,
+        quoted as one path segment, rather than being refused.
+        """
+        d = self.rest.create_interaction_response("TOKEN", "123", "a/b+c=", {"type": 5})
+        self.treq.flush()
+        self.successResultOf(d)
+        method, url, headers, data = self.discord.seen[0]
+        self.assertEqual(url, API + "/interactions/123/a%2Fb%2Bc%3D/callback")

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.gateway.rest import DiscordHTTPError
@@ -214,6 +215,22 @@ class DeferTests(SynchronousTestCase):
         self.arrive(interaction())
         self.harness.clock.advance(2)
         self.assertEqual(public_json(relay.snapshot())["interactions"]["deferFailed"], 1)
+
+    def test_not_sent_says_why(self) -> None:
+        """
+        A deferral the relay could not even send (an id or token it cannot
+        put in the URL) is counted as failed, and the log says why.
+        """
+        relay = self.relay()
+        self.harness.rest.refuse = ValueError(  # type: ignore[assignment]
+            "the interaction's token is empty or over 512 characters"
+        )
+        self.arrive(interaction())
+        with capturedLogs() as events:
+            self.harness.clock.advance(2)
+        self.assertEqual(public_json(relay.snapshot())["interactions"]["deferFailed"], 1)
+        said = [formatEvent(e) for e in events]
+        self.assertTrue(any("token is empty or over 512" in line for line in said), said)
 
     def test_other_payloads_untouched(self) -> None:
         """

@@ -6,9 +6,9 @@ Discord's rate limits (see :mod:`dccrelay.gateway.rest_limits`).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import quote
 from typing import Any, Callable
 
 import orjson
@@ -576,11 +576,18 @@ class DiscordREST:
         response: dict[str, Any],
         max_wait: float | None,
     ) -> None:
-        if not interaction_id.isdigit() or not _URL_SAFE.match(interaction_token):
-            raise ValueError("not an interaction id and token")
+        if not interaction_id.isdigit():
+            raise ValueError("the interaction's id is not a number")
+        if not 0 < len(interaction_token) <= MAX_INTERACTION_TOKEN:
+            raise ValueError(
+                f"the interaction's token is empty or over {MAX_INTERACTION_TOKEN} characters"
+            )
+        # Quoted whole, rather than guessing Discord's alphabet: whatever the
+        # token holds stays one path segment.
+        segment = quote(interaction_token, safe="")
         code, answer = await self._request(
             "POST",
-            f"/interactions/{interaction_id}/{interaction_token}/callback",
+            f"/interactions/{interaction_id}/{segment}/callback",
             token,
             body=response,
             authorize=False,
@@ -594,7 +601,8 @@ class DiscordREST:
             raise error
 
 
-_URL_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,512}\Z")
+#: characters in an interaction token, at most (Discord's are ~200)
+MAX_INTERACTION_TOKEN = 512
 
 
 def _digest(token: str) -> str:

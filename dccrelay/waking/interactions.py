@@ -287,8 +287,9 @@ class InteractionDeferrer:
             )
             return
         self.failed += 1
+        # Our own words (a refused id or token says why, never the token) or
+        # the kind of failure; never other exception text.
+        why = str(failure.value) if failure.check(ValueError) else type(failure.value).__name__
         self.log.info(
-            "{alias}: could not defer an interaction ({error})",
-            alias=self._alias,
-            error=type(failure.value).__name__,
+            "{alias}: could not defer an interaction ({error})", alias=self._alias, error=why
         )

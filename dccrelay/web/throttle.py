@@ -11,7 +11,11 @@ looked at.
 Memory is bounded: at most :attr:`FailedAuthLimiter.max_clients` addresses
 are remembered (the least recently failing are forgotten first), and an
 address whose bucket has refilled is forgotten as soon as it is seen.
-IPv6 clients are counted per /64, the block one subscriber usually has.
+Clients are counted per network, not per address: IPv4 per /24 and IPv6
+per /64, the blocks one party usually holds, so that hopping between its
+addresses (60 IPv4 addresses of one /24 once made 600 guesses in a second)
+does not multiply the guesses.  Neighbours in one /24 share a bucket: a
+person who mistypes still has the burst.
 """
 
 from __future__ import annotations
@@ -25,18 +29,18 @@ from twisted.internet.interfaces import IReactorTime
 
 def client_key(host: str) -> str:
     """
-    The unit failures are counted in: an IPv4 address, an IPv6 /64, or
-    the text itself for anything else (a UNIX socket's peer).
+    The unit failures are counted in: an IPv4 /24, an IPv6 /64, or the
+    text itself for anything else (a UNIX socket's peer).
     """
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
+        if address.ipv4_mapped is None:
+            return str(ipaddress.IPv6Network((address, 64), strict=False))
+        address = address.ipv4_mapped
+    return str(ipaddress.IPv4Network((address, 24), strict=False))
 
 
 class FailedAuthLimiter:
