@@ -75,15 +75,19 @@ def wake_count(snapshot: RelaySnapshot, field: str) -> int:
     return getattr(wake, field) if wake is not None else 0
 
 
-def relay_counts(relay: Relay) -> dict[Hashable, float]:
+def snapshot_counts(snapshot: RelaySnapshot) -> dict[Hashable, float]:
     """
-    A relay's dispatch counters, the way ``GET /relays`` shows them.
+    A bot's dispatch and wake counters, the way ``GET /relays`` shows them.
     """
-    snapshot = relay.snapshot()
     return {
         **{name: dispatch_count(snapshot, name) for name, _ in DISPATCH_COUNTERS},
         **{name: wake_count(snapshot, field) for name, field, _ in WAKE_COUNTERS},
     }
+
+
+def relay_counts(relay: Relay) -> dict[Hashable, float]:
+    """A relay's counters now (for one that is gone: its final ones)."""
+    return snapshot_counts(relay.snapshot())
 
 
 def shard_counts(shard: Shard) -> dict[Hashable, float]:
@@ -110,8 +114,14 @@ class _Lasting:
         self._previous: dict[int, Any] = {}
         self._gone: Counter[Hashable] = Counter()
 
-    def total(self, live: Iterable[Any]) -> Counter[Hashable]:
+    def total(
+        self,
+        live: Iterable[Any],
+        read_live: Callable[[Any], Mapping[Hashable, float]] | None = None,
+    ) -> Counter[Hashable]:
         """
+        :param read_live: reads a live object's counters, when the caller
+            has them already (default: the ``read`` given at construction).
         :return: the counts of ``live`` and of every object seen before.
         """
         current = {id(o): o for o in live}
@@ -120,8 +130,9 @@ class _Lasting:
                 self._gone.update(self._read(gone))
         self._previous = current
         total: Counter[Hashable] = Counter(self._gone)
+        read = read_live or self._read
         for o in current.values():
-            total.update(self._read(o))
+            total.update(read(o))
         return total
 
 
@@ -144,7 +155,11 @@ class RelayCollector(Collector):
         yield from _node(manager, relays)
         yield from _shard_states(shards)
         per_bot = [(relay.alias, relay.snapshot()) for relay in relays]
-        totals = self._relays.total(relays)
+        # One snapshot per bot and scrape, for its own figures and the totals.
+        snapshots = {id(relay): snapshot for relay, (_, snapshot) in zip(relays, per_bot)}
+        totals = self._relays.total(
+            relays, lambda relay: snapshot_counts(snapshots[id(relay)])
+        )
         yield from _dispatches(per_bot, totals)
         yield from _queues(per_bot)
         yield from _wake_economy(per_bot, totals)
