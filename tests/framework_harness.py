@@ -13,14 +13,12 @@ from typing import Any
 
 import orjson
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 import dccrelay
 from dccrelay.testing.simulator import SimulatedBot
 from tests.harness import LOOPBACK, SECRET, TEST_CA, RelayProcess, tls_simulator, wait_for
+from tests.twistd_process import CollectedOutput
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(dccrelay.__file__)))
 BOT_ID = "111111111111111111"
@@ -34,24 +32,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class BotProcess(ProcessProtocol):
+class BotProcess(CollectedOutput):
     """``dccrelay-bot`` in a child process; its output is kept for failures."""
-
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[BaseException] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value)
-
-    def text(self) -> str:
-        """What it printed so far."""
-        return self.output.decode("utf-8", "replace")
 
 
 class FrameworkCase(TestCase):

@@ -15,9 +15,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ProcessDone
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import ProcessProtocol
 from twisted.protocols.policies import WrappingFactory
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
@@ -26,6 +24,7 @@ from dccrelay.testing.codes import MESSAGE_CONTENT
 from dccrelay.web.status_json import public_json
 from examples.cookout.bot import CookoutBot, CookoutConfig
 from tests.harness import LOOPBACK, SECRET, RelayProcess, http, tls_simulator, wait_for
+from tests.twistd_process import CollectedOutput
 
 TOKEN = "MTExMTExMTExMTExMTExMTEx.Gg1234.cookout-e2e"
 BOT_ID = "111111111111111111"
@@ -128,20 +127,6 @@ class CookoutEndToEndTests(TestCase):
         return port.factory  # type: ignore[attr-defined, no-any-return]
 
 
-class _Collect(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[BaseException] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value)
-
-
 class DemoTests(TestCase):
     """
     ``python -m examples.cookout.demo`` as the README shows it.
@@ -158,7 +143,7 @@ class DemoTests(TestCase):
         return ensureDeferred(self._demo())
 
     async def _demo(self) -> None:
-        process = _Collect()
+        process = CollectedOutput()
         env = dict(os.environ, PYTHONPATH=REPO)
         reactor.spawnProcess(  # type: ignore[attr-defined]
             process, sys.executable, [sys.executable, "-m", "examples.cookout.demo"],

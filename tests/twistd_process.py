@@ -24,14 +24,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(dccrelay.__file__)))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
-class TwistdProcess(ProcessProtocol):
+class CollectedOutput(ProcessProtocol):
     """
-    One ``twistd`` process, its output collected.
+    A child process whose output (stdout and stderr together) is kept, and
+    whose end fires :attr:`ended` with the reason.
     """
 
     def __init__(self) -> None:
         self.output = b""
-        self.ended: Deferred[Exception] = Deferred()
+        self.ended: Deferred[BaseException] = Deferred()
 
     def outReceived(self, data: bytes) -> None:
         self.output += data
@@ -40,6 +41,16 @@ class TwistdProcess(ProcessProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         self.ended.callback(reason.value)
+
+    def text(self) -> str:
+        """What it printed so far."""
+        return self.output.decode("utf-8", "replace")
+
+
+class TwistdProcess(CollectedOutput):
+    """
+    One ``twistd`` process, its output collected.
+    """
 
     @property
     def port(self) -> int | None:
