@@ -26,6 +26,7 @@ import discord.http
 import discord.webhook.async_ as webhook_async
 
 from dccrelay_client.answers import InteractionAnswers
+from dccrelay_client.frameworks import guild_to_fetch
 from dccrelay_client.interactions import Deferral, deferral, followup_route
 from dccrelay_client.registration import RelayAPI
 
@@ -169,12 +170,9 @@ class DiscordPyBot:
         d = payload.get("d")
         if payload.get("t") == "INTERACTION_CREATE" and isinstance(d, dict):
             await self._answers.arrived(d, deferral(payload), self._defer_now)
-        guild_id = d.get("guild_id") if isinstance(d, dict) else None
-        if payload.get("t") in ("GUILD_CREATE", "GUILD_DELETE") or guild_id is None:
-            return
-        gid = int(guild_id)
+        gid = guild_to_fetch(payload)
         state = self.client._connection
-        if gid in self._fetched or state._get_guild(gid) is not None:
+        if gid is None or gid in self._fetched or state._get_guild(gid) is not None:
             return
         self._fetched.add(gid)
         try:

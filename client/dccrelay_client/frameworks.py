@@ -96,3 +96,17 @@ def _try(module: str, bot: object) -> FrameworkBot | None:
     except ImportError:
         return None
     return None
+
+
+def guild_to_fetch(payload: dict[str, Any]) -> int | None:
+    """
+    The guild a dispatch names, which an adapter must have in its
+    framework's cache before the dispatch is fed to it; None for a dispatch
+    of no guild, and for GUILD_CREATE and GUILD_DELETE, which bring or end
+    the guild themselves.
+    """
+    if payload.get("t") in ("GUILD_CREATE", "GUILD_DELETE"):
+        return None
+    d = payload.get("d")
+    guild_id = d.get("guild_id") if isinstance(d, dict) else None
+    return None if guild_id is None else int(guild_id)

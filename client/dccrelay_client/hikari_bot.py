@@ -26,6 +26,7 @@ import hikari
 from hikari import undefined
 
 from dccrelay_client.answers import InteractionAnswers
+from dccrelay_client.frameworks import guild_to_fetch
 from dccrelay_client.interactions import (
     CHANNEL_MESSAGE_WITH_SOURCE,
     DEFERRED_UPDATE_MESSAGE,
@@ -212,11 +213,8 @@ class HikariBot:
         d = payload.get("d")
         if payload.get("t") == "INTERACTION_CREATE" and isinstance(d, dict):
             await self._answers.arrived(d, deferral(payload), self._defer_now)
-        guild_id = d.get("guild_id") if isinstance(d, dict) else None
-        if payload.get("t") in ("GUILD_CREATE", "GUILD_DELETE") or guild_id is None:
-            return
-        gid = int(guild_id)
-        if gid in self._fetched or self.bot.cache.get_guild(gid) is not None:
+        gid = guild_to_fetch(payload)
+        if gid is None or gid in self._fetched or self.bot.cache.get_guild(gid) is not None:
             return
         self._fetched.add(gid)
         assert self._shard is not None
