@@ -424,6 +424,8 @@ class Relay:
         channel = self._delivery.snapshot()
         counters = self.counters
         waking = self._waking
+        # what every channel the bot had took, so that counts never go back
+        delivered = channel.delivered + counters.earlier_delivered
         return RelaySnapshot(
             alias=self.alias,
             enabled=self.enabled,
@@ -432,14 +434,12 @@ class Relay:
             node=self.node,
             shards=self.gateway.shard_snapshots(private),
             delivery=replace(
-                channel,
-                dropped=channel.dropped + counters.earlier_dropped,
-                delivered=channel.delivered + counters.earlier_delivered,
+                channel, dropped=channel.dropped + counters.earlier_dropped, delivered=delivered
             ),
             counters=DispatchCounts(
                 received=counters.received,
                 matched=counters.matched,
-                delivered=channel.delivered + counters.earlier_delivered,
+                delivered=delivered,
                 commands=counters.commands,
                 answers=counters.answers,
             ),
