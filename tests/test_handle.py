@@ -10,11 +10,11 @@ import orjson
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from dccrelay.cluster.remote_relay import RemoteRelay
 from dccrelay.delivery import ChannelSnapshot
 from dccrelay.gateway.commands import CommandError
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.relay import Relay
+from dccrelay.relay.remote import RemoteRelay
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.relay.snapshots import (
     DispatchCounts,

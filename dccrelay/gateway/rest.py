@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import quote
 from typing import Any, Callable
+from urllib.parse import quote
 
 import orjson
 from treq.client import HTTPClient

@@ -3,7 +3,7 @@ One registered bot as the rest of a node sees it, wherever it runs.
 
 A node runs some bots itself (:class:`dccrelay.relay.relay.Relay`) and, when it
 shares a store with other nodes, only knows about the others
-(:class:`dccrelay.cluster.remote_relay.RemoteRelay`).  Both provide
+(:class:`dccrelay.relay.remote.RemoteRelay`).  Both provide
 :class:`IRelayHandle`, so the manager, the web API, the status page and the
 metrics treat them alike and never ask which one they hold.
 """
