@@ -195,11 +195,11 @@ def _verbose_option(criteria: Any, payload: Any, sift: Outcome, ours: Outcome) -
 
 
 def _huge_numbers(criteria: Any, payload: Any, sift: Outcome, ours: Outcome) -> bool:
-    return any(abs(n) > 2**53 for n in [*_numbers(criteria), *_numbers(payload)])
+    return kind(ours) != "refused" and any(abs(n) > 2**53 for n in [*_numbers(criteria), *_numbers(payload)])
 
 
 def _inherited(criteria: Any, payload: Any, sift: Outcome, ours: Outcome) -> bool:
-    return any(
+    return kind(ours) != "refused" and any(
         part in _INHERITED for key, _ in _entries(criteria) for part in key.split(".")
     )
 
@@ -215,13 +215,14 @@ class Departure:
 
 
 DEPARTURES: tuple[Departure, ...] = (
-    Departure("regex dialect", "``$regex`` runs on RE2, so", _regex_dialect),
-    Departure("refused where sift crashes", "sift throws while matching", _crash_refused),
-    Departure("$type object", "``$type: \"object\"``", _type_object),
-    Departure("malformed operands refused", "Operands of the wrong shape", _malformed_refused),
+    # The narrowest first: a case is excused by the first that applies.
     Departure("$options x", "``$options: \"x\"`` (MongoDB's", _verbose_option),
+    Departure("$type object", "``$type: \"object\"``", _type_object),
     Departure("numbers beyond 2**53", "beyond ``2**53``", _huge_numbers),
     Departure("inherited properties", "inherited properties", _inherited),
+    Departure("refused where sift crashes", "sift throws while matching", _crash_refused),
+    Departure("malformed operands refused", "Operands of the wrong shape", _malformed_refused),
+    Departure("regex dialect", "``$regex`` runs on RE2, so", _regex_dialect),
 )
 
 
