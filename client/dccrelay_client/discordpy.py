@@ -137,7 +137,9 @@ class DiscordPyBot:
         # (they are fetched as they are named).  on_ready follows, and
         # wait_until_ready() returns.
         me = await self.client.http.request(self.library.route("GET", "/users/@me"))
-        application = self.client.application
+        # discord.py fetches its application at login; the forks do not
+        # (a bot's application id is its user id, bar old bots).
+        application = getattr(self.client, "application", None)
         self.client._connection.parsers["READY"](
             {
                 "v": 10,
