@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable
 
+import orjson
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -57,6 +58,34 @@ class CountingStore(MemoryRelayStore):
         if self.refuse:
             return fail(OSError("the disk is full"))
         return super().save_guild_snapshots(updates)
+
+
+class ByteCountTests(SynchronousTestCase):
+    """The snapshot's byte count, kept as it changes rather than summed."""
+
+    def test_bytes_follow_changes(self) -> None:
+        """
+        Through creates, updates, deletes, a guild past the bound and a
+        restore, ``bytes`` is the size of the guilds kept, each as stored.
+        """
+        one = len(orjson.dumps(guild_create("1"))) - len(orjson.dumps(guild_create("1")["members"]))
+        bound = int(one * 3.5)  # the fourth and fifth guilds do not fit
+        snapshot = GuildSnapshot("111", max_bytes=bound)
+        snapshot.ready(READY_USER)
+        for guild_id in ("1", "2", "3", "4", "5"):
+            snapshot.observe({"t": "GUILD_CREATE", "d": guild_create(guild_id)})
+        snapshot.observe({"t": "GUILD_UPDATE", "d": {"id": "1", "name": "x" * 500}})
+        snapshot.observe({"t": "GUILD_DELETE", "d": {"id": "2"}})
+        update = snapshot.take_update("cookout")
+        assert update is not None
+        stored = {name: document for name, document in update.parts if name != USER_PART}
+        status = snapshot.status()
+        self.assertGreater(status["skipped"], 0)
+        self.assertEqual(status["bytes"], sum(map(len, stored.values())))
+        restored = GuildSnapshot("111", max_bytes=bound, restore=True)
+        restored.restore({**dict(update.parts)})
+        self.assertEqual(restored.status()["bytes"], status["bytes"])
+        self.assertEqual(restored.status()["guilds"], status["guilds"])
 
 
 class StoredSnapshotTests(SynchronousTestCase):

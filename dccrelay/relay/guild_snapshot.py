@@ -88,6 +88,9 @@ class GuildSnapshot:
         self._max_bytes = max_bytes
         self._guilds: dict[str, dict[str, Any]] = {}
         self._sizes: dict[str, int] = {}
+        # the sum of _sizes, kept as it changes (summing per guild made a
+        # burst of GUILD_CREATEs quadratic)
+        self._bytes = 0
         self.user: dict[str, Any] | None = None
         self.skipped = 0
         # What the store lacks: guild id to its JSON (None: dropped), the
@@ -170,9 +173,9 @@ class GuildSnapshot:
         self._put(guild)
         return True
 
-    def _put(self, guild: dict[str, Any], saved: bool = False) -> None:
+    def _put(self, guild: dict[str, Any]) -> None:
         guild_id = str(guild.get("id"))
-        if self._seen is not None and not saved:
+        if self._seen is not None:
             self._seen.add(guild_id)
         kept = {k: v for k, v in guild.items() if k not in _DROPPED}
         own = [
@@ -182,26 +185,32 @@ class GuildSnapshot:
         if own:
             kept["members"] = own[:1]
         encoded = orjson.dumps(kept)
-        size = len(encoded)
-        others = sum(self._sizes.values()) - self._sizes.get(guild_id, 0)
+        if self._keep(guild_id, kept, len(encoded)):
+            self._unsaved[guild_id] = encoded
+
+    def _keep(self, guild_id: str, kept: dict[str, Any], size: int) -> bool:
+        """
+        Keep a guild, within the bounds.
+
+        :return: whether it was kept; if not, it is counted in
+            :attr:`skipped`, and dropped if it was kept before.
+        """
+        others = self._bytes - self._sizes.get(guild_id, 0)
         count = len(self._guilds) + (guild_id not in self._guilds)
         if count > self._max_guilds or others + size > self._max_bytes:
             self.skipped += 1
-            if guild_id in self._guilds:
-                self._drop(guild_id)
-            elif saved:
-                self._unsaved[guild_id] = None  # the store's copy goes too
-            return
+            self._drop(guild_id)
+            return False
         self._guilds[guild_id] = kept
+        self._bytes = others + size
         self._sizes[guild_id] = size
-        if not saved:
-            self._unsaved[guild_id] = encoded
+        return True
 
     def _drop(self, guild_id: str) -> None:
         if self._seen is not None:
             self._seen.add(guild_id)
         self._guilds.pop(guild_id, None)
-        self._sizes.pop(guild_id, None)
+        self._bytes -= self._sizes.pop(guild_id, 0)
         self._unsaved[guild_id] = None
 
     # -- the store's copy -------------------------------------------------------
@@ -231,16 +240,18 @@ class GuildSnapshot:
             self.user = user
             self._user_id = stored_id
         for name, document in parts.items():
-            if not name.startswith(_GUILD_PREFIX) or name[len(_GUILD_PREFIX):] in seen:
+            guild_id = name[len(_GUILD_PREFIX):]
+            if not name.startswith(_GUILD_PREFIX) or guild_id in seen:
                 continue
             try:
                 guild = orjson.loads(document)
             except orjson.JSONDecodeError:
                 guild = None
-            if isinstance(guild, dict) and guild.get("id") == name[len(_GUILD_PREFIX):]:
-                self._put(guild, saved=True)
-            else:
-                self._unsaved[name[len(_GUILD_PREFIX):]] = None
+            # Stored as _put kept it: its size is the document's.
+            if not (isinstance(guild, dict) and guild.get("id") == guild_id):
+                self._unsaved[guild_id] = None
+            elif not self._keep(guild_id, guild, len(document)):
+                self._unsaved[guild_id] = None  # the store's copy goes too
 
     def take_update(self, alias: str) -> GuildSnapshotUpdate | None:
         """
@@ -279,8 +290,7 @@ class GuildSnapshot:
 
     def status(self) -> dict[str, int]:
         """For the bot's status: guilds kept, their bytes, guilds left out."""
-        return {"guilds": len(self._guilds), "bytes": sum(self._sizes.values()),
-                "skipped": self.skipped}
+        return {"guilds": len(self._guilds), "bytes": self._bytes, "skipped": self.skipped}
 
     def document(self) -> dict[str, Any]:
         """What ``GET /relays/{alias}/snapshot`` serves: READY's user, and the guilds."""

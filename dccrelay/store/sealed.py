@@ -171,16 +171,21 @@ class SealedSecretsStore:
     # -- guild snapshots: each part sealed whole ------------------------------
 
     def save_guild_snapshots(self, updates: Iterable[GuildSnapshotUpdate]) -> Deferred[None]:
-        updates = list(updates)
-        if self._keys:
-            updates = [
-                replace(update, parts=tuple((name, self._seal_part(document))
-                                            for name, document in update.parts))
-                if isinstance(update, GuildSnapshotUpdate) else update
-                for update in updates
-            ]
-        result: Deferred[None] = self._store.save_guild_snapshots(updates)
+        result: Deferred[None] = self._store.save_guild_snapshots(self.seal_parts(updates))
         return result
+
+    def seal_parts(self, updates: Iterable[GuildSnapshotUpdate]) -> list[GuildSnapshotUpdate]:
+        """
+        ``updates`` with each part's document encrypted (if there are keys).
+        """
+        if not self._keys:
+            return list(updates)
+        return [
+            replace(update, parts=tuple((name, self._seal_part(document))
+                                        for name, document in update.parts))
+            if isinstance(update, GuildSnapshotUpdate) else update
+            for update in updates
+        ]
 
     def _seal_part(self, document: bytes) -> bytes:
         if not isinstance(document, bytes):
@@ -205,6 +210,14 @@ class SealedSecretsStore:
                     stale.append((name, self._seal_part(document)))
                 continue
             token = document[len(SEALED_PART):]
+            # The first key first: the usual case decrypts once.
+            try:
+                if not self._keys:
+                    raise InvalidToken()
+                opened[name] = self._keys[0].decrypt(token)
+                continue
+            except InvalidToken:
+                pass
             try:
                 if self._all is None:
                     raise InvalidToken()
@@ -212,10 +225,7 @@ class SealedSecretsStore:
             except InvalidToken:
                 unreadable.append(name)
                 continue
-            try:
-                self._keys[0].decrypt(token)
-            except InvalidToken:
-                stale.append((name, self._seal_part(opened[name])))
+            stale.append((name, self._seal_part(opened[name])))
         if unreadable:
             self.log.warn(
                 "{alias}: {count} parts of its guild snapshot in {store} could not be "
