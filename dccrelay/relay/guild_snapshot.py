@@ -109,7 +109,7 @@ class GuildSnapshot:
 
     @property
     def awaiting_restore(self) -> bool:
-        """Whether the stored snapshot is still to be :meth:`restore`\ d."""
+        """Whether the stored snapshot is still to be restored (:meth:`restore`)."""
         return self._seen is not None
 
     def observe(self, payload: dict[str, Any]) -> bool:
