@@ -41,7 +41,7 @@ from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.placement import Alone, IPlacement
 from dccrelay.relay.relay import RelayEnvironment
 from dccrelay.relay.settings import parse_settings
-from dccrelay.store import IRelayStore
+from dccrelay.store import IGuildSnapshots, IRelayStore
 from dccrelay.store.leases import LeaseTiming
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.service import StoreService
@@ -271,12 +271,15 @@ def build_environment(
     pool: HTTPConnectionPool,
     delivery_latency: LatencyHistogram | None = None,
     tls: ClientTLS | None = None,
+    guild_snapshots: IGuildSnapshots | None = None,
 ) -> RelayEnvironment:
     """
     What every relay of the node shares.
 
     :param tls: the node's TLS client configuration (default: the
         platform's trust store); one OpenSSL context for every connection.
+    :param guild_snapshots: where the bots' guild snapshots are kept, if
+        not in ``store`` itself (the sealing layer over it).
     """
     if tls is None:
         tls = ClientTLS()
@@ -315,6 +318,7 @@ def build_environment(
         wake_http=to_bots,
         wake_interval=options["wake-interval"],
         defer_after=options["defer-after"],
+        guild_snapshots=guild_snapshots,
     )
 
 
@@ -349,20 +353,21 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         from dccrelay.store.postgres import PostgresStore
 
         shared = PostgresStore(options["store"], reactor)
-        env = build_environment(options, reactor, shared, pool, latency, tls)
+        # Tokens, secrets and guild snapshots pass through SealedSecretsStore,
+        # encrypted at rest.
+        sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
+        env = build_environment(options, reactor, shared, pool, latency, tls, sealed)
         node = ClusterNode(
             options["node-id"] or default_node_id(),
             lease_timing(options["lease-ttl"]),
         )
         env = replace(env, shared_identify=partial(StoreIdentifySlots, shared, node.node_id))
-        # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
-        sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
         placement = ClusterCoordinator(node, shared, sealed, reactor)
         store = shared
     else:
         store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
-        env = build_environment(options, reactor, store, pool, latency, tls)
         sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
+        env = build_environment(options, reactor, store, pool, latency, tls, sealed)
         placement = Alone(store)
     manager = RelayManager(
         env, sealed, options["max-relays"], delivery_latency=latency, placement=placement

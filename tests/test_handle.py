@@ -136,6 +136,16 @@ class RemoteRelayTests(SynchronousTestCase):
             remote.send_command({"op": 3, "d": {}})
         self.assertIn("no relay node yet", caught.exception.message)
 
+    def test_guild_snapshot_refused(self) -> None:
+        """
+        The guild snapshot of a bot another node runs is that node's: asking
+        this node fails with 409, naming it.
+        """
+        remote = RemoteRelay("alpha", SETTINGS, owner="node-b")
+        error = self.failureResultOf(remote.guild_snapshot(), CommandError).value
+        self.assertEqual(error.status, 409)  # type: ignore[attr-defined]
+        self.assertIn("relay node node-b", error.message)  # type: ignore[attr-defined]
+
 
 class PlacementTests(SynchronousTestCase):
     """

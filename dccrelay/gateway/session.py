@@ -45,6 +45,9 @@ class IGatewayOwner(Interface):
     def refused(reason: str) -> None:
         """Discord refused the bot for good; ``reason`` says what to fix."""
 
+    def bot_user(user: Any) -> None:
+        """A READY named the bot's user (its ``d.user``)."""
+
     def not_yet_safe() -> int | None:
         """
         How many of the newest dispatches handed to delivery Discord may
@@ -366,6 +369,9 @@ class GatewaySession:
         else:
             d = self._store.save_session(self.alias, state)
         d.addErrback(self._log_store_failure)
+
+    def ready_user(self, user: Any) -> None:
+        self._owner.bot_user(user)
 
     def _log_store_failure(self, failure: Failure) -> None:
         self._log.failure("{alias}: saving session state failed", failure, alias=self.alias)

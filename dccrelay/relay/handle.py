@@ -81,11 +81,11 @@ class IRelayHandle(Interface):
 
     def guild_snapshot():  # type: ignore[no-untyped-def]
         """
-        The bot's guilds for ``GET /relays/{alias}/snapshot``, or None when
-        it keeps none.
+        The bot's user and guilds for ``GET /relays/{alias}/snapshot``.
 
-        :raise dccrelay.gateway.commands.CommandError: 409 for a bot whose gateway
-            session another node holds.
+        :return: Deferred firing with them, or None when it keeps none;
+            failing with :class:`dccrelay.gateway.commands.CommandError`
+            (409) for a bot whose gateway session another node holds.
         """
 
     def snapshot(private=False):  # type: ignore[no-untyped-def]

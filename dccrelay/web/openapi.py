@@ -373,12 +373,14 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json(
                             {
                                 "type": "object",
-                                "required": ["guilds"],
+                                "required": ["user", "guilds"],
                                 "properties": {
+                                    "user": {"type": ["object", "null"]},
                                     "guilds": {"type": "array", "items": {"type": "object"}},
                                 },
                             },
-                            "Each guild's GUILD_CREATE, members but the bot's left out",
+                            "The user of the bot's last READY (null before one), and "
+                            "each guild's GUILD_CREATE, members but the bot's left out",
                         ),
                         "400": _BAD_ALIAS,
                         "401": _UNAUTHORIZED,

@@ -13,6 +13,8 @@ import math
 from typing import Any, Callable
 
 import orjson
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -252,18 +254,23 @@ class SnapshotResource(_RelayAction):
     """
 
     @json_handler
-    def render_GET(self, request: Request) -> tuple[int, Any]:
+    def render_GET(self, request: Request) -> Deferred[tuple[int, Any]]:
         relay = registered(self._manager, self.alias)
         self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
-        try:
-            snapshot = relay.guild_snapshot()
-        except CommandError as e:
-            raise HTTPError(e.status, e.message) from None
-        if snapshot is None:
-            raise HTTPError(
-                404, 'this bot keeps no guild snapshot: register it with "guildSnapshot": true'
-            )
-        return 200, snapshot
+
+        def answer(snapshot: dict[str, Any] | None) -> tuple[int, Any]:
+            if snapshot is None:
+                raise HTTPError(
+                    404, 'this bot keeps no guild snapshot: register it with "guildSnapshot": true'
+                )
+            return 200, snapshot
+
+        def elsewhere(failure: Failure) -> None:
+            failure.trap(CommandError)  # a bot another node runs: 409
+            error: CommandError = failure.value  # type: ignore[assignment]
+            raise HTTPError(error.status, error.message)
+
+        return relay.guild_snapshot().addCallbacks(answer, elsewhere)
 
 
 class ClaimResource(_RelayAction):
