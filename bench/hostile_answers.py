@@ -94,8 +94,11 @@ class HostileServer:
                     return
                 request += data
             if self.connections > 1:
-                # retries: answered plainly, so that one attack is measured
-                conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                # a retry: held unanswered, so the status keeps what the
+                # first attack did and one attack is measured
+                conn.settimeout(self.seconds)
+                while conn.recv(65536):
+                    pass
                 return
             self._attack(conn)
         except OSError:
@@ -115,6 +118,7 @@ class HostileServer:
             self._send(conn, head, chunk, b"0\r\n\r\n")
         else:
             head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % self.send_bytes
+            self.send_bytes += len(head)
             self._send(conn, head, b"c" * 64 * 1024, b"")
 
     def _send(self, conn: ssl.SSLSocket, head: bytes, unit: bytes, tail: bytes) -> None:
@@ -124,20 +128,25 @@ class HostileServer:
             conn.sendall(head)
             self.sent += len(head)
             while self.sent < self.send_bytes and time.monotonic() < deadline:
-                piece = unit[: self.send_bytes - self.sent]
+                # whole chunks only: a cut one would leave the body unfinished
+                piece = unit if self.attack == "chunked" else unit[: self.send_bytes - self.sent]
                 conn.sendall(piece)
                 self.sent += len(piece)
             if tail:
                 conn.sendall(tail)
+            self.ended = time.monotonic()
             self.end_reason = "server stopped sending (limit reached)"
             # hold the connection until the relay closes it, within the time
             conn.settimeout(max(0.1, deadline - time.monotonic()))
             while conn.recv(65536):
                 pass
+        except socket.timeout:
+            self.end_reason = "the connection was still open when the server's time was up"
         except (OSError, ssl.SSLError) as e:
             self.end_reason = f"relay closed the connection ({type(e).__name__})"
         finally:
-            self.ended = time.monotonic()
+            if self.ended is None:
+                self.ended = time.monotonic()
 
     def close(self) -> None:
         self._stop.set()
@@ -187,7 +196,9 @@ def run(attack: str, options: argparse.Namespace) -> dict[str, Any]:
         relay = None
         server = HostileServer(attack, tls, options.send_mb * MIB, options.seconds)
         try:
-            relay = Relay(workdir, workdir + "/data", sim.api_url, *options.relay_args, tls=tls)
+            # one bot: --max-relays low, so that the descriptor check passes here
+            relay = Relay(workdir, workdir + "/data", sim.api_url, "--max-relays", "100",
+                          *options.relay_args, tls=tls)
             base = relay.wait_listening()
             _request("POST", sim.control + "/bots", {
                 "token": TOKEN, "user_id": USER_ID, "privileged_intents": MESSAGE_CONTENT,
