@@ -51,6 +51,7 @@ from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.waking.interactions import DEFER_AFTER
 from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.web.access import Access
+from dccrelay.web.connection_limit import MAX_API_CONNECTIONS, APIConnectionLimit
 from dccrelay.web.site import build_site
 from dccrelay.web.throttle import FailedAuthLimiter
 
@@ -163,6 +164,10 @@ class Options(ConfigFileOptions):
          "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
          "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
+        ["max-api-connections", None, MAX_API_CONNECTIONS,
+         "Connections to the HTTP API at once; more are answered 503 and closed, so "
+         "that idle clients cannot take every file descriptor.",
+         _positive_number("max-api-connections", int)],
         ["wake-interval", None, WAKE_INTERVAL,
          "Seconds between two requests to one bot's wakeUrl, at least.",
          _positive_number("wake-interval")],
@@ -238,7 +243,7 @@ class Options(ConfigFileOptions):
             raise usage.UsageError(str(e))
         try:
             # Each bot holds connections: raised here, or refused with why.
-            ensure_descriptors(self["max-relays"])
+            ensure_descriptors(self["max-relays"], api_connections=self["max-api-connections"])
         except TooFewDescriptors as e:
             raise usage.UsageError(str(e))
 
@@ -436,7 +441,9 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     )
     if options["lag-probe"]:
         LagProbe(reactor).setServiceParent(root)
-    http = ListeningService(options["listen"], site, reactor)
+    http = ListeningService(
+        options["listen"], APIConnectionLimit(site, options["max-api-connections"]), reactor
+    )
     http.setName("http")
     http.setServiceParent(root)
     return root
