@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import treq
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -26,7 +26,7 @@ from dccrelay.net.answer_caps import (
     _CappedResponse,
     _too_large_plainly,
 )
-from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, CappedHandshake
+from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, CappedHandshakeProtocol
 
 CAPS = AnswerCaps(head_bytes=200, header_lines=5, body_bytes=1000)
 
@@ -187,7 +187,7 @@ class _TCPLikeTransport(StringTransport):
             super().unregisterProducer()
 
 
-class _Client(CappedHandshake, WebSocketClientProtocol):
+class _Client(CappedHandshakeProtocol):
     opened = False
 
     def onOpen(self) -> None:
@@ -216,7 +216,7 @@ def _handshaking(caps: AnswerCaps) -> tuple[_Client, StringTransport, bytes]:
 
 class HandshakeCapTests(SynchronousTestCase):
     """
-    :class:`CappedHandshake` hands Autobahn the handshake's answer once its
+    :class:`CappedHandshakeProtocol` hands Autobahn the handshake's answer once its
     end came, within the caps, and fails the handshake past them.
     """
 

@@ -46,7 +46,7 @@ class LimitTests(SynchronousTestCase):
         answered 503 with Retry-After and a JSON error naming the limit,
         and closed; once one closes, a new one is served again.
         """
-        factory = APIConnectionLimit(Site(Resource()), 3)
+        factory = APIConnectionLimit(Site(Resource(), timeout=None), 3)
         held = [self._connect(factory) for _ in range(3)]
         for _, transport in held:
             self.assertEqual(transport.value(), b"")
@@ -70,7 +70,7 @@ class LimitTests(SynchronousTestCase):
 
     def test_log_prefix(self) -> None:
         """The port still logs "Site starting on N"."""
-        self.assertEqual(APIConnectionLimit(Site(Resource()), 3).logPrefix(), "Site")
+        self.assertEqual(APIConnectionLimit(Site(Resource(), timeout=None), 3).logPrefix(), "Site")
 
 
 class _Idle(Protocol):
@@ -140,3 +140,4 @@ class IdleClientsEndToEndTests(Fixture):
         response = await http.get(relay.base + "/healthz")
         self.assertEqual(response.code, 200)
         await response.content()
+        await wait_for(lambda: not limit.protocols, what="the server's side to close")

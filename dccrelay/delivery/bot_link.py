@@ -15,7 +15,7 @@ from base64 import b64encode
 from typing import Callable, cast
 
 import txaio
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -30,7 +30,7 @@ from zope.interface import Interface
 from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.delivery.errors import CONNECTION_LOST, describe_tls_failure
 from dccrelay.net.answer_caps import AnswerCaps
-from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, CappedHandshake, client_endpoint
+from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, CappedHandshakeProtocol, client_endpoint
 
 
 class IBotLinkListener(Interface):
@@ -56,7 +56,7 @@ class IBotLinkListener(Interface):
         "The bot answered a ping."
 
 
-class BotConnection(CappedHandshake, WebSocketClientProtocol):
+class BotConnection(CappedHandshakeProtocol):
     """
     One websocket to the bot.  It only reports to its listener.
     """
@@ -164,7 +164,7 @@ class BotConnectionFactory(WebSocketClientFactory):
         # what the relay sends too: BotConnection counts messages itself.)
         self.setProtocolOptions(**AUTOBAHN_TIMERS_OFF, maxFramePayloadSize=max_message)
         self.max_message = max_message
-        # read by CappedHandshake
+        # read by CappedHandshakeProtocol
         self.handshake_caps = handshake_caps
         self.listener = listener
 

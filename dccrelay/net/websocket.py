@@ -10,7 +10,7 @@ those deadlines itself, on its injected clock, where tests can drive them.
 Autobahn also keeps the whole answer to its handshake, without bound, and
 searches all of it for the blank line on every read: an answer of endless
 header lines grew the relay's memory and pegged a core (quadratic) until
-the connect timeout.  :class:`CappedHandshake` gathers the answer itself,
+the connect timeout.  :class:`CappedHandshakeProtocol` gathers the answer itself,
 searches only what is new, and gives up past the caps.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from autobahn.twisted.websocket import WebSocketClientFactory
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
@@ -55,11 +55,10 @@ def client_endpoint(
 _END_OF_HEAD = b"\r\n\r\n"
 
 
-class CappedHandshake:
+class CappedHandshakeProtocol(WebSocketClientProtocol):
     """
-    Mixin for an Autobahn client protocol (before it in the bases): the
-    answer to the opening handshake is gathered here and handed to Autobahn
-    whole, once its end came, if it is within the factory's
+    An Autobahn client protocol whose answer to the opening handshake is
+    gathered here and handed to Autobahn whole, once its end came, if it is within the factory's
     ``handshake_caps`` (an :class:`~dccrelay.net.answer_caps.AnswerCaps`:
     ``head_bytes``, ``header_lines``).  Past them the handshake fails, the
     connection is cut, and :attr:`handshake_problem` says why.
@@ -67,8 +66,6 @@ class CappedHandshake:
 
     #: what was over the caps, once the handshake failed for it
     handshake_problem: str | None = None
-    factory: Any
-    state: int
     _head: list[bytes] | None = None
     _head_size = 0
     # the end of what came so far, in case the blank line is split across reads
@@ -78,7 +75,7 @@ class CappedHandshake:
         if self.handshake_problem is not None:
             return
         if self.state != WebSocketProtocol.STATE_CONNECTING:
-            super().dataReceived(data)  # type: ignore[misc]
+            super().dataReceived(data)
             return
         caps: AnswerCaps = getattr(self.factory, "handshake_caps", None) or AnswerCaps()
         if self._head is None:
@@ -98,8 +95,8 @@ class CappedHandshake:
             problem = head_problem(caps, end, answer.count(b"\n", 0, end))
             if problem is None:
                 self._head = None
-                super().dataReceived(answer)  # type: ignore[misc]
+                super().dataReceived(answer)
                 return
         self._head = None
         self.handshake_problem = problem
-        self.failHandshake(problem)  # type: ignore[attr-defined]
+        self.failHandshake(problem)

@@ -69,7 +69,7 @@ class APIConnectionLimit(WrappingFactory):
         # "Site starting on N", as without the limit
         return str(self.wrappedFactory.logPrefix())
 
-    def buildProtocol(self, addr: IAddress) -> Any:
+    def buildProtocol(self, addr: IAddress | None) -> Any:
         if len(self.protocols) < self.limit:
             return super().buildProtocol(addr)
         if not self.refused % 1000:
