@@ -109,6 +109,11 @@ class _CappedClientProtocol(HTTP11ClientProtocol):
                 # the body, or nothing asked: Twisted's own handling
                 super().dataReceived(data[start:] if start else data)
                 return
+            if self._within_caps_whole(data, start):
+                # the usual answer: all of it could be head and still be
+                # within the caps, so no need to go line by line
+                super().dataReceived(data[start:] if start else data)
+                return
             end = data.find(b"\n", start)
             stop = len(data) if end < 0 else end + 1
             self._head_bytes += stop - start
@@ -119,6 +124,16 @@ class _CappedClientProtocol(HTTP11ClientProtocol):
                 return
             super().dataReceived(data[start:stop])
             start = stop
+
+    def _within_caps_whole(self, data: bytes, start: int) -> bool:
+        size = self._head_bytes + len(data) - start
+        if size > self._caps.head_bytes:
+            return False
+        lines = self._lines + data.count(b"\n", start)
+        if head_problem(self._caps, size, lines) is not None:
+            return False
+        self._head_bytes, self._lines = size, lines
+        return True
 
     def _cut_off(self, problem: str) -> None:
         self._cut = True
