@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import IService, Service
+from twisted.internet.defer import gatherResults
 from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
 
@@ -28,7 +29,8 @@ from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
-from dccrelay.net.guard import NoRedirectHTTPClient, outbound_http, outbound_reactor
+from dccrelay.net.answer_caps import AnswerCappedPool, AnswerCaps, outbound_http
+from dccrelay.net.guard import NoRedirectHTTPClient, outbound_reactor
 from dccrelay.net.tls import ClientTLS
 from dccrelay.ops.config import ConfigFileOptions
 from dccrelay.ops.descriptors import TooFewDescriptors, ensure_descriptors
@@ -49,10 +51,12 @@ from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.waking.interactions import DEFER_AFTER
 from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.web.access import Access
+from dccrelay.web.connection_limit import MAX_API_CONNECTIONS, APIConnectionLimit
 from dccrelay.web.site import build_site
 from dccrelay.web.throttle import FailedAuthLimiter
 
 STORE_FILE = "dcc.sqlite3"
+ANSWER_DEFAULTS = AnswerCaps()
 #: What --store accepts: libpq's URL schemes.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -140,10 +144,30 @@ class Options(ConfigFileOptions):
          "Seconds before an idle bot connection is closed.", _positive_number("idle-timeout")],
         ["queue-limit", None, DELIVERY_DEFAULTS.queue_limit,
          "Dispatches kept per bot while it is unreachable.", _positive_number("queue-limit", int)],
+        ["max-bot-message", None, DELIVERY_DEFAULTS.max_bot_message,
+         "Bytes one websocket message (or frame) from a bot may hold; a larger one "
+         "closes the connection before it is buffered (a bot sends only "
+         "acknowledgements and commands, at most 4 KiB).",
+         _positive_number("max-bot-message", int)],
+        ["max-answer-head", None, ANSWER_DEFAULTS.head_bytes,
+         "Bytes of status line and headers read at most from an answer of a bot's "
+         "URL: webhook, wakeUrl, and the websocket handshake; past it the connection "
+         "is cut and the attempt fails.", _positive_number("max-answer-head", int)],
+        ["max-answer-headers", None, ANSWER_DEFAULTS.header_lines,
+         "Header lines read at most from such an answer.",
+         _positive_number("max-answer-headers", int)],
+        ["max-answer-body", None, ANSWER_DEFAULTS.body_bytes,
+         "Bytes of body read (and dropped) at most from a webhook or wakeUrl answer; "
+         "past it the connection is cut and the attempt fails.",
+         _positive_number("max-answer-body", int)],
         ["queue-max-age", None, DELIVERY_DEFAULTS.queue_max_age,
          "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
          "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
+        ["max-api-connections", None, MAX_API_CONNECTIONS,
+         "Connections to the HTTP API at once; more are answered 503 and closed, so "
+         "that idle clients cannot take every file descriptor.",
+         _positive_number("max-api-connections", int)],
         ["wake-interval", None, WAKE_INTERVAL,
          "Seconds between two requests to one bot's wakeUrl, at least.",
          _positive_number("wake-interval")],
@@ -219,7 +243,7 @@ class Options(ConfigFileOptions):
             raise usage.UsageError(str(e))
         try:
             # Each bot holds connections: raised here, or refused with why.
-            ensure_descriptors(self["max-relays"])
+            ensure_descriptors(self["max-relays"], api_connections=self["max-api-connections"])
         except TooFewDescriptors as e:
             raise usage.UsageError(str(e))
 
@@ -256,12 +280,12 @@ class HTTPPoolService(Service):
     Closes the node's outgoing HTTP connections when the relay stops.
     """
 
-    def __init__(self, pool: HTTPConnectionPool) -> None:
-        self.pool = pool
+    def __init__(self, *pools: HTTPConnectionPool) -> None:
+        self.pools = pools
 
     def stopService(self) -> Any:
         super().stopService()
-        return self.pool.closeCachedConnections()
+        return gatherResults([pool.closeCachedConnections() for pool in self.pools])
 
 
 def build_environment(
@@ -272,14 +296,19 @@ def build_environment(
     delivery_latency: LatencyHistogram | None = None,
     tls: ClientTLS | None = None,
     guild_snapshots: IGuildSnapshots | None = None,
+    *,
+    bot_pool: AnswerCappedPool,
 ) -> RelayEnvironment:
     """
     What every relay of the node shares.
 
+    :param pool: the connections to Discord's REST API.
     :param tls: the node's TLS client configuration (default: the
         platform's trust store); one OpenSSL context for every connection.
     :param guild_snapshots: where the bots' guild snapshots are kept, if
         not in ``store`` itself (the sealing layer over it).
+    :param bot_pool: the connections to URLs bots gave (webhooks,
+        ``wakeUrl``), with the caps of :func:`delivery_config` on answers.
     """
     if tls is None:
         tls = ClientTLS()
@@ -287,7 +316,7 @@ def build_environment(
     # Bots' addresses are checked on connecting, after name resolution.
     allow_private = options["allow-private-dst"]
     # For every request to a URL a bot gave: webhooks and wakeUrl.
-    to_bots = outbound_http(reactor, pool, allow_private=allow_private, tls=tls)
+    to_bots = outbound_http(reactor, bot_pool, allow_private=allow_private, tls=tls)
     return RelayEnvironment(
         clock=reactor,
         random=SystemRandom(),
@@ -309,7 +338,7 @@ def build_environment(
             writer=OutboxWriter(store, reactor),
             # never follows redirects itself (webhooks pass allow_redirects=False)
             http=to_bots,
-            config=delivery_config(options),
+            config=delivery_config(options, bot_pool.caps),
             latency=delivery_latency.observe if delivery_latency is not None else None,
             random=SystemRandom(),
             tls_options_for=tls.creator_for,
@@ -322,15 +351,30 @@ def build_environment(
     )
 
 
-def delivery_config(options: Options) -> DeliveryConfig:
+def answer_caps(options: Options) -> AnswerCaps:
+    """
+    The caps on answers from bots' URLs the operator chose.
+    """
+    return AnswerCaps(
+        head_bytes=options["max-answer-head"],
+        header_lines=options["max-answer-headers"],
+        body_bytes=options["max-answer-body"],
+    )
+
+
+def delivery_config(options: Options, caps: AnswerCaps | None = None) -> DeliveryConfig:
     """
     The delivery settings the operator chose; the others keep their
     defaults.
+
+    :param caps: the caps on answers, if already built from ``options``.
     """
     return DeliveryConfig(
         idle_timeout=options["idle-timeout"],
         queue_limit=options["queue-limit"],
         queue_max_age=options["queue-max-age"],
+        max_bot_message=options["max-bot-message"],
+        answer_caps=caps if caps is not None else answer_caps(options),
     )
 
 
@@ -345,6 +389,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     if reactor is None:
         from twisted.internet import reactor
     pool = HTTPConnectionPool(reactor)
+    bot_pool = AnswerCappedPool(reactor, answer_caps(options))
     latency = LatencyHistogram()
     store: IRelayStore
     placement: IPlacement
@@ -356,7 +401,9 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         # Tokens, secrets and guild snapshots pass through SealedSecretsStore,
         # encrypted at rest.
         sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
-        env = build_environment(options, reactor, shared, pool, latency, tls, sealed)
+        env = build_environment(
+            options, reactor, shared, pool, latency, tls, sealed, bot_pool=bot_pool
+        )
         node = ClusterNode(
             options["node-id"] or default_node_id(),
             lease_timing(options["lease-ttl"]),
@@ -367,7 +414,9 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     else:
         store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
         sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
-        env = build_environment(options, reactor, store, pool, latency, tls, sealed)
+        env = build_environment(
+            options, reactor, store, pool, latency, tls, sealed, bot_pool=bot_pool
+        )
         placement = Alone(store)
     manager = RelayManager(
         env, sealed, options["max-relays"], delivery_latency=latency, placement=placement
@@ -376,7 +425,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     # Under twistd, options.parent holds twistd's own options (--logfile...).
     root = RelayRoot(options.parent, options["log-format"], reactor)
     # Added first, so stopped last: after the relays.
-    HTTPPoolService(pool).setServiceParent(root)
+    HTTPPoolService(pool, bot_pool).setServiceParent(root)
     # The store opens before the manager starts and closes after it stopped.
     stored = StoreService(store)
     stored.setName("store")
@@ -401,7 +450,9 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     )
     if options["lag-probe"]:
         LagProbe(reactor).setServiceParent(root)
-    http = ListeningService(options["listen"], site, reactor)
+    http = ListeningService(
+        options["listen"], APIConnectionLimit(site, options["max-api-connections"]), reactor
+    )
     http.setName("http")
     http.setServiceParent(root)
     return root

@@ -15,7 +15,7 @@ from base64 import b64encode
 from typing import Callable, cast
 
 import txaio
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -29,7 +29,8 @@ from zope.interface import Interface
 
 from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.delivery.errors import CONNECTION_LOST, describe_tls_failure
-from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
+from dccrelay.net.answer_caps import AnswerCaps
+from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, CappedHandshakeProtocol, client_endpoint
 
 
 class IBotLinkListener(Interface):
@@ -55,7 +56,7 @@ class IBotLinkListener(Interface):
         "The bot answered a ping."
 
 
-class BotConnection(WebSocketClientProtocol):
+class BotConnection(CappedHandshakeProtocol):
     """
     One websocket to the bot.  It only reports to its listener.
     """
@@ -105,6 +106,8 @@ class BotConnection(WebSocketClientProtocol):
                     "(a bot sends only acknowledgements and commands)"
                 )
             return None if self.wasClean else CONNECTION_LOST
+        if self.handshake_problem is not None:
+            return f"the bot's answer to the websocket handshake was cut off: {self.handshake_problem}"
         status_line = getattr(self, "http_status_line", None)
         if status_line is not None:
             try:
@@ -148,6 +151,7 @@ class BotConnectionFactory(WebSocketClientFactory):
         headers: dict[str, str],
         protocols: list[str] | None,
         max_message: int,
+        handshake_caps: AnswerCaps,
     ) -> None:
         super().__init__(
             url=url, reactor=reactor, useragent=useragent, headers=headers, protocols=protocols
@@ -160,6 +164,8 @@ class BotConnectionFactory(WebSocketClientFactory):
         # what the relay sends too: BotConnection counts messages itself.)
         self.setProtocolOptions(**AUTOBAHN_TIMERS_OFF, maxFramePayloadSize=max_message)
         self.max_message = max_message
+        # read by CappedHandshakeProtocol
+        self.handshake_caps = handshake_caps
         self.listener = listener
 
 
@@ -208,6 +214,7 @@ class BotDialer:
                 headers={"Authorization": f"Basic {credentials}"},
                 protocols=self._subprotocols,
                 max_message=self._config.max_bot_message,
+                handshake_caps=self._config.answer_caps,
             )
             self._endpoint = client_endpoint(
                 self._reactor, factory, self._tls_options_for, self._config.connect_timeout

@@ -73,7 +73,7 @@ class RelayEnvironment:
     #: identify slots shared with other nodes, per token (several nodes)
     shared_identify: Callable[[str], SharedIdentifySlots] | None = None
     #: a treq client for bots' wakeUrl, under the outbound rules
-    #: (:func:`dccrelay.net.guard.outbound_http`); None: no wake requests
+    #: (:func:`dccrelay.net.answer_caps.outbound_http`); None: no wake requests
     wake_http: Any = None
     #: seconds between two wake requests for one bot, at least
     wake_interval: float = WAKE_INTERVAL
