@@ -66,6 +66,10 @@ FILTER_LIMIT_OPTIONS = [
         ("max_regex_length", "characters in one regex"),
         ("max_in_length", "values in one $in/$nin/$all"),
         ("max_query_length", "characters in one JSONPath query"),
+        ("max_regex_program", "bytes of RE2 program of one regex"),
+        ("max_criteria_regex_program", "bytes of RE2 program of one criteria's regexes"),
+        ("max_regex_repeat", "largest {n,m} count in a regex"),
+        ("regex_memory", "bytes of RE2 memory (max_mem) per regex"),
     )
 ]
 
