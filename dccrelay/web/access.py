@@ -29,6 +29,7 @@ from twisted.web.server import Request
 
 from dccrelay.web.auth import CHALLENGE, presented_credentials, presented_secret
 from dccrelay.web.responses import HTTPError
+from dccrelay.web.registration_limits import RegistrationLimits
 from dccrelay.web.throttle import FailedAuthLimiter
 
 #: the header that may carry the registration key next to Basic credentials
@@ -72,6 +73,8 @@ class Access:
         access over HTTP.
     :param limiter: counts failed attempts per client; ``None`` counts
         nothing (for tests that do not care).
+    :param registrations: limits new tokens per client and per alias;
+        ``None`` limits nothing (for tests that do not care).
     """
 
     def __init__(
@@ -80,10 +83,12 @@ class Access:
         registration_key: str | None = None,
         operator_key: str | None = None,
         limiter: FailedAuthLimiter | None = None,
+        registrations: RegistrationLimits | None = None,
     ) -> None:
         self._registration_key = registration_key.encode("utf-8") if registration_key else None
         self._operator_key = operator_key.encode("utf-8") if operator_key else None
         self.limiter = limiter
+        self.registrations = registrations
 
     @property
     def registration_key_required(self) -> bool:
@@ -180,6 +185,16 @@ class Access:
         if _same(key, self._registration_key) or _same(key, self._operator_key):
             return
         raise self._fail(request, "wrong registration key", BEARER_CHALLENGE)
+
+    def count_new_token(self, request: Request, alias: str) -> None:
+        """
+        ``request`` creates ``alias`` or changes its token.
+
+        :raise HTTPError: 429 with ``Retry-After`` over the limits of
+            :mod:`dccrelay.web.registration_limits`.
+        """
+        if self.registrations is not None:
+            self.registrations.new_token(_client_host(request), alias)
 
     def is_operator(self, request: Request) -> bool:
         """

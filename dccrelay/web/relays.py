@@ -184,6 +184,12 @@ class RelayResource(Resource):
             refuse_second_alias(self._manager, self.alias, settings.token)
 
         refuse_second_alias(self._manager, self.alias, settings.token)
+        if relay is None or not hmac.compare_digest(
+            relay.settings.token.encode("utf-8"), settings.token.encode("utf-8")
+        ):
+            # A new token costs a call to Discord, and a bad one an invalid
+            # request the whole node shares.
+            self._access.count_new_token(request, self.alias)
         d = self._manager.put(self.alias, settings, authorize_alone)
 
         def answered(created: bool) -> tuple[int, Any]:
