@@ -57,7 +57,7 @@ from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.web.access import Access
 from dccrelay.web.site import build_site
 from dccrelay.web.registration_limits import RegistrationLimits, RegistrationRates
-from dccrelay.web.throttle import FailedAuthLimiter
+from dccrelay.web.throttle import AliasGuessLimiter, FailedAuthLimiter
 
 STORE_FILE = "dcc.sqlite3"
 #: What --store accepts: libpq's URL schemes.
@@ -182,6 +182,14 @@ class Options(ConfigFileOptions):
         ["token-change-interval", None, RegistrationRates.alias_refill,
          "Seconds before one alias may change its token once more, once it used its "
          "--token-changes-per-alias.", _positive_number("token-change-interval")],
+        ["failed-auth-per-alias", None, 60,
+         "Failed authentications one alias may have at once from every network "
+         "together; networks that authenticated for it before are not held back.",
+         _positive_number("failed-auth-per-alias", int)],
+        ["failed-auth-per-alias-interval", None, 30.0,
+         "Seconds before one more failed authentication for an alias is allowed, once "
+         "it had its --failed-auth-per-alias.",
+         _positive_number("failed-auth-per-alias-interval")],
         ["invalid-budget", None, INVALID_BUDGET,
          "Invalid requests (HTTP 401, 403, 429) to Discord the node allows itself per "
          "10 minutes; Discord bans the IP address at 10,000.",
@@ -440,6 +448,10 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
             registration_key=options.get("registration-key"),
             operator_key=options.get("operator-key"),
             limiter=FailedAuthLimiter(reactor),
+            guesses=AliasGuessLimiter(
+                reactor, burst=options["failed-auth-per-alias"],
+                refill=options["failed-auth-per-alias-interval"],
+            ),
             registrations=RegistrationLimits(reactor, RegistrationRates(
                 client_burst=options["new-tokens-per-network"],
                 client_refill=options["new-token-interval"],

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.web.access import Access
+from dccrelay.web.api_request import APIRequest
 from dccrelay.web.registration_limits import RegistrationLimits, RegistrationRates
 from dccrelay.web.responses import HTTPError
-from tests.api_harness import BODY, Node, answer, basic
+from dccrelay.web.throttle import AliasGuessLimiter
+from tests.api_harness import BODY, SECRET, Node, answer, basic
 
 
 class LimitsTests(SynchronousTestCase):
@@ -107,3 +110,46 @@ class APITests(SynchronousTestCase):
         self.assertEqual(code, 429, body)
         self.assertIn("too many token changes for 'bot'", body["error"])
         self.assertEqual(self.node.manager.relays["bot"].settings.token, "MTEx.Gg.second")
+
+
+class AliasGuessTests(SynchronousTestCase):
+    """
+    Failed authentications are limited per alias too, from every network
+    together; a network that authenticated for the alias before is not
+    held back, so the owner is not locked out by strangers' guesses.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.guesses = AliasGuessLimiter(self.clock, burst=3, refill=20.0)
+        self.node = Node(access=Access(guesses=self.guesses))
+        self.addCleanup(self.node.stop)
+
+    def get(self, secret: str, host: str) -> tuple[int, Any]:
+        self.node.treq._agent._serverFactory.requestFactory = _from(host)  # type: ignore[attr-defined]
+        code, body, _ = answer(self, self.node, "GET", "/relays/bot", headers=basic(secret))
+        return code, body
+
+    def test_spread_guesses_limited_owner_not(self) -> None:
+        """Guesses from three networks use the alias's burst; a fourth network waits; the owner's network does not."""
+        self.assertEqual(answer(self, self.node, "PUT", "/relays/bot", BODY)[0], 201)
+        self.assertEqual(self.get(SECRET, "192.0.2.10")[0], 200)
+        for network in ("198.51.100.1", "203.0.113.1", "198.18.0.1"):
+            self.assertEqual(self.get("admin:wrong-guess", network)[0], 401)
+        code, body = self.get("admin:wrong-guess", "198.18.1.1")
+        self.assertEqual(code, 429, body)
+        self.assertIn("too many failed authentications for 'bot'", body["error"])
+        self.assertEqual(self.get(SECRET, "198.18.2.1")[0], 429)
+        self.assertEqual(self.get(SECRET, "192.0.2.99")[0], 200)
+        self.clock.advance(20)
+        self.assertEqual(self.get(SECRET, "198.18.2.1")[0], 200)
+
+
+def _from(host: str) -> Any:
+    """A request class whose client is ``host``, as StubTreq's are all the same."""
+
+    class FromHost(APIRequest):
+        def getClientAddress(self) -> IPv4Address:
+            return IPv4Address("TCP", host, 40000)
+
+    return FromHost

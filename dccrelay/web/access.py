@@ -30,7 +30,7 @@ from twisted.web.server import Request
 from dccrelay.web.auth import CHALLENGE, presented_credentials, presented_secret
 from dccrelay.web.responses import HTTPError
 from dccrelay.web.registration_limits import RegistrationLimits
-from dccrelay.web.throttle import FailedAuthLimiter
+from dccrelay.web.throttle import AliasGuessLimiter, FailedAuthLimiter
 
 #: the header that may carry the registration key next to Basic credentials
 REGISTRATION_KEY_HEADER = b"dcc-registration-key"
@@ -75,6 +75,8 @@ class Access:
         nothing (for tests that do not care).
     :param registrations: limits new tokens per client and per alias;
         ``None`` limits nothing (for tests that do not care).
+    :param guesses: counts failed attempts per alias, from every client;
+        ``None`` counts nothing.
     """
 
     def __init__(
@@ -84,11 +86,13 @@ class Access:
         operator_key: str | None = None,
         limiter: FailedAuthLimiter | None = None,
         registrations: RegistrationLimits | None = None,
+        guesses: AliasGuessLimiter | None = None,
     ) -> None:
         self._registration_key = registration_key.encode("utf-8") if registration_key else None
         self._operator_key = operator_key.encode("utf-8") if operator_key else None
         self.limiter = limiter
         self.registrations = registrations
+        self.guesses = guesses
 
     @property
     def registration_key_required(self) -> bool:
@@ -111,19 +115,47 @@ class Access:
                 headers={b"Retry-After": str(wait).encode("ascii")},
             )
 
-    def _fail(self, request: Request, message: str, challenge: dict[bytes, bytes]) -> HTTPError:
+    def _check_alias_throttle(self, request: Request, alias: str | None) -> None:
+        if self.guesses is None or alias is None:
+            return
+        wait = self.guesses.retry_after(alias, _client_host(request))
+        if wait is not None:
+            raise HTTPError(
+                429,
+                f"too many failed authentications for {alias!r} lately, from every "
+                "network together (networks that authenticated for it before are "
+                f"not held back); try again in {wait} s",
+                headers={b"Retry-After": str(wait).encode("ascii")},
+            )
+
+    def _fail(
+        self,
+        request: Request,
+        message: str,
+        challenge: dict[bytes, bytes],
+        alias: str | None = None,
+    ) -> HTTPError:
         if self.limiter is not None:
             self.limiter.failed(_client_host(request))
+        if self.guesses is not None and alias is not None:
+            self.guesses.failed(alias)
         return HTTPError(401, message, headers=challenge)
 
     # -- the rules ----------------------------------------------------------
 
     def require_owner(
-        self, request: Request, secret: str, *, operator_may: bool = True
+        self,
+        request: Request,
+        secret: str,
+        *,
+        operator_may: bool = True,
+        alias: str | None = None,
     ) -> Role:
         """
         Let ``request`` act on one bot: with its clientSecret as Basic
         credentials, or (if ``operator_may``) with the operator key.
+
+        :param alias: the bot's, for the failed attempts counted per alias.
 
         :return: who it is.
         :raise HTTPError: 401 for missing or wrong credentials, 429 while
@@ -138,6 +170,7 @@ class Access:
                 headers=CHALLENGE,
             )
         self._check_throttle(request)
+        self._check_alias_throttle(request, alias)
         bearer = presented_bearer(request)
         if bearer is not None:
             if operator_may and _same(bearer, self._operator_key):
@@ -159,7 +192,9 @@ class Access:
                 CHALLENGE,
             )
         if not hmac.compare_digest(presented, secret.encode("utf-8")):
-            raise self._fail(request, "wrong clientSecret for this alias", CHALLENGE)
+            raise self._fail(request, "wrong clientSecret for this alias", CHALLENGE, alias)
+        if self.guesses is not None and alias is not None:
+            self.guesses.succeeded(alias, _client_host(request))
         return "owner"
 
     def require_registrant(self, request: Request) -> None:

@@ -120,3 +120,54 @@ class FailedAuthLimiter(EventLimiter):
         Count one failed attempt by ``host``.
         """
         self.count(host)
+
+
+class AliasGuessLimiter:
+    """
+    Failed authentications per alias, from every network together, so that
+    guesses at one bot's clientSecret spread over many networks (each within
+    its own :class:`FailedAuthLimiter` bucket) still run at a few a minute.
+
+    Such a limit would lock the owner out while an attack lasts; so a
+    network that authenticated for the alias before is trusted for it and
+    not held back (its own network bucket still applies).  An owner on a
+    new network waits like everyone else, with ``Retry-After``.
+
+    :param max_trusted: (alias, network) pairs remembered at most.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        burst: int = 60,
+        refill: float = 30.0,
+        max_aliases: int = 10_000,
+        max_trusted: int = 100_000,
+    ) -> None:
+        self.failures = EventLimiter(
+            clock, burst=burst, refill=refill, max_clients=max_aliases, key=lambda alias: alias
+        )
+        self.max_trusted = max_trusted
+        self._trusted: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def retry_after(self, alias: str, host: str) -> int | None:
+        """
+        Whole seconds before ``host`` may try a secret for ``alias`` again,
+        or ``None`` if it may now.
+        """
+        if (alias, client_key(host)) in self._trusted:
+            return None
+        return self.failures.retry_after(alias)
+
+    def failed(self, alias: str) -> None:
+        """Count one failed authentication for ``alias``."""
+        self.failures.count(alias)
+
+    def succeeded(self, alias: str, host: str) -> None:
+        """``host`` authenticated for ``alias``: trust its network for it."""
+        pair = (alias, client_key(host))
+        self._trusted[pair] = None
+        self._trusted.move_to_end(pair)
+        while len(self._trusted) > self.max_trusted:
+            self._trusted.popitem(last=False)
