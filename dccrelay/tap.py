@@ -28,6 +28,12 @@ from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
+from dccrelay.gateway.rest_limits import (
+    INVALID_BUDGET,
+    INVALID_RESERVE,
+    INVALID_SHARE,
+    InvalidRequests,
+)
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.net.answer_caps import AnswerCappedPool, AnswerCaps, outbound_http
 from dccrelay.net.guard import NoRedirectHTTPClient, outbound_reactor
@@ -53,7 +59,8 @@ from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.web.access import Access
 from dccrelay.web.connection_limit import MAX_API_CONNECTIONS, APIConnectionLimit
 from dccrelay.web.site import build_site
-from dccrelay.web.throttle import FailedAuthLimiter
+from dccrelay.web.registration_limits import RegistrationLimits, RegistrationRates
+from dccrelay.web.throttle import AliasGuessLimiter, FailedAuthLimiter
 
 STORE_FILE = "dcc.sqlite3"
 ANSWER_DEFAULTS = AnswerCaps()
@@ -70,6 +77,10 @@ FILTER_LIMIT_OPTIONS = [
         ("max_regex_length", "characters in one regex"),
         ("max_in_length", "values in one $in/$nin/$all"),
         ("max_query_length", "characters in one JSONPath query"),
+        ("max_regex_program", "bytes of RE2 program of one regex"),
+        ("max_criteria_regex_program", "bytes of RE2 program of one criteria's regexes"),
+        ("max_regex_repeat", "largest {n,m} count in a regex"),
+        ("regex_memory", "bytes of RE2 memory (max_mem) per regex"),
     )
 ]
 
@@ -181,6 +192,40 @@ class Options(ConfigFileOptions):
              _positive_number(f"filter-{name.replace('_', '-')}", int)]
             for name, default, doc in FILTER_LIMIT_OPTIONS
         ],
+        ["new-tokens-per-network", None, RegistrationRates.client_burst,
+         "New registrations and token changes one client network (IPv4 /24, IPv6 /64) "
+         "may make at once; each makes the relay call Discord with the token.",
+         _positive_number("new-tokens-per-network", int)],
+        ["new-token-interval", None, RegistrationRates.client_refill,
+         "Seconds before one client network may make one more new registration or "
+         "token change, once it used its --new-tokens-per-network.",
+         _positive_number("new-token-interval")],
+        ["token-changes-per-alias", None, RegistrationRates.alias_burst,
+         "Token changes (creation included) one alias may have at once.",
+         _positive_number("token-changes-per-alias", int)],
+        ["token-change-interval", None, RegistrationRates.alias_refill,
+         "Seconds before one alias may change its token once more, once it used its "
+         "--token-changes-per-alias.", _positive_number("token-change-interval")],
+        ["failed-auth-per-alias", None, 60,
+         "Failed authentications one alias may have at once from every network "
+         "together; networks that authenticated for it before are not held back.",
+         _positive_number("failed-auth-per-alias", int)],
+        ["failed-auth-per-alias-interval", None, 30.0,
+         "Seconds before one more failed authentication for an alias is allowed, once "
+         "it had its --failed-auth-per-alias.",
+         _positive_number("failed-auth-per-alias-interval")],
+        ["invalid-budget", None, INVALID_BUDGET,
+         "Invalid requests (HTTP 401, 403, 429) to Discord the node allows itself per "
+         "10 minutes; Discord bans the IP address at 10,000.",
+         _positive_number("invalid-budget", int)],
+        ["invalid-share", None, INVALID_SHARE,
+         "Invalid requests one bot token may make per 10 minutes; a bot that spends "
+         "its share on GET /gateway/bot is disabled, saying why.",
+         _positive_number("invalid-share", int)],
+        ["invalid-reserve", None, INVALID_RESERVE,
+         "Part of --invalid-budget only tokens Discord accepted before may spend, so "
+         "that running bots keep calling while new tokens fail.",
+         _positive_number("invalid-reserve", int)],
         ["gateway-compression", None, "zlib-stream",
          "Transport compression of gateway connections: zlib-stream, zstd-stream or "
          "none (zlib-stream: about 20x fewer bytes for 1.3x receive CPU and a fixed "
@@ -241,6 +286,12 @@ class Options(ConfigFileOptions):
             self["encryption-keys"] = [] if path is None else read_fernet_keys(path)
         except KeyFileError as e:
             raise usage.UsageError(str(e))
+        if self["invalid-reserve"] >= self["invalid-budget"]:
+            raise usage.UsageError(
+                f"--invalid-reserve ({self['invalid-reserve']}) must be less than "
+                f"--invalid-budget ({self['invalid-budget']}): new bot tokens need some "
+                "of the budget"
+            )
         try:
             # Each bot holds connections: raised here, or refused with why.
             ensure_descriptors(self["max-relays"], api_connections=self["max-api-connections"])
@@ -321,7 +372,13 @@ def build_environment(
         clock=reactor,
         random=SystemRandom(),
         store=store,
-        rest=DiscordREST(http, options["discord-api"], clock=reactor),
+        rest=DiscordREST(
+            http, options["discord-api"], clock=reactor,
+            invalid=InvalidRequests(
+                options["invalid-budget"], share=options["invalid-share"],
+                reserve=options["invalid-reserve"],
+            ),
+        ),
         connect=GatewayConnector(
             reactor,
             tls_options_for=tls.creator_for,
@@ -445,6 +502,16 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
             registration_key=options.get("registration-key"),
             operator_key=options.get("operator-key"),
             limiter=FailedAuthLimiter(reactor),
+            guesses=AliasGuessLimiter(
+                reactor, burst=options["failed-auth-per-alias"],
+                refill=options["failed-auth-per-alias-interval"],
+            ),
+            registrations=RegistrationLimits(reactor, RegistrationRates(
+                client_burst=options["new-tokens-per-network"],
+                client_refill=options["new-token-interval"],
+                alias_burst=options["token-changes-per-alias"],
+                alias_refill=options["token-change-interval"],
+            )),
         ),
         reactor=reactor,
     )

@@ -215,6 +215,8 @@ class _Compiler:
     def __init__(self, limits: FilterLimits) -> None:
         self.limits = limits
         self.operators = 0
+        #: What the criteria's regexes may still spend (regex.py).
+        self.regexes = limits.regex_bounds().budget()
 
     def query(self, query: Any, pointer: str, context: _Context) -> Op:
         """A query: sift's ``createQueryOperation``."""
@@ -400,6 +402,7 @@ class _Compiler:
             dot_all="s" in options,
             verbose="x" in options,
             max_length=self.limits.max_regex_length,
+            budget=self.regexes,
             javascript=True,
             pointer=pointer,
         )

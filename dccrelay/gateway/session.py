@@ -21,7 +21,12 @@ from zope.interface import Interface, implementer
 from dccrelay.gateway import codes
 from dccrelay.gateway.commands import CommandError, GatewayCommand, shards_for
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
-from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
+from dccrelay.gateway.rest import (
+    DiscordHTTPError,
+    DiscordREST,
+    GatewayInfo,
+    InvalidRequestBudgetSpent,
+)
 from dccrelay.gateway.resume_points import ResumeBook
 from dccrelay.gateway.shard import GatewayTools, IShardOwner, Shard, ShardIdentity
 from dccrelay.net.tls import discord_tls_failure
@@ -183,6 +188,15 @@ class GatewaySession:
                     "Discord rejected the token (HTTP 401): re-register with a valid "
                     "bot token from the Developer Portal"
                 )
+            elif isinstance(e, InvalidRequestBudgetSpent) and e.own_share:
+                # Retries have backed off and still failed: stop spending what
+                # every bot on this IP address shares.
+                self._owner.refused(
+                    f"{e.message}; disabled: fix the token or the bot's permissions, "
+                    "then PUT the registration again"
+                )
+            elif isinstance(e, InvalidRequestBudgetSpent):
+                self._retry(e.message)
             else:
                 self._retry(f"GET /gateway/bot failed: HTTP {e.status}")
             return None
