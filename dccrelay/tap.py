@@ -39,7 +39,9 @@ from dccrelay.net.answer_caps import AnswerCappedPool, AnswerCaps, outbound_http
 from dccrelay.net.guard import NoRedirectHTTPClient, outbound_reactor
 from dccrelay.net.tls import ClientTLS
 from dccrelay.ops.config import ConfigFileOptions
+from dccrelay.ops.data_dir import DataDirLock
 from dccrelay.ops.descriptors import TooFewDescriptors, ensure_descriptors
+from dccrelay.ops.exit_status import ExitStatus
 from dccrelay.ops.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.ops.lagprobe import LagProbe
 from dccrelay.ops.listening import ListeningService
@@ -53,6 +55,7 @@ from dccrelay.store import IGuildSnapshots, IRelayStore
 from dccrelay.store.leases import LeaseTiming
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.service import StoreService
+from dccrelay.store.startup import Startup
 from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.waking.interactions import DEFER_AFTER
 from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
@@ -450,6 +453,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     latency = LatencyHistogram()
     store: IRelayStore
     placement: IPlacement
+    lock: DataDirLock | None
     if options["store"] is not None:
         # Imported here: psycopg loads libpq, which a SQLite node never needs.
         from dccrelay.store.postgres import PostgresStore
@@ -468,15 +472,22 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         env = replace(env, shared_identify=partial(StoreIdentifySlots, shared, node.node_id))
         placement = ClusterCoordinator(node, shared, sealed, reactor)
         store = shared
+        lock = None
     else:
         store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
+        # One data directory, one relay: its store is this node's alone.
+        lock = DataDirLock(options["data-dir"])
         sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
         env = build_environment(
             options, reactor, store, pool, latency, tls, sealed, bot_pool=bot_pool
         )
         placement = Alone(store)
+    # Opening the store and loading it, tried again while a fault may pass;
+    # any other fault stops the process with a status systemd sees.
+    startup = Startup(reactor, fatal=ExitStatus(reactor).stop)
     manager = RelayManager(
-        env, sealed, options["max-relays"], delivery_latency=latency, placement=placement
+        env, sealed, options["max-relays"], delivery_latency=latency, placement=placement,
+        startup=startup,
     )
 
     # Under twistd, options.parent holds twistd's own options (--logfile...).
@@ -484,7 +495,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     # Added first, so stopped last: after the relays.
     HTTPPoolService(pool, bot_pool).setServiceParent(root)
     # The store opens before the manager starts and closes after it stopped.
-    stored = StoreService(store)
+    stored = StoreService(store, startup, lock=lock)
     stored.setName("store")
     stored.setServiceParent(root)
     manager.setName("relays")

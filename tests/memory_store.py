@@ -131,6 +131,16 @@ class MemoryRelayStore:
         relays = self.database.relays
         return succeed([copy.deepcopy(relays[alias]) for alias in sorted(relays)])
 
+    def create_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[bool]:
+        if alias in self.database.relays:
+            try:
+                self._usable()
+            except StoreClosed as e:
+                return fail(e)
+            return succeed(False)
+        d = self.save_relay(alias, settings)
+        return d.addCallback(lambda _: True)
+
     def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
         try:
             self._usable()

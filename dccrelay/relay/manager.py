@@ -16,7 +16,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    DeferredList,
+    DeferredLock,
+    inlineCallbacks,
+)
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,6 +35,7 @@ from dccrelay.relay.relay import Relay, RelayEnvironment
 from dccrelay.relay.remote import RemoteRelay
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.store import IRegistrations, SessionState, StoredRelay
+from dccrelay.store.startup import Startup
 
 # Relays created per reactor turn when a node starts: each compiles its
 # filter (unless another bot has the same criteria).
@@ -56,6 +63,13 @@ class TooManyRelays(Exception):
     """
 
 
+class AliasTaken(Exception):
+    """
+    Creating an alias found it taken in the store, and gone again when
+    looked up: it changes hands faster than it can be read.
+    """
+
+
 class RelayManager(Service):
     """
     Every relay of this node, by alias.
@@ -66,6 +80,9 @@ class RelayManager(Service):
     :param store: the registrations (the manager changes and loads them).
     :param placement: where bots run; by default, all here
         (:class:`~dccrelay.relay.placement.Alone`, with ``env.store``'s sessions).
+    :param startup: the node's start-up, which loading the registrations is
+        the last step of (by default one of its own, that only logs a
+        failure).
     """
 
     _log = Logger()
@@ -77,6 +94,7 @@ class RelayManager(Service):
         max_relays: int,
         delivery_latency: LatencyHistogram | None = None,
         placement: IPlacement | None = None,
+        startup: Startup | None = None,
     ) -> None:
         self._env = env
         self._store = store
@@ -98,14 +116,27 @@ class RelayManager(Service):
         self._checkpoints = LoopingCall(self._checkpoint)
         self._checkpoints.clock = env.clock
         self._starts = Pacer(env.clock, START_RATE, START_BURST)
+        #: why the registry is not served yet, or that it never will be
+        self.startup = startup if startup is not None else Startup(env.clock)
+        self._loading: Deferred[None] | None = None
+        #: fires once the registrations are loaded (never if they cannot be)
         self.ready: Deferred[None] = Deferred()
+
+    @property
+    def loaded(self) -> bool:
+        """
+        Whether :attr:`relays` holds every registration of the store (until
+        then, an alias missing from it may still exist).
+        """
+        return self.ready.called
 
     def startService(self) -> None:
         super().startService()
         self._started_at = self._env.clock.seconds()
-        d = self._load()
-        d.addBoth(self._loaded)
-        d.addCallbacks(self.ready.callback, self._failed_to_start)
+        self._loading = self.startup.attempt(
+            f"load the registrations from {self._store.description}", self._load_once
+        )
+        self._loading.addCallbacks(self._loaded, self._not_loaded)
 
     def uptime(self) -> float | None:
         """
@@ -115,13 +146,28 @@ class RelayManager(Service):
             return None
         return self._env.clock.seconds() - self._started_at
 
-    def _loaded(self, result: object) -> object:
+    def _loaded(self, _: None) -> None:
+        self.startup.done()
         self._lock.release()
-        return result
+        self.ready.callback(None)
 
-    def _failed_to_start(self, failure: Any) -> None:
-        self._log.failure("could not load registrations from the store", failure)
-        self.ready.errback(failure)
+    def _not_loaded(self, failure: Failure) -> None:
+        # Stopped while loading; a failure for good never fires _loading.
+        failure.trap(CancelledError)
+
+    def _load_once(self) -> Deferred[None]:
+        """
+        One try at loading: if it fails, nothing of it is kept (nothing was
+        started yet), so that the next try starts afresh.
+        """
+
+        def forget(failure: Failure) -> Failure:
+            self.relays.clear()
+            self._here.clear()
+            self._elsewhere.clear()
+            return failure
+
+        return self._load().addErrback(forget)
 
     @inlineCallbacks
     def _load(self) -> Any:
@@ -149,6 +195,11 @@ class RelayManager(Service):
         if self._checkpoints.running:
             self._checkpoints.stop()
         self._placement.pause()
+        if not self.loaded:
+            # Nothing runs yet: stop trying to load, and leave the store alone.
+            if self._loading is not None:
+                self._loading.cancel()
+            return
         yield self._lock.acquire()
         try:
             # Every bot's resume point in a few store calls, rather than one
@@ -317,17 +368,44 @@ class RelayManager(Service):
             raise TooManyRelays(alias)
         if relay is not None and relay.settings == settings and relay.enabled:
             return False
-        yield self._store.save_relay(alias, settings.to_json())
-        created = relay is None
         if relay is None:
+            # Insert-if-absent: the store, not this node's memory, says
+            # whether the alias is free (another node may have just taken it).
+            created = yield self._store.create_relay(alias, settings.to_json())
+            if not created:
+                # Taken: learn its registration, then answer as for any alias
+                # that exists (authorize decides with its secret).
+                known = yield self._learn(alias)
+                if known:
+                    result = yield self._put(alias, settings, authorize)
+                    return result
+                raise AliasTaken(alias)
             self._log.info("{alias}: registered", alias=alias)
             self._placement.place(StoredRelay(alias, settings.to_json(), True, None))
             self.relays[alias].start()
         else:
+            yield self._store.save_relay(alias, settings.to_json())
             self._log.info("{alias}: settings updated", alias=alias)
             yield relay.apply(settings)
         yield self._placement.changed(alias)
-        return created
+        return relay is None
+
+    @inlineCallbacks
+    def _learn(self, alias: str) -> Any:
+        """
+        Take in ``alias``'s stored registration, which this node did not
+        know (made through another node, whose notice has not come yet).
+
+        :return: whether it is registered.
+        """
+        records = yield self._store.load_relays()
+        record = next((r for r in records if r.alias == alias), None)
+        if record is None:
+            return False
+        self._log.info("{alias}: registered through another node", alias=alias)
+        self._placement.place(record)
+        self.relays[alias].start()
+        return True
 
     def delete(self, alias: str) -> Deferred[bool]:
         """

@@ -226,10 +226,23 @@ class IRegistrations(Interface):
             alias.
         """
 
+    def create_relay(alias, settings):  # type: ignore[no-untyped-def]
+        """
+        Register ``alias``, enabled, unless a registration of that alias
+        exists: checked and inserted in one transaction, so that of several
+        callers (several nodes) creating one alias at once exactly one
+        succeeds, and an existing registration is never overwritten.
+
+        :param settings: JSON-compatible dict.
+        :return: Deferred firing with ``True`` if it was created, ``False``
+            if the alias was taken (its registration is left as it was).
+        """
+
     def save_relay(alias, settings):  # type: ignore[no-untyped-def]
         """
         Insert or replace a registration's settings, and mark it enabled
-        (``disable_reason`` is kept).
+        (``disable_reason`` is kept).  For changing a registration the
+        caller knows; a new one is made with :meth:`create_relay`.
 
         :param settings: JSON-compatible dict.
         :return: Deferred firing with ``None``.

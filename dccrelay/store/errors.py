@@ -43,3 +43,28 @@ class StoreUnreachable(Exception):
             f"accepts connections from this machine."
         )
         self.reason = reason
+
+
+class StoreBusy(Exception):
+    """
+    The database is there but cannot serve this call now, and may later:
+    another process holds a lock on it, or the server is still starting
+    (or recovering).  Trying again later may succeed.
+    """
+
+    def __init__(self, description: str, reason: str) -> None:
+        super().__init__(f"{description} is busy: {reason}")
+        self.reason = reason
+
+
+class StoreDamaged(Exception):
+    """
+    The database's file is damaged, or is not a database at all.
+    """
+
+    def __init__(self, description: str, reason: str) -> None:
+        super().__init__(
+            f"{description} is damaged or not a database ({reason}): restore it from a "
+            f"backup, or move it away to start with an empty store"
+        )
+        self.reason = reason

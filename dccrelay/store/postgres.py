@@ -39,7 +39,7 @@ from . import (
     encode_statuses,
     sessions_by_alias,
 )
-from .errors import StoreClosed, StoreUnreachable
+from .errors import StoreBusy, StoreClosed, StoreUnreachable
 from .postgres_listen import CHANNEL, ChangeListener
 from .postgres_schema import migrate
 from .threaded import Queries, ThreadedStore
@@ -129,12 +129,13 @@ class PostgresStore(ThreadedStore):
             return done
         self._open_waiters.append(done)
         if len(self._open_waiters) == 1:
-            self._threads.start()
-            # Like adbapi: if the reactor stops before close(), the threads
-            # must still go, or the process would not exit.
-            self._shutdown_trigger = self._core.addSystemEventTrigger(
-                "during", "shutdown", self._stop_threads
-            )
+            if not self._threads.started:
+                self._threads.start()
+                # Like adbapi: if the reactor stops before close(), the threads
+                # must still go, or the process would not exit.
+                self._shutdown_trigger = self._core.addSystemEventTrigger(
+                    "during", "shutdown", self._stop_threads
+                )
             opening = deferToThreadPool(
                 self._reactor,
                 self._threads,
@@ -149,8 +150,9 @@ class PostgresStore(ThreadedStore):
         return done
 
     def _open_finished(self, result: None | Failure) -> None:
-        # Every open() gets the first one's outcome, failure included.
-        self._opened_as = result
+        # Every open() made meanwhile gets this outcome, failure included; after
+        # a failure, the next open() tries again (the server may be up by then).
+        self._opened_as = _NOT_YET if isinstance(result, Failure) else result
         waiters, self._open_waiters = self._open_waiters, []
         for waiter in waiters:
             _fire(waiter, result)
@@ -295,6 +297,19 @@ def _fire(waiter: Deferred[None], outcome: object) -> None:
         waiter.callback(None)
 
 
+#: What PostgreSQL answers (SQLSTATE 57P03, cannot_connect_now) while it
+#: starts, recovers or stays a standby: the server is there and may accept
+#: connections soon.  libpq gives no SQLSTATE for a refused connection, so the
+#: server's (English) messages are matched; a server speaking another
+#: language makes this a fault that stops start-up instead.
+_NOT_READY_YET = (
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is not accepting connections",
+)
+
+
 # Everything below runs on the store's threads and touches no store state.
 
 
@@ -307,7 +322,10 @@ def _open_pool(
         with psycopg.connect(conninfo, autocommit=True) as connection:
             before, after = migrate(connection, description)
     except psycopg.OperationalError as e:
-        raise StoreUnreachable(description, str(e).strip()) from None
+        reason = str(e).strip()
+        if any(answer in reason for answer in _NOT_READY_YET):
+            raise StoreBusy(description, reason) from None
+        raise StoreUnreachable(description, reason) from None
     pool: Pool = ConnectionPool(
         conninfo,
         min_size=1,
@@ -339,6 +357,26 @@ def _load_relays(cursor: Cursor) -> list[StoredRelay]:
         StoredRelay(alias, json.loads(settings), enabled, reason)
         for alias, settings, enabled, reason in cursor.fetchall()
     ]
+
+
+def _create_relay(cursor: Cursor, alias: str, settings: str, now: float) -> bool:
+    # ON CONFLICT DO NOTHING: a node inserting the same alias at the same
+    # moment waits for this transaction, then finds the row and inserts
+    # nothing; only one of them gets a row back.
+    cursor.execute(
+        """
+        INSERT INTO relays
+            (alias, settings, enabled, disable_reason, created_at, updated_at)
+        VALUES (%s, %s, true, NULL, %s, %s)
+        ON CONFLICT (alias) DO NOTHING
+        RETURNING alias
+        """,
+        (alias, settings, now, now),
+    )
+    if cursor.fetchone() is None:
+        return False
+    cursor.execute("INSERT INTO leases (alias) VALUES (%s) ON CONFLICT DO NOTHING", (alias,))
+    return True
 
 
 def _save_relay(cursor: Cursor, alias: str, settings: str, now: float) -> None:
@@ -759,6 +797,7 @@ def _load_statuses(cursor: Cursor) -> dict[str, tuple[str, dict[str, Any]]]:
 
 QUERIES = Queries(
     load_relays=_load_relays,
+    create_relay=_create_relay,
     save_relay=_save_relay,
     delete_relay=_delete_relay,
     disable_relay=_disable_relay,

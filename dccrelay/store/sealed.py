@@ -130,6 +130,10 @@ class SealedSecretsStore:
 
     # -- IRelayStore, where secrets pass --------------------------------------
 
+    def create_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[bool]:
+        result: Deferred[bool] = self._store.create_relay(alias, self.seal(settings))
+        return result
+
     def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
         result: Deferred[None] = self._store.save_relay(alias, self.seal(settings))
         return result

@@ -21,6 +21,7 @@ from twisted.enterprise.adbapi import Connection, ConnectionPool, Transaction
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 
 from . import (
     GuildSnapshotUpdate,
@@ -31,7 +32,7 @@ from . import (
     Trimmed,
     sessions_by_alias,
 )
-from .errors import SchemaTooNew, StoreClosed
+from .errors import SchemaTooNew, StoreBusy, StoreClosed, StoreDamaged
 from .threaded import Queries, ThreadedStore
 
 _T = TypeVar("_T")
@@ -166,6 +167,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
+# SQLite's primary result codes (the low byte of an extended one): another
+# connection holds a lock (may pass), or the file is not a sound database
+# (will not).
+_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+_DAMAGED_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
 # SQLite's own files next to the database; they hold the same secrets.
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -239,10 +246,27 @@ class SQLiteStore(ThreadedStore):
         return ready.addCallback(self._migrate).addCallback(self._opened)
 
     def _migrate(self, _: None) -> Deferred[tuple[int, int, str]]:
-        return cast(
-            "Deferred[tuple[int, int, str]]",
-            self._pool.runWithConnection(_migrate, self.description),
-        )
+        migrating = self._pool.runWithConnection(_migrate, self.description)
+        return cast("Deferred[tuple[int, int, str]]", migrating.addErrback(self._translate))
+
+    def _translate(self, failure: Failure) -> Failure:
+        """
+        A lock held by another process as :class:`StoreBusy` (it may pass),
+        a damaged file as :class:`StoreDamaged`; anything else as it came.
+        """
+        error = failure.value
+        code = getattr(error, "sqlite_errorcode", None)
+        if not isinstance(error, sqlite3.Error) or code is None:
+            return failure
+        translated: Exception
+        if code & 0xFF in _BUSY_CODES:
+            translated = StoreBusy(self.description, str(error))
+        elif code & 0xFF in _DAMAGED_CODES:
+            translated = StoreDamaged(self.description, str(error))
+        else:
+            return failure
+        translated.__cause__ = error
+        return Failure(translated)
 
     def _opened(self, result: tuple[int, int, str]) -> None:
         before, after, journal_mode = result
@@ -281,20 +305,28 @@ class SQLiteStore(ThreadedStore):
         return closed.addBoth(stop_pool)
 
     def _run(self, work: Callable[..., _T], *args: Any) -> Deferred[_T]:
-        return cast("Deferred[_T]", self._pool.runInteraction(work, *args))
+        running = self._pool.runInteraction(work, *args)
+        return cast("Deferred[_T]", running.addErrback(self._translate))
 
 
 # Everything below runs on the pool's thread and touches no store state.
 
 
-def _prepare_files(path: str) -> None:
-    parent = os.path.dirname(os.path.abspath(path))
+def private_directory(path: str) -> None:
+    """
+    Make directory ``path`` 0700 if it is missing; an existing one's mode
+    is the operator's to choose.
+    """
     try:
-        os.makedirs(parent, mode=0o700)
+        os.makedirs(path, mode=0o700)
     except FileExistsError:
-        pass  # The operator's directory: its mode is theirs to choose.
+        pass
     else:
-        os.chmod(parent, 0o700)  # makedirs's mode passes through the umask.
+        os.chmod(path, 0o700)  # makedirs's mode passes through the umask.
+
+
+def _prepare_files(path: str) -> None:
+    private_directory(os.path.dirname(os.path.abspath(path)))
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)  # Tightens a file made by an older, looser setup.
@@ -353,6 +385,23 @@ def _load_relays(txn: Transaction) -> list[StoredRelay]:
         StoredRelay(alias, json.loads(settings), bool(enabled), reason)
         for alias, settings, enabled, reason in txn.fetchall()
     ]
+
+
+def _create_relay(txn: Transaction, alias: str, settings: str, now: float) -> bool:
+    txn.execute("BEGIN IMMEDIATE")
+    txn.execute(
+        """
+        INSERT INTO relays
+            (alias, settings, enabled, disable_reason, created_at, updated_at)
+        VALUES (?, ?, 1, NULL, ?, ?)
+        ON CONFLICT (alias) DO NOTHING
+        """,
+        (alias, settings, now, now),
+    )
+    if txn.rowcount != 1:
+        return False
+    txn.execute("INSERT INTO leases (alias) VALUES (?) ON CONFLICT (alias) DO NOTHING", (alias,))
+    return True
 
 
 def _save_relay(txn: Transaction, alias: str, settings: str, now: float) -> None:
@@ -702,6 +751,7 @@ def _insert_parts(txn: Transaction, rows: list[tuple[str, str, bytes]]) -> None:
 
 QUERIES = Queries(
     load_relays=_load_relays,
+    create_relay=_create_relay,
     save_relay=_save_relay,
     delete_relay=_delete_relay,
     disable_relay=_disable_relay,

@@ -45,6 +45,8 @@ class Queries:
     """
 
     load_relays: Callable[[Any], list[StoredRelay]]
+    #: ``(txn, alias, settings JSON, now)``: whether it was inserted
+    create_relay: Callable[[Any, str, str, float], bool]
     #: ``(txn, alias, settings JSON, now)``
     save_relay: Callable[[Any, str, str, float], None]
     delete_relay: Callable[[Any, str], bool]
@@ -129,6 +131,13 @@ class ThreadedStore:
 
     def load_relays(self) -> Deferred[list[StoredRelay]]:
         return self._interact(self._queries.load_relays)
+
+    def create_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[bool]:
+        try:
+            encoded = encode_settings(settings)
+        except (TypeError, ValueError):
+            return fail()
+        return self._interact(self._queries.create_relay, alias, encoded, self._now())
 
     def save_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[None]:
         try:

@@ -20,7 +20,7 @@ from twisted.web.server import Request
 
 from dccrelay.gateway.commands import CommandError, command_answer
 from dccrelay.relay.handle import IRelayHandle
-from dccrelay.relay.manager import RelayManager, TooManyRelays
+from dccrelay.relay.manager import AliasTaken, RelayManager, TooManyRelays
 from dccrelay.relay.settings import RelaySettings, SettingsError, validate_alias
 from dccrelay.web.access import Access
 from dccrelay.web.request import MAX_BODY, CappedRequest
@@ -69,6 +69,8 @@ class RelayCollection(Resource):
         self._access = access if access is not None else Access()
 
     def getChild(self, path: bytes, request: Request) -> Resource:
+        if not self._manager.loaded:
+            return NotLoaded(self._manager)
         try:
             alias = path.decode("ascii")
             validate_alias(alias)
@@ -78,10 +80,50 @@ class RelayCollection(Resource):
 
     @json_handler
     def render_GET(self, request: Request) -> tuple[int, Any]:
+        require_loaded(self._manager)
         relays = self._manager.relays
         if self._access.is_operator(request):
             return 200, {"relays": [full_json(relays[alias].snapshot(private=True)) for alias in sorted(relays)]}
         return 200, {"relays": [public_json(relays[alias].snapshot()) for alias in sorted(relays)]}
+
+
+def require_loaded(manager: RelayManager) -> None:
+    """
+    Until the registrations are loaded, the node cannot say which aliases
+    exist: nothing is answered as if it knew, and nothing is changed.
+
+    :raise HTTPError: 503, saying what the node waits for.
+    """
+    if not manager.loaded:
+        raise HTTPError(
+            503,
+            "this relay has not loaded its registrations yet "
+            f"({manager.startup.waiting_for}); try again shortly",
+            headers={b"Retry-After": b"5"},
+        )
+
+
+class NotLoaded(Resource):
+    """
+    ``/relays/{alias}`` and below, for every method, before the
+    registrations are loaded.
+    """
+
+    isLeaf = True
+
+    def __init__(self, manager: RelayManager) -> None:
+        super().__init__()
+        self._manager = manager
+
+    def render(self, request: Request) -> object:
+        return self._refuse(request)
+
+    @json_handler
+    def _refuse(self, request: Request) -> tuple[int, Any]:
+        require_loaded(self._manager)
+        # Loaded between getChild and now: ask again rather than guess.
+        raise HTTPError(503, "this relay has just loaded its registrations; try again",
+                        headers={b"Retry-After": b"1"})
 
 
 class InvalidAlias(Resource):
@@ -201,6 +243,11 @@ class RelayResource(Resource):
             return (201 if created else 200), status
 
         def full(failure: Any) -> None:
+            if failure.check(AliasTaken):
+                raise HTTPError(
+                    503, f"{self.alias} is being registered and deleted as this request "
+                    "comes; try again", headers={b"Retry-After": b"1"},
+                )
             failure.trap(TooManyRelays)
             raise HTTPError(
                 503,

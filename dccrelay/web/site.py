@@ -23,7 +23,8 @@ from dccrelay.web.status_page import StatusPage
 
 class Health(Resource):
     """
-    ``GET /healthz``: 200 once the relays are loaded, 503 before.
+    ``GET /healthz``: 200 once the relays are loaded; 503 before, saying
+    what the node waits for (or why it is stopping: it could not start).
     """
 
     isLeaf = True
@@ -34,9 +35,13 @@ class Health(Resource):
 
     @json_handler
     def render_GET(self, request: Request) -> tuple[int, object]:
-        if self._manager.ready.called:
-            return 200, {"status": "ok", "relays": len(self._manager.relays)}
-        return 503, {"status": "starting"}
+        manager = self._manager
+        if manager.loaded:
+            return 200, {"status": "ok", "relays": len(manager.relays)}
+        startup = manager.startup
+        if startup.failed is not None:
+            return 503, {"status": "failed", "reason": startup.failed}
+        return 503, {"status": "starting", "reason": startup.waiting_for}
 
 
 def build_resource(
