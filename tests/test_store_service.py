@@ -104,7 +104,7 @@ class StoreServiceTests(SynchronousTestCase):
         self.service.startService()
         stopped = self.service.stopService()
         self.successResultOf(stopped)
-        self.failureResultOf(self.store.opening)
+        self.assertTrue(self.store.opening.called)  # cancelled
         self.assertFalse(self.user.running)
         self.assertIsNone(self.user.open_on_start)
         self.assertEqual(self.store.closes, 1)
@@ -120,8 +120,12 @@ class StoreServiceTests(SynchronousTestCase):
             self.service.startService()
         critical = [e for e in events if e["log_level"] == LogLevel.critical]
         self.assertEqual(len(critical), 1)
-        self.assertIn("could not open in-memory store: Could not connect to the database: "
-                      "connection refused", critical[0]["cause"])
+        self.assertEqual(
+            critical[0]["cause"],
+            "could not open the store: Could not connect to the database: connection refused. "
+            "Check the store URL's host, port, database, user and password, and that the "
+            "server accepts connections from this machine.",
+        )
         self.assertNotIn("log_failure", critical[0])
         self.assertEqual(self.fatal, [None])
         self.assertFalse(self.user.running)

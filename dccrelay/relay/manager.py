@@ -133,9 +133,7 @@ class RelayManager(Service):
     def startService(self) -> None:
         super().startService()
         self._started_at = self._env.clock.seconds()
-        self._loading = self.startup.attempt(
-            f"load the registrations from {self._store.description}", self._load_once
-        )
+        self._loading = self.startup.attempt("load the registrations", self._load_once)
         self._loading.addCallbacks(self._loaded, self._not_loaded)
 
     def uptime(self) -> float | None:

@@ -52,7 +52,7 @@ class StoreService(MultiService):
             # Raises (twistd exits) if another relay has the directory.
             self._lock.acquire()
         Service.startService(self)
-        self._opening = self.startup.attempt(f"open {self.store.description}", self.store.open)
+        self._opening = self.startup.attempt("open the store", self.store.open)
         self._opening.addCallbacks(self._opened, self._not_opened)
 
     def _opened(self, _: None) -> None:
