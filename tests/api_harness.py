@@ -57,10 +57,15 @@ class Node:
     """
 
     def __init__(
-        self, *, max_relays: int = 5, access: Access | None = None, allow_private: bool = False
+        self,
+        *,
+        max_relays: int = 5,
+        access: Access | None = None,
+        allow_private: bool = False,
+        store: MemoryRelayStore | None = None,
     ) -> None:
         self.clock = MemoryReactorClock()
-        self.store = MemoryRelayStore()
+        self.store = store if store is not None else MemoryRelayStore()
         self.gateway_urls: list[str] = []
         self.channels: list[RecordingChannel] = []
         env = RelayEnvironment(

@@ -122,10 +122,14 @@ class ThrowawayCluster:
         except OSError:
             return ""
 
-    def start(self) -> str:
+    def start(self, standby: bool = False) -> str:
         """
         Create and start the cluster.
 
+        :param standby: start it as a standby that accepts no connections
+            (``hot_standby`` off): every connection is refused with SQLSTATE
+            57P03, as while a server starts or recovers, until
+            :meth:`promote`.
         :return: a URL of its ``postgres`` database, as superuser.
         """
         if self.as_postgres:
@@ -159,8 +163,12 @@ class ThrowawayCluster:
                     "-c synchronous_commit=off",
                     "-c full_page_writes=off",
                     "-c max_connections=200",
+                    *(["-c hot_standby=off"] if standby else []),
                 ]
             )
+            if standby:
+                # Standby mode with nowhere to replicate from: it waits.
+                open(os.path.join(self.data, "standby.signal"), "w").close()
             try:
                 self._run(
                     "pg_ctl", "start", "--pgdata", self.data, "--log", self.log,
@@ -174,10 +182,19 @@ class ThrowawayCluster:
         atexit.register(self.stop)
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    def promote(self) -> None:
+        """
+        End a standby's recovery: it accepts connections from now on.
+        """
+        self._run("pg_ctl", "promote", "--pgdata", self.data, "--wait", "--timeout", "60")
+
     def stop(self) -> None:
         """
-        Stop the server at once and delete the cluster.
+        Stop the server at once and delete the cluster (once: later calls
+        do nothing).
         """
+        if not os.path.isdir(self.directory):
+            return
         try:
             self._run("pg_ctl", "stop", "--pgdata", self.data, "--mode", "immediate", "--wait")
         except PostgresUnavailable:
@@ -217,6 +234,25 @@ def server_url() -> str:
         # Every later test fails the same way, without trying again.
         _server_error = str(e)
         raise
+
+
+def standby_cluster() -> ThrowawayCluster:
+    """
+    A throw-away cluster of its own, started as a standby that refuses
+    connections until promoted (see :meth:`ThrowawayCluster.start`); it is
+    stopped when the test process exits.
+
+    :raises SkipTest: if PostgreSQL is not installed and not required.
+    :raises PostgresUnavailable: if it is required and missing, or fails.
+    """
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get(REQUIRE_VARIABLE):
+            raise PostgresUnavailable(f"{REQUIRE_VARIABLE} is set, but {INSTALL_HINT}")
+        raise SkipTest(INSTALL_HINT)
+    cluster = ThrowawayCluster(binaries)
+    cluster.start(standby=True)
+    return cluster
 
 
 def with_database(url: str, name: str) -> str:

@@ -38,7 +38,7 @@ from dccrelay.store import (
     Trimmed,
 )
 from dccrelay.store import sqlite as sqlite_module
-from dccrelay.store.errors import SchemaTooNew, StoreClosed
+from dccrelay.store.errors import SchemaTooNew, StoreClosed, StoreDamaged
 from dccrelay.store.sqlite import MEMORY, MIGRATIONS, SQLiteStore
 
 _Self = TypeVar("_Self")
@@ -213,6 +213,40 @@ class RegistrationsTestsMixin(StoreTestsBase):
             await store.load_relays(),
             [StoredRelay("alpha", {"version": 2}, True, None)],
         )
+
+    @deferred_test
+    async def test_create_if_absent(self) -> None:
+        """
+        Creating a free alias registers it, enabled; creating it again
+        changes nothing (not its settings, sessions or disabled state) and
+        says it was taken.
+        """
+        store = await self.open_store()
+        self.assertIs(await store.create_relay("alpha", {"version": 1}), True)
+        self.assertEqual(
+            await store.load_relays(), [StoredRelay("alpha", {"version": 1}, True, None)]
+        )
+        await store.save_session("alpha", session(0))
+        await store.disable_relay("alpha", "why")
+        self.assertIs(await store.create_relay("alpha", {"version": 2}), False)
+        self.assertEqual(
+            await store.load_relays(), [StoredRelay("alpha", {"version": 1}, False, "why")]
+        )
+        await store.delete_relay("alpha")
+        self.assertIs(await store.create_relay("alpha", {"version": 3}), True)
+        self.assertEqual(
+            await store.load_relays(), [StoredRelay("alpha", {"version": 3}, True, None)]
+        )
+
+    @deferred_test
+    async def test_create_not_json(self) -> None:
+        """
+        Settings that are not JSON-compatible fail the creation and store
+        nothing.
+        """
+        store = await self.open_store()
+        await self.assertFailure(store.create_relay("alpha", {"x": object()}), TypeError)
+        self.assertEqual(await store.load_relays(), [])
 
     @deferred_test
     async def test_save_keeps_sessions(self) -> None:
@@ -849,6 +883,7 @@ class IRelayStoreTestsMixin(
         await store.close()
         await self.assertFailure(store.load_relays(), StoreClosed)
         await self.assertFailure(store.save_relay("a", {}), StoreClosed)
+        await self.assertFailure(store.create_relay("a", {}), StoreClosed)
         await self.assertFailure(store.save_session("a", session()), StoreClosed)
         await self.assertFailure(store.open(), StoreClosed)
 
@@ -884,6 +919,18 @@ class ClusterStoreTestsMixin(StoreTestsBase):
         other = await self.open_store()
         self.assertEqual(await other.claim_leases("node-b", LONG, 10), [])
         self.assertEqual(await other.claim_leases("node-a", LONG, 10), [])
+
+    @deferred_test
+    async def test_created_bot_has_lease(self) -> None:
+        """
+        A bot made by ``create_relay`` has its lease too; creating it again
+        leaves the lease with its owner.
+        """
+        store = await self.open_store()
+        self.assertIs(await store.create_relay("alpha", {}), True)
+        self.assertEqual([a for a, _ in await store.claim_leases("node-a", LONG, 10)], ["alpha"])
+        self.assertIs(await store.create_relay("alpha", {"n": 2}), False)
+        self.assertEqual(await store.lease_owners(), {"alpha": "node-a"})
 
     @deferred_test
     async def test_claim_limit(self) -> None:
@@ -1605,6 +1652,28 @@ class SQLiteFileTests(TestCase):
         await self.open_store()
         (version,) = self.inspect().execute("PRAGMA user_version").fetchone()
         self.assertEqual(version, len(MIGRATIONS))
+
+    @deferred_test
+    async def test_damaged_file(self) -> None:
+        """
+        A database cut short (a full disk, a bad copy) fails to open, or to
+        load, with :class:`StoreDamaged` naming the file and what to do; it
+        is not mistaken for a passing fault.
+        """
+        store = await self.open_store()
+        for n in range(200):
+            await store.save_relay(f"bot{n}", SETTINGS)
+        await store.close()
+        for size in (os.path.getsize(self.path) // 2, 1000):
+            os.truncate(self.path, size)
+            store = SQLiteStore(self.path, reactor)
+            self.addCleanup(store.close)
+            with self.assertRaises(StoreDamaged) as caught:
+                await store.open()
+                await store.load_relays()
+            self.assertIn(f"SQLite database at {self.path} is damaged or not a database",
+                          str(caught.exception))
+            self.assertIn("restore it from a backup", str(caught.exception))
 
     @deferred_test
     async def test_refuses_newer_schema(self) -> None:

@@ -319,6 +319,24 @@ class PostgresNodeTests(TestCase):
         )
 
     @deferred_test
+    async def test_creations_racing(self) -> None:
+        """
+        Two nodes creating the same new alias at the same moment: exactly
+        one creates it, and the registration is the winner's.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        for n in range(20):
+            alias = f"race{n}"
+            created = await gatherResults(
+                [store_a.create_relay(alias, {"by": "a"}), store_b.create_relay(alias, {"by": "b"})]
+            )
+            self.assertEqual(sorted(created), [False, True])
+            winner = "a" if created[0] else "b"
+            [record] = [r for r in await store_b.load_relays() if r.alias == alias]
+            self.assertEqual(record.settings, {"by": winner})
+
+    @deferred_test
     async def test_append_racing_delete(self) -> None:
         """
         An append racing a delete of the same bot on another node either
