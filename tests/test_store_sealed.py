@@ -67,6 +67,18 @@ class SealedMemoryTests(SynchronousTestCase):
         self.assertEqual(record.settings, SETTINGS)
         self.assertEqual(RelaySettings.from_json(record.settings).token, TOKEN)
 
+    def test_create_sealed(self) -> None:
+        """
+        A registration made by ``create_relay`` is sealed as one saved is.
+        """
+        store = self.store(self.new)
+        self.assertIs(self.successResultOf(store.create_relay("cookout", SETTINGS)), True)
+        self.assertNotIn(TOKEN, json.dumps(self.stored()))
+        self.assertNotIn(SECRET, json.dumps(self.stored()))
+        [record] = self.successResultOf(store.load_relays())
+        self.assertEqual(record.settings, SETTINGS)
+        self.assertIs(self.successResultOf(store.create_relay("cookout", SETTINGS)), False)
+
     def test_plain_without_keys(self) -> None:
         """
         Without keys the layer changes nothing.

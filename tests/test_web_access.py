@@ -309,13 +309,13 @@ class CreationRaceTests(SynchronousTestCase):
         node = Node()
         self.addCleanup(node.stop)
         gate: Deferred[None] = Deferred()
-        original = node.store.save_relay
+        original = node.store.create_relay
 
-        def slow_save(alias: str, settings: dict[str, Any]) -> Deferred[None]:
+        def slow_create(alias: str, settings: dict[str, Any]) -> Deferred[bool]:
             d = original(alias, settings)
             return gate.addCallback(lambda _: d) if not gate.called else d
 
-        node.store.save_relay = slow_save  # type: ignore[method-assign]
+        node.store.create_relay = slow_create  # type: ignore[method-assign]
         first = node.treq.put(
             "http://relay.example/relays/cookout", json=BODY
         )
