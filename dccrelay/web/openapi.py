@@ -184,7 +184,8 @@ def openapi_document() -> dict[str, Any]:
             "description": (
                 "Register a bot, see its status, disable or delete it.  Errors are "
                 '`{"error": "...", "field": "<json pointer>"}`.  Bodies are JSON, at '
-                "most 64 KiB."
+                "most 64 KiB.  Until the relay has loaded its registrations (at start-up, "
+                "see `/healthz`), every call under `/relays` answers 503 with Retry-After."
             ),
         },
         "paths": {
@@ -461,7 +462,9 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "operationId": "health",
-                    "summary": "Liveness: 200 once the relays are loaded, 503 before.",
+                    "summary": "Liveness: 200 once the relays are loaded; 503 before, "
+                    "with a reason (status starting: what the relay waits for; failed: why "
+                    "it stops).",
                     "security": [{}],
                     "responses": {
                         "200": _json(
