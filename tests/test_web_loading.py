@@ -86,12 +86,19 @@ class NotLoadedTests(SynchronousTestCase):
         self.refused("POST", "/relays/cookout/disable", headers=basic())
         self.assertEqual(self.store.database.relays["cookout"].settings["client_secret"], SECRET)
         self.assertNotIn("newbot", self.store.database.relays)
+        for page in ("/", "/bots/cookout"):
+            code, html, _ = answer(self, self.node, "GET", page)
+            self.assertEqual(code, 503, page)
+            self.assertIn(b"has not loaded its registrations yet", html)
+            self.assertIn(b"database is locked", html)
 
         self.store.fault = None
         self.node.clock.advance(1)
         code, body, _ = answer(self, self.node, "GET", "/healthz")
         self.assertEqual((code, body), (200, {"status": "ok", "relays": 1}))
         self.assertEqual(answer(self, self.node, "GET", "/relays/cookout", headers=basic())[0], 200)
+        self.assertEqual(answer(self, self.node, "GET", "/bots/cookout")[0], 200)
+        self.assertEqual(answer(self, self.node, "GET", "/")[0], 200)
         thief = {**BODY, "clientSecret": "thief:secret-x"}
         self.assertEqual(answer(self, self.node, "PUT", "/relays/cookout", thief)[0], 401)
 

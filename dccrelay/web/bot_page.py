@@ -20,6 +20,7 @@ from twisted.web.template import Tag, tags
 from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.settings import SettingsError, validate_alias
 from dccrelay.web.access import Access
+from dccrelay.web.relays import require_loaded
 from dccrelay.web.responses import HTTPError, reason_phrase, write_page
 from dccrelay.web.status_json import full_json, public_json
 from dccrelay.web.status_page import STYLE, state
@@ -180,6 +181,10 @@ class BotPage(Resource):
         self._access = access
 
     def render_GET(self, request: Request) -> object:
+        try:
+            require_loaded(self._manager)
+        except HTTPError as e:
+            return _refuse(request, e)
         relay = self._manager.relays.get(self._alias)
         if relay is None:
             return _refuse(request, HTTPError(404, f"no bot is registered as {self._alias}"))

@@ -20,7 +20,7 @@ from twisted.web.server import Request
 from twisted.web.template import Tag, tags
 
 from dccrelay import __version__
-from dccrelay.web.responses import write_page
+from dccrelay.web.responses import reason_phrase, write_page
 from dccrelay.web.status_json import public_json
 from dccrelay.web.status_query import (
     PROBLEMS,
@@ -83,6 +83,11 @@ class StatusSource(Protocol):
 
     relays: Any
     max_relays: int
+    startup: Any
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every registration is loaded."""
 
     def uptime(self) -> float | None:
         """Seconds since the node started."""
@@ -262,4 +267,30 @@ class StatusPage(Resource):
         self._manager = manager
 
     def render_GET(self, request: Request) -> object:
+        if not self._manager.loaded:
+            # An empty list would read as "no bots": say what the node waits for.
+            request.setResponseCode(503, reason_phrase(503))
+            request.setHeader(b"Retry-After", b"5")
+            return write_page(request, render_not_loaded(self._manager))
         return write_page(request, render_status(self._manager, parse_query(request.args)))
+
+
+def render_not_loaded(manager: StatusSource) -> Tag:
+    """
+    The page while the registrations are not loaded yet.
+    """
+    return tags.html(
+        tags.head(
+            tags.meta(charset="utf-8"),
+            tags.meta(content="5", **{"http-equiv": "refresh"}),
+            tags.title("dccrelay status"),
+            tags.style(STYLE),
+        ),
+        tags.body(
+            tags.h1("dccrelay"),
+            tags.p(
+                "This relay has not loaded its registrations yet ",
+                f"({manager.startup.waiting_for}); its bots are shown once it has.",
+            ),
+        ),
+    )
