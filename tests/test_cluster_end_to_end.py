@@ -21,7 +21,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.harness import LOOPBACK, SECRET, BotReceiver, http, tls_simulator, wait_for
 from tests.postgres import fresh_database
-from tests.twistd_process import TwistdProcess, run_relay
+from tests.twistd_process import TwistdProcess, run_relay, serving
 
 BOTS = 6
 _log = Logger()
@@ -63,9 +63,8 @@ class ThreeNodeTests(TestCase):
         self.addCleanup(receiver.stop)
 
         nodes = {name: self.spawn(name, store, sim.api_url) for name in ("n1", "n2", "n3")}
-        await wait_for(lambda: all(p.port for p in nodes.values()), timeout=30, what="3 nodes")
-        port = nodes["n1"].port
-        assert port is not None
+        ports = [await serving(node) for node in nodes.values()]
+        port = ports[0]
         for i, alias in enumerate(bots):
             response = await http.put(
                 f"http://127.0.0.1:{port}/relays/{alias}",

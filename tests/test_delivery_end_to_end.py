@@ -32,7 +32,7 @@ from dccrelay.waking.typing import INTERVAL
 from dccrelay.web.status_json import public_json
 from tests.delivery_harness import WebhookBot, WebSocketBot, first_arrivals, report
 from tests.harness import LOOPBACK, SECRET, RelayProcess, tls_simulator, wait_for
-from tests.twistd_process import TwistdProcess, put_relay, run_relay
+from tests.twistd_process import TwistdProcess, put_relay, run_relay, serving
 
 TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.delivery-token"
 BOT_ID = "333333333333333333"
@@ -306,8 +306,8 @@ class KilledRelayTests(Fixture):
             bot = WebSocketBot(handle_delay=0.05)
         await self.start_bot(bot)
         first = self.spawn()
-        await wait_for(lambda: first.port, timeout=30, what="the relay to listen")
-        self.assertEqual(await self.put(first.port, self.body(bot.url, **delivery(mode))), 201)
+        port = await serving(first)
+        self.assertEqual(await self.put(port, self.body(bot.url, **delivery(mode))), 201)
         await self.bot.wait_for_ready()
         sent = []
         for i in range(20):

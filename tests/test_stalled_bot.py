@@ -32,7 +32,7 @@ from tests.harness import (
     wait_for,
 )
 from tests.test_end_to_end import deferred_test
-from tests.twistd_process import put_relay, run_relay
+from tests.twistd_process import put_relay, run_relay, serving
 
 STALLED_TOKEN = "MjIyMjIyMjIyMjIyMjIyMjIy.Gg1234.stalled-token"
 GOOD_TOKEN = "MzMzMzMzMzMzMzMzMzMzMzMz.Gg1234.good-token"
@@ -112,7 +112,7 @@ class StalledBotTests(TestCase):
         relay = run_relay(
             self, sim.api_url, "--data-dir", self.mktemp(), "--queue-limit", str(QUEUE_LIMIT)
         )
-        port = await wait_for(lambda: relay.port, what="the relay's API to listen")
+        port = await serving(relay)
         for alias, token, dst in (
             ("stalled", STALLED_TOKEN, stalled_dst),
             ("good", GOOD_TOKEN, receiver.url),

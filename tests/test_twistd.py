@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from dccrelay.testing.codes import MESSAGE_CONTENT
 from tests.harness import LOOPBACK, SECRET, BotReceiver, next_item, tls_simulator, wait_for
-from tests.twistd_process import TwistdProcess, put_relay, run_relay, run_twistd
+from tests.twistd_process import TwistdProcess, put_relay, run_relay, run_twistd, serving
 
 TOKEN = "MjIyMjIyMjIyMjIyMjIyMjIy.Gg1234.twistd-token"
 
@@ -86,8 +86,7 @@ class TwistdTests(TestCase):
         self.addCleanup(receiver.stop)
         data_dir = self.mktemp()
         relay = self.spawn(data_dir, sim.api_url)
-        await wait_for(lambda: relay.port, timeout=30, what="the relay to listen")
-        assert relay.port is not None
+        port = await serving(relay)
         body = {
             "token": TOKEN,
             "intents": 4608 | MESSAGE_CONTENT,
@@ -95,7 +94,7 @@ class TwistdTests(TestCase):
             "dst": receiver.url,
             "clientSecret": SECRET,
         }
-        self.assertEqual(await self.put(relay.port, body), 201)
+        self.assertEqual(await self.put(port, body), 201)
         return sim, bot, receiver, data_dir, relay
 
     async def _restart(self) -> None:

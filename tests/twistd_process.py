@@ -14,11 +14,12 @@ import orjson
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 import dccrelay
-from tests.harness import LOOPBACK, TEST_CA, http
+from tests.harness import LOOPBACK, TEST_CA, http, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(dccrelay.__file__)))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -109,3 +110,20 @@ async def put_relay(port: int, body: dict[str, Any], alias: str = "cookout") -> 
     )
     await response.content()
     return int(response.code)
+
+
+async def serving(process: TwistdProcess, timeout: float = 30.0) -> int:
+    """
+    Wait until the relay ``process`` has loaded its registrations
+    (``/healthz`` 200): before, it refuses to register bots (503).
+
+    :return: its HTTP port.
+    """
+    port: int = await wait_for(lambda: process.port, timeout, "the relay to listen")
+    for _ in range(int(timeout / 0.05)):
+        response = await http.get(f"http://127.0.0.1:{port}/healthz")
+        await response.content()
+        if response.code == 200:
+            return port
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError(f"the relay did not load its store in {timeout} s:\n{process.text()}")

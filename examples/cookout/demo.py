@@ -133,6 +133,21 @@ async def wait_until(
         await deferLater(reactor, 0.05, lambda: None)
 
 
+async def relay_loaded(reactor: Any, http: HTTPClient, relay_url: str, deadline: float) -> None:
+    """
+    Wait until the relay has loaded its store (``/healthz`` 200): it
+    refuses registrations before.
+    """
+    while True:
+        response = await http.get(relay_url + "/healthz")
+        await response.content()
+        if response.code == 200:
+            return
+        if time.monotonic() > deadline:
+            raise DemoFailed("timed out waiting for the relay to load its store")
+        await deferLater(reactor, 0.05, lambda: None)
+
+
 async def demo(reactor: Any, out: IO[str] = sys.stdout) -> None:
     """
     Run the demo, printing each step to ``out``.
@@ -162,6 +177,7 @@ async def demo(reactor: Any, out: IO[str] = sys.stdout) -> None:
         relay.spawn(reactor, os.path.join(workdir, "relay"), sim.api_url)
         relay_port = await wait_until(reactor, lambda: relay.port, deadline, "twistd dcc to listen")
         relay_url = f"http://127.0.0.1:{relay_port}"
+        await relay_loaded(reactor, http, relay_url, deadline)
         say(f"2. relay (twistd dcc) at {relay_url}")
 
         config = CookoutConfig(
