@@ -69,8 +69,10 @@ class RelayCollection(Resource):
         self._access = access if access is not None else Access()
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        if not self._manager.loaded:
-            return NotLoaded(self._manager)
+        try:
+            require_loaded(self._manager)
+        except HTTPError as e:
+            return NotLoaded(e)
         try:
             alias = path.decode("ascii")
             validate_alias(alias)
@@ -106,24 +108,21 @@ def require_loaded(manager: RelayManager) -> None:
 class NotLoaded(Resource):
     """
     ``/relays/{alias}`` and below, for every method, before the
-    registrations are loaded.
+    registrations are loaded: ``refusal``.
     """
 
     isLeaf = True
 
-    def __init__(self, manager: RelayManager) -> None:
+    def __init__(self, refusal: HTTPError) -> None:
         super().__init__()
-        self._manager = manager
+        self._refusal = refusal
 
     def render(self, request: Request) -> object:
         return self._refuse(request)
 
     @json_handler
     def _refuse(self, request: Request) -> tuple[int, Any]:
-        require_loaded(self._manager)
-        # Loaded between getChild and now: ask again rather than guess.
-        raise HTTPError(503, "this relay has just loaded its registrations; try again",
-                        headers={b"Retry-After": b"1"})
+        raise self._refusal
 
 
 class InvalidAlias(Resource):
