@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.store import StoredRelay
@@ -168,3 +168,22 @@ class LostCreationTests(SynchronousTestCase):
         code, body, _ = answer(self, node, "PUT", "/relays/cookout", update, headers=basic())
         self.assertEqual(code, 200, body)
         self.assertEqual(node.store.database.relays["cookout"].settings["dst"], update["dst"])
+
+    def test_alias_taken_and_gone(self) -> None:
+        """
+        A create that finds the alias taken, and then finds no registration
+        when it looks (deleted meanwhile), is refused with 503 and
+        Retry-After: neither created nor overwritten.
+        """
+
+        class Flickering(MemoryRelayStore):
+            def create_relay(self, alias: str, settings: dict[str, Any]) -> Deferred[bool]:
+                return succeed(False)
+
+        node = Node(store=Flickering())
+        self.addCleanup(node.stop)
+        code, body, response = answer(self, node, "PUT", "/relays/cookout", BODY)
+        self.assertEqual(code, 503, body)
+        self.assertIn("being registered and deleted", body["error"])
+        self.assertEqual(response.headers.getRawHeaders("Retry-After"), ["1"])
+        self.assertEqual((node.manager.relays, node.store.database.relays), ({}, {}))
