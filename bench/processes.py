@@ -248,8 +248,16 @@ class Relay(Process):
         )
 
     def wait_listening(self, timeout: float = 120.0) -> str:
+        """
+        Wait until the relay listens and has loaded its store (``/healthz``
+        200: it refuses registrations before).
+
+        :return: its base URL.
+        """
         port = self.wait_for_output(r"Site starting on (\d+)", timeout).group(1)
-        return f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _healthy(base), timeout, "the relay to load its store")
+        return base
 
     def worst_lag_ms(self, since: int = 0) -> float:
         """The worst stall the lag probe logged after output offset ``since``."""
@@ -260,6 +268,14 @@ class Relay(Process):
         """The longest garbage collection the lag probe logged."""
         found = re.findall(r"longest garbage collection ([\d.]+) ms", self.output()[since:])
         return max((float(ms) for ms in found), default=0.0)
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:  # 503 (HTTPError) while loading, or not answering yet
+        return False
 
 
 def populate(workdir: str, data_dir: str, count: int, dst: str, protocol: int = 1) -> None:
