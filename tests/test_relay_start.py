@@ -231,3 +231,38 @@ class ManagerRestartTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(put), False)
         self.assertEqual(manager.local_relays(), [manager.relays["alpha"]])
         self.assertTrue(manager.relays["alpha"].enabled)
+
+
+class RefusedCriteriaTests(SynchronousTestCase):
+    """
+    A registration stored under looser filter limits (an older version, or
+    an operator who lowered them) is restored disabled, saying why, instead
+    of vanishing from the node.
+    """
+
+    def test_restored_disabled(self) -> None:
+        harness = RelayHarness()
+        store = harness.store
+        over_the_limits = harness.settings(
+            criteria={"d.content": {"$regex": ".{1,1000}x{1,1000}z"}}
+        )
+        self.successResultOf(store.save_relay("alpha", over_the_limits.to_json()))
+        self.successResultOf(store.save_relay("beta", harness.settings().to_json()))
+        manager = RelayManager(harness.env, store, max_relays=100)
+        manager.startService()
+        self.addCleanup(manager.stopService)
+        harness.clock.advance(START_BURST / START_RATE)
+
+        alpha = manager.relays["alpha"]
+        self.assertFalse(alpha.enabled)
+        self.assertIn("its stored criteria are refused", alpha.disable_reason)
+        self.assertIn("repetition count 1000", alpha.disable_reason)
+        self.assertEqual(alpha.shards, [])
+        stored_alpha = self.successResultOf(store.load_relays())
+        self.assertEqual(
+            [(r.alias, r.enabled, r.disable_reason) for r in stored_alpha if r.alias == "alpha"],
+            [("alpha", False, alpha.disable_reason)],
+        )
+        # the other bot runs as usual
+        self.assertTrue(manager.relays["beta"].enabled)
+        self.assertEqual(len(harness.connections), 1)

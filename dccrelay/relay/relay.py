@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
+from dccrelay.filters.errors import CriteriaError, UnknownBackendError
 from dccrelay.gateway import codes
 from dccrelay.gateway.commands import CommandError, command_answer, parse_command
 from dccrelay.gateway.limiter import SharedIdentifySlots
@@ -54,6 +55,11 @@ __all__ = [
 ]
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _matches_nothing(payload: dict[str, Any]) -> bool:
+    """The filter of a bot whose stored criteria could not be compiled."""
+    return False
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,21 @@ class Relay:
         self.disable_reason = disable_reason
         self._env = env
         self._on_fatal = on_fatal
-        self._predicate = env.compile_filter(settings.filter, settings.criteria)
+        try:
+            self._predicate = env.compile_filter(settings.filter, settings.criteria)
+        except (CriteriaError, UnknownBackendError) as error:
+            # Stored under looser limits (an older version, or limits the
+            # operator lowered since) or for a filter plugin no longer
+            # installed: the bot stays registered, disabled and saying why,
+            # until its owner sends criteria this relay takes.
+            self._predicate = _matches_nothing
+            if enabled:
+                self.enabled = False
+                self.disable_reason = (
+                    f"its stored criteria are refused by this relay ({error});"
+                    " register it again with criteria within the filter limits"
+                )
+                env.clock.callLater(0, on_fatal, alias, self.disable_reason)
         self._member_requests = MemberRequests(env.clock)
         self._waking = WakeAssistant(
             alias, settings, clock=env.clock, rest=env.rest, wake_http=env.wake_http,
