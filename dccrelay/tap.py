@@ -23,7 +23,7 @@ from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
 from dccrelay.delivery.config import DEFAULTS as DELIVERY_DEFAULTS
 from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.delivery.factory import DeliveryFactory
-from dccrelay.delivery.outbox import OutboxWriter
+from dccrelay.delivery.outbox import OutboxWriter, OutboxWriterService
 from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
@@ -271,9 +271,13 @@ def build_environment(
     pool: HTTPConnectionPool,
     delivery_latency: LatencyHistogram | None = None,
     tls: ClientTLS | None = None,
+    writer: OutboxWriter | None = None,
 ) -> RelayEnvironment:
     """
     What every relay of the node shares.
+
+    :param writer: the node's outbox writer (by default a new one on
+        ``store``).
 
     :param tls: the node's TLS client configuration (default: the
         platform's trust store); one OpenSSL context for every connection.
@@ -303,7 +307,7 @@ def build_environment(
             outbound_reactor(reactor, allow_private=allow_private),
             store=store,
             # one writer for every bot: one outbox transaction per moment
-            writer=OutboxWriter(store, reactor),
+            writer=writer if writer is not None else OutboxWriter(store, reactor),
             # never follows redirects itself (webhooks pass allow_redirects=False)
             http=to_bots,
             config=delivery_config(options),
@@ -349,7 +353,8 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         from dccrelay.store.postgres import PostgresStore
 
         shared = PostgresStore(options["store"], reactor)
-        env = build_environment(options, reactor, shared, pool, latency, tls)
+        writer = OutboxWriter(shared, reactor)
+        env = build_environment(options, reactor, shared, pool, latency, tls, writer)
         node = ClusterNode(
             options["node-id"] or default_node_id(),
             lease_timing(options["lease-ttl"]),
@@ -361,7 +366,8 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         store = shared
     else:
         store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
-        env = build_environment(options, reactor, store, pool, latency, tls)
+        writer = OutboxWriter(store, reactor)
+        env = build_environment(options, reactor, store, pool, latency, tls, writer)
         sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
         placement = Alone(store)
     manager = RelayManager(
@@ -378,6 +384,11 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     stored.setServiceParent(root)
     manager.setName("relays")
     manager.setServiceParent(stored)
+    # Stopped with the manager: appends the store refuses from then on are
+    # given up rather than retried, so a shutdown ends.
+    stopping_writer = OutboxWriterService(writer)
+    stopping_writer.setName("outbox-writer")
+    stopping_writer.setServiceParent(stored)
     site = build_site(
         manager,
         partial(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -232,12 +232,19 @@ class MemoryRelayStore:
         entries = [e for e in self.database.outbox.get(alias, []) if e.id > after_id]
         return succeed(entries[: max(0, limit)])
 
-    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
+    def outbox_ack(
+        self, acks: Mapping[str, int], batches: Mapping[str, tuple[int, int]] | None = None
+    ) -> Deferred[dict[str, int]]:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
         removed = {}
         for alias, up_to in acks.items():
             removed[alias] = self._remove_up_to(alias, up_to)
+        for alias, (first, last) in (batches or {}).items():
+            entries = self.database.outbox.get(alias, [])
+            for n, entry in enumerate(entries):
+                if entry.id == first:
+                    entries[n] = replace(entry, batch_last=last)
         return succeed(removed)
 
     def outbox_trim(

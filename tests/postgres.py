@@ -96,6 +96,7 @@ class ThrowawayCluster:
         self.data = os.path.join(self.directory, "data")
         self.log = os.path.join(self.directory, "server.log")
         self.port = 0
+        self._options = ""
 
     def _run(self, *command: str) -> None:
         program = os.path.join(self.binaries, command[0])
@@ -161,23 +162,44 @@ class ThrowawayCluster:
                     "-c max_connections=200",
                 ]
             )
+            self._options = options
             try:
-                self._run(
-                    "pg_ctl", "start", "--pgdata", self.data, "--log", self.log,
-                    "--wait", "--timeout", "60", "-o", options,
-                )
+                self.resume()
             except PostgresUnavailable:
                 if attempt == 2:
                     raise
             else:
                 break
         atexit.register(self.stop)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """A URL of its ``postgres`` database, as superuser."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pause(self) -> None:
+        """
+        Stop the server (fast: open connections are cut), keeping its
+        data, for tests of what clients do while it is down.  Blocks.
+        """
+        self._run("pg_ctl", "stop", "--pgdata", self.data, "--mode", "fast", "--wait")
+
+    def resume(self) -> None:
+        """
+        Start the server (again), on the same port and data.  Blocks.
+        """
+        self._run(
+            "pg_ctl", "start", "--pgdata", self.data, "--log", self.log,
+            "--wait", "--timeout", "60", "-o", self._options,
+        )
 
     def stop(self) -> None:
         """
         Stop the server at once and delete the cluster.
         """
+        if not os.path.isdir(self.directory):
+            return  # stopped already (a test's cleanup, then atexit)
         try:
             self._run("pg_ctl", "stop", "--pgdata", self.data, "--mode", "immediate", "--wait")
         except PostgresUnavailable:
@@ -217,6 +239,28 @@ def server_url() -> str:
         # Every later test fails the same way, without trying again.
         _server_error = str(e)
         raise
+
+
+def private_server(case: TestCase) -> ThrowawayCluster:
+    """
+    A throw-away PostgreSQL server of ``case``'s own, which the test may
+    stop and start (:meth:`ThrowawayCluster.pause`, :meth:`~ThrowawayCluster.resume`)
+    without disturbing other tests; deleted when ``case`` ends.  Needs
+    PostgreSQL's binaries even when ``DCC_TEST_POSTGRES_URL`` is set (a
+    server you run cannot be stopped by the tests).
+
+    :raises SkipTest: without binaries, unless ``DCC_REQUIRE_POSTGRES`` is
+        set (then :class:`PostgresUnavailable`).
+    """
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get(REQUIRE_VARIABLE):
+            raise PostgresUnavailable(f"{REQUIRE_VARIABLE} is set, but {INSTALL_HINT}")
+        raise SkipTest(INSTALL_HINT)
+    cluster = ThrowawayCluster(binaries)
+    cluster.start()
+    case.addCleanup(cluster.stop)
+    return cluster
 
 
 def with_database(url: str, name: str) -> str:

@@ -73,11 +73,15 @@ class OutboxEntry:
         sees its own ids increase, not necessarily by one.
     :ivar payload: the gateway payload, byte for byte as Discord sent it.
     :ivar created_at: when it was appended, in seconds since the epoch.
+    :ivar batch_last: if a batch (a webhook POST) was sent starting with
+        this entry, the id of its last entry: a batch sent again (after a
+        restart) holds the same entries, under the same ``webhook-id``.
     """
 
     id: int
     payload: bytes
     created_at: float
+    batch_last: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,13 +288,16 @@ class IOutbox(Interface):
             of ``alias`` with an id above ``after_id``, oldest first.
         """
 
-    def outbox_ack(acks):  # type: ignore[no-untyped-def]
+    def outbox_ack(acks, batches=None):  # type: ignore[no-untyped-def]
         """
-        Remove acknowledged entries, for any number of bots, in one
-        transaction.
+        Remove acknowledged entries, for any number of bots, and record the
+        batches about to be sent, in one transaction.
 
         :param acks: a mapping of alias to an id: every entry of that alias
             with an id up to it is removed.
+        :param batches: a mapping of alias to ``(first id, last id)``: the
+            batch about to be sent, recorded on its first entry (its
+            :attr:`OutboxEntry.batch_last`), once the acks are done.
         :return: Deferred firing with a dict of alias to how many entries
             were removed.
         """

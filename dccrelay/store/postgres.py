@@ -479,19 +479,29 @@ def _outbox_append(
 def _outbox_load(cursor: Cursor, alias: str, after_id: int, limit: int) -> list[OutboxEntry]:
     cursor.execute(
         """
-        SELECT id, payload, created_at FROM outbox
+        SELECT id, payload, created_at, batch_last FROM outbox
         WHERE alias = %s AND id > %s ORDER BY id LIMIT %s
         """,
         (alias, after_id, max(0, limit)),
     )
-    return [OutboxEntry(id, bytes(payload), created_at) for id, payload, created_at in cursor.fetchall()]
+    return [
+        OutboxEntry(id, bytes(payload), created_at, batch_last)
+        for id, payload, created_at, batch_last in cursor.fetchall()
+    ]
 
 
-def _outbox_ack(cursor: Cursor, acks: dict[str, int]) -> dict[str, int]:
+def _outbox_ack(
+    cursor: Cursor, acks: dict[str, int], batches: dict[str, tuple[int, int]]
+) -> dict[str, int]:
     removed = {}
     for alias, up_to in acks.items():
         cursor.execute("DELETE FROM outbox WHERE alias = %s AND id <= %s", (alias, up_to))
         removed[alias] = max(0, cursor.rowcount)
+    if batches:
+        cursor.executemany(
+            "UPDATE outbox SET batch_last = %s WHERE alias = %s AND id = %s",
+            [(last, alias, first) for alias, (first, last) in batches.items()],
+        )
     return removed
 
 

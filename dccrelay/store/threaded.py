@@ -56,7 +56,8 @@ class Queries:
         [Any, list[tuple[str, bytes]], float, list[OutboxCheckpoint]], list[int | None]
     ]
     outbox_load: Callable[[Any, str, int, int], list[OutboxEntry]]
-    outbox_ack: Callable[[Any, dict[str, int]], dict[str, int]]
+    #: ``(txn, acks, batches)``
+    outbox_ack: Callable[[Any, dict[str, int], dict[str, tuple[int, int]]], dict[str, int]]
     outbox_trim: Callable[[Any, str, int, float | None], Trimmed]
     outbox_count: Callable[[Any, str], int]
 
@@ -180,8 +181,10 @@ class ThreadedStore:
     def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
         return self._interact(self._queries.outbox_load, alias, after_id, limit)
 
-    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
-        return self._interact(self._queries.outbox_ack, dict(acks))
+    def outbox_ack(
+        self, acks: Mapping[str, int], batches: Mapping[str, tuple[int, int]] | None = None
+    ) -> Deferred[dict[str, int]]:
+        return self._interact(self._queries.outbox_ack, dict(acks), dict(batches or {}))
 
     def outbox_trim(
         self, alias: str, max_count: int, created_before: float | None = None
