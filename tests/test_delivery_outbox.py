@@ -197,21 +197,25 @@ class OutboxWriterTests(Fixture):
 
     def test_stop_gives_up(self) -> None:
         """
-        Once the node stops, a refused append fails with OutboxNotStored,
-        and every later append fails too (so that no later resume point is
-        stored past it).
+        Once the node stops, an append waiting for its next try gets one
+        more at once; refused again, it fails with OutboxNotStored, and every
+        later append fails too (so that no later resume point is stored
+        past it).
         """
         self.store.fail_appends = True
         first = self.writer.append("alpha", b"x")
         self.clock.advance(0)
-        self.flushLoggedErrors(OSError)
         self.writer.stop()
+        self.assertNoResult(first)
+        self.clock.advance(0)
+        self.assertEqual(len(self.store.appends), 2)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 2)
         self.failureResultOf(first, OutboxNotStored)
         self.store.fail_appends = False
         later = self.writer.append("alpha", b"y", OutboxCheckpoint("alpha", 0, "s", 9))
         self.clock.advance(0)
         self.failureResultOf(later, OutboxNotStored)
-        self.assertEqual(len(self.store.appends), 1)
+        self.assertEqual(len(self.store.appends), 2)
         self.successResultOf(self.writer.idle())
 
     def test_stopping_stores_what_the_store_takes(self) -> None:
@@ -469,6 +473,20 @@ class BotOutboxTests(Fixture):
         self.assertEqual(self.ready, 0)
         self.assertEqual(self.successResultOf(self.store.outbox_count("alpha")), 2)
 
+    def test_stop_tries_once_more(self) -> None:
+        """
+        An append waiting for its next try when the node stops is stored
+        if the store takes it now.
+        """
+        self.store.fail_appends = True
+        d = self.writer.append("alpha", b"x")
+        self.clock.advance(0)
+        self.flushLoggedErrors(OSError)
+        self.store.fail_appends = False
+        self.writer.stop()
+        self.clock.advance(0)
+        self.assertIsNotNone(self.successResultOf(d))
+
     def test_unstored_while_refused(self) -> None:
         """
         A refused append counts as not stored while it waits for its next
@@ -490,8 +508,9 @@ class BotOutboxTests(Fixture):
         self.store.fail_appends = True
         outbox.append(b"y")
         self.clock.advance(0)
-        self.flushLoggedErrors(OSError)
         self.writer.stop()
+        self.clock.advance(0)
+        self.flushLoggedErrors(OSError)
         self.assertEqual(outbox.unstored(), 1)
         self.assertEqual(outbox.dropped, 1)
         self.successResultOf(outbox.stop())

@@ -159,14 +159,14 @@ class OutboxWriter:
 
     def stop(self) -> None:
         """
-        The node is shutting down: an append the store refuses from now on
-        is given up (its Deferred fails with :class:`OutboxNotStored`), and
-        so is every later one.  What the store takes is stored as before.
+        The node is shutting down: appends waiting for their next try get
+        one more, now; an append the store refuses from now on is given up
+        (its Deferred fails with :class:`OutboxNotStored`), and so is every
+        later one.  What the store takes is stored as before.
         """
         self._stopping = True
         if self._append_retry.active:
             self._append_retry.cancel()
-            self._give_up()
             self._schedule()
 
     def idle(self) -> Deferred[None]:
