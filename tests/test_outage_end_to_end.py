@@ -228,7 +228,7 @@ class PostgresOutageTests(Fixture):
             await deferToThread(server.pause)
             await deferLater(reactor, down, lambda: None)
             await deferToThread(server.resume)
-            back = time.monotonic()
+            back = self.back = time.monotonic()
             await deferLater(reactor, 2.0, lambda: None)
         finally:
             flow.stop()
@@ -291,6 +291,10 @@ class PostgresOutageTests(Fixture):
                 break
             self.assertLess(time.monotonic(), settled_at, f"never settled: {here}, leases {leases}")
             await deferLater(reactor, 0.5, lambda: None)
+        print(
+            f"every bot on one node, on its lease, {time.monotonic() - self.back:.1f} s after"
+            " PostgreSQL was back", file=sys.stderr,
+        )
         self.assertEqual(
             Counter(c.bot.token for c in self.sim.connections if c.ready and c.bot),
             Counter({f"{TOKEN}{i}": 1 for i in range(len(aliases))}),
