@@ -230,7 +230,8 @@ class OutboxWriter:
             # meanwhile goes in the same transaction, after them.
             self._appends[:0] = appends
             for checkpoint in checkpoints:
-                self._merge_checkpoint(checkpoint)
+                # one given meanwhile for the same shard is newer
+                self._checkpoints.setdefault((checkpoint.alias, checkpoint.shard_id), checkpoint)
             if self._stopping:
                 self.log.failure(
                     "Could not append {count} dispatches to the outbox while stopping;"
