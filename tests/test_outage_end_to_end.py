@@ -167,6 +167,25 @@ class PostgresOutageTests(Fixture):
             ).fetchall()
         return {alias: owner for alias, owner in rows}
 
+    async def append_waiting(self, url: str) -> None:
+        """
+        Wait until an outbox append waits on the lock (on its session's
+        seq), checking the database's own view of its connections.
+        """
+
+        def waiting() -> int:
+            with psycopg.connect(url) as database:
+                (count,) = database.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%UPDATE sessions SET seq%'"
+                ).fetchone() or (0,)
+            return int(count)
+
+        deadline = time.monotonic() + 30
+        while not await deferToThread(waiting):
+            self.assertLess(time.monotonic(), deadline, "no append waited on the lock")
+            await deferLater(reactor, 0.1, lambda: None)
+
     async def owners(self, port: int) -> dict[str, str | None]:
         response = await http.get(f"http://127.0.0.1:{port}/relays")
         body = orjson.loads(await response.content())
@@ -224,7 +243,7 @@ class PostgresOutageTests(Fixture):
             holder = await deferToThread(psycopg.connect, server.url)
             self.addCleanup(holder.close)
             await deferToThread(holder.execute, "SELECT 1 FROM sessions FOR UPDATE")
-            await deferLater(reactor, 1.0, lambda: None)
+            await self.append_waiting(server.url)
             await deferToThread(server.pause)
             await deferLater(reactor, down, lambda: None)
             await deferToThread(server.resume)
@@ -240,6 +259,13 @@ class PostgresOutageTests(Fixture):
                 sent, hook.wire,
             )
             print(f"\nPostgreSQL down {down:g} s (TTL {lease_ttl:g} s): {counts}", file=sys.stderr)
+        under: dict[bytes, set[tuple[str, int]]] = {}
+        for payload, webhook_id, entry_id in zip(hook.wire, hook.wire_webhook_ids, hook.wire_ids):
+            under.setdefault(payload, set()).add((webhook_id, entry_id))
+        print(
+            "came twice under two ids:",
+            sum(1 for ids in under.values() if len(ids) > 1), file=sys.stderr,
+        )
         return processes, hook, time.monotonic() - back
 
     async def stop_nodes(self, processes: dict[str, TwistdProcess]) -> None:
