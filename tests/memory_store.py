@@ -193,6 +193,7 @@ class MemoryRelayStore:
         entries: Sequence[tuple[str, bytes]],
         now: float,
         checkpoints: Iterable[OutboxCheckpoint] = (),
+        fences: Sequence[int | None] | None = None,
     ) -> Deferred[list[int | None]]:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
@@ -201,9 +202,14 @@ class MemoryRelayStore:
         except TypeError:
             return fail()
         database = self.database
+
+        def current(alias: str, fence: int | None) -> bool:
+            lease = database.leases.get(alias)
+            return fence is None or (lease is not None and lease.epoch == fence)
+
         ids: list[int | None] = []
-        for alias, payload in entries:
-            if alias not in database.relays:
+        for (alias, payload), fence in zip(entries, fences or [None] * len(entries)):
+            if alias not in database.relays or not current(alias, fence):
                 ids.append(None)
                 continue
             database.last_outbox_id += 1
@@ -213,7 +219,8 @@ class MemoryRelayStore:
         for checkpoint in checkpoints:
             stored = database.sessions.get(checkpoint.alias, {}).get(checkpoint.shard_id)
             if (
-                stored is not None
+                current(checkpoint.alias, checkpoint.lease_epoch)
+                and stored is not None
                 and stored.session_id == checkpoint.session_id
                 and (stored.seq is None or stored.seq < checkpoint.seq)
             ):

@@ -34,13 +34,15 @@ class CountingStore(MemoryRelayStore):
         self.fail_appends = False
         self.hold_loads = False
 
-    def outbox_append(self, entries: Any, now: float, checkpoints: Any = ()) -> Deferred[Any]:
+    def outbox_append(
+        self, entries: Any, now: float, checkpoints: Any = (), fences: Any = None
+    ) -> Deferred[Any]:
         self.appends.append(list(entries))
         if self.fail_appends:
             from twisted.internet.defer import fail
 
             return fail(OSError("disk full"))
-        d = super().outbox_append(entries, now, checkpoints)
+        d = super().outbox_append(entries, now, checkpoints, fences)
         if not self.hold:
             return d
         waiting: Deferred[Any] = Deferred()

@@ -209,10 +209,12 @@ class RefusingStore(MemoryRelayStore):
 
     fail_appends = False
 
-    def outbox_append(self, entries: Any, now: float, checkpoints: Any = ()) -> Deferred[Any]:
+    def outbox_append(
+        self, entries: Any, now: float, checkpoints: Any = (), fences: Any = None
+    ) -> Deferred[Any]:
         if self.fail_appends:
             return fail(OSError("database is locked"))
-        return super().outbox_append(entries, now, checkpoints)
+        return super().outbox_append(entries, now, checkpoints, fences)
 
 
 class Answering(Resource):

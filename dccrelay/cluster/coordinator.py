@@ -214,24 +214,26 @@ class ClusterCoordinator:
             yield manager.move_away(alias)
         owned = local & held
         # Held here yet running nowhere (stopped when renewals failed, then
-        # renewed): nobody else may claim these, so run them here.
+        # renewed): nobody else may claim these.  Released, to be claimed
+        # again below (here or elsewhere) under a new epoch: appends of the
+        # stopped relay still waiting for the database are then not stored.
         stranded = sorted(held - local)
+        if stranded:
+            self._log.info(
+                "leases of {count} bots held here that run nowhere: releasing them to be"
+                " claimed again", count=len(stranded),
+            )
+            yield self._store.release_leases(node, stranded)
         live = yield self._store.live_nodes()
         share = math.ceil(len(manager.relays) / max(1, len(live)))
-        claimed = []
-        if len(owned) + len(stranded) < share:
-            claimed = yield self._store.claim_leases(
-                node, timing.ttl, share - len(owned) - len(stranded)
-            )
-        if stranded or claimed:
-            records = {r.alias: r for r in (yield self._registrations.load_relays())}
-            for alias in stranded:
-                self._log.info("{alias}: leased here but not running; starting it", alias=alias)
-            for n, alias in enumerate(stranded + [alias for alias, epoch in claimed]):
-                if n and n % CLAIM_SLICE == 0:
-                    yield manager.breathe()
-                yield self._run_here(alias, records.get(alias))
-        owned |= set(stranded)
+        if len(owned) < share:
+            claimed = yield self._store.claim_leases(node, timing.ttl, share - len(owned))
+            if claimed:
+                records = {r.alias: r for r in (yield self._registrations.load_relays())}
+                for n, (alias, epoch) in enumerate(claimed):
+                    if n and n % CLAIM_SLICE == 0:
+                        yield manager.breathe()
+                    yield self._run_here(alias, epoch, records.get(alias))
         if len(owned) > share:
             step = max(1, math.ceil(share * HANDOVER_FRACTION))
             give = sorted(owned)[: min(len(owned) - share, step)]
@@ -262,13 +264,15 @@ class ClusterCoordinator:
             )
 
     @inlineCallbacks
-    def _run_here(self, alias: str, record: StoredRelay | None) -> Any:
+    def _run_here(self, alias: str, epoch: int, record: StoredRelay | None) -> Any:
         if record is None:
             # Deleted since: nothing to run.
             yield self._store.release_leases(self.node_id, [alias])
             return
         self._log.info("{alias}: now running on this node", alias=alias)
-        self.manager.start_paced(self.manager.run_here(record))
+        relay = self.manager.run_here(record)
+        relay.lease_epoch = epoch
+        self.manager.start_paced(relay)
 
     # -- when renewals fail ----------------------------------------------------------------
 

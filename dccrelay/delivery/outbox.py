@@ -89,8 +89,9 @@ class OutboxWriter:
     ) -> None:
         self._store = store
         self._clock = clock
-        self._appends: list[tuple[str, bytes, Deferred[int | None]]] = []
-        self._checkpoints: dict[tuple[str, int], OutboxCheckpoint] = {}
+        # (alias, payload, lease epoch, waiter)
+        self._appends: list[tuple[str, bytes, int | None, Deferred[int | None]]] = []
+        self._checkpoints: dict[tuple[str, int, int | None], OutboxCheckpoint] = {}
         self._acks: dict[str, tuple[int, list[Deferred[int]]]] = {}
         self._batches: dict[str, tuple[int, int, list[Deferred[None]]]] = {}
         self._scheduled = False
@@ -121,7 +122,9 @@ class OutboxWriter:
         if self._gave_up:
             d.errback(OutboxNotStored("the node stopped before the store took this dispatch"))
             return d
-        self._appends.append((alias, payload, d))
+        # Stored only under the lease the checkpoint names (in a cluster).
+        fence = checkpoint.lease_epoch if checkpoint is not None else None
+        self._appends.append((alias, payload, fence, d))
         if checkpoint is not None:
             self._merge_checkpoint(checkpoint)
         self._schedule()
@@ -205,15 +208,17 @@ class OutboxWriter:
 
     def _write_appends(
         self,
-        appends: list[tuple[str, bytes, Deferred[int | None]]],
+        appends: list[tuple[str, bytes, int | None, Deferred[int | None]]],
         checkpoints: list[OutboxCheckpoint],
     ) -> Deferred[object]:
         self.calls += 1
-        d = self._store.outbox_append(
-            [(alias, payload) for alias, payload, _ in appends],
-            self._clock.seconds(),
-            checkpoints,
-        )
+        entries = [(alias, payload) for alias, payload, _, _ in appends]
+        fences = [fence for _, _, fence, _ in appends]
+        if any(fence is not None for fence in fences):
+            d = self._store.outbox_append(entries, self._clock.seconds(), checkpoints, fences)
+        else:
+            # a node alone: nothing to fence
+            d = self._store.outbox_append(entries, self._clock.seconds(), checkpoints)
 
         def stored(ids: list[int | None]) -> None:
             if self._append_retry.attempt:
@@ -222,7 +227,7 @@ class OutboxWriter:
                     count=len(appends), attempts=self._append_retry.attempt,
                 )
             self._append_retry.succeeded()
-            for (_, _, waiter), entry_id in zip(appends, ids):
+            for (_, _, _, waiter), entry_id in zip(appends, ids):
                 waiter.callback(entry_id)
 
         def failed(failure: Failure) -> None:
@@ -231,7 +236,7 @@ class OutboxWriter:
             self._appends[:0] = appends
             for checkpoint in checkpoints:
                 # one given meanwhile for the same shard is newer
-                self._checkpoints.setdefault((checkpoint.alias, checkpoint.shard_id), checkpoint)
+                self._checkpoints.setdefault(_checkpoint_key(checkpoint), checkpoint)
             if self._stopping:
                 self.log.failure(
                     "Could not append {count} dispatches to the outbox while stopping;"
@@ -255,7 +260,7 @@ class OutboxWriter:
         return d
 
     def _merge_checkpoint(self, checkpoint: OutboxCheckpoint) -> None:
-        key = (checkpoint.alias, checkpoint.shard_id)
+        key = _checkpoint_key(checkpoint)
         earlier = self._checkpoints.get(key)
         if earlier is None or earlier.seq < checkpoint.seq or (
             earlier.session_id != checkpoint.session_id
@@ -267,7 +272,7 @@ class OutboxWriter:
         appends, self._appends = self._appends, []
         self._checkpoints = {}
         problem = OutboxNotStored("the node stopped before the store took this dispatch")
-        for _, _, waiter in appends:
+        for _, _, _, waiter in appends:
             waiter.errback(problem)
 
     def _write_acks(
@@ -709,6 +714,12 @@ class BotOutbox:
     def _trim_failed(self, failure: Failure) -> None:
         self._trimming = False
         self.log.failure("{alias}: could not trim the outbox", failure, alias=self.alias)
+
+
+def _checkpoint_key(checkpoint: OutboxCheckpoint) -> tuple[str, int, int | None]:
+    # Per lease too: a relay stopped on this node and the one running the bot
+    # again under a new lease may both have appends waiting.
+    return (checkpoint.alias, checkpoint.shard_id, checkpoint.lease_epoch)
 
 
 def _age_interval(max_age: float) -> float:

@@ -438,7 +438,9 @@ def _outbox_append(
     entries: list[tuple[str, bytes]],
     now: float,
     checkpoints: list[OutboxCheckpoint],
+    fences: list[int | None],
 ) -> list[int | None]:
+    # A node on SQLite runs alone: no leases, no fences to check.
     if not BATCHED_STATEMENTS:
         return _outbox_append_each(txn, entries, now, checkpoints)
     txn.execute("BEGIN IMMEDIATE")

@@ -52,8 +52,10 @@ class Queries:
     load_all_sessions: Callable[[Any], dict[str, dict[int, SessionState]]]
     save_sessions: Callable[[Any, list[tuple[str, SessionState]]], None]
     forget_session: Callable[[Any, str, int], None]
+    #: ``(txn, entries, now, checkpoints, fences)``, one fence per entry
     outbox_append: Callable[
-        [Any, list[tuple[str, bytes]], float, list[OutboxCheckpoint]], list[int | None]
+        [Any, list[tuple[str, bytes]], float, list[OutboxCheckpoint], list[int | None]],
+        list[int | None],
     ]
     outbox_load: Callable[[Any, str, int, int], list[OutboxEntry]]
     #: ``(txn, acks, batches)``
@@ -169,13 +171,15 @@ class ThreadedStore:
         entries: Sequence[tuple[str, bytes]],
         now: float,
         checkpoints: Iterable[OutboxCheckpoint] = (),
+        fences: Sequence[int | None] | None = None,
     ) -> Deferred[list[int | None]]:
         try:
             check_payloads(entries)
         except TypeError:
             return fail()
         return self._interact(
-            self._queries.outbox_append, list(entries), now, list(checkpoints)
+            self._queries.outbox_append, list(entries), now, list(checkpoints),
+            list(fences) if fences is not None else [None] * len(entries),
         )
 
     def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
