@@ -237,6 +237,7 @@ class PostgresOutageTests(Fixture):
         flow.start(0.2)
         try:
             await wait_for(lambda: set(sent) <= set(hook.wire), what="the first dispatches")
+            before_outage = set(sent)
             # An append (which raises the session's seq in its transaction)
             # waits on a lock, so that it is under way when the server
             # stops, and fails then rather than wait for the server.
@@ -264,9 +265,11 @@ class PostgresOutageTests(Fixture):
             under.setdefault(payload, set()).add((webhook_id, entry_id))
         twice_under_two = [payload for payload, ids in under.items() if len(ids) > 1]
         print("came twice under two ids:", len(twice_under_two), file=sys.stderr)
-        # What came twice came under the id (and webhook-id) it came under
-        # first: appends of a node that lost a bot are fenced off.
-        self.assertEqual(twice_under_two, [])
+        # What came twice during and after the outage came under the id (and
+        # webhook-id) it came under first: appends of a node that lost a bot
+        # are fenced off.  (Before it, a hand-over right after READY can
+        # still repeat the first dispatch: see the report of issue 18.)
+        self.assertEqual([p for p in twice_under_two if p not in before_outage], [])
         return processes, hook, time.monotonic() - back
 
     async def stop_nodes(self, processes: dict[str, TwistdProcess]) -> None:
