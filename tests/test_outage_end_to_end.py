@@ -268,7 +268,8 @@ class PostgresOutageTests(Fixture):
         # What came twice during and after the outage came under the id (and
         # webhook-id) it came under first: appends of a node that lost a bot
         # are fenced off.  (Before it, a hand-over right after READY can
-        # still repeat the first dispatch: see the report of issue 18.)
+        # still repeat a bot's first dispatch: READY's session save may land
+        # after the first append, whose seq then is not kept.)
         self.assertEqual([p for p in twice_under_two if p not in before_outage], [])
         return processes, hook, time.monotonic() - back
 
