@@ -276,11 +276,10 @@ def build_environment(
     """
     What every relay of the node shares.
 
-    :param writer: the node's outbox writer (by default a new one on
-        ``store``).
-
     :param tls: the node's TLS client configuration (default: the
         platform's trust store); one OpenSSL context for every connection.
+    :param writer: the node's outbox writer (by default a new one on
+        ``store``).
     """
     if tls is None:
         tls = ClientTLS()
