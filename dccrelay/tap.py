@@ -24,7 +24,7 @@ from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
 from dccrelay.delivery.config import DEFAULTS as DELIVERY_DEFAULTS
 from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.delivery.factory import DeliveryFactory
-from dccrelay.delivery.outbox import OutboxWriter
+from dccrelay.delivery.outbox import OutboxWriter, OutboxWriterService
 from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
@@ -352,6 +352,7 @@ def build_environment(
     guild_snapshots: IGuildSnapshots | None = None,
     *,
     bot_pool: AnswerCappedPool,
+    writer: OutboxWriter | None = None,
 ) -> RelayEnvironment:
     """
     What every relay of the node shares.
@@ -363,6 +364,8 @@ def build_environment(
         not in ``store`` itself (the sealing layer over it).
     :param bot_pool: the connections to URLs bots gave (webhooks,
         ``wakeUrl``), with the caps of :func:`delivery_config` on answers.
+    :param writer: the node's outbox writer (by default a new one on
+        ``store``).
     """
     if tls is None:
         tls = ClientTLS()
@@ -395,7 +398,7 @@ def build_environment(
             outbound_reactor(reactor, allow_private=allow_private),
             store=store,
             # one writer for every bot: one outbox transaction per moment
-            writer=OutboxWriter(store, reactor),
+            writer=writer if writer is not None else OutboxWriter(store, reactor),
             # never follows redirects itself (webhooks pass allow_redirects=False)
             http=to_bots,
             config=delivery_config(options, bot_pool.caps),
@@ -462,8 +465,10 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         # Tokens, secrets and guild snapshots pass through SealedSecretsStore,
         # encrypted at rest.
         sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
+        writer = OutboxWriter(shared, reactor)
         env = build_environment(
-            options, reactor, shared, pool, latency, tls, sealed, bot_pool=bot_pool
+            options, reactor, shared, pool, latency, tls, sealed, bot_pool=bot_pool,
+            writer=writer,
         )
         node = ClusterNode(
             options["node-id"] or default_node_id(),
@@ -478,8 +483,10 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         # One data directory, one relay: its store is this node's alone.
         lock = DataDirLock(options["data-dir"])
         sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
+        writer = OutboxWriter(store, reactor)
         env = build_environment(
-            options, reactor, store, pool, latency, tls, sealed, bot_pool=bot_pool
+            options, reactor, store, pool, latency, tls, sealed, bot_pool=bot_pool,
+            writer=writer,
         )
         placement = Alone(store)
     # Opening the store and loading it, tried again while a fault may pass;
@@ -500,6 +507,11 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     stored.setServiceParent(root)
     manager.setName("relays")
     manager.setServiceParent(stored)
+    # Stopped with the manager: appends the store refuses from then on are
+    # given up rather than retried, so a shutdown ends.
+    stopping_writer = OutboxWriterService(writer)
+    stopping_writer.setName("outbox-writer")
+    stopping_writer.setServiceParent(stored)
     site = build_site(
         manager,
         partial(

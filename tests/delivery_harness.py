@@ -170,6 +170,8 @@ class WebhookBot(Resource):
         self.script: list[int] = []
         self.wire: list[bytes] = []
         self.wire_ids: list[int] = []
+        #: the webhook-id each payload of ``wire`` came under
+        self.wire_webhook_ids: list[str] = []
         self.requests: list[dict[str, str]] = []
         self.codes: list[int] = []
         self.rejected: list[str] = []
@@ -202,6 +204,7 @@ class WebhookBot(Resource):
             # the relay: that is how duplicates happen)
             batch = orjson.loads(body)
             self.wire_ids.extend(batch["ids"])
+            self.wire_webhook_ids.extend([headers["webhook-id"]] * len(batch["ids"]))
             # each payload's own bytes, cut out of the body
             self.wire.extend(_split_payloads(body, len(batch["ids"])))
         if self.on_request is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -208,6 +208,7 @@ class MemoryRelayStore:
         entries: Sequence[tuple[str, bytes]],
         now: float,
         checkpoints: Iterable[OutboxCheckpoint] = (),
+        fences: Sequence[int | None] | None = None,
     ) -> Deferred[list[int | None]]:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
@@ -216,9 +217,14 @@ class MemoryRelayStore:
         except TypeError:
             return fail()
         database = self.database
+
+        def current(alias: str, fence: int | None) -> bool:
+            lease = database.leases.get(alias)
+            return fence is None or (lease is not None and lease.epoch == fence)
+
         ids: list[int | None] = []
-        for alias, payload in entries:
-            if alias not in database.relays:
+        for (alias, payload), fence in zip(entries, fences or [None] * len(entries)):
+            if alias not in database.relays or not current(alias, fence):
                 ids.append(None)
                 continue
             database.last_outbox_id += 1
@@ -228,7 +234,8 @@ class MemoryRelayStore:
         for checkpoint in checkpoints:
             stored = database.sessions.get(checkpoint.alias, {}).get(checkpoint.shard_id)
             if (
-                stored is not None
+                current(checkpoint.alias, checkpoint.lease_epoch)
+                and stored is not None
                 and stored.session_id == checkpoint.session_id
                 and (stored.seq is None or stored.seq < checkpoint.seq)
             ):
@@ -247,12 +254,19 @@ class MemoryRelayStore:
         entries = [e for e in self.database.outbox.get(alias, []) if e.id > after_id]
         return succeed(entries[: max(0, limit)])
 
-    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
+    def outbox_ack(
+        self, acks: Mapping[str, int], batches: Mapping[str, tuple[int, int]] | None = None
+    ) -> Deferred[dict[str, int]]:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
         removed = {}
         for alias, up_to in acks.items():
             removed[alias] = self._remove_up_to(alias, up_to)
+        for alias, (first, last) in (batches or {}).items():
+            entries = self.database.outbox.get(alias, [])
+            for n, entry in enumerate(entries):
+                if entry.id == first:
+                    entries[n] = replace(entry, batch_last=last)
         return succeed(removed)
 
     def outbox_trim(

@@ -96,6 +96,7 @@ class ThrowawayCluster:
         self.data = os.path.join(self.directory, "data")
         self.log = os.path.join(self.directory, "server.log")
         self.port = 0
+        self._options = ""
 
     def _run(self, *command: str) -> None:
         program = os.path.join(self.binaries, command[0])
@@ -169,17 +170,20 @@ class ThrowawayCluster:
             if standby:
                 # Standby mode with nowhere to replicate from: it waits.
                 open(os.path.join(self.data, "standby.signal"), "w").close()
+            self._options = options
             try:
-                self._run(
-                    "pg_ctl", "start", "--pgdata", self.data, "--log", self.log,
-                    "--wait", "--timeout", "60", "-o", options,
-                )
+                self.resume()
             except PostgresUnavailable:
                 if attempt == 2:
                     raise
             else:
                 break
         atexit.register(self.stop)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """A URL of its ``postgres`` database, as superuser."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def promote(self) -> None:
@@ -188,13 +192,29 @@ class ThrowawayCluster:
         """
         self._run("pg_ctl", "promote", "--pgdata", self.data, "--wait", "--timeout", "60")
 
+    def pause(self) -> None:
+        """
+        Stop the server (fast: open connections are cut), keeping its
+        data, for tests of what clients do while it is down.  Blocks.
+        """
+        self._run("pg_ctl", "stop", "--pgdata", self.data, "--mode", "fast", "--wait")
+
+    def resume(self) -> None:
+        """
+        Start the server (again), on the same port and data.  Blocks.
+        """
+        self._run(
+            "pg_ctl", "start", "--pgdata", self.data, "--log", self.log,
+            "--wait", "--timeout", "60", "-o", self._options,
+        )
+
     def stop(self) -> None:
         """
         Stop the server at once and delete the cluster (once: later calls
         do nothing).
         """
         if not os.path.isdir(self.directory):
-            return
+            return  # stopped already (a test's cleanup, then atexit)
         try:
             self._run("pg_ctl", "stop", "--pgdata", self.data, "--mode", "immediate", "--wait")
         except PostgresUnavailable:
@@ -236,6 +256,15 @@ def server_url() -> str:
         raise
 
 
+def _own_cluster() -> ThrowawayCluster:
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get(REQUIRE_VARIABLE):
+            raise PostgresUnavailable(f"{REQUIRE_VARIABLE} is set, but {INSTALL_HINT}")
+        raise SkipTest(INSTALL_HINT)
+    return ThrowawayCluster(binaries)
+
+
 def standby_cluster() -> ThrowawayCluster:
     """
     A throw-away cluster of its own, started as a standby that refuses
@@ -245,13 +274,25 @@ def standby_cluster() -> ThrowawayCluster:
     :raises SkipTest: if PostgreSQL is not installed and not required.
     :raises PostgresUnavailable: if it is required and missing, or fails.
     """
-    binaries = find_binaries()
-    if binaries is None:
-        if os.environ.get(REQUIRE_VARIABLE):
-            raise PostgresUnavailable(f"{REQUIRE_VARIABLE} is set, but {INSTALL_HINT}")
-        raise SkipTest(INSTALL_HINT)
-    cluster = ThrowawayCluster(binaries)
+    cluster = _own_cluster()
     cluster.start(standby=True)
+    return cluster
+
+
+def private_server(case: TestCase) -> ThrowawayCluster:
+    """
+    A throw-away PostgreSQL server of ``case``'s own, which the test may
+    stop and start (:meth:`ThrowawayCluster.pause`, :meth:`~ThrowawayCluster.resume`)
+    without disturbing other tests; deleted when ``case`` ends.  Needs
+    PostgreSQL's binaries even when ``DCC_TEST_POSTGRES_URL`` is set (a
+    server you run cannot be stopped by the tests).
+
+    :raises SkipTest: without binaries, unless ``DCC_REQUIRE_POSTGRES`` is
+        set (then :class:`PostgresUnavailable`).
+    """
+    cluster = _own_cluster()
+    cluster.start()
+    case.addCleanup(cluster.stop)
     return cluster
 
 

@@ -240,3 +240,85 @@ class ClusterTests(SynchronousTestCase):
                 self.assertEqual(
                     [shard["state"] for shard in status["shards"]], ["connecting"]
                 )
+
+    def test_renewals_fail_for_less_than_ttl(self) -> None:
+        """
+        Renewals that fail past the stop deadline but not past the lease
+        TTL: the node stops its bots in time, then, renewing again, finds
+        it still holds their leases (nobody else may claim them) and runs
+        them again itself.
+        """
+        a = self.start("a")
+        self.register(a, 3)
+        self.settle(3)
+        real = a.store.renew_leases
+
+        def broken(*args: Any) -> Deferred[Any]:
+            raise ConnectionError("database unreachable")
+
+        a.store.renew_leases = broken  # type: ignore[method-assign]
+        # The last renew was at 2 s (rounds every 2 s): stopped at 9 s, the
+        # leases would expire at 12 s, and the round at 10 s renews them.
+        self.assertEqual(self.clock.seconds(), 3.0)
+        self.settle(6.5)
+        self.assertEqual(a.running(), set())
+        a.store.renew_leases = real  # type: ignore[method-assign]
+        self.settle(TIMING.claim_interval + 1)
+        self.assertEqual(a.running(), {"bot_0", "bot_1", "bot_2"})
+        self.assertEqual(self.database_owners(), {f"bot_{n}": "a" for n in range(3)})
+        self.flushLoggedErrors(ConnectionError)
+
+    def test_outage_longer_than_ttl_converges(self) -> None:
+        """
+        The database stops answering for longer than the lease TTL (calls
+        wait, as for a connection from the pool, and are answered once it
+        is back): the node stops its bots in time; the renew that was
+        waiting is answered past its own deadline and is not trusted (on a
+        stale deadline the bots claimed again were stopped, their leases
+        held and renewed with the bots running nowhere); the node renews
+        again and runs every bot, on its own leases.
+        """
+        a = self.start("a")
+        self.register(a, 3)
+        self.settle(3)
+        outage = Outage(a.store, ("heartbeat_node", "renew_leases", "claim_leases"))
+        self.settle(TIMING.ttl + 2)
+        self.assertEqual(a.running(), set())
+        outage.end()
+        self.settle(3 * TIMING.claim_interval)
+        self.assertEqual(a.running(), {"bot_0", "bot_1", "bot_2"})
+        self.assertEqual(self.database_owners(), {f"bot_{n}": "a" for n in range(3)})
+
+    def database_owners(self) -> dict[str, str]:
+        return {
+            alias: owner
+            for alias, owner in self.successResultOf(self.nodes[0].store.lease_owners()).items()
+        }
+
+
+class Outage:
+    """
+    A store whose ``methods`` wait, from now until :meth:`end`, and then run.
+    """
+
+    def __init__(self, store: MemoryRelayStore, methods: tuple[str, ...]) -> None:
+        self._store = store
+        self._real = {name: getattr(store, name) for name in methods}
+        self._waiting: list[tuple[str, tuple[Any, ...], Deferred[Any]]] = []
+        for name in methods:
+            setattr(store, name, self._waiter(name))
+
+    def _waiter(self, name: str) -> Any:
+        def wait(*args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            self._waiting.append((name, args, d))
+            return d
+
+        return wait
+
+    def end(self) -> None:
+        for name, real in self._real.items():
+            setattr(self._store, name, real)
+        waiting, self._waiting = self._waiting, []
+        for name, args, d in waiting:
+            self._real[name](*args).chainDeferred(d)

@@ -363,3 +363,60 @@ class KilledRelayTests(Fixture):
         Webhook: the same.
         """
         await self.killed_mid_stream("webhook")
+
+    @deferred_test
+    async def test_webhook_killed_same_webhook_id(self) -> None:
+        """
+        Webhook, 200 dispatches, the relay killed after the bot took about
+        100: every dispatch arrives, and one that arrives twice comes
+        under the same webhook-id (and id) both times, although the batch
+        was sent again by another relay with more entries waiting: a
+        Standard Webhooks receiver drops it as a duplicate.
+        """
+        await self.start_discord()
+        bot = WebhookBot()
+        # answers late, so that a batch is in flight at the kill
+        bot.response_delay = 0.3
+        await self.start_bot(bot)
+        first = self.spawn()
+        await wait_for(lambda: first.port, timeout=30, what="the relay to listen")
+        self.assertEqual(await self.put(first.port, self.body(bot.url)), 201)
+        await self.bot.wait_for_ready()
+
+        def kill() -> None:
+            if not first.ended.called:
+                first.transport.signalProcess("KILL")
+
+        def kill_after_100() -> None:
+            # The bot has taken this batch; the relay dies before the answer,
+            # once the dispatches that came meanwhile wait behind it (they
+            # would make a larger batch).
+            if len(bot.wire) >= 100:
+                bot.on_request = None
+                reactor.callLater(0.2, kill)
+
+        bot.on_request = kill_after_100
+        sent = []
+        for i in range(200):
+            # Discord keeps those sent while the relay is dead for RESUME.
+            sent.append(self.bot.message(f"cookout burst {i}"))
+            await deferLater(reactor, 0.005, lambda: None)
+        await first.ended
+        second = self.spawn()
+        await wait_for(lambda: set(sent) <= set(bot.wire), timeout=30, what="everything")
+        await deferLater(reactor, 0.5, lambda: None)
+        counts = report("webhook", "200 dispatches, SIGKILL after ~100", sent, bot.wire)
+        print(f"\nwebhook SIGKILL after ~100 of 200: {counts}", file=sys.stderr)
+        self.assertEqual(counts["lost"], 0)
+        # The batch the bot took as the relay died came again.
+        self.assertGreater(counts["duplicated"], 0)
+        under: dict[bytes, set[tuple[str, int]]] = {}
+        for payload, webhook_id, entry_id in zip(bot.wire, bot.wire_webhook_ids, bot.wire_ids):
+            under.setdefault(payload, set()).add((webhook_id, entry_id))
+        twice = {payload: ids for payload, ids in under.items() if bot.wire.count(payload) > 1}
+        under_two = [p for p, ids in twice.items() if len({w for w, _ in ids}) > 1]
+        print(f"came twice under two webhook-ids: {len(under_two)}", file=sys.stderr)
+        for payload, ids in twice.items():
+            self.assertEqual(len(ids), 1, (payload, ids))
+        second.transport.signalProcess("TERM")
+        await second.ended

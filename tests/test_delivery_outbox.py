@@ -10,9 +10,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.delivery.outbox import BotOutbox, OutboxWriter
+from dccrelay.delivery.outbox import BotOutbox, OutboxNotStored, OutboxWriter
 from dccrelay.store import OutboxCheckpoint, SessionState
 from tests.memory_store import MemoryRelayStore
 
@@ -33,13 +34,15 @@ class CountingStore(MemoryRelayStore):
         self.fail_appends = False
         self.hold_loads = False
 
-    def outbox_append(self, entries: Any, now: float, checkpoints: Any = ()) -> Deferred[Any]:
+    def outbox_append(
+        self, entries: Any, now: float, checkpoints: Any = (), fences: Any = None
+    ) -> Deferred[Any]:
         self.appends.append(list(entries))
         if self.fail_appends:
             from twisted.internet.defer import fail
 
             return fail(OSError("disk full"))
-        d = super().outbox_append(entries, now, checkpoints)
+        d = super().outbox_append(entries, now, checkpoints, fences)
         if not self.hold:
             return d
         waiting: Deferred[Any] = Deferred()
@@ -51,9 +54,9 @@ class CountingStore(MemoryRelayStore):
         for inner, outer in held:
             inner.chainDeferred(outer)
 
-    def outbox_ack(self, acks: Any) -> Deferred[Any]:
+    def outbox_ack(self, acks: Any, batches: Any = None) -> Deferred[Any]:
         self.acks.append(dict(acks))
-        return super().outbox_ack(acks)
+        return super().outbox_ack(acks, batches)
 
     def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[Any]:
         self.loads.append((alias, after_id, limit))
@@ -123,20 +126,114 @@ class OutboxWriterTests(Fixture):
         self.clock.advance(0)
         self.assertIsNone(self.successResultOf(d))
 
-    def test_failure(self) -> None:
+    def test_refused_append_retried(self) -> None:
         """
-        When the store fails, every append of that call fails with it, and
-        the writer goes on with the next ones.
+        An append the store refuses is neither failed nor dropped: it is
+        tried again after the retry policy's delay (logged), in order ahead
+        of appends made meanwhile, with its resume point, in one call.
+        """
+        self.successResultOf(
+            self.store.save_session("alpha", SessionState(0, 1, "s", 1, "wss://r"))
+        )
+        self.store.fail_appends = True
+        first = self.writer.append("alpha", b"x", OutboxCheckpoint("alpha", 0, "s", 5))
+        with capturedLogs() as events:
+            self.clock.advance(0)
+        self.assertNoResult(first)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertIn("trying again in 0.1 s", formatEvent(events[-1]))
+        self.assertEqual(self.writer.append_retries, 1)
+        second = self.writer.append("alpha", b"y", OutboxCheckpoint("alpha", 0, "s", 6))
+        # Nothing goes before the refused one, however often it is asked.
+        self.clock.advance(0)
+        self.assertEqual(len(self.store.appends), 1)
+        self.clock.advance(0.1)
+        self.assertEqual(len(self.store.appends), 2)
+        self.assertNoResult(first)
+        self.store.fail_appends = False
+        with capturedLogs() as events:
+            self.clock.advance(0.2)
+        self.assertEqual(self.store.appends[-1], [("alpha", b"x"), ("alpha", b"y")])
+        one, two = self.successResultOf(first), self.successResultOf(second)
+        assert one is not None and two is not None
+        self.assertLess(one, two)
+        sessions = self.successResultOf(self.store.load_sessions("alpha"))
+        self.assertEqual(sessions[0].seq, 6)
+        self.assertIn("after 2 refused tries", formatEvent(events[0]))
+        self.successResultOf(self.writer.idle())
+
+    def test_retry_delay_is_bounded(self) -> None:
+        """
+        The delay grows with each refusal, up to 5 s.
         """
         self.store.fail_appends = True
+        self.writer.append("alpha", b"x")
+        self.clock.advance(0)
+        delays = []
+        for _ in range(12):
+            before = len(self.store.appends)
+            waited = 0.0
+            while len(self.store.appends) == before:
+                self.clock.advance(0.05)
+                waited += 0.05
+            delays.append(round(waited, 1))
+        self.flushLoggedErrors(OSError)
+        self.assertEqual(delays[:3], [0.1, 0.2, 0.4])
+        self.assertEqual(max(delays), 5.0)
+
+    def test_idle_waits_for_retry(self) -> None:
+        """
+        ``idle()`` does not fire while a refused append waits for its
+        next try.
+        """
+        self.store.fail_appends = True
+        self.writer.append("alpha", b"x")
+        self.clock.advance(0)
+        self.flushLoggedErrors(OSError)
+        d = self.writer.idle()
+        self.assertNoResult(d)
+        self.store.fail_appends = False
+        self.clock.advance(0.1)
+        self.clock.advance(0)
+        self.successResultOf(d)
+
+    def test_stop_gives_up(self) -> None:
+        """
+        Once the node stops, an append waiting for its next try gets one
+        more at once; refused again, it fails with OutboxNotStored, and every
+        later append fails too (so that no later resume point is stored
+        past it).
+        """
+        self.store.fail_appends = True
+        first = self.writer.append("alpha", b"x")
+        self.clock.advance(0)
+        self.writer.stop()
+        self.assertNoResult(first)
+        self.clock.advance(0)
+        self.assertEqual(len(self.store.appends), 2)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 2)
+        self.failureResultOf(first, OutboxNotStored)
+        self.store.fail_appends = False
+        later = self.writer.append("alpha", b"y", OutboxCheckpoint("alpha", 0, "s", 9))
+        self.clock.advance(0)
+        self.failureResultOf(later, OutboxNotStored)
+        self.assertEqual(len(self.store.appends), 2)
+        self.successResultOf(self.writer.idle())
+
+    def test_stopping_stores_what_the_store_takes(self) -> None:
+        """
+        Stopping changes nothing for appends the store takes; one refused
+        while stopping is given up at once, logged.
+        """
+        self.writer.stop()
         d = self.writer.append("alpha", b"x")
         self.clock.advance(0)
-        self.failureResultOf(d, OSError)
-        self.flushLoggedErrors(OSError)
-        self.store.fail_appends = False
+        self.assertIsNotNone(self.successResultOf(d))
+        self.store.fail_appends = True
         d = self.writer.append("alpha", b"y")
         self.clock.advance(0)
-        self.assertIsNotNone(self.successResultOf(d))
+        self.failureResultOf(d, OutboxNotStored)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
     def test_acks_coalesce(self) -> None:
         """
@@ -377,3 +474,45 @@ class BotOutboxTests(Fixture):
         self.clock.advance(0)
         self.assertEqual(self.ready, 0)
         self.assertEqual(self.successResultOf(self.store.outbox_count("alpha")), 2)
+
+    def test_stop_tries_once_more(self) -> None:
+        """
+        An append waiting for its next try when the node stops is stored
+        if the store takes it now.
+        """
+        self.store.fail_appends = True
+        d = self.writer.append("alpha", b"x")
+        self.clock.advance(0)
+        self.flushLoggedErrors(OSError)
+        self.store.fail_appends = False
+        self.writer.stop()
+        self.clock.advance(0)
+        self.assertIsNotNone(self.successResultOf(d))
+
+    def test_unstored_while_refused(self) -> None:
+        """
+        A refused append counts as not stored while it waits for its next
+        try, and comes into memory once the store takes it; one given up
+        as the node stops counts as not stored for good, so that the bot's
+        resume point is never saved past it.
+        """
+        outbox = self.outbox()
+        self.store.fail_appends = True
+        outbox.append(b"x")
+        self.clock.advance(0)
+        self.flushLoggedErrors(OSError)
+        self.assertEqual(outbox.unstored(), 1)
+        self.store.fail_appends = False
+        self.clock.advance(0.1)
+        self.clock.advance(0)
+        self.assertEqual(outbox.unstored(), 0)
+        self.assertEqual([p for _, p in outbox.entries_after(0)], [b"x"])
+        self.store.fail_appends = True
+        outbox.append(b"y")
+        self.clock.advance(0)
+        self.writer.stop()
+        self.clock.advance(0)
+        self.flushLoggedErrors(OSError)
+        self.assertEqual(outbox.unstored(), 1)
+        self.assertEqual(outbox.dropped, 1)
+        self.successResultOf(outbox.stop())

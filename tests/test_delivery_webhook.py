@@ -437,6 +437,91 @@ class WebhookTests(SynchronousTestCase):
         self.assertEqual(first[1]["webhook-id"], second[1]["webhook-id"])
         self.assertEqual(first[2], second[2])
 
+    def test_relay_restart_same_batch(self) -> None:
+        """
+        After a restart the batch that was in flight is sent again whole,
+        under its webhook-id, even though more entries wait behind it now
+        (which would have gone into one larger batch); those follow in a
+        batch of their own.
+        """
+        self.bot.script = [None]
+        channel = self.channel()
+        channel.deliver(PAYLOADS[0])
+        self.settle()
+        self.successResultOf(channel.stop())
+        # Stored by the dead relay's bot, never sent.
+        self.successResultOf(
+            self.store.outbox_append([("cookout", p) for p in PAYLOADS[1:]], self.clock.seconds())
+        )
+        self.channel()
+        self.settle()
+        first, again, rest = self.bot.requests
+        self.assertEqual(again[1]["webhook-id"], first[1]["webhook-id"])
+        self.assertEqual(again[2], first[2])
+        self.assertEqual(len(orjson.loads(rest[2])["ids"]), 2)
+        self.assertNotEqual(rest[1]["webhook-id"], first[1]["webhook-id"])
+        self.assertEqual(self.stored_ids(), [])
+
+    def test_batch_recorded_before_post(self) -> None:
+        """
+        A batch's boundaries are in the store before it is POSTed: the
+        POST waits for the store.
+        """
+        held: list[Deferred[Any]] = []
+        store = self.store
+        real_ack = store.outbox_ack
+
+        def outbox_ack(acks: Any, batches: Any = None) -> Deferred[Any]:
+            d = real_ack(acks, batches)
+            if not batches:
+                return d
+            waiting: Deferred[Any] = Deferred()
+            held.append(waiting)
+            return d.addCallback(lambda result: waiting.addCallback(lambda _: result))
+
+        store.outbox_ack = outbox_ack  # type: ignore[method-assign]
+        self.bot.script = [None]
+        channel = self.channel()
+        channel.deliver(PAYLOADS[0])
+        channel.deliver(PAYLOADS[1])
+        self.settle()
+        self.assertEqual(self.bot.requests, [])
+        [first, second] = self.successResultOf(self.store.outbox_load("cookout", 0, 10))
+        self.assertEqual(first.batch_last, second.id)
+        held[0].callback(None)
+        self.settle()
+        [(_, headers, _)] = self.bot.requests
+        self.assertEqual(headers["webhook-id"], f"dcc-{first.id}-{second.id}")
+        self.successResultOf(channel.stop())
+
+    def test_record_failure_retried(self) -> None:
+        """
+        A batch whose record the store refuses is not sent; it is tried
+        again (record, then POST) after the retry delay, and lastError says
+        why.
+        """
+        refusing = True
+        store = self.store
+        real_ack = store.outbox_ack
+
+        def outbox_ack(acks: Any, batches: Any = None) -> Deferred[Any]:
+            if batches and refusing:
+                return fail(OSError("database is locked"))
+            return real_ack(acks, batches)
+
+        store.outbox_ack = outbox_ack  # type: ignore[method-assign]
+        channel = self.channel()
+        channel.deliver(PAYLOADS[0])
+        self.settle()
+        self.flushLoggedErrors(OSError)
+        self.assertEqual(self.bot.requests, [])
+        self.assertIn("could not record the batch", status_of(channel)["lastError"])
+        refusing = False
+        self.clock.advance(10)
+        self.settle()
+        self.assertEqual(len(self.bot.requests), 1)
+        self.assertEqual(self.stored_ids(), [])
+
     def test_dropped_batch_rebuilt(self) -> None:
         """
         When the batch waiting to be retried loses entries to the queue

@@ -5,11 +5,17 @@ Tests for the periodic save of where each shard can resume from
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
+from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Request
 
+from dccrelay.delivery.factory import DeliveryFactory
+from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.relay.manager import CHECKPOINT_INTERVAL, RelayManager
 from dccrelay.store import SessionState
 from tests.memory_store import MemoryRelayStore
@@ -151,3 +157,77 @@ class ManagerCheckpointTests(SynchronousTestCase):
         self.store.failing = False
         self.harness.clock.advance(CHECKPOINT_INTERVAL)
         self.assertEqual(self.store.database.sessions["alpha"][0].seq, 5)
+
+
+class DurableResumePointTests(SynchronousTestCase):
+    """
+    For a durable (webhook) bot, the saved resume point never passes a
+    dispatch that is not in the outbox.
+    """
+
+    def setUp(self) -> None:
+        self.store = RefusingStore()
+        self.harness = RelayHarness(store=self.store)
+        self.successResultOf(self.store.save_relay("cookout", {}))
+        self.hook = Answering()
+        writer = OutboxWriter(self.store, self.harness.clock)
+        self.harness.env = replace(
+            self.harness.env,
+            make_delivery=DeliveryFactory(
+                self.harness.clock, store=self.store, writer=writer, http=StubTreq(self.hook)
+            ),
+        )
+        self.relay = self.harness.relay(self, dst="https://bot.example/hook")
+
+    def stored_seq(self) -> int | None:
+        return self.successResultOf(self.store.load_sessions("cookout"))[0].seq
+
+    def test_refused_append_holds_the_point(self) -> None:
+        """
+        While the store refuses a dispatch's append, no resume point past
+        it is offered (before, the failed append was forgotten and the next
+        checkpoint saved the latest seq: Discord would never replay it);
+        once the retry stores it, the point moves with it.
+        """
+        self.assertEqual(self.stored_seq(), 1)
+        self.store.fail_appends = True
+        self.harness.dispatch("MESSAGE_CREATE", MESSAGE)
+        self.harness.clock.advance(0)
+        self.flushLoggedErrors(OSError)
+        for _ in range(3):
+            self.assertEqual(self.relay.resume_points(), [])
+            self.harness.clock.advance(0.05)
+        self.assertEqual(self.stored_seq(), 1)
+        self.store.fail_appends = False
+        self.harness.clock.advance(1)
+        self.assertEqual(self.stored_seq(), 2)
+        self.assertEqual(len(self.hook.bodies), 1)
+
+
+class RefusingStore(MemoryRelayStore):
+    """A memory store that refuses outbox appends while ``fail_appends``."""
+
+    fail_appends = False
+
+    def outbox_append(
+        self, entries: Any, now: float, checkpoints: Any = (), fences: Any = None
+    ) -> Deferred[Any]:
+        if self.fail_appends:
+            return fail(OSError("database is locked"))
+        return super().outbox_append(entries, now, checkpoints, fences)
+
+
+class Answering(Resource):
+    """A webhook bot that answers 204, keeping the bodies."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[bytes] = []
+
+    def render_POST(self, request: Request) -> bytes:
+        assert request.content is not None
+        self.bodies.append(request.content.read())
+        request.setResponseCode(204)
+        return b""

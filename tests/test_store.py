@@ -533,6 +533,29 @@ class OutboxTestsMixin(StoreTestsBase):
         self.assertEqual(await store.outbox_count("alpha"), 3)
 
     @deferred_test
+    async def test_outbox_batch_recorded(self) -> None:
+        """
+        ``outbox_ack`` records a batch about to be sent on its first entry
+        (``batch_last``), after removing what it acknowledges, in the same
+        call; it survives a reopen, and goes with its entry.
+        """
+        store = await self.store_with_bots("alpha", "beta")
+        ids = await store.outbox_append([("alpha", b"%d" % i) for i in range(4)], 1.0)
+        await store.outbox_append([("beta", b"b")], 1.0)
+        removed = await store.outbox_ack({"alpha": ids[0]}, {"alpha": (ids[1], ids[2])})
+        self.assertEqual(removed, {"alpha": 1})
+        entries = await store.outbox_load("alpha", 0, 10)
+        self.assertEqual([e.batch_last for e in entries], [ids[2], None, None])
+        self.assertIsNone((await store.outbox_load("beta", 0, 10))[0].batch_last)
+        await store.close()
+        reopened = await self.open_store()
+        self.assertEqual((await reopened.outbox_load("alpha", 0, 1))[0].batch_last, ids[2])
+        await reopened.outbox_ack({"alpha": ids[1]})
+        self.assertEqual(
+            [e.batch_last for e in await reopened.outbox_load("alpha", 0, 10)], [None, None]
+        )
+
+    @deferred_test
     async def test_outbox_many_bots_one_call(self) -> None:
         """
         One call appends for several bots; each bot sees its own entries in
@@ -903,6 +926,39 @@ class ClusterStoreTestsMixin(StoreTestsBase):
         store = await self.open_store()
         self.assertTrue(verifyObject(IClusterStore, store))
 
+
+    @deferred_test
+    async def test_outbox_append_fenced(self) -> None:
+        """
+        An entry (and checkpoint) fenced with a lease epoch is stored only
+        while that epoch is the bot's lease's: once the lease is claimed
+        again (another epoch), the old owner's append stores nothing for
+        the bot, and the others' entries are not held up.
+        """
+        store = await self.store_with_bots("alpha", "beta")
+        await store.save_session("alpha", session(0, seq=1))
+        claimed = dict(await store.claim_leases("node-a", LONG, 10))
+        old = claimed["alpha"]
+        ids = await store.outbox_append(
+            [("alpha", b"a1"), ("beta", b"b1")], 1.0,
+            [OutboxCheckpoint("alpha", 0, "session-0", 5, old)], [old, None],
+        )
+        self.assertNotIn(None, ids)
+        self.assertEqual((await store.load_sessions("alpha"))[0].seq, 5)
+        await store.release_leases("node-a", ["alpha"])
+        new = dict(await store.claim_leases("node-b", LONG, 10))["alpha"]
+        self.assertNotEqual(new, old)
+        ids = await store.outbox_append(
+            [("alpha", b"a2"), ("beta", b"b2"), ("alpha", b"a3")], 2.0,
+            [OutboxCheckpoint("alpha", 0, "session-0", 9, old)], [old, None, new],
+        )
+        self.assertIsNone(ids[0])
+        self.assertIsNotNone(ids[1])
+        self.assertIsNotNone(ids[2])
+        self.assertEqual((await store.load_sessions("alpha"))[0].seq, 5)
+        self.assertEqual(
+            [e.payload for e in await store.outbox_load("alpha", 0, 10)], [b"a1", b"a3"]
+        )
 
     @deferred_test
     async def test_leases_of_new_bots(self) -> None:

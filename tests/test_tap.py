@@ -174,8 +174,9 @@ class MakeServiceTests(SynchronousTestCase):
     def test_services(self) -> None:
         """
         One MultiService holds the store, which holds the relays (so that
-        it opens before they start and closes after they stopped), and the
-        HTTP server on the --listen endpoint.
+        it opens before they start and closes after they stopped) and what
+        stops the outbox writer retrying, and the HTTP server on the
+        --listen endpoint.
         """
         options = Options()
         options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0"])
@@ -185,7 +186,7 @@ class MakeServiceTests(SynchronousTestCase):
             sorted(s.name for s in service if s.name), ["http", "store"]
         )
         store = service.getServiceNamed("store")
-        self.assertEqual([s.name for s in store], ["relays"])
+        self.assertEqual([s.name for s in store], ["relays", "outbox-writer"])
         self.assertFalse([s for s in service if isinstance(s, LagProbe)])
 
     def test_lag_probe(self) -> None:

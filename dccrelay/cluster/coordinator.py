@@ -87,6 +87,8 @@ class ClusterCoordinator:
         self._round_running = False
         self._round_again = False
         self._renew_deadline: IDelayedCall | None = None
+        # When the newest renew that succeeded was sent (our clock).
+        self._renewed_sent_at = float("-inf")
         self._last_reconcile = clock.seconds()
 
     @property
@@ -175,13 +177,22 @@ class ClusterCoordinator:
         self._round_running = True
         try:
             node, timing = self.node_id, self.node.timing
-            sent_at = self._clock.seconds()
             try:
                 yield self._store.heartbeat_node(node, timing.ttl)
+                # Measured after the heartbeat: a call that waited for the
+                # database to come back must not date the renew.
+                sent_at = self._clock.seconds()
                 held = set((yield self._store.renew_leases(node, timing.ttl)))
             except Exception:
                 self._log.failure("could not renew this node's leases")
                 return
+            if self._clock.seconds() >= sent_at + timing.stop_after:
+                # Answered so late that these leases may be about to expire:
+                # no ground to run or claim anything on.  Renew again now.
+                self._log.warn("renewing leases took too long; renewing again")
+                self._round_again = True
+                return
+            self._renewed_sent_at = sent_at
             self._arm_renew_deadline(sent_at)
             yield self.manager.exclusively(self._settle_leases, held)
             if sent_at - self._last_reconcile >= RECONCILE_INTERVAL:
@@ -202,6 +213,17 @@ class ClusterCoordinator:
             self._log.warn("{alias}: lease lost; stopping here", alias=alias)
             yield manager.move_away(alias)
         owned = local & held
+        # Held here yet running nowhere (stopped when renewals failed, then
+        # renewed): nobody else may claim these.  Released, to be claimed
+        # again below (here or elsewhere) under a new epoch: appends of the
+        # stopped relay still waiting for the database are then not stored.
+        stranded = sorted(held - local)
+        if stranded:
+            self._log.info(
+                "leases of {count} bots held here that run nowhere: releasing them to be"
+                " claimed again", count=len(stranded),
+            )
+            yield self._store.release_leases(node, stranded)
         live = yield self._store.live_nodes()
         share = math.ceil(len(manager.relays) / max(1, len(live)))
         if len(owned) < share:
@@ -211,8 +233,8 @@ class ClusterCoordinator:
                 for n, (alias, epoch) in enumerate(claimed):
                     if n and n % CLAIM_SLICE == 0:
                         yield manager.breathe()
-                    yield self._run_here(alias, records.get(alias))
-        elif len(owned) > share:
+                    yield self._run_here(alias, epoch, records.get(alias))
+        if len(owned) > share:
             step = max(1, math.ceil(share * HANDOVER_FRACTION))
             give = sorted(owned)[: min(len(owned) - share, step)]
             for alias in give:
@@ -242,13 +264,15 @@ class ClusterCoordinator:
             )
 
     @inlineCallbacks
-    def _run_here(self, alias: str, record: StoredRelay | None) -> Any:
+    def _run_here(self, alias: str, epoch: int, record: StoredRelay | None) -> Any:
         if record is None:
             # Deleted since: nothing to run.
             yield self._store.release_leases(self.node_id, [alias])
             return
         self._log.info("{alias}: now running on this node", alias=alias)
-        self.manager.start_paced(self.manager.run_here(record))
+        relay = self.manager.run_here(record)
+        relay.lease_epoch = epoch
+        self.manager.start_paced(relay)
 
     # -- when renewals fail ----------------------------------------------------------------
 
@@ -262,6 +286,10 @@ class ClusterCoordinator:
             self._renew_deadline.cancel()
         self._renew_deadline = None
 
+    def _renewed_in_time(self) -> bool:
+        """Whether the newest successful renew still holds this node's leases."""
+        return self._clock.seconds() < self._renewed_sent_at + self.node.timing.stop_after
+
     def _renewals_failed(self) -> None:
         """
         No renew succeeded for too long: stop every bot before the leases
@@ -272,6 +300,11 @@ class ClusterCoordinator:
 
         @inlineCallbacks
         def stop_all() -> Any:
+            if self._renewed_in_time():
+                # A renew succeeded while this waited for its turn: the
+                # round that made it decides which bots stay.
+                self._log.info("leases renewed meanwhile; bots keep running")
+                return
             for relay in self.manager.local_relays():
                 yield self.manager.move_away(relay.alias)
 

@@ -77,6 +77,21 @@ class IFeed(Interface):
         :return: the payloads this took, oldest first.
         """
 
+    def batch_end(first: int) -> int | None:
+        """
+        :return: the last id of the batch recorded (:meth:`record_batch`)
+            as sent from entry ``first`` on, or None.
+        """
+
+    def record_batch(first: int, last: int) -> Deferred[None]:
+        """
+        Keep, as durably as the entries, that entries ``first`` to ``last``
+        are about to be sent as one batch: a batch sent again (even after a
+        restart) holds the same entries.
+
+        :return: fires once kept.
+        """
+
     def pending() -> list[bytes]:
         """
         :return: what a channel built after this one must be given (a
@@ -194,6 +209,13 @@ class MemoryFeed:
         if count == 1:
             return [backlog.popleft()]
         return [backlog.popleft() for _ in range(count)]
+
+    def batch_end(self, first: int) -> int | None:
+        # Nothing survives a restart here: no batch is sent again.
+        return None
+
+    def record_batch(self, first: int, last: int) -> Deferred[None]:
+        return succeed(None)
 
     def pending(self) -> list[bytes]:
         return self._backlog.items()

@@ -20,6 +20,13 @@ Two pieces:
 A dispatch is appended before any channel sends it: the channel only ever
 sends entries that already have their outbox id, so everything it sent is
 in the store until acknowledged.
+
+An append the store refuses (a lock, a database restarting) is tried
+again, in order, after a growing but bounded delay, for as long as the node
+runs: until it is stored the bot's relay saves no resume point past it, so
+a node killed meanwhile RESUMEs from before it and Discord replays it.  Only
+a node shutting down gives up; from then on it stores no later dispatch
+either, so the stored resume point stays before the first one not stored.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Iterable
 
+from twisted.application.internet import backoffPolicy
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -35,8 +44,21 @@ from zope.interface import implementer
 
 from dccrelay.delivery.config import DEFAULTS
 from dccrelay.delivery.feed import IFeed
-from dccrelay.delivery.timers import Deadline
+from dccrelay.delivery.timers import Deadline, RetryTimer
 from dccrelay.store import IRelayStore, OutboxCheckpoint, OutboxEntry, Trimmed
+
+#: seconds before the next try of an append the store refused, given the
+#: consecutive failures (from 1): 0.1, 0.2, 0.4... quick for a lock that
+#: passes, at most 5 s for a database that restarts.  No jitter: one writer
+#: per node makes these calls, so there is no herd to spread.
+APPEND_RETRY = backoffPolicy(initialDelay=0.05, maxDelay=5.0, factor=2.0, jitter=lambda: 0.0)
+
+
+class OutboxNotStored(Exception):
+    """
+    The node stopped before the store took these dispatches: they were not
+    stored, and Discord may replay them after a restart.
+    """
 
 
 class OutboxWriter:
@@ -47,23 +69,43 @@ class OutboxWriter:
     comes meanwhile waits for the next, which starts as soon as the previous
     ones finish (or on the next reactor turn when idle).
 
+    Appends the store refuses are retried (see the module's description);
+    meanwhile later ones wait behind them, so the store never holds a
+    dispatch (or a resume point) newer than one it does not hold.
+
     :param store: where the outbox lives.
     :param clock: for scheduling, and ``created_at`` (its ``seconds()``).
+    :param retry_policy: seconds before the next try of refused appends,
+        given the consecutive failures (from 1).
     """
 
     log = Logger()
 
-    def __init__(self, store: IRelayStore, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        store: IRelayStore,
+        clock: IReactorTime,
+        retry_policy: Callable[[int], float] = APPEND_RETRY,
+    ) -> None:
         self._store = store
         self._clock = clock
-        self._appends: list[tuple[str, bytes, Deferred[int | None]]] = []
-        self._checkpoints: dict[tuple[str, int], OutboxCheckpoint] = {}
+        # (alias, payload, lease epoch, waiter)
+        self._appends: list[tuple[str, bytes, int | None, Deferred[int | None]]] = []
+        self._checkpoints: dict[tuple[str, int, int | None], OutboxCheckpoint] = {}
         self._acks: dict[str, tuple[int, list[Deferred[int]]]] = {}
+        self._batches: dict[str, tuple[int, int, list[Deferred[None]]]] = {}
         self._scheduled = False
         self._busy = False
         self._idle_waiters: list[Deferred[None]] = []
+        # Appends wait for this before the next try, after a refusal.
+        self._append_retry = RetryTimer(clock, retry_policy, self._schedule)
+        self._stopping = False
+        # Set once an append was given up: no later one may be stored.
+        self._gave_up = False
         #: store calls made, for the benchmark and tests
         self.calls = 0
+        #: appends that failed and were tried again, for status and tests
+        self.append_retries = 0
 
     def append(
         self, alias: str, payload: bytes, checkpoint: OutboxCheckpoint | None = None
@@ -77,14 +119,14 @@ class OutboxWriter:
             did.
         """
         d: Deferred[int | None] = Deferred()
-        self._appends.append((alias, payload, d))
+        if self._gave_up:
+            d.errback(OutboxNotStored("the node stopped before the store took this dispatch"))
+            return d
+        # Stored only under the lease the checkpoint names (in a cluster).
+        fence = checkpoint.lease_epoch if checkpoint is not None else None
+        self._appends.append((alias, payload, fence, d))
         if checkpoint is not None:
-            key = (checkpoint.alias, checkpoint.shard_id)
-            earlier = self._checkpoints.get(key)
-            if earlier is None or earlier.seq < checkpoint.seq or (
-                earlier.session_id != checkpoint.session_id
-            ):
-                self._checkpoints[key] = checkpoint
+            self._merge_checkpoint(checkpoint)
         self._schedule()
         return d
 
@@ -103,11 +145,38 @@ class OutboxWriter:
         self._schedule()
         return d
 
+    def record_batch(self, alias: str, first: int, last: int) -> Deferred[None]:
+        """
+        Record that ``alias``'s entries ``first`` to ``last`` (ids) are
+        about to be sent as one batch (written with the acks: one call).
+
+        :return: fires once recorded; fails if the store did.
+        """
+        d: Deferred[None] = Deferred()
+        earlier = self._batches.get(alias)
+        waiters = earlier[2] if earlier is not None else []
+        waiters.append(d)
+        self._batches[alias] = (first, last, waiters)
+        self._schedule()
+        return d
+
+    def stop(self) -> None:
+        """
+        The node is shutting down: appends waiting for their next try get
+        one more, now; an append the store refuses from now on is given up
+        (its Deferred fails with :class:`OutboxNotStored`), and so is every
+        later one.  What the store takes is stored as before.
+        """
+        self._stopping = True
+        if self._append_retry.active:
+            self._append_retry.cancel()
+            self._schedule()
+
     def idle(self) -> Deferred[None]:
         """
         :return: fires once everything given so far is written (or failed).
         """
-        if not self._busy and not self._scheduled:
+        if not self._busy and not self._scheduled and not self._append_retry.active:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._idle_waiters.append(d)
@@ -120,77 +189,150 @@ class OutboxWriter:
 
     def _flush(self) -> None:
         self._scheduled = False
-        appends, self._appends = self._appends, []
-        checkpoints, self._checkpoints = list(self._checkpoints.values()), {}
-        acks, self._acks = self._acks, {}
         calls: list[Deferred[object]] = []
-        if appends or checkpoints:
-            calls.append(self._write_appends(appends, checkpoints))
-        if acks:
-            calls.append(self._write_acks(acks))
+        if not self._append_retry.active:
+            appends, self._appends = self._appends, []
+            checkpoints, self._checkpoints = list(self._checkpoints.values()), {}
+            if appends or checkpoints:
+                calls.append(self._write_appends(appends, checkpoints))
+        acks, self._acks = self._acks, {}
+        batches, self._batches = self._batches, {}
+        if acks or batches:
+            calls.append(self._write_acks(acks, batches))
         if not calls:
-            self._went_idle()
+            if not self._append_retry.active:
+                self._went_idle()
             return
         self._busy = True
         DeferredList(calls, consumeErrors=True).addCallback(self._written)
 
     def _write_appends(
         self,
-        appends: list[tuple[str, bytes, Deferred[int | None]]],
+        appends: list[tuple[str, bytes, int | None, Deferred[int | None]]],
         checkpoints: list[OutboxCheckpoint],
     ) -> Deferred[object]:
         self.calls += 1
-        d = self._store.outbox_append(
-            [(alias, payload) for alias, payload, _ in appends],
-            self._clock.seconds(),
-            checkpoints,
-        )
+        entries = [(alias, payload) for alias, payload, _, _ in appends]
+        fences = [fence for _, _, fence, _ in appends]
+        if any(fence is not None for fence in fences):
+            d = self._store.outbox_append(entries, self._clock.seconds(), checkpoints, fences)
+        else:
+            # a node alone: nothing to fence
+            d = self._store.outbox_append(entries, self._clock.seconds(), checkpoints)
 
         def stored(ids: list[int | None]) -> None:
-            for (_, _, waiter), entry_id in zip(appends, ids):
+            if self._append_retry.attempt:
+                self.log.info(
+                    "The outbox took {count} dispatches after {attempts} refused tries",
+                    count=len(appends), attempts=self._append_retry.attempt,
+                )
+            self._append_retry.succeeded()
+            for (_, _, _, waiter), entry_id in zip(appends, ids):
                 waiter.callback(entry_id)
 
         def failed(failure: Failure) -> None:
-            self.log.failure(
-                "Could not append {count} dispatches to the outbox", failure, count=len(appends)
+            # Back in front, in order, with their resume points: what came
+            # meanwhile goes in the same transaction, after them.
+            self._appends[:0] = appends
+            for checkpoint in checkpoints:
+                # one given meanwhile for the same shard is newer
+                self._checkpoints.setdefault(_checkpoint_key(checkpoint), checkpoint)
+            if self._stopping:
+                self.log.failure(
+                    "Could not append {count} dispatches to the outbox while stopping;"
+                    " Discord may replay them after a restart",
+                    failure, count=len(self._appends),
+                )
+                self._give_up()
+                return
+            self.append_retries += 1
+            delay = self._append_retry.failed()
+            log = self.log.failure if self._append_retry.attempt == 1 else self.log.warn
+            log(
+                "Could not append {count} dispatches to the outbox ({problem});"
+                " trying again in {delay:.1f} s (try {attempt})",
+                failure=failure, count=len(self._appends),
+                problem=failure.getErrorMessage(), delay=delay,
+                attempt=self._append_retry.attempt + 1,
             )
-            for _, _, waiter in appends:
-                waiter.errback(failure)
 
         d.addCallbacks(stored, failed)
         return d
 
-    def _write_acks(self, acks: dict[str, tuple[int, list[Deferred[int]]]]) -> Deferred[object]:
+    def _merge_checkpoint(self, checkpoint: OutboxCheckpoint) -> None:
+        key = _checkpoint_key(checkpoint)
+        earlier = self._checkpoints.get(key)
+        if earlier is None or earlier.seq < checkpoint.seq or (
+            earlier.session_id != checkpoint.session_id
+        ):
+            self._checkpoints[key] = checkpoint
+
+    def _give_up(self) -> None:
+        self._gave_up = True
+        appends, self._appends = self._appends, []
+        self._checkpoints = {}
+        problem = OutboxNotStored("the node stopped before the store took this dispatch")
+        for _, _, _, waiter in appends:
+            waiter.errback(problem)
+
+    def _write_acks(
+        self,
+        acks: dict[str, tuple[int, list[Deferred[int]]]],
+        batches: dict[str, tuple[int, int, list[Deferred[None]]]],
+    ) -> Deferred[object]:
         self.calls += 1
-        d = self._store.outbox_ack({alias: up_to for alias, (up_to, _) in acks.items()})
+        d = self._store.outbox_ack(
+            {alias: up_to for alias, (up_to, _) in acks.items()},
+            {alias: (first, last) for alias, (first, last, _) in batches.items()},
+        )
 
         def removed(counts: dict[str, int]) -> None:
             for alias, (_, waiters) in acks.items():
                 for waiter in waiters[:-1]:
                     waiter.callback(0)
                 waiters[-1].callback(counts.get(alias, 0))
+            for _, _, recorded in batches.values():
+                for done in recorded:
+                    done.callback(None)
 
         def failed(failure: Failure) -> None:
             self.log.failure("Could not remove acknowledged dispatches from the outbox", failure)
             for _, waiters in acks.values():
                 for waiter in waiters:
                     waiter.errback(failure)
+            for _, _, recorded in batches.values():
+                for done in recorded:
+                    done.errback(failure)
 
         d.addCallbacks(removed, failed)
         return d
 
     def _written(self, _: object) -> None:
         self._busy = False
-        if self._appends or self._acks or self._checkpoints:
+        retrying = self._append_retry.active
+        if self._acks or self._batches or ((self._appends or self._checkpoints) and not retrying):
             self._scheduled = True
             self._clock.callLater(0, self._flush)
-        else:
+        elif not retrying:
             self._went_idle()
 
     def _went_idle(self) -> None:
         waiters, self._idle_waiters = self._idle_waiters, []
         for waiter in waiters:
             waiter.callback(None)
+
+
+class OutboxWriterService(Service):
+    """
+    Stops the node's :class:`OutboxWriter` retrying when the node stops.
+    """
+
+    def __init__(self, writer: OutboxWriter) -> None:
+        self.writer = writer
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.writer.stop()
 
 
 @implementer(IFeed)
@@ -242,6 +384,8 @@ class BotOutbox:
         self._load_retry_after = load_retry
         # In memory, oldest first: the oldest unacknowledged entries.
         self._entries: deque[tuple[int, bytes]] = deque()
+        # Batches sent before, by first id: their last id (as stored).
+        self._batch_ends: dict[int, int] = {}
         # Every entry with an id up to this is in memory or gone.
         self._loaded_up_to = 0
         # Whether the store may hold entries past _loaded_up_to.
@@ -253,6 +397,9 @@ class BotOutbox:
         self._trim_again = False
         self._stored = 0
         self._appending = 0
+        # Appends given up as the node stopped: never stored, so the resume
+        # point must stay before them.
+        self._not_stored = 0
         self._in_flight = 0
         self._waiters: list[Deferred[None]] = []
         self._stopped = False
@@ -301,9 +448,10 @@ class BotOutbox:
 
     def unstored(self) -> int:
         """
-        Entries given to :meth:`append` and not stored (or failed) yet.
+        Entries given to :meth:`append` and not stored yet, or never to be
+        (the node stopped first: :class:`OutboxNotStored`).
         """
-        return self._appending
+        return self._appending + self._not_stored
 
     def pending(self) -> list[bytes]:
         """
@@ -348,6 +496,25 @@ class BotOutbox:
         self._track(d)
         return False
 
+    def batch_end(self, first: int) -> int | None:
+        """
+        :return: the last id of the batch recorded as sent from entry
+            ``first`` on, or None if none was.
+        """
+        return self._batch_ends.get(first)
+
+    def record_batch(self, first: int, last: int) -> Deferred[None]:
+        """
+        Store that entries ``first`` to ``last`` are about to be sent as one
+        batch, so that it is sent again whole, even after a restart.
+
+        :return: fires once stored.
+        """
+        self._batch_ends[first] = last
+        # Not tracked for stop(): the channel handles its failure, and a
+        # record that comes too late only costs a new webhook-id.
+        return self._writer.record_batch(self.alias, first, last)
+
     def take(self, up_to: int) -> list[bytes]:
         """
         The bot has every entry up to id ``up_to``: forget them.
@@ -358,7 +525,9 @@ class BotOutbox:
         taken: list[bytes] = []
         entries = self._entries
         while entries and entries[0][0] <= up_to:
-            taken.append(entries.popleft()[1])
+            entry_id, payload = entries.popleft()
+            taken.append(payload)
+            self._batch_ends.pop(entry_id, None)
         if up_to > self.gone_up_to:
             self.gone_up_to = up_to
             d = self._writer.ack(self.alias, up_to)
@@ -429,8 +598,10 @@ class BotOutbox:
         self._after_store_change()
 
     def _append_failed(self, failure: Failure) -> None:
-        # the writer logged it
+        # The writer logged it; Discord may replay it, as the resume point
+        # stays before it (unstored() keeps counting it).
         self._appending -= 1
+        self._not_stored += 1
         self.dropped += 1
 
     def _removed(self, count: int) -> None:
@@ -473,6 +644,8 @@ class BotOutbox:
             if entry.id > self._loaded_up_to:
                 self._entries.append((entry.id, entry.payload))
                 self._loaded_up_to = entry.id
+                if entry.batch_last is not None:
+                    self._batch_ends[entry.id] = entry.batch_last
                 added = True
         # A short page has everything that was stored when it was asked
         # for; an entry appended meanwhile may be missing, so page again.
@@ -531,7 +704,7 @@ class BotOutbox:
             self.gone_up_to = trimmed.up_to
             entries = self._entries
             while entries and entries[0][0] <= trimmed.up_to:
-                entries.popleft()
+                self._batch_ends.pop(entries.popleft()[0], None)
             self._loaded_up_to = max(self._loaded_up_to, trimmed.up_to)
             self._load_more()
         if self._trim_again or self._stored > self._limit:
@@ -541,6 +714,12 @@ class BotOutbox:
     def _trim_failed(self, failure: Failure) -> None:
         self._trimming = False
         self.log.failure("{alias}: could not trim the outbox", failure, alias=self.alias)
+
+
+def _checkpoint_key(checkpoint: OutboxCheckpoint) -> tuple[str, int, int | None]:
+    # Per lease too: a relay stopped on this node and the one running the bot
+    # again under a new lease may both have appends waiting.
+    return (checkpoint.alias, checkpoint.shard_id, checkpoint.lease_epoch)
 
 
 def _age_interval(max_age: float) -> float:

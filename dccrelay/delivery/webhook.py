@@ -16,7 +16,9 @@ The wire protocol:
   drop redelivered ones).  A batch holds at most ``batch_limit``
   dispatches and about ``batch_bytes`` bytes (:class:`DeliveryConfig`);
 - it is signed per the Standard Webhooks specification: ``webhook-id``
-  (``dcc-<first id>-<last id>``: the same on every retry of the batch),
+  (``dcc-<first id>-<last id>``: the same on every retry of the batch,
+  also after a relay restart: the batch's ids are stored in the outbox
+  before it is first sent, and a batch sent again holds the same entries),
   ``webhook-timestamp`` (unix seconds of this attempt) and
   ``webhook-signature`` (``v1,`` then the base64 HMAC-SHA256 of
   ``<webhook-id>.<webhook-timestamp>.<body>``, keyed with the UTF-8 bytes of
@@ -116,13 +118,15 @@ class _Batch:
     One batch: its entries, body and webhook-id, the same on every retry.
     """
 
-    __slots__ = ("ids", "payloads", "body", "webhook_id")
+    __slots__ = ("ids", "payloads", "body", "webhook_id", "recorded")
 
-    def __init__(self, entries: list[tuple[int, bytes]]) -> None:
+    def __init__(self, entries: list[tuple[int, bytes]], recorded: bool = False) -> None:
         self.ids = [entry_id for entry_id, _ in entries]
         self.payloads = [payload for _, payload in entries]
         self.body = self._body(self.payloads)
         self.webhook_id = f"dcc-{self.ids[0]}-{self.ids[-1]}"
+        #: whether the outbox holds its boundaries (sent before)
+        self.recorded = recorded
 
     def _body(self, payloads: list[bytes]) -> bytes:
         return (
@@ -277,6 +281,28 @@ class WebhookDelivery:
     def _send(self) -> None:
         batch = self._batch
         assert batch is not None
+        if batch.recorded:
+            self._post_batch(batch)
+            return
+        # Its boundaries go into the outbox first: if the relay dies after
+        # the bot took it, the next relay sends the same batch again.
+        d = self._outbox.record_batch(batch.ids[0], batch.ids[-1])
+        d.addCallbacks(
+            self._recorded, self._record_failed, callbackArgs=(batch,), errbackArgs=(batch,)
+        )
+
+    def _recorded(self, _: object, batch: _Batch) -> None:
+        if batch is self._batch and self._state_name() == "sending":
+            batch.recorded = True
+            self._post_batch(batch)
+
+    def _record_failed(self, failure: Failure, batch: _Batch) -> None:
+        if batch is self._batch and self._state_name() == "sending":
+            self._refused(
+                f"could not record the batch in the outbox ({failure.getErrorMessage()})", None
+            )
+
+    def _post_batch(self, batch: _Batch) -> None:
         timestamp = int(self._clock.seconds())
         try:
             body = batch.body_for(self._owner.annotate)
@@ -472,9 +498,18 @@ class WebhookDelivery:
         self._post()
 
     def _next_batch(self) -> _Batch | None:
-        entries = self._outbox.entries_after(0, self._config.batch_limit)
+        outbox = self._outbox
+        entries = outbox.entries_after(0, self._config.batch_limit)
         if not entries:
             return None
+        end = outbox.batch_end(entries[0][0])
+        if end is not None:
+            # Sent before (perhaps taken by the bot): the same batch again.
+            again = [entry for entry in outbox.entries_after(0) if entry[0] <= end]
+            if again[-1][0] == end:
+                return _Batch(again, recorded=True)
+            # Not all in memory (a batch larger than the outbox's window):
+            # a new batch, under a new webhook-id.
         size = 0
         for count, (_, payload) in enumerate(entries):
             size += len(payload)

@@ -191,6 +191,10 @@ class Relay:
         self._delivery_started = False
         #: the node running this relay, when several share a store
         self.node: str | None = None
+        #: in a cluster, the epoch of the lease this node runs the bot
+        #: under: the outbox stores its dispatches only while that lease is
+        #: current (:attr:`dccrelay.store.OutboxCheckpoint.lease_epoch`)
+        self.lease_epoch: int | None = None
         self.counters = Counters()
 
     @property
@@ -429,7 +433,8 @@ class Relay:
                 session = shards[shard_id].session
                 if session is not None:
                     checkpoint = OutboxCheckpoint(
-                        self.alias, shard_id, session.session_id, payload["s"]
+                        self.alias, shard_id, session.session_id, payload["s"],
+                        self.lease_epoch,
                     )
             channel.deliver(data, checkpoint)
         else:

@@ -75,11 +75,15 @@ class OutboxEntry:
         sees its own ids increase, not necessarily by one.
     :ivar payload: the gateway payload, byte for byte as Discord sent it.
     :ivar created_at: when it was appended, in seconds since the epoch.
+    :ivar batch_last: if a batch (a webhook POST) was sent starting with
+        this entry, the id of its last entry: a batch sent again (after a
+        restart) holds the same entries, under the same ``webhook-id``.
     """
 
     id: int
     payload: bytes
     created_at: float
+    batch_last: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +95,20 @@ class OutboxCheckpoint:
 
     The stored session's seq is raised to ``seq`` only if the stored session
     is the same one (``session_id``) and its seq is lower.
+
+    :ivar lease_epoch: in a cluster, the epoch of the lease the bot's relay
+        runs under, or None (a node alone): the checkpoint, and the bot's
+        entries appended with it, are stored only while that lease is the
+        current one, so a node that lost the bot (and may retry an append
+        once the database is back) never stores what the next owner will
+        have replayed from Discord under new ids.
     """
 
     alias: str
     shard_id: int
     session_id: str
     seq: int
+    lease_epoch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,13 +331,18 @@ class IOutbox(Interface):
     call carries the appends (or acks) of every bot for a moment.
     """
 
-    def outbox_append(entries, now, checkpoints=()):  # type: ignore[no-untyped-def]
+    def outbox_append(entries, now, checkpoints=(), fences=None):  # type: ignore[no-untyped-def]
         """
         Append dispatches, for any number of bots, in one transaction.
 
         An entry for an alias that is not registered (deleted meanwhile) is
         not stored: a later registration of the same alias must never get
-        another bot's dispatches.
+        another bot's dispatches.  Nor is one whose fence (a lease epoch,
+        see :attr:`OutboxCheckpoint.lease_epoch`) is not the bot's current
+        lease's, in a store with a cluster role; a store without one ignores
+        fences.
+
+        :param fences: None, or one lease epoch (or None) per entry.
 
         :param entries: a sequence of ``(alias, payload)`` with ``payload``
             bytes, in the order to deliver them.
@@ -342,13 +359,16 @@ class IOutbox(Interface):
             of ``alias`` with an id above ``after_id``, oldest first.
         """
 
-    def outbox_ack(acks):  # type: ignore[no-untyped-def]
+    def outbox_ack(acks, batches=None):  # type: ignore[no-untyped-def]
         """
-        Remove acknowledged entries, for any number of bots, in one
-        transaction.
+        Remove acknowledged entries, for any number of bots, and record the
+        batches about to be sent, in one transaction.
 
         :param acks: a mapping of alias to an id: every entry of that alias
             with an id up to it is removed.
+        :param batches: a mapping of alias to ``(first id, last id)``: the
+            batch about to be sent, recorded on its first entry (its
+            :attr:`OutboxEntry.batch_last`), once the acks are done.
         :return: Deferred firing with a dict of alias to how many entries
             were removed.
         """

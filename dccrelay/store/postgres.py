@@ -476,6 +476,7 @@ def _outbox_append(
     entries: list[tuple[str, bytes]],
     now: float,
     checkpoints: list[OutboxCheckpoint],
+    fences: list[int | None],
 ) -> list[int | None]:
     # Lock the bots' rows, in alias order so concurrent appends cannot
     # deadlock: a delete waits for this append to commit (and then removes
@@ -489,7 +490,19 @@ def _outbox_append(
             (aliases,),
         )
         known = {alias for (alias,) in cursor.fetchall()}
-    stored = [(alias, payload, now) for alias, payload in entries if alias in known]
+    epochs = _lease_epochs(
+        cursor,
+        {alias for (alias, _), fence in zip(entries, fences) if fence is not None}
+        | {c.alias for c in checkpoints if c.lease_epoch is not None},
+    )
+    keep = [
+        alias in known and (fence is None or epochs.get(alias) == fence)
+        for (alias, _), fence in zip(entries, fences)
+    ]
+    checkpoints = [
+        c for c in checkpoints if c.lease_epoch is None or epochs.get(c.alias) == c.lease_epoch
+    ]
+    stored = [(alias, payload, now) for (alias, payload), kept in zip(entries, keep) if kept]
     new_ids: list[int] = []
     if stored:
         cursor.executemany(
@@ -513,25 +526,50 @@ def _outbox_append(
             [(c.seq, c.alias, c.shard_id, c.session_id, c.seq) for c in checkpoints],
         )
     given = iter(new_ids)
-    return [next(given) if alias in known else None for alias, _ in entries]
+    return [next(given) if kept else None for kept in keep]
+
+
+def _lease_epochs(cursor: Cursor, aliases: set[str]) -> dict[str, int]:
+    """
+    The current lease epoch of each of ``aliases``, its row locked until
+    the transaction ends: a claim (which changes the epoch) skips the row
+    until the append is committed, or the append sees the claim's epoch.
+    """
+    if not aliases:
+        return {}
+    cursor.execute(
+        "SELECT alias, epoch FROM leases WHERE alias = ANY(%s) ORDER BY alias FOR SHARE",
+        (sorted(aliases),),
+    )
+    return {alias: epoch for alias, epoch in cursor.fetchall()}
 
 
 def _outbox_load(cursor: Cursor, alias: str, after_id: int, limit: int) -> list[OutboxEntry]:
     cursor.execute(
         """
-        SELECT id, payload, created_at FROM outbox
+        SELECT id, payload, created_at, batch_last FROM outbox
         WHERE alias = %s AND id > %s ORDER BY id LIMIT %s
         """,
         (alias, after_id, max(0, limit)),
     )
-    return [OutboxEntry(id, bytes(payload), created_at) for id, payload, created_at in cursor.fetchall()]
+    return [
+        OutboxEntry(id, bytes(payload), created_at, batch_last)
+        for id, payload, created_at, batch_last in cursor.fetchall()
+    ]
 
 
-def _outbox_ack(cursor: Cursor, acks: dict[str, int]) -> dict[str, int]:
+def _outbox_ack(
+    cursor: Cursor, acks: dict[str, int], batches: dict[str, tuple[int, int]]
+) -> dict[str, int]:
     removed = {}
     for alias, up_to in acks.items():
         cursor.execute("DELETE FROM outbox WHERE alias = %s AND id <= %s", (alias, up_to))
         removed[alias] = max(0, cursor.rowcount)
+    if batches:
+        cursor.executemany(
+            "UPDATE outbox SET batch_last = %s WHERE alias = %s AND id = %s",
+            [(last, alias, first) for alias, (first, last) in batches.items()],
+        )
     return removed
 
 

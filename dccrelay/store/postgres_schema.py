@@ -120,6 +120,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # The batch a webhook channel sent starting with this entry, so that
+        # after a restart it is sent again whole, under the same webhook-id.
+        "ALTER TABLE outbox ADD COLUMN batch_last bigint",
+    ),
 )
 
 #: The advisory lock that migrations hold; any 64-bit number that other

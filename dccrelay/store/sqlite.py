@@ -165,6 +165,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # The batch a webhook channel sent starting with this entry, so that
+        # after a restart it is sent again whole, under the same webhook-id.
+        "ALTER TABLE outbox ADD COLUMN batch_last INTEGER",
+    ),
 )
 
 # SQLite's primary result codes (the low byte of an extended one): another
@@ -503,7 +508,9 @@ def _outbox_append(
     entries: list[tuple[str, bytes]],
     now: float,
     checkpoints: list[OutboxCheckpoint],
+    fences: list[int | None],
 ) -> list[int | None]:
+    # A node on SQLite runs alone: no leases, no fences to check.
     if not BATCHED_STATEMENTS:
         return _outbox_append_each(txn, entries, now, checkpoints)
     txn.execute("BEGIN IMMEDIATE")
@@ -632,17 +639,33 @@ def _outbox_append_each(
 def _outbox_load(txn: Transaction, alias: str, after_id: int, limit: int) -> list[OutboxEntry]:
     txn.execute(
         """
-        SELECT id, payload, created_at FROM outbox
+        SELECT id, payload, created_at, batch_last FROM outbox
         WHERE alias = ? AND id > ? ORDER BY id LIMIT ?
         """,
         (alias, after_id, limit),
     )
-    return [OutboxEntry(id, bytes(payload), created_at) for id, payload, created_at in txn.fetchall()]
+    return [
+        OutboxEntry(id, bytes(payload), created_at, batch_last)
+        for id, payload, created_at, batch_last in txn.fetchall()
+    ]
 
 
-def _outbox_ack(txn: Transaction, acks: dict[str, int]) -> dict[str, int]:
+def _outbox_ack(
+    txn: Transaction, acks: dict[str, int], batches: dict[str, tuple[int, int]]
+) -> dict[str, int]:
     if not BATCHED_STATEMENTS:
-        return _outbox_ack_each(txn, acks)
+        removed = _outbox_ack_each(txn, acks)
+    else:
+        removed = _outbox_ack_batched(txn, acks)
+    if batches:
+        txn.executemany(
+            "UPDATE outbox SET batch_last = ? WHERE alias = ? AND id = ?",
+            [(last, alias, first) for alias, (first, last) in batches.items()],
+        )
+    return removed
+
+
+def _outbox_ack_batched(txn: Transaction, acks: dict[str, int]) -> dict[str, int]:
     txn.execute("BEGIN IMMEDIATE")
     removed = dict.fromkeys(acks, 0)
     for chunk in _chunks(list(acks.items())):

@@ -56,11 +56,14 @@ class Queries:
     load_all_sessions: Callable[[Any], dict[str, dict[int, SessionState]]]
     save_sessions: Callable[[Any, list[tuple[str, SessionState]]], None]
     forget_session: Callable[[Any, str, int], None]
+    #: ``(txn, entries, now, checkpoints, fences)``, one fence per entry
     outbox_append: Callable[
-        [Any, list[tuple[str, bytes]], float, list[OutboxCheckpoint]], list[int | None]
+        [Any, list[tuple[str, bytes]], float, list[OutboxCheckpoint], list[int | None]],
+        list[int | None],
     ]
     outbox_load: Callable[[Any, str, int, int], list[OutboxEntry]]
-    outbox_ack: Callable[[Any, dict[str, int]], dict[str, int]]
+    #: ``(txn, acks, batches)``
+    outbox_ack: Callable[[Any, dict[str, int], dict[str, tuple[int, int]]], dict[str, int]]
     outbox_trim: Callable[[Any, str, int, float | None], Trimmed]
     outbox_count: Callable[[Any, str], int]
     load_guild_snapshot: Callable[[Any, str], dict[str, bytes]]
@@ -181,20 +184,24 @@ class ThreadedStore:
         entries: Sequence[tuple[str, bytes]],
         now: float,
         checkpoints: Iterable[OutboxCheckpoint] = (),
+        fences: Sequence[int | None] | None = None,
     ) -> Deferred[list[int | None]]:
         try:
             check_payloads(entries)
         except TypeError:
             return fail()
         return self._interact(
-            self._queries.outbox_append, list(entries), now, list(checkpoints)
+            self._queries.outbox_append, list(entries), now, list(checkpoints),
+            list(fences) if fences is not None else [None] * len(entries),
         )
 
     def outbox_load(self, alias: str, after_id: int, limit: int) -> Deferred[list[OutboxEntry]]:
         return self._interact(self._queries.outbox_load, alias, after_id, limit)
 
-    def outbox_ack(self, acks: Mapping[str, int]) -> Deferred[dict[str, int]]:
-        return self._interact(self._queries.outbox_ack, dict(acks))
+    def outbox_ack(
+        self, acks: Mapping[str, int], batches: Mapping[str, tuple[int, int]] | None = None
+    ) -> Deferred[dict[str, int]]:
+        return self._interact(self._queries.outbox_ack, dict(acks), dict(batches or {}))
 
     def outbox_trim(
         self, alias: str, max_count: int, created_before: float | None = None
