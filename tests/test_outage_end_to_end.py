@@ -29,7 +29,7 @@ from tests.delivery_harness import WebhookBot, report
 from tests.harness import http, wait_for
 from tests.postgres import ThrowawayCluster, private_server
 from tests.test_delivery_end_to_end import TOKEN, Fixture, deferred_test
-from tests.twistd_process import TwistdProcess, put_relay, run_relay
+from tests.twistd_process import TwistdProcess, put_relay, run_relay, serving
 
 # SQLite's busy timeout in the relay is 5 s: a lock held longer makes its
 # writes fail, as an 8 s lock did in the report.
@@ -64,9 +64,8 @@ class SQLiteLockedTests(Fixture):
         await self.start_discord()
         await self.start_bot(bot)
         relay = self.spawn()
-        await wait_for(lambda: relay.port, timeout=30, what="the relay to listen")
-        assert relay.port is not None
-        self.assertEqual(await put_relay(relay.port, self.body(bot.url)), 201)
+        port = await serving(relay)
+        self.assertEqual(await put_relay(port, self.body(bot.url)), 201)
         await self.bot.wait_for_ready()
         return relay
 
@@ -213,7 +212,8 @@ class PostgresOutageTests(Fixture):
         processes = {
             name: self.spawn(server, name, "--lease-ttl", str(lease_ttl)) for name in nodes
         }
-        await wait_for(lambda: all(p.port for p in processes.values()), timeout=30, what="nodes")
+        for process in processes.values():
+            await serving(process)
         port = processes[nodes[0]].port
         assert port is not None
         for i, alias in enumerate(aliases):
