@@ -379,8 +379,8 @@ class KilledRelayTests(Fixture):
         bot.response_delay = 0.3
         await self.start_bot(bot)
         first = self.spawn()
-        await wait_for(lambda: first.port, timeout=30, what="the relay to listen")
-        self.assertEqual(await self.put(first.port, self.body(bot.url)), 201)
+        port = await serving(first)
+        self.assertEqual(await self.put(port, self.body(bot.url)), 201)
         await self.bot.wait_for_ready()
 
         def kill() -> None:
