@@ -232,27 +232,19 @@ def render_status(manager: StatusSource, query: StatusQuery | None = None) -> Ta
         body = tags.p("No bot matches this search.")
     else:
         body = tags.p("No bots are registered yet.")
-    return tags.html(
-        tags.head(
-            tags.meta(charset="utf-8"),
-            tags.meta(content="30", **{"http-equiv": "refresh"}),
-            tags.title("dccrelay status"),
-            tags.style(STYLE),
-        ),
-        tags.body(
-            tags.h1("dccrelay"),
-            _summary(manager, total),
-            _problem_links(query, total),
-            tags.h2("Bots"),
-            _form(query),
-            _pager(query, chosen),
-            body,
-            _pager(query, chosen) if len(chosen.rows) > 20 else "",
-            tags.p(
-                "Counts since the relay started. Machine-readable: ",
-                tags.a("/relays", href="relays"), ", ",
-                tags.a("/metrics", href="metrics"), ".",
-            ),
+    return _page(
+        30,
+        _summary(manager, total),
+        _problem_links(query, total),
+        tags.h2("Bots"),
+        _form(query),
+        _pager(query, chosen),
+        body,
+        _pager(query, chosen) if len(chosen.rows) > 20 else "",
+        tags.p(
+            "Counts since the relay started. Machine-readable: ",
+            tags.a("/relays", href="relays"), ", ",
+            tags.a("/metrics", href="metrics"), ".",
         ),
     )
 
@@ -279,18 +271,25 @@ def render_not_loaded(manager: StatusSource) -> Tag:
     """
     The page while the registrations are not loaded yet.
     """
+    return _page(
+        5,
+        tags.p(
+            "This relay has not loaded its registrations yet ",
+            f"({manager.startup.waiting_for}); its bots are shown once it has.",
+        ),
+    )
+
+
+def _page(refresh: int, *content: Tag | str) -> Tag:
+    """
+    The status page's frame: reloaded every ``refresh`` seconds.
+    """
     return tags.html(
         tags.head(
             tags.meta(charset="utf-8"),
-            tags.meta(content="5", **{"http-equiv": "refresh"}),
+            tags.meta(content=str(refresh), **{"http-equiv": "refresh"}),
             tags.title("dccrelay status"),
             tags.style(STYLE),
         ),
-        tags.body(
-            tags.h1("dccrelay"),
-            tags.p(
-                "This relay has not loaded its registrations yet ",
-                f"({manager.startup.waiting_for}); its bots are shown once it has.",
-            ),
-        ),
+        tags.body(tags.h1("dccrelay"), *content),
     )
