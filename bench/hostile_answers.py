@@ -15,7 +15,10 @@ that answers the relay with one of:
   body of ``--body-mb`` megabytes (the bot's ``dst`` is down, so a
   matching message makes the relay request its ``wakeUrl``);
 - ``handshake``: a ``wss`` bot answering the websocket handshake with
-  ``101`` and then header lines without end.
+  ``101`` and then header lines without end;
+- ``frame``: a ``wss`` bot completing the handshake, then sending one
+  binary frame of ``--send-mb`` megabytes (item 1: a bot sends only small
+  acknowledgements and commands).
 
 For each it prints the relay's RSS before, at its peak and after, the relay
 CPU seconds spent, the seconds from the first hostile byte until the relay
@@ -29,9 +32,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
+import re
 import socket
 import ssl
+import struct
 import threading
 import time
 import urllib.request
@@ -45,7 +51,9 @@ SECRET = "bench:hostile-secret-1"
 ALIAS = "hostile"
 MESSAGE_CONTENT = 1 << 15
 MIB = 1024 * 1024
-ATTACKS = ("headers", "chunked", "wake-body", "handshake")
+ATTACKS = ("headers", "chunked", "wake-body", "handshake", "frame")
+#: RFC 6455's key suffix for Sec-WebSocket-Accept
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class HostileServer:
@@ -100,14 +108,26 @@ class HostileServer:
                 while conn.recv(65536):
                     pass
                 return
-            self._attack(conn)
+            self._attack(conn, request)
         except OSError:
             pass
         finally:
             raw.close()
 
-    def _attack(self, conn: ssl.SSLSocket) -> None:
-        if self.attack in ("headers", "handshake"):
+    def _attack(self, conn: ssl.SSLSocket, request: bytes) -> None:
+        if self.attack == "frame":
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request)
+            accept = base64.b64encode(
+                hashlib.sha1((key.group(1) if key else b"") + WEBSOCKET_GUID).digest()
+            )
+            head = (
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                # one unmasked binary frame with a 64-bit length
+                + b"\x82\x7f" + struct.pack("!Q", self.send_bytes)
+            )
+            self._send(conn, head, b"f" * 64 * 1024, b"")
+        elif self.attack in ("headers", "handshake"):
             status = b"101 Switching Protocols" if self.attack == "handshake" else b"200 OK"
             head = b"HTTP/1.1 " + status + b"\r\n"
             unit = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"a" * 40) for i in range(1000))
@@ -174,7 +194,7 @@ def registration(attack: str, port: int, dead_port: int) -> dict[str, Any]:
     }
     if attack in ("headers", "chunked"):
         body["dst"] = f"https://127.0.0.1:{port}/hook"
-    elif attack == "handshake":
+    elif attack in ("handshake", "frame"):
         body["dst"] = f"wss://127.0.0.1:{port}/ws"
     else:
         # nothing listens on dead_port: the bot is asleep, so it is woken
