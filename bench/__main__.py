@@ -18,7 +18,12 @@ and prints one table per target with medians over ``--repeats`` runs:
    2,000 dispatches/s over 1,000 bots;
 5. ``durable``: target 3 through the outbox (websocket v2, webhook);
 6. ``filters``: p99 of the sample bot's filter (bench/filters.py);
-7. ``compression``: zlib-stream against zstd-stream, per connection.
+7. ``compression``: zlib-stream against zstd-stream, per connection;
+8. ``cpu`` (issue 15, goals 1 and 3): relay CPU per dispatch at 50 bots,
+   zlib-stream and none, over TLS and plain, beside the relay before issue
+   15 (``--baseline``) in alternating runs;
+9. ``cold`` (issue 15, goal 2): first delivery to a sleeping bot at 50 bots,
+   and where its time goes, beside the relay before issue 15.
 
 Gateway, REST and bot connections speak TLS, as production does (a
 throw-away CA made for the run; ``--plain`` for plain ``ws``/``http``).
@@ -36,6 +41,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench import (
+    baseline,
+    cold,
+    dispatch_cpu,
     durable,
     filters,
     gateway_compression,
@@ -48,7 +56,10 @@ from bench import (
 from bench.fleet import bring_up
 from bench.processes import machine
 
-TARGETS = ("memory", "restart", "throughput", "latency", "durable", "filters", "compression")
+TARGETS = (
+    "memory", "restart", "throughput", "latency", "durable", "filters", "compression", "cpu",
+    "cold",
+)
 
 
 def median(rows: Sequence[dict[str, Any]], key: str) -> float:
@@ -85,6 +96,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--breakdown-bots", type=int, default=None,
                         help="bots of the memory breakdown runs (default 1000)")
     parser.add_argument("--keep", action="store_true", help="keep each run's logs and store")
+    parser.add_argument("--cpu-bots", type=int, default=50,
+                        help="bots of the cpu target (default 50)")
+    parser.add_argument(
+        "--baseline", default=baseline.BEFORE_ISSUE_15,
+        help="commit whose relay runs beside the current one, for the figures before"
+             f" (default {baseline.BEFORE_ISSUE_15}, before issue 15; 'none' for no baseline)",
+    )
     options = parser.parse_args(argv)
     quick = options.quick
     if options.bots is None:
@@ -296,7 +314,61 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(f"   p50 {p50:.2f} µs, p99 {p99:.2f} µs  (python -m bench.filters for more)")
     if "compression" in options.targets:
         compression_target(options)
+    if "cpu" in options.targets:
+        cpu_target(options)
+    if "cold" in options.targets:
+        cold_target(options)
     say(f"\n(total {time.monotonic() - started:.0f} s)")
+
+
+def before_tree(options: argparse.Namespace) -> str | None:
+    """The baseline's source tree, or None with ``--baseline none``."""
+    if options.baseline.lower() == "none":
+        return None
+    return baseline.source_tree(options.baseline)
+
+
+def cpu_target(options: argparse.Namespace) -> None:
+    before = before_tree(options)
+    count = options.dispatches // 2
+    results = list(dispatch_cpu.runs(
+        options.cpu_bots, options.rate, count, options.repeats, before, progress=progress,
+    ))
+    say(f"\n8. Relay CPU per dispatch (issue 15, goals 1 and 3): {count:,} dispatches offered at"
+        f" {options.rate:,.0f}/s over {options.cpu_bots} bots, sample criteria, websocket v1"
+        f" ({runs_text(options)}, before and now alternating; goal: zlib-stream halved, aim"
+        " 22 µs)")
+    if before is not None:
+        say(f"   before: {baseline.describe(options.baseline)}")
+    for line in dispatch_cpu.table(results):
+        say(line)
+
+
+def cold_target(options: argparse.Namespace) -> None:
+    before = before_tree(options)
+    codes = {"now": baseline.REPO} | ({"before": before} if before else {})
+    rows: dict[tuple[bool, str], list[dict[str, Any]]] = {}
+    for tls in (True, False):
+        for n in range(options.repeats):
+            for label, code in codes.items():
+                progress(f"first delivery, {_transport(tls)}, {label}, run {n + 1}")
+                fleet = bring_up(options.cpu_bots, tls=tls, code=code)
+                try:
+                    rows.setdefault((tls, label), []).append(cold.measure(fleet))
+                finally:
+                    fleet.close()
+    say(f"\n9. First delivery to a sleeping bot (issue 15, goal 2): {options.cpu_bots} bots, each"
+        f" bot's first dispatch, ms, medians over bots then over runs ({runs_text(options)};"
+        " goal: p50 < 40 ms)")
+    say(f"   {'':58}" + "".join(f"{f'{_transport(t)} {label}':>14}" for t, label in rows))
+    for phase, _, _ in cold.PHASES:
+        say(f"   {phase:58}" + "".join(f"{median(r, phase):>14.1f}" for r in rows.values()))
+    say(f"   {'p90 / max of the first delivery':58}" + "".join(
+        f"{median(r, 'p90'):>7.0f} /{median(r, 'max'):>4.0f}" for r in rows.values()))
+
+
+def runs_text(options: argparse.Namespace) -> str:
+    return f"median of {options.repeats} run(s)"
 
 
 def compression_target(options: argparse.Namespace) -> None:
