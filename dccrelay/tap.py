@@ -30,6 +30,7 @@ from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.net.guard import NoRedirectHTTPClient, outbound_http, outbound_reactor
 from dccrelay.net.tls import ClientTLS
+from dccrelay.ops.collector import StartUpCollector
 from dccrelay.ops.config import ConfigFileOptions
 from dccrelay.ops.descriptors import TooFewDescriptors, ensure_descriptors
 from dccrelay.ops.keys import KeyFileError, read_access_key, read_fernet_keys
@@ -178,6 +179,10 @@ class Options(ConfigFileOptions):
          "Allow dst on loopback/private addresses (local development)."],
         ["lag-probe", None,
          "Log the reactor's longest stall every second (for benchmarks; off by default)."],
+        ["gc-as-is", None,
+         "Leave Python's garbage collector as it is: by default full collections wait "
+         "while the node starts and what start-up made is then frozen out of them "
+         "(docs/performance.rst)."],
     ]
 
     def opt_version(self) -> None:
@@ -396,6 +401,8 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     )
     if options["lag-probe"]:
         LagProbe(reactor).setServiceParent(root)
+    if not options["gc-as-is"]:
+        StartUpCollector(reactor, manager.started_up).setServiceParent(root)
     http = ListeningService(options["listen"], site, reactor)
     http.setName("http")
     http.setServiceParent(root)

@@ -20,6 +20,7 @@ the connection.  Its window, chosen by the sender, bounds its memory: up to
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from typing import Any, Callable
 
@@ -162,6 +163,21 @@ class GatewayProtocol(WebSocketClientProtocol):
         # Kept for onClose: Autobahn passes it on only as text.
         self._lost = reason
         super().connectionLost(reason)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """
+        Drop what ties this ended connection into reference cycles, so that
+        reference counting frees it (and its inflate context) at once: the
+        relay freezes what lives at start-up out of the collector's sight
+        (dccrelay.ops.collector), and a frozen connection left in a cycle
+        would never be freed.
+        """
+        self.inflater = self.zstd = None
+        if isinstance(self.factory, _GatewayFactory):
+            self.factory.setup = None
+        self.factory = None
+        self.is_open = self.is_closed = None
 
     # IGatewayConnection
 
@@ -175,6 +191,23 @@ class GatewayProtocol(WebSocketClientProtocol):
         transport: Any = self.transport
         if transport is not None:
             transport.abortConnection()
+
+
+class _GatewayFactory(WebSocketClientFactory):
+    """
+    One connection attempt's factory: ``setup`` gives each protocol it
+    builds its listener and decompression (a method, not a closure holding
+    the factory, so that no cycle outlives the connection).
+    """
+
+    setup: Callable[[GatewayProtocol], None] | None = None
+
+    def buildProtocol(self, addr: object) -> GatewayProtocol:
+        protocol = GatewayProtocol()
+        protocol.factory = self
+        if self.setup is not None:
+            self.setup(protocol)
+        return protocol
 
 
 class GatewayConnector:
@@ -203,11 +236,13 @@ class GatewayConnector:
         """
         if self._compression is not None:
             url += ("&" if "?" in url else "?") + "compress=" + self._compression
-        factory = WebSocketClientFactory(url, reactor=self._reactor, useragent=USER_AGENT)
+        factory = _GatewayFactory(url, reactor=self._reactor, useragent=USER_AGENT)
         factory.setProtocolOptions(**AUTOBAHN_TIMERS_OFF)
         # Not a "Starting factory" log line per connection: 10,000 at start-up.
         factory.noisy = False
-        protocols: list[GatewayProtocol] = []
+        # Weak: the factory holds setup, and a strong list would tie every
+        # protocol it built into a cycle with it.
+        protocols: weakref.WeakSet[GatewayProtocol] = weakref.WeakSet()
 
         cancelled = False
 
@@ -217,15 +252,13 @@ class GatewayConnector:
             nonlocal cancelled
             cancelled = True
             connecting.cancel()
-            for protocol in protocols:
+            for protocol in list(protocols):
                 protocol.abandoned = True
                 protocol.abort()
 
         opened: Deferred[IGatewayConnection] = Deferred(cancel)
 
-        def build(addr: object) -> GatewayProtocol:
-            protocol = GatewayProtocol()
-            protocol.factory = factory
+        def setup(protocol: GatewayProtocol) -> None:
             protocol.listener = listener
             protocol.opened = opened
             if self._compression == "zlib-stream":
@@ -234,10 +267,9 @@ class GatewayConnector:
                 # One decompressor per connection: a decompressobj shares
                 # its ZstdDecompressor's context.
                 protocol.zstd = zstandard.ZstdDecompressor().decompressobj()
-            protocols.append(protocol)
-            return protocol
+            protocols.add(protocol)
 
-        factory.buildProtocol = build  # type: ignore[method-assign]
+        factory.setup = setup
         endpoint = client_endpoint(
             self._reactor, factory, self._tls_options_for, self._tcp_timeout
         )
@@ -248,4 +280,8 @@ class GatewayConnector:
                 opened.errback(failure)
 
         connecting.addErrback(failed)
+        # Keep no protocol as the attempt's result: Twisted's endpoint keeps
+        # this Deferred in a reference cycle, which would hold the protocol
+        # after its connection ended.
+        connecting.addCallback(lambda _: None)
         return opened

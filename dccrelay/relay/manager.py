@@ -107,6 +107,13 @@ class RelayManager(Service):
         d.addBoth(self._loaded)
         d.addCallbacks(self.ready.callback, self._failed_to_start)
 
+    def started_up(self) -> bool:
+        """
+        Whether start-up is over: the registrations are loaded and no
+        gateway session waits for its turn to start.
+        """
+        return self.ready.called and self._starts.pending == 0
+
     def uptime(self) -> float | None:
         """
         Seconds since the node started, or None before.
