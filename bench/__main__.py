@@ -145,7 +145,8 @@ def fleet_targets(options: argparse.Namespace) -> None:
     transports = [tls, not tls] if want_memory else [tls]
     memory: dict[bool, dict[int, list[dict[str, Any]]]] = {t: {} for t in transports}
     zero: dict[bool, float] = {}
-    restarts: dict[int, list[dict[str, Any]]] = {}
+    restarts: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    before = before_tree(options) if want_restart else None
     for transport in transports:
         if want_memory:
             progress(f"relay with no bot, {_transport(transport)}")
@@ -163,9 +164,16 @@ def fleet_targets(options: argparse.Namespace) -> None:
                     memory[transport].setdefault(bots, []).append(idle_memory.measure(fleet))
                     if restart_too:
                         progress(f"{bots} bots, restart")
-                        restarts.setdefault(bots, []).append(restart.measure(fleet))
+                        restarts.setdefault((bots, "now"), []).append(restart.measure(fleet))
                 finally:
                     fleet.close()
+                if restart_too and before is not None:
+                    progress(f"{bots} bots, restart, the relay before")
+                    fleet = bring_up(bots, keep=options.keep, tls=transport, code=before)
+                    try:
+                        restarts.setdefault((bots, "before"), []).append(restart.measure(fleet))
+                    finally:
+                        fleet.close()
     runs = f"median of {options.repeats} run(s)"
     if want_memory:
         memory_table(memory, zero, runs)
@@ -188,12 +196,14 @@ def fleet_targets(options: argparse.Namespace) -> None:
     if want_restart:
         say(f"\n2. Restart with N bots in the store, {_transport(tls)} ({runs}; target: all"
             " RESUMEd within 60 s, no stall > 100 ms)")
-        say(f"   {'bots':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
-            f"{'longest GC ms':>15}{'re-IDENTIFYs':>14}")
-        for bots, rows in restarts.items():
-            say(f"   {bots:>8,}{median(rows, 'resumed_after'):>21.1f}"
+        if before is not None:
+            say(f"   before: {baseline.describe(options.baseline)}")
+        say(f"   {'bots':>8}{'relay':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
+            f"{'longest GC ms':>15}{'re-IDENTIFYs':>14}{'frozen objects':>16}")
+        for (bots, label), rows in sorted(restarts.items(), key=lambda item: (item[0][0], item[0][1] != "before")):
+            say(f"   {bots:>8,}{label:>8}{median(rows, 'resumed_after'):>21.1f}"
                 f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'worst_gc_ms'):>15.0f}"
-                f"{median(rows, 'identifies'):>14.0f}")
+                f"{median(rows, 'identifies'):>14.0f}{median(rows, 'frozen'):>16,.0f}")
 
 
 def _transport(tls: bool) -> str:

@@ -275,6 +275,11 @@ class Relay(Process):
         found = re.findall(r"reactor lag: worst ([\d.]+) ms", self.output()[since:])
         return max((float(ms) for ms in found), default=0.0)
 
+    def frozen_objects(self) -> float:
+        """Objects frozen out of the collector after start-up (0 if not logged)."""
+        found = re.findall(r"froze (\d+) objects", self.output())
+        return float(found[-1]) if found else 0.0
+
     def worst_gc_ms(self, since: int = 0) -> float:
         """The longest garbage collection the lag probe logged."""
         found = re.findall(r"longest garbage collection ([\d.]+) ms", self.output()[since:])
