@@ -275,6 +275,11 @@ class Relay(Process):
         found = re.findall(r"reactor lag: worst ([\d.]+) ms", self.output()[since:])
         return max((float(ms) for ms in found), default=0.0)
 
+    def worst_on_cpu_ms(self, since: int = 0) -> float:
+        """The worst stall's part on the reactor thread's CPU (0 where not logged)."""
+        found = re.findall(r"worst on-CPU stall ([\d.]+) ms", self.output()[since:])
+        return max((float(ms) for ms in found), default=0.0)
+
     def frozen_objects(self) -> float:
         """Objects frozen out of the collector after start-up (0 if not logged)."""
         found = re.findall(r"froze (\d+) objects", self.output())
