@@ -49,6 +49,7 @@ from bench import (
     gateway_compression,
     idle_memory,
     latency,
+    receive_path,
     restart,
     throughput,
     tls_connection,
@@ -357,6 +358,13 @@ def cpu_target(options: argparse.Namespace) -> None:
     if before is not None:
         say(f"   before: {baseline.describe(options.baseline)}")
     for line in dispatch_cpu.table(results):
+        say(line)
+    progress("receive path, in process")
+    say("   The receive path alone, in process (bench/receive_path.py: one frame per read through"
+        " the gateway protocol, inflate and orjson.loads; CPU in alternating processes, median"
+        " of 3; instructions per frame under callgrind, which the machine's load does not"
+        " move):")
+    for line in receive_path.compare(before, baseline.REPO):
         say(line)
 
 
