@@ -51,7 +51,9 @@ class FakeCollector:
 
 
 class StartUpCollectorTests(TestCase):
-    def make(self, settled: list[bool], deadline: float = 600.0) -> tuple[StartUpCollector, FakeCollector, Clock]:
+    def make(
+        self, settled: list[bool], deadline: float = 600.0
+    ) -> tuple[StartUpCollector, FakeCollector, Clock]:
         clock, fake = Clock(), FakeCollector()
         collector = StartUpCollector(clock, lambda: settled[0], deadline=deadline, collector=fake)
         collector.startService()
@@ -101,7 +103,9 @@ class StartUpCollectorTests(TestCase):
         self.assertEqual(fake.threshold, (700, 10, 10))
         stopped_early, fake, clock = self.make([False])
         stopped_early.stopService()
-        self.assertEqual((fake.threshold, fake.calls, clock.getDelayedCalls()), ((700, 10, 10), [], []))
+        self.assertEqual(
+            (fake.threshold, fake.calls, clock.getDelayedCalls()), ((700, 10, 10), [], [])
+        )
 
 
 class Listener:
