@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import IService, Service
+from twisted.internet.defer import gatherResults
 from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
 
@@ -27,8 +28,15 @@ from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.filters import DEFAULT_LIMITS, FilterLimits, compile_criteria
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.rest import DiscordREST
+from dccrelay.gateway.rest_limits import (
+    INVALID_BUDGET,
+    INVALID_RESERVE,
+    INVALID_SHARE,
+    InvalidRequests,
+)
 from dccrelay.gateway.shared_identify import StoreIdentifySlots
-from dccrelay.net.guard import NoRedirectHTTPClient, outbound_http, outbound_reactor
+from dccrelay.net.answer_caps import AnswerCappedPool, AnswerCaps, outbound_http
+from dccrelay.net.guard import NoRedirectHTTPClient, outbound_reactor
 from dccrelay.net.tls import ClientTLS
 from dccrelay.ops.collector import StartUpCollector
 from dccrelay.ops.config import ConfigFileOptions
@@ -42,7 +50,7 @@ from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.placement import Alone, IPlacement
 from dccrelay.relay.relay import RelayEnvironment
 from dccrelay.relay.settings import parse_settings
-from dccrelay.store import IRelayStore
+from dccrelay.store import IGuildSnapshots, IRelayStore
 from dccrelay.store.leases import LeaseTiming
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.store.service import StoreService
@@ -50,10 +58,13 @@ from dccrelay.store.sqlite import SQLiteStore
 from dccrelay.waking.interactions import DEFER_AFTER
 from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
 from dccrelay.web.access import Access
+from dccrelay.web.connection_limit import MAX_API_CONNECTIONS, APIConnectionLimit
 from dccrelay.web.site import build_site
-from dccrelay.web.throttle import FailedAuthLimiter
+from dccrelay.web.registration_limits import RegistrationLimits, RegistrationRates
+from dccrelay.web.throttle import AliasGuessLimiter, FailedAuthLimiter
 
 STORE_FILE = "dcc.sqlite3"
+ANSWER_DEFAULTS = AnswerCaps()
 #: What --store accepts: libpq's URL schemes.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -67,6 +78,10 @@ FILTER_LIMIT_OPTIONS = [
         ("max_regex_length", "characters in one regex"),
         ("max_in_length", "values in one $in/$nin/$all"),
         ("max_query_length", "characters in one JSONPath query"),
+        ("max_regex_program", "bytes of RE2 program of one regex"),
+        ("max_criteria_regex_program", "bytes of RE2 program of one criteria's regexes"),
+        ("max_regex_repeat", "largest {n,m} count in a regex"),
+        ("regex_memory", "bytes of RE2 memory (max_mem) per regex"),
     )
 ]
 
@@ -141,10 +156,30 @@ class Options(ConfigFileOptions):
          "Seconds before an idle bot connection is closed.", _positive_number("idle-timeout")],
         ["queue-limit", None, DELIVERY_DEFAULTS.queue_limit,
          "Dispatches kept per bot while it is unreachable.", _positive_number("queue-limit", int)],
+        ["max-bot-message", None, DELIVERY_DEFAULTS.max_bot_message,
+         "Bytes one websocket message (or frame) from a bot may hold; a larger one "
+         "closes the connection before it is buffered (a bot sends only "
+         "acknowledgements and commands, at most 4 KiB).",
+         _positive_number("max-bot-message", int)],
+        ["max-answer-head", None, ANSWER_DEFAULTS.head_bytes,
+         "Bytes of status line and headers read at most from an answer of a bot's "
+         "URL: webhook, wakeUrl, and the websocket handshake; past it the connection "
+         "is cut and the attempt fails.", _positive_number("max-answer-head", int)],
+        ["max-answer-headers", None, ANSWER_DEFAULTS.header_lines,
+         "Header lines read at most from such an answer.",
+         _positive_number("max-answer-headers", int)],
+        ["max-answer-body", None, ANSWER_DEFAULTS.body_bytes,
+         "Bytes of body read (and dropped) at most from a webhook or wakeUrl answer; "
+         "past it the connection is cut and the attempt fails.",
+         _positive_number("max-answer-body", int)],
         ["queue-max-age", None, DELIVERY_DEFAULTS.queue_max_age,
          "Seconds a dispatch may wait for a bot in the durable outbox (websocket v2 and "
          "webhooks); older ones are dropped and counted.", _positive_number("queue-max-age")],
         ["max-relays", None, 1000, "Bots one relay accepts.", _positive_number("max-relays", int)],
+        ["max-api-connections", None, MAX_API_CONNECTIONS,
+         "Connections to the HTTP API at once; more are answered 503 and closed, so "
+         "that idle clients cannot take every file descriptor.",
+         _positive_number("max-api-connections", int)],
         ["wake-interval", None, WAKE_INTERVAL,
          "Seconds between two requests to one bot's wakeUrl, at least.",
          _positive_number("wake-interval")],
@@ -158,6 +193,40 @@ class Options(ConfigFileOptions):
              _positive_number(f"filter-{name.replace('_', '-')}", int)]
             for name, default, doc in FILTER_LIMIT_OPTIONS
         ],
+        ["new-tokens-per-network", None, RegistrationRates.client_burst,
+         "New registrations and token changes one client network (IPv4 /24, IPv6 /64) "
+         "may make at once; each makes the relay call Discord with the token.",
+         _positive_number("new-tokens-per-network", int)],
+        ["new-token-interval", None, RegistrationRates.client_refill,
+         "Seconds before one client network may make one more new registration or "
+         "token change, once it used its --new-tokens-per-network.",
+         _positive_number("new-token-interval")],
+        ["token-changes-per-alias", None, RegistrationRates.alias_burst,
+         "Token changes (creation included) one alias may have at once.",
+         _positive_number("token-changes-per-alias", int)],
+        ["token-change-interval", None, RegistrationRates.alias_refill,
+         "Seconds before one alias may change its token once more, once it used its "
+         "--token-changes-per-alias.", _positive_number("token-change-interval")],
+        ["failed-auth-per-alias", None, 60,
+         "Failed authentications one alias may have at once from every network "
+         "together; networks that authenticated for it before are not held back.",
+         _positive_number("failed-auth-per-alias", int)],
+        ["failed-auth-per-alias-interval", None, 30.0,
+         "Seconds before one more failed authentication for an alias is allowed, once "
+         "it had its --failed-auth-per-alias.",
+         _positive_number("failed-auth-per-alias-interval")],
+        ["invalid-budget", None, INVALID_BUDGET,
+         "Invalid requests (HTTP 401, 403, 429) to Discord the node allows itself per "
+         "10 minutes; Discord bans the IP address at 10,000.",
+         _positive_number("invalid-budget", int)],
+        ["invalid-share", None, INVALID_SHARE,
+         "Invalid requests one bot token may make per 10 minutes; a bot that spends "
+         "its share on GET /gateway/bot is disabled, saying why.",
+         _positive_number("invalid-share", int)],
+        ["invalid-reserve", None, INVALID_RESERVE,
+         "Part of --invalid-budget only tokens Discord accepted before may spend, so "
+         "that running bots keep calling while new tokens fail.",
+         _positive_number("invalid-reserve", int)],
         ["gateway-compression", None, "zlib-stream",
          "Transport compression of gateway connections: zlib-stream, zstd-stream or "
          "none (zlib-stream: about 20x fewer bytes for 1.3x receive CPU and a fixed "
@@ -222,9 +291,15 @@ class Options(ConfigFileOptions):
             self["encryption-keys"] = [] if path is None else read_fernet_keys(path)
         except KeyFileError as e:
             raise usage.UsageError(str(e))
+        if self["invalid-reserve"] >= self["invalid-budget"]:
+            raise usage.UsageError(
+                f"--invalid-reserve ({self['invalid-reserve']}) must be less than "
+                f"--invalid-budget ({self['invalid-budget']}): new bot tokens need some "
+                "of the budget"
+            )
         try:
             # Each bot holds connections: raised here, or refused with why.
-            ensure_descriptors(self["max-relays"])
+            ensure_descriptors(self["max-relays"], api_connections=self["max-api-connections"])
         except TooFewDescriptors as e:
             raise usage.UsageError(str(e))
 
@@ -261,12 +336,12 @@ class HTTPPoolService(Service):
     Closes the node's outgoing HTTP connections when the relay stops.
     """
 
-    def __init__(self, pool: HTTPConnectionPool) -> None:
-        self.pool = pool
+    def __init__(self, *pools: HTTPConnectionPool) -> None:
+        self.pools = pools
 
     def stopService(self) -> Any:
         super().stopService()
-        return self.pool.closeCachedConnections()
+        return gatherResults([pool.closeCachedConnections() for pool in self.pools])
 
 
 def build_environment(
@@ -276,12 +351,20 @@ def build_environment(
     pool: HTTPConnectionPool,
     delivery_latency: LatencyHistogram | None = None,
     tls: ClientTLS | None = None,
+    guild_snapshots: IGuildSnapshots | None = None,
+    *,
+    bot_pool: AnswerCappedPool,
 ) -> RelayEnvironment:
     """
     What every relay of the node shares.
 
+    :param pool: the connections to Discord's REST API.
     :param tls: the node's TLS client configuration (default: the
         platform's trust store); one OpenSSL context for every connection.
+    :param guild_snapshots: where the bots' guild snapshots are kept, if
+        not in ``store`` itself (the sealing layer over it).
+    :param bot_pool: the connections to URLs bots gave (webhooks,
+        ``wakeUrl``), with the caps of :func:`delivery_config` on answers.
     """
     if tls is None:
         tls = ClientTLS()
@@ -289,12 +372,18 @@ def build_environment(
     # Bots' addresses are checked on connecting, after name resolution.
     allow_private = options["allow-private-dst"]
     # For every request to a URL a bot gave: webhooks and wakeUrl.
-    to_bots = outbound_http(reactor, pool, allow_private=allow_private, tls=tls)
+    to_bots = outbound_http(reactor, bot_pool, allow_private=allow_private, tls=tls)
     return RelayEnvironment(
         clock=reactor,
         random=SystemRandom(),
         store=store,
-        rest=DiscordREST(http, options["discord-api"], clock=reactor),
+        rest=DiscordREST(
+            http, options["discord-api"], clock=reactor,
+            invalid=InvalidRequests(
+                options["invalid-budget"], share=options["invalid-share"],
+                reserve=options["invalid-reserve"],
+            ),
+        ),
         connect=GatewayConnector(
             reactor,
             tls_options_for=tls.creator_for,
@@ -311,7 +400,7 @@ def build_environment(
             writer=OutboxWriter(store, reactor),
             # never follows redirects itself (webhooks pass allow_redirects=False)
             http=to_bots,
-            config=delivery_config(options),
+            config=delivery_config(options, bot_pool.caps),
             latency=delivery_latency.observe if delivery_latency is not None else None,
             random=SystemRandom(),
             tls_options_for=tls.creator_for,
@@ -320,18 +409,34 @@ def build_environment(
         wake_http=to_bots,
         wake_interval=options["wake-interval"],
         defer_after=options["defer-after"],
+        guild_snapshots=guild_snapshots,
     )
 
 
-def delivery_config(options: Options) -> DeliveryConfig:
+def answer_caps(options: Options) -> AnswerCaps:
+    """
+    The caps on answers from bots' URLs the operator chose.
+    """
+    return AnswerCaps(
+        head_bytes=options["max-answer-head"],
+        header_lines=options["max-answer-headers"],
+        body_bytes=options["max-answer-body"],
+    )
+
+
+def delivery_config(options: Options, caps: AnswerCaps | None = None) -> DeliveryConfig:
     """
     The delivery settings the operator chose; the others keep their
     defaults.
+
+    :param caps: the caps on answers, if already built from ``options``.
     """
     return DeliveryConfig(
         idle_timeout=options["idle-timeout"],
         queue_limit=options["queue-limit"],
         queue_max_age=options["queue-max-age"],
+        max_bot_message=options["max-bot-message"],
+        answer_caps=caps if caps is not None else answer_caps(options),
     )
 
 
@@ -346,6 +451,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     if reactor is None:
         from twisted.internet import reactor
     pool = HTTPConnectionPool(reactor)
+    bot_pool = AnswerCappedPool(reactor, answer_caps(options))
     latency = LatencyHistogram()
     store: IRelayStore
     placement: IPlacement
@@ -354,20 +460,25 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         from dccrelay.store.postgres import PostgresStore
 
         shared = PostgresStore(options["store"], reactor)
-        env = build_environment(options, reactor, shared, pool, latency, tls)
+        # Tokens, secrets and guild snapshots pass through SealedSecretsStore,
+        # encrypted at rest.
+        sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
+        env = build_environment(
+            options, reactor, shared, pool, latency, tls, sealed, bot_pool=bot_pool
+        )
         node = ClusterNode(
             options["node-id"] or default_node_id(),
             lease_timing(options["lease-ttl"]),
         )
         env = replace(env, shared_identify=partial(StoreIdentifySlots, shared, node.node_id))
-        # Tokens and secrets pass through SealedSecretsStore, encrypted at rest.
-        sealed = SealedSecretsStore(shared, options.get("encryption-keys") or ())
         placement = ClusterCoordinator(node, shared, sealed, reactor)
         store = shared
     else:
         store = SQLiteStore(os.path.join(options["data-dir"], STORE_FILE), reactor)
-        env = build_environment(options, reactor, store, pool, latency, tls)
         sealed = SealedSecretsStore(store, options.get("encryption-keys") or ())
+        env = build_environment(
+            options, reactor, store, pool, latency, tls, sealed, bot_pool=bot_pool
+        )
         placement = Alone(store)
     manager = RelayManager(
         env, sealed, options["max-relays"], delivery_latency=latency, placement=placement
@@ -376,7 +487,7 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     # Under twistd, options.parent holds twistd's own options (--logfile...).
     root = RelayRoot(options.parent, options["log-format"], reactor)
     # Added first, so stopped last: after the relays.
-    HTTPPoolService(pool).setServiceParent(root)
+    HTTPPoolService(pool, bot_pool).setServiceParent(root)
     # The store opens before the manager starts and closes after it stopped.
     stored = StoreService(store)
     stored.setName("store")
@@ -396,6 +507,16 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
             registration_key=options.get("registration-key"),
             operator_key=options.get("operator-key"),
             limiter=FailedAuthLimiter(reactor),
+            guesses=AliasGuessLimiter(
+                reactor, burst=options["failed-auth-per-alias"],
+                refill=options["failed-auth-per-alias-interval"],
+            ),
+            registrations=RegistrationLimits(reactor, RegistrationRates(
+                client_burst=options["new-tokens-per-network"],
+                client_refill=options["new-token-interval"],
+                alias_burst=options["token-changes-per-alias"],
+                alias_refill=options["token-change-interval"],
+            )),
         ),
         reactor=reactor,
     )
@@ -403,7 +524,9 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
         LagProbe(reactor).setServiceParent(root)
     if not options["gc-as-is"]:
         StartUpCollector(reactor, manager.started_up).setServiceParent(root)
-    http = ListeningService(options["listen"], site, reactor)
+    http = ListeningService(
+        options["listen"], APIConnectionLimit(site, options["max-api-connections"]), reactor
+    )
     http.setName("http")
     http.setServiceParent(root)
     return root

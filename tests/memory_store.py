@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from dccrelay.store import (
     IDENTIFY_MIN_WAIT,
+    GuildSnapshotUpdate,
     IClusterStore,
     IRelayStore,
     OutboxCheckpoint,
@@ -24,6 +25,7 @@ from dccrelay.store import (
     SessionState,
     StoredRelay,
     Trimmed,
+    check_guild_snapshot_updates,
     check_payloads,
     encode_settings,
     encode_statuses,
@@ -58,6 +60,8 @@ class MemoryDatabase:
     identify: dict[tuple[str, int], MemoryIdentifySlot] = field(default_factory=dict)
     #: node id to when it published and what: alias to a status
     statuses: dict[str, tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: alias to its guild snapshot's parts, by name
+    guild_snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +151,7 @@ class MemoryRelayStore:
         self.database.sessions.pop(alias, None)
         self.database.outbox.pop(alias, None)
         self.database.leases.pop(alias, None)
+        self.database.guild_snapshots.pop(alias, None)
         return succeed(self.database.relays.pop(alias, None) is not None)
 
     def disable_relay(self, alias: str, reason: str) -> Deferred[None]:
@@ -262,6 +267,31 @@ class MemoryRelayStore:
         if self._closed or not self._open:
             return fail(StoreClosed(self.description))
         return succeed(len(self.database.outbox.get(alias, [])))
+
+    # -- guild snapshots ---------------------------------------------------------
+
+    def load_guild_snapshot(self, alias: str) -> Deferred[dict[str, bytes]]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        return succeed(dict(self.database.guild_snapshots.get(alias, {})))
+
+    def save_guild_snapshots(self, updates: Iterable[GuildSnapshotUpdate]) -> Deferred[None]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        try:
+            checked = check_guild_snapshot_updates(updates)
+        except TypeError:
+            return fail()
+        for update in checked:
+            if update.alias not in self.database.relays:
+                continue
+            parts = self.database.guild_snapshots.setdefault(update.alias, {})
+            if update.replace:
+                parts.clear()
+            for name in update.dropped:
+                parts.pop(name, None)
+            parts.update(update.parts)
+        return succeed(None)
 
     # -- nodes, leases and change notices -------------------------------------
 

@@ -23,6 +23,8 @@ from dccrelay.relay.settings import RelaySettings
 from tests.memory_store import MemoryRelayStore
 
 TOKEN = "MTEx.Gg.token"
+#: the user READY names: the id TOKEN begins with
+READY_USER = {"id": "111", "username": "cookout", "bot": True}
 SECRET = "admin:c2VjcmV0c2VjcmV0"
 
 
@@ -300,6 +302,7 @@ class RelayHarness:
                         "d": {
                             "session_id": f"session{shard_id}",
                             "resume_gateway_url": "wss://resume.example",
+                            "user": READY_USER,
                         },
                     }
                 )

@@ -13,10 +13,10 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
-from dccrelay.cluster.remote_relay import RemoteRelay
 from dccrelay.filters import compile_criteria
 from dccrelay.relay.manager import RelayManager
 from dccrelay.relay.relay import Relay, RelayEnvironment
+from dccrelay.relay.remote import RemoteRelay
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.store.leases import LeaseTiming
 from dccrelay.web.status_json import public_json

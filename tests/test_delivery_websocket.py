@@ -43,7 +43,7 @@ from zope.interface.verify import verifyObject
 
 from dccrelay.client.receiver import DispatchReceiverFactory, receiver_resource
 from dccrelay.delivery import STATES, IDeliveryChannel
-from dccrelay.delivery.websocket import CLOSE_TIMEOUT, WebSocketChannel
+from dccrelay.delivery.websocket import CLOSE_TIMEOUT, STALLED, WebSocketChannel
 from tests.channel_builders import status_of, websocket_v1
 
 SECRET = "admin:c2VjcmV0LXNhdWNl"
@@ -696,6 +696,54 @@ class MemoryDeliveryTests(TestCase):
         seen.add(status_of(channel)["state"])
         self.assertEqual(seen, set(STATES))
 
+    def test_pause_keeps_dispatches_queued(self) -> None:
+        """
+        While the transport has paused the channel, dispatches wait in the
+        queue (the oldest dropped past the limit, and counted); when it
+        resumes they are written in order.  Status says the bot is not
+        reading meanwhile.
+        """
+        channel = self.channel(queue_limit=2)
+        channel.deliver(PAYLOADS[0])
+        pump = self.accept()
+        transport = pump.clientIO
+        self.assertIsNotNone(transport.producer)
+        transport.producer.pauseProducing()
+        for payload in PAYLOADS:
+            channel.deliver(payload)
+        pump.flush()
+        self.assertEqual(self.received, PAYLOADS[:1])
+        status = status_of(channel)
+        self.assertEqual(
+            (status["queued"], status["dropped"], status["delivered"]), (2, 1, 1)
+        )
+        self.assertEqual(status["lastError"], STALLED)
+
+        transport.producer.resumeProducing()
+        pump.flush()
+        self.assertEqual(self.received, PAYLOADS[:1] + PAYLOADS[1:])
+        status = status_of(channel)
+        self.assertEqual(
+            (status["queued"], status["dropped"], status["delivered"]), (0, 1, 3)
+        )
+        self.assertIsNone(status["lastError"])
+
+    def test_new_connection_not_paused(self) -> None:
+        """
+        A pause belongs to the connection: the next one writes at once.
+        """
+        channel = self.channel(idle_timeout=5.0)
+        channel.deliver(PAYLOADS[0])
+        pump = self.accept()
+        pump.clientIO.producer.pauseProducing()
+        pump.clientIO.loseConnection()
+        pump.flush()
+        channel.deliver(PAYLOADS[1])
+        pump = self.accept()
+        pump.flush()
+        self.assertEqual(self.received, PAYLOADS[:2])
+        self.assertIsNone(status_of(channel)["lastError"])
+
 
 class _ConnectionTracker(WrappingFactory):
     """
@@ -1036,3 +1084,4 @@ class TLSLoopbackDeliveryTests(TestCase):
             "the bot's TLS certificate does not match its host name",
         )
         self.assertEqual(self.bot.received, [])
+

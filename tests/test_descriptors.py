@@ -57,7 +57,7 @@ class EnsureDescriptorsTests(SynchronousTestCase):
         with self.assertRaises(TooFewDescriptors) as caught:
             ensure_descriptors(1000, limits.get, limits.set)
         message = str(caught.exception)
-        self.assertIn("--max-relays 1000 needs about 2256 open files", message)
+        self.assertIn("--max-relays 1000 needs about 2256 open files (2 per bot, 256 for the rest)", message)
         self.assertIn("may open only 2000", message)
         self.assertIn("LimitNOFILE=", message)
         self.assertIn("lower --max-relays", message)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 

@@ -1,9 +1,11 @@
 """
 Tests for the mongo filter backend: MongoDB query selectors with the
-semantics of sift 13.4.0, the version the prototype relay used.
+semantics of sift 13.5.4, the newest sift 13 (the prototype relay asked for
+``^13.4.0``).
 
 The case tables give (criteria, payload, expected). Except where a table
-says otherwise, every expected value is what sift 13.4.0 answers.
+says otherwise, every expected value is what sift 13.5.4 answers; the
+differential test (test_filters_sift) checks many more against sift itself.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ EXISTS_CASES: list[Case] = [
     ({"a": {"$exists": True, "$ne": None}}, {"a": None}, False),
 ]
 
-# Not compared with sift 13.4, which throws on a $type string.
+# sift 13.5.4 agrees, but throws on "object" (an alias it lacks).
 TYPE_CASES: list[Case] = [
     ({"a": {"$type": "string"}}, {"a": "x"}, True),
     ({"a": {"$type": "string"}}, {"a": 1}, False),
@@ -270,6 +272,18 @@ ELEM_MATCH_CASES: list[Case] = [
     ({"a": {"$elemMatch": {"$or": [{"x": 1}, {"y": 1}]}}}, {"a": [{"z": 1}, {"y": 1}]}, True),
     ({"a": {"$elemMatch": {"x": {"$exists": False}}}}, {"a": [{"x": 1}, {"y": 1}]}, True),
     ({"a.b": {"$elemMatch": {"c": 1}}}, {"a": {"b": [{"c": 1}]}}, True),
+    # $not inside: some element is not the one excluded.
+    ({"d.mentions": {"$elemMatch": {"$not": {"id": "1"}}}}, {"d": {"mentions": [{"id": "1"}, {"id": "2"}]}}, True),
+    ({"d.mentions": {"$elemMatch": {"$not": {"id": "1"}}}}, {"d": {"mentions": [{"id": "1"}]}}, False),
+    ({"d.mentions": {"$elemMatch": {"id": {"$not": {"$eq": "1"}}}}}, {"d": {"mentions": [{"id": "1"}, {}]}}, True),
+    ({"a": {"$elemMatch": {"$not": {"$gt": 1}}}}, {"a": [2, 1]}, True),
+    # Only arrays are searched: an element past the end, or a string, is not.
+    ({"a.0": {"$elemMatch": {"$not": {"b": -1}}}}, {"a": []}, False),
+    ({"a": {"$elemMatch": {"$not": {"b": 1}}}}, {"a": "xy"}, False),
+    # In an array of arrays, the first inner array decides: the outer one
+    # is never searched, so its element [0, 2] is never tried whole.
+    ({"a": {"$elemMatch": {"$gt": 1}}}, {"a": [[0, 2]]}, True),
+    ({"a": {"$elemMatch": {"$size": 2}}}, {"a": [[0, 2]]}, False),
 ]
 
 SIZE_CASES: list[Case] = [
@@ -281,6 +295,18 @@ SIZE_CASES: list[Case] = [
     ({"a": {"$size": 0}}, {"a": None}, False),
     ({"a": {"$size": 1}}, {}, False),
     ({"a": {"$size": 1}}, {"a": {"x": 1}}, False),
+    # An empty array has size 0 ("messages without embeds").
+    ({"a": {"$size": 0}}, {"a": []}, True),
+    ({"d.embeds": {"$size": 0}}, {"d": {"embeds": []}}, True),
+    ({"d.embeds": {"$size": 0}}, {"d": {"embeds": [{}]}}, False),
+    ({"d.embeds": {"$size": 0}}, {"d": {}}, False),
+    # $size looks at the value the path reaches, not at the array holding it.
+    ({"d.mentions.username": {"$size": 1}}, {"d": {"mentions": [{}]}}, False),
+    ({"d.mentions.username": {"$size": 1}}, {"d": {"mentions": [{"username": "a"}]}}, False),
+    ({"a.b": {"$size": 1}}, {"a": [{"b": [1]}]}, True),
+    ({"a.0": {"$size": 1}}, {"a": [5]}, False),
+    ({"a": {"$size": 2}}, {"a": {"length": 2}}, False),
+    ({"a": {"$size": 2}}, {"a": "xy"}, False),
 ]
 
 ALL_CASES: list[Case] = [
@@ -311,16 +337,17 @@ SIFT_QUIRK_CASES: list[Case] = [
     ({"d.mentions.length": 0}, {"d": {"mentions": []}}, True),
     ({"d.content.length": 2}, {"d": {"content": "\U0001f600"}}, True),
     ({"a.1": "b"}, {"a": "abc"}, True),
-    # $size reads the length of each candidate's holder.
+    # $size also sees each element of the array, and arrays nested in it.
     ({"a": {"$size": 2}}, {"a": [[1, 2]]}, True),
-    ({"a": {"$size": 0}}, {"a": []}, False),
+    ({"a": {"$size": 0}}, {"a": [1, []]}, True),
     # $ne, $in and $nin see what an array lacks past it.
     ({"a.b": {"$in": [None]}}, {"a": [{"b": 1}]}, True),
     ({"a.b": {"$ne": None}}, {"a": [{"b": 1}]}, False),
     # A sibling that keeps the walk going exposes sift's per-element state.
     ({"a": {"$ne": 5, "$in": [1]}}, {"a": [1, 2]}, False),
     ({"a": {"$ne": 5, "$nin": [1]}}, {"a": [1, 2]}, True),
-    ({"a": {"$elemMatch": {"$gt": 1}, "$ne": 5}}, {"a": [1, 2]}, False),
+    ({"a": {"$elemMatch": {"$gt": 1}, "$ne": 5}}, {"a": [1, 2]}, True),
+    ({"a": {"$elemMatch": {"$gt": 1}, "$in": [1]}}, {"a": [1, 2]}, False),
     # $exists asks each step's holder.
     ({"a.b": {"$exists": True}}, {"a": None}, True),
     ({"a.b": {"$exists": False}}, {"a": None}, False),
@@ -391,11 +418,11 @@ class OperatorTests(_CaseTableMixin):
         self.assertCases(LOGICAL_CASES)
 
     def test_elem_match(self) -> None:
-        """$elemMatch needs one element to satisfy everything; implicit traversal does not."""
+        """$elemMatch needs one element to satisfy everything ($not included); implicit traversal does not."""
         self.assertCases(ELEM_MATCH_CASES)
 
     def test_size(self) -> None:
-        """$size matches arrays of that length, never non-arrays."""
+        """$size matches arrays of that length (0 for an empty one) that the path reaches, never non-arrays nor the array holding them."""
         self.assertCases(SIZE_CASES)
 
     def test_all(self) -> None:
@@ -407,11 +434,11 @@ class OperatorTests(_CaseTableMixin):
         self.assertCases(MOD_CASES)
 
     def test_sift_over_mongodb(self) -> None:
-        """Where sift 13.4 and MongoDB disagree, we answer as sift did for the prototype."""
+        """Where sift 13 and MongoDB disagree, we answer as sift does."""
         self.assertCases(SIFT_QUIRK_CASES)
 
     def test_extensions(self) -> None:
-        """MongoDB's x option (verbose patterns), which sift 13.4 refused, works."""
+        """MongoDB's x option (verbose patterns), which sift 13 refuses, works."""
         self.assertCases(EXTENSION_CASES)
 
     def test_non_object_payloads(self) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re2
 from twisted.trial.unittest import SynchronousTestCase
 
+from dccrelay.filters import FilterLimits, compile_criteria
 from dccrelay.filters.errors import CriteriaError
-from dccrelay.filters.regex import MAX_REGEX_LENGTH, Regex, compile_regex
+from dccrelay.filters.regex import MAX_REGEX_LENGTH, Regex, RegexBounds, compile_regex, program_size
 
 # Patterns pyre2 would hand to Python's re, and what we say about them.
 _UNSUPPORTED = [
@@ -50,7 +51,7 @@ class CompileTests(SynchronousTestCase):
         self.assertTrue(compile_regex("\\(\\?=").search("(?="))
         self.assertTrue(compile_regex("[(?=]+").search("?"))
         self.assertTrue(compile_regex("\\\\1").search("\\1"))
-        self.assertTrue(compile_regex("a{2}b{1000}").search("aa" + "b" * 1000))
+        self.assertTrue(compile_regex("a{2}b{100}").search("aa" + "b" * 100))
         self.assertTrue(compile_regex("(?P<x>a)").search("a"))
 
     def test_other_fallbacks_refused(self) -> None:
@@ -90,7 +91,7 @@ class CompileTests(SynchronousTestCase):
     def test_memory_limit(self) -> None:
         """A pattern whose RE2 program exceeds the memory budget is refused, even if compiled before with more."""
         compile_regex("(abc|def){50}")
-        self.assertRaises(CriteriaError, compile_regex, "(abc|def){50}", max_memory=1000)
+        self.assertRaises(CriteriaError, compile_regex, "(abc|def){50}", budget=RegexBounds(memory=1000).budget())
 
     def test_unpaired_surrogate_pattern(self) -> None:
         """A pattern with an unpaired surrogate (valid JSON, invalid UTF-8) is refused, not raised."""
@@ -190,3 +191,112 @@ class MatchTests(SynchronousTestCase):
             self.assertIs(type(regex._compiled), re2.Pattern, pattern)
             self.assertFalse(regex.fullmatch(text))
             self.assertFalse(regex.search(text) and pattern.endswith("b"))
+
+
+class CostBoundTests(SynchronousTestCase):
+    """
+    Each pattern's RE2 program is bounded, alone and with the criteria's
+    other patterns, so that no pattern within the bounds can stall the
+    reactor (issue 17, item 6).
+    """
+
+    def test_hostile_counts_refused(self) -> None:
+        """The 48-byte pattern that cost 330 ms a message is refused for its repetition count."""
+        with self.assertRaises(CriteriaError) as raised:
+            compile_regex(".{1,1000}x{1,1000}z", pointer="/d.content/$regex")
+        self.assertIn("repetition count 1000 is above the limit of 100", raised.exception.message)
+        self.assertEqual(raised.exception.pointer, "/d.content/$regex")
+
+    def test_hostile_alternation_refused(self) -> None:
+        """An alternation of counted repetitions, each within the count limit, is refused for its program size."""
+        pattern = "|".join(f"x{{{i}}}z" for i in range(50, 100))
+        with self.assertRaises(CriteriaError) as raised:
+            compile_regex(pattern)
+        self.assertIn("bytes of RE2 program memory", raised.exception.message)
+
+    def test_repeat_limit_is_an_option(self) -> None:
+        """The repetition limit comes from the bounds; RE2's own 1000 still applies above it."""
+        generous = RegexBounds(max_repeat=1000, max_program=1 << 20, max_total_program=1 << 20)
+        compile_regex("a{1000}", budget=generous.budget())
+        self.assertRaises(CriteriaError, compile_regex, "a{5}", budget=RegexBounds(max_repeat=4).budget())
+        with self.assertRaises(CriteriaError) as raised:
+            compile_regex("a{1001}", budget=generous.budget())
+        self.assertIn("not supported by RE2", raised.exception.message)
+
+    def test_escaped_counts_are_text(self) -> None:
+        """A count inside a class or after a backslash is text, not a repetition."""
+        compile_regex("[{1,5000}]\\{1,5000\\}")
+
+    def test_program_limit(self) -> None:
+        """A pattern whose program is above max_program is refused; below, accepted."""
+        size = program_size("abcdefgh" * 20, re2.ASCII, 1 << 20)
+        compile_regex("abcdefgh" * 20, budget=RegexBounds(max_program=size).budget())
+        with self.assertRaises(CriteriaError) as raised:
+            compile_regex("abcdefgh" * 20, budget=RegexBounds(max_program=size - 200).budget())
+        self.assertIn(f"more than {size - 200} bytes", raised.exception.message)
+
+    def test_total_shared_by_the_criteria(self) -> None:
+        """The patterns of one criteria share a total; each is charged its program size."""
+        size = program_size("hello", re2.ASCII, 1 << 20)
+        budget = RegexBounds(max_total_program=2 * size + 10).budget()
+        compile_regex("hello", budget=budget)
+        compile_regex("hello", budget=budget)
+        self.assertEqual(budget.left, 10)
+        with self.assertRaises(CriteriaError) as raised:
+            compile_regex("hello", budget=budget, pointer="/2")
+        self.assertIn("together need more than", raised.exception.message)
+        self.assertEqual(raised.exception.pointer, "/2")
+
+    def test_invalid_large_pattern_says_invalid(self) -> None:
+        """A pattern that is invalid is called invalid, not too large."""
+        with self.assertRaises(CriteriaError) as raised:
+            compile_regex("(" * 10 + "a{50}" * 100)
+        self.assertIn("invalid regular expression", raised.exception.message)
+
+    def test_program_size_grows_with_pattern(self) -> None:
+        """program_size measures RE2's own figure: more instructions, more bytes, to a 64-byte grain."""
+        small = program_size("a", re2.ASCII, 1 << 20)
+        large = program_size("a" * 100, re2.ASCII, 1 << 20)
+        self.assertGreater(large - small, 99 * 8)
+
+
+class BackendsShareTheBoundTests(SynchronousTestCase):
+    """Every backend that takes regexes applies the same bounds (issue 17, item 6)."""
+
+    limits = FilterLimits(max_criteria_regex_program=3000)
+
+    def test_mongo_total(self) -> None:
+        """Mongo's $regex operators share the criteria's total; the error points at the one over it."""
+        compile_criteria("mongo", {"d.content": {"$regex": "hello"}}, self.limits)
+        criteria = {"$or": [{"d.content": {"$regex": f"word{i}"}} for i in range(5)]}
+        with self.assertRaises(CriteriaError) as raised:
+            compile_criteria("mongo", criteria, self.limits)
+        self.assertIn("together need more than 3000 bytes", raised.exception.message)
+        self.assertTrue(raised.exception.pointer.startswith("/$or/"), raised.exception.pointer)
+
+    def test_mongo_hostile(self) -> None:
+        """The issue's criteria get a 400-worthy error naming the repetition count."""
+        with self.assertRaises(CriteriaError) as raised:
+            compile_criteria("mongo", {"d.content": {"$regex": ".{1,1000}x{1,1000}z"}})
+        self.assertEqual(raised.exception.pointer, "/d.content/$regex")
+
+    def test_jsonpath_literal_total(self) -> None:
+        """JSONPath's literal patterns share the criteria's total, across queries."""
+        queries = [f"$.d[?search(@, 'word{i}')]" for i in range(5)]
+        with self.assertRaises(CriteriaError) as raised:
+            compile_criteria("jsonpath", queries, self.limits)
+        self.assertIn("together need more than 3000 bytes", raised.exception.message)
+
+    def test_jsonpath_repeat(self) -> None:
+        """A JSONPath pattern with a count above the limit is refused."""
+        with self.assertRaises(CriteriaError) as raised:
+            compile_criteria("jsonpath", "$.d[?search(@, 'x{1,1000}z')]")
+        self.assertIn("repetition count 1000", raised.exception.message)
+
+    def test_jsonpath_pattern_from_payload(self) -> None:
+        """A pattern read from the payload is bounded too: one beyond the bounds matches nothing."""
+        matches = compile_criteria("jsonpath", "$[?search(@.content, @.pattern)]")
+        self.assertTrue(matches({"d": {"content": "xxz", "pattern": "x{1,2}z"}}))
+        self.assertFalse(matches({"d": {"content": "x" * 50 + "z", "pattern": ".{1,1000}x{1,1000}z"}}))
+        alternation = "|".join(f"x{{{i}}}z" for i in range(50, 100))
+        self.assertFalse(matches({"d": {"content": "x" * 60 + "z", "pattern": alternation}}))

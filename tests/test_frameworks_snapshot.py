@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.relay.guild_snapshot import GuildSnapshot, bot_user_id
@@ -112,7 +112,7 @@ class EndpointTests(SynchronousTestCase):
         )
         self.assertEqual(code, 200)
         code, body, _ = answer(self, node, "GET", "/relays/sample/snapshot", None, basic())
-        self.assertEqual((code, body), (200, {"guilds": []}))
+        self.assertEqual((code, body), (200, {"user": None, "guilds": []}))
         code, status, _ = answer(self, node, "GET", "/relays/sample", None, basic())
         self.assertEqual(status["guildSnapshot"], {"guilds": 0, "bytes": 0, "skipped": 0})
         self.assertEqual(answer(self, node, "GET", "/relays/sample/snapshot")[0], 401)
@@ -153,7 +153,8 @@ class WarmStartTests(FrameworkCase):
         self.simulated.dispatch("GUILD_CREATE", guild_create())
 
         def kept() -> bool:
-            return bool(self.relay.relay(self.alias).guild_snapshot()["guilds"])
+            snapshot = self.successResultOf(self.relay.relay(self.alias).guild_snapshot())
+            return bool(snapshot["guilds"])
 
         await wait_for(kept, what="the relay to keep the guild")
         bot = await self.start_bot(self.spec, port=port)

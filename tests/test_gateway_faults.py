@@ -410,7 +410,9 @@ class ManyBotsTests(TestCase):
         receiver = BotReceiver()
         await receiver.start()
         self.addCleanup(receiver.stop)
-        relay = RelayProcess(self.mktemp(), sim.api_url)
+        # One owner registering 100 bots from one network: over the default
+        # allowance of new tokens per network (issue 17, item 5).
+        relay = RelayProcess(self.mktemp(), sim.api_url, "--new-tokens-per-network", "100")
         await relay.start()
         self.addCleanup(relay.stop)
         codes = await gatherResults(

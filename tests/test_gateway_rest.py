@@ -377,6 +377,7 @@ class RateLimitTests(SynchronousTestCase):
         no call is made, for any bot, until the oldest leave the window.
         """
         self.invalid.budget = 3
+        self.invalid.reserve = 0  # the reserve has its own tests
         self.discord.script = [(403, {}, b'{"message": "Missing Access", "code": 50001}')] * 3
         for channel in ("1", "2", "3"):
             self.failureResultOf(self.typing(channel), DiscordHTTPError)
@@ -385,6 +386,42 @@ class RateLimitTests(SynchronousTestCase):
         self.assertEqual(len(self.discord.seen), 3)
         self.advance(600.0)
         self.successResultOf(self.typing(token="OTHER"))
+
+    def test_share_per_token(self) -> None:
+        """
+        A token that spent its share of invalid requests makes no more calls
+        until they leave the window, with an error saying so; other tokens'
+        calls go on.
+        """
+        self.invalid.share = 2
+        self.discord.script = [(403, {}, b'{"message": "Missing Access", "code": 50001}')] * 2
+        for channel in ("1", "2"):
+            self.failureResultOf(self.typing(channel), DiscordHTTPError)
+        refused = self.failureResultOf(self.typing("3"), InvalidRequestBudgetSpent).value
+        self.assertTrue(refused.own_share)
+        self.assertIn("failed 2 times in 10 minutes", refused.message)
+        self.assertEqual(refused.retry_after, 600.0)
+        self.assertEqual(len(self.discord.seen), 2)
+        self.successResultOf(self.typing(token="OTHER"))
+        self.advance(600.0)
+        self.successResultOf(self.typing("3"))
+
+    def test_reserve_for_proven_tokens(self) -> None:
+        """
+        Once invalid requests reach the budget less the reserve, tokens
+        Discord never accepted make no calls, while one it accepted still
+        does, up to the whole budget.
+        """
+        self.invalid.budget, self.invalid.reserve = 4, 2
+        self.successResultOf(self.typing(token="GOOD"))
+        self.discord.script = [(401, {}, b'{"message": "401: Unauthorized", "code": 0}')] * 2
+        for bogus in ("BAD1", "BAD2"):
+            self.failureResultOf(self.typing(token=bogus), DiscordHTTPError)
+        refused = self.failureResultOf(self.typing(token="NEW"), InvalidRequestBudgetSpent).value
+        self.assertFalse(refused.own_share)
+        self.assertEqual(len(self.discord.seen), 3)
+        self.successResultOf(self.typing(token="GOOD"))
+        self.assertEqual(len(self.discord.seen), 4)
 
     def test_shared_429_not_invalid(self) -> None:
         """

@@ -86,6 +86,9 @@ class RecordingOwner:
     def session_changed(self, shard_id: int, state: SessionState | None) -> None:
         self.case.sessions.append(state)
 
+    def ready_user(self, user: Any) -> None:
+        self.case.users.append(user)
+
     def refused(self, reason: str) -> None:
         self.case.fatal.append(reason)
 
@@ -105,6 +108,7 @@ class ShardTests(SynchronousTestCase):
         self.pending: list[Deferred[Any]] = []
         self.dispatches: list[bytes] = []
         self.sessions: list[SessionState | None] = []
+        self.users: list[Any] = []
         self.fatal: list[str] = []
         self.refuse_connections = False
         self.refuse_certificate = False
@@ -179,6 +183,22 @@ class ShardTests(SynchronousTestCase):
             self.sessions,
             [SessionState(0, 1, "abc", 1, "wss://resume.example")],
         )
+
+    def test_ready_reports_user(self) -> None:
+        """
+        READY's user is reported to the shard's owner (for the guild
+        snapshot); a READY without one reports nothing.
+        """
+        self.ready_shard()
+        self.assertEqual(self.users, [])
+        shard = self.make_shard()
+        shard.start()
+        shard.frame_received(HELLO)
+        user = {"id": "1111", "username": "bot", "bot": True}
+        shard.frame_received(
+            frame(0, {"session_id": "s", "resume_gateway_url": "wss://r", "user": user}, s=1, t="READY")
+        )
+        self.assertEqual(self.users, [user])
 
     def test_dispatch_bytes_and_seq(self) -> None:
         """

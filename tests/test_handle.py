@@ -10,11 +10,11 @@ import orjson
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from dccrelay.cluster.remote_relay import RemoteRelay
 from dccrelay.delivery import ChannelSnapshot
 from dccrelay.gateway.commands import CommandError
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.relay import Relay
+from dccrelay.relay.remote import RemoteRelay
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.relay.snapshots import (
     DispatchCounts,
@@ -135,6 +135,16 @@ class RemoteRelayTests(SynchronousTestCase):
         with self.assertRaises(CommandError) as caught:
             remote.send_command({"op": 3, "d": {}})
         self.assertIn("no relay node yet", caught.exception.message)
+
+    def test_guild_snapshot_refused(self) -> None:
+        """
+        The guild snapshot of a bot another node runs is that node's: asking
+        this node fails with 409, naming it.
+        """
+        remote = RemoteRelay("alpha", SETTINGS, owner="node-b")
+        error = self.failureResultOf(remote.guild_snapshot(), CommandError).value
+        self.assertEqual(error.status, 409)  # type: ignore[attr-defined]
+        self.assertIn("relay node node-b", error.message)  # type: ignore[attr-defined]
 
 
 class PlacementTests(SynchronousTestCase):

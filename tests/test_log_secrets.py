@@ -13,7 +13,6 @@ from base64 import b64encode
 from typing import Any
 
 import txaio
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, eventAsText, globalLogPublisher
 from twisted.trial.unittest import TestCase

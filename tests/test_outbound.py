@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+import treq
 from twisted.internet import reactor as global_reactor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -38,11 +39,11 @@ from zope.interface import implementer
 
 from dccrelay.delivery.errors import describe_connect_failure
 from dccrelay.gateway.rest import DiscordREST
+from dccrelay.net.answer_caps import AnswerCappedPool, AnswerCaps, outbound_http
 from dccrelay.net.guard import (
     GuardedReactor,
     NoRedirectHTTPClient,
     PrivateAddressRefused,
-    outbound_http,
     outbound_reactor,
     refusal_reason,
 )
@@ -351,7 +352,7 @@ class LoopbackGuardTests(TestCase):
         """
         server = CountingFactory()
         port = yield self.listen(server)
-        pool = HTTPConnectionPool(global_reactor, persistent=False)
+        pool = AnswerCappedPool(global_reactor, AnswerCaps(), persistent=False)
         http = outbound_http(global_reactor, pool, allow_private=False)
         d = http.get(f"http://127.0.0.1:{port}/hook")
         yield self.assertFailure(d, PrivateAddressRefused)
@@ -392,13 +393,13 @@ class RedirectTests(TestCase):
             Site(resource)
         )
         self.addCleanup(port.stopListening)
-        pool = HTTPConnectionPool(global_reactor, persistent=False)
+        pool = AnswerCappedPool(global_reactor, AnswerCaps(), persistent=False)
         http = outbound_http(global_reactor, pool, allow_private=True)
         self.assertIsInstance(http, NoRedirectHTTPClient)
         url = f"http://127.0.0.1:{port.getHost().port}/hook"
         for kwargs in ({}, {"allow_redirects": True}):
             response = yield http.post(url, b"{}", **kwargs)
-            yield response.content()
+            yield treq.content(response)
             self.assertEqual(response.code, 302)
         self.assertEqual(resource.requests, [b"/hook", b"/hook"])
 

@@ -24,7 +24,9 @@ from zope.interface.verify import verifyObject
 
 from dccrelay.store import (
     IDENTIFY_MIN_WAIT,
+    GuildSnapshotUpdate,
     IClusterStore,
+    IGuildSnapshots,
     IOutbox,
     IRegistrations,
     IRelayStore,
@@ -659,7 +661,137 @@ class OutboxTestsMixin(StoreTestsBase):
 
 
 
-class IRelayStoreTestsMixin(RegistrationsTestsMixin, SessionsTestsMixin, OutboxTestsMixin):
+class GuildSnapshotsTestsMixin(StoreTestsBase):
+    """
+    The :class:`IGuildSnapshots` contract, for any implementation.
+    """
+
+    @deferred_test
+    async def test_provides_guild_snapshots(self) -> None:
+        """
+        The store provides :class:`IGuildSnapshots`; a bot has no parts
+        until some are saved.
+        """
+        store = await self.store_with_bots("alpha")
+        self.assertTrue(verifyObject(IGuildSnapshots, store))
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {})
+        self.assertEqual(await store.load_guild_snapshot("nobody"), {})
+
+    @deferred_test
+    async def test_guild_snapshot_round_trip(self) -> None:
+        """
+        Saved parts load back byte for byte, whatever the bytes.
+        """
+        store = await self.store_with_bots("alpha")
+        parts = (("user", b'{"id":"1"}'), ("guild:2", b"\x00\xff\x80 not JSON"))
+        await store.save_guild_snapshots([GuildSnapshotUpdate("alpha", parts)])
+        self.assertEqual(await store.load_guild_snapshot("alpha"), dict(parts))
+
+    @deferred_test
+    async def test_guild_snapshot_changes(self) -> None:
+        """
+        An update replaces the parts it names, removes those it drops, and
+        leaves the others; ``replace`` starts the bot's snapshot over.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.save_guild_snapshots(
+            [GuildSnapshotUpdate("alpha", (("a", b"1"), ("b", b"2"), ("c", b"3")))]
+        )
+        await store.save_guild_snapshots(
+            [GuildSnapshotUpdate("alpha", (("a", b"one"),), dropped=("b", "missing"))]
+        )
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {"a": b"one", "c": b"3"})
+        await store.save_guild_snapshots(
+            [GuildSnapshotUpdate("alpha", (("d", b"4"),), replace=True)]
+        )
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {"d": b"4"})
+        await store.save_guild_snapshots([GuildSnapshotUpdate("alpha", replace=True)])
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {})
+
+    @deferred_test
+    async def test_guild_snapshots_many_bots_in_order(self) -> None:
+        """
+        One call carries many bots' updates, several per bot applied in
+        order, and hundreds of parts; an unregistered bot's update is
+        skipped without failing the others.
+        """
+        store = await self.store_with_bots("alpha", "beta")
+        many = tuple((f"guild:{n}", b"%d" % n) for n in range(450))
+        await store.save_guild_snapshots(
+            [
+                GuildSnapshotUpdate("alpha", (("x", b"1"),)),
+                GuildSnapshotUpdate("ghost", (("x", b"boo"),)),
+                GuildSnapshotUpdate("beta", many),
+                GuildSnapshotUpdate("alpha", dropped=("x",)),
+                GuildSnapshotUpdate("alpha", (("y", b"2"),)),
+                GuildSnapshotUpdate("beta", (("guild:7", b"seven"),), dropped=("guild:8",)),
+            ]
+        )
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {"y": b"2"})
+        self.assertEqual(await store.load_guild_snapshot("ghost"), {})
+        expected = {**dict(many), "guild:7": b"seven"}
+        del expected["guild:8"]
+        self.assertEqual(await store.load_guild_snapshot("beta"), expected)
+
+    @deferred_test
+    async def test_guild_snapshot_follows_registration(self) -> None:
+        """
+        Disabling a bot keeps its snapshot; deleting it removes the
+        snapshot, so the alias registered again starts with none.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.save_guild_snapshots([GuildSnapshotUpdate("alpha", (("user", b"u"),))])
+        await store.disable_relay("alpha", "why")
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {"user": b"u"})
+        await store.delete_relay("alpha")
+        await store.save_relay("alpha", {"n": "again"})
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {})
+
+    @deferred_test
+    async def test_guild_snapshot_reopen(self) -> None:
+        """
+        A relay restart (a new store over the same database) finds the
+        snapshot saved before.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.save_guild_snapshots([GuildSnapshotUpdate("alpha", (("user", b"u"),))])
+        await store.close()
+        again = await self.open_store()
+        self.assertEqual(await again.load_guild_snapshot("alpha"), {"user": b"u"})
+
+    @deferred_test
+    async def test_guild_snapshot_wrong_types(self) -> None:
+        """
+        A document that is not bytes, or something that is not an update,
+        fails the call with :class:`TypeError` naming it, and nothing of
+        the call is stored.
+        """
+        store = await self.store_with_bots("alpha")
+        text = GuildSnapshotUpdate("alpha", (("user", "text"),))  # type: ignore[arg-type]
+        good = GuildSnapshotUpdate("alpha", (("user", b"u"),))
+        failure = await self.assertFailure(store.save_guild_snapshots([good, text]), TypeError)
+        self.assertIn("bytes", str(failure))
+        await self.assertFailure(
+            store.save_guild_snapshots([("alpha", b"x")]), TypeError  # type: ignore[list-item]
+        )
+        self.assertEqual(await store.load_guild_snapshot("alpha"), {})
+
+    @deferred_test
+    async def test_guild_snapshots_closed(self) -> None:
+        """
+        A closed store fails the guild snapshot calls with :class:`StoreClosed`.
+        """
+        store = await self.store_with_bots("alpha")
+        await store.close()
+        await self.assertFailure(store.load_guild_snapshot("alpha"), StoreClosed)
+        await self.assertFailure(
+            store.save_guild_snapshots([GuildSnapshotUpdate("alpha")]), StoreClosed
+        )
+
+
+class IRelayStoreTestsMixin(
+    RegistrationsTestsMixin, SessionsTestsMixin, OutboxTestsMixin, GuildSnapshotsTestsMixin
+):
     """
     The :class:`IRelayStore` contract: every role a node alone needs, and
     opening and closing.
@@ -1424,6 +1556,7 @@ class SQLiteFileTests(TestCase):
         self.assertEqual(
             tables,
             [
+                ("guild_snapshots",),
                 ("identify_slots",),
                 ("lease_epoch",),
                 ("leases",),

@@ -142,6 +142,7 @@ class PostgresSchemaTests(TestCase):
             self.tables(),
             [
                 "dccrelay_schema",
+                "guild_snapshots",
                 "identify_slots",
                 "leases",
                 "nodes",

@@ -14,13 +14,18 @@ from typing import Any, Generator
 from cryptography.fernet import Fernet
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dccrelay.ops.keys import KeyFileError, read_access_key, read_fernet_keys
 from dccrelay.relay.settings import RelaySettings
-from dccrelay.store.sealed import SealedSecretsError, SealedSecretsStore
+from dccrelay.store import GuildSnapshotUpdate, IRelayStore
+from dccrelay.store.sealed import SEALED_PART, SealedSecretsError, SealedSecretsStore
 from dccrelay.store.sqlite import SQLiteStore
 from tests.memory_store import MemoryDatabase, MemoryRelayStore
+from tests.test_store import IRelayStoreTestsMixin
+
+GUILD = b'{"id":"2222","name":"the secret cookout"}'
 
 TOKEN = "MTEx.Gg.secret-token-value"
 SECRET = "admin:very-secret-secret"
@@ -147,6 +152,92 @@ class SealedMemoryTests(SynchronousTestCase):
         )
 
 
+class SealedGuildSnapshotTests(SynchronousTestCase):
+    """
+    Guild snapshot parts through the sealing layer: encrypted at rest,
+    resealed under the first key when loaded, left out when no key fits.
+    """
+
+    def setUp(self) -> None:
+        self.database = MemoryDatabase()
+        self.old = Fernet.generate_key()
+        self.new = Fernet.generate_key()
+
+    def store(self, *keys: bytes) -> SealedSecretsStore:
+        store = SealedSecretsStore(MemoryRelayStore(self.database), [Fernet(k) for k in keys])
+        self.successResultOf(store.open())
+        if "cookout" not in self.database.relays:
+            self.successResultOf(store.save_relay("cookout", SETTINGS))
+        return store
+
+    def save(self, store: SealedSecretsStore, **parts: bytes) -> None:
+        update = GuildSnapshotUpdate("cookout", tuple(parts.items()))
+        self.successResultOf(store.save_guild_snapshots([update]))
+
+    def test_sealed_at_rest(self) -> None:
+        """
+        Each part is stored as ``fernet:`` and a token of the first key, and
+        loads back as it was.
+        """
+        store = self.store(self.new, self.old)
+        self.save(store, guild=GUILD)
+        stored = self.database.guild_snapshots["cookout"]["guild"]
+        self.assertTrue(stored.startswith(SEALED_PART))
+        self.assertNotIn(b"secret cookout", stored)
+        self.assertEqual(Fernet(self.new).decrypt(stored[len(SEALED_PART):]), GUILD)
+        self.assertEqual(self.successResultOf(store.load_guild_snapshot("cookout")), {"guild": GUILD})
+
+    def test_without_keys_plain(self) -> None:
+        """
+        Without keys, parts are stored as given.
+        """
+        store = self.store()
+        self.save(store, guild=GUILD)
+        self.assertEqual(self.database.guild_snapshots["cookout"], {"guild": GUILD})
+
+    def test_resealed_when_loaded(self) -> None:
+        """
+        A part stored plain (before keys were given) or under an older key
+        loads, and is written back under the first key.
+        """
+        self.save(self.store(), plain=GUILD)
+        self.save(self.store(self.old), older=b"{}")
+        store = self.store(self.new, self.old)
+        loaded = self.successResultOf(store.load_guild_snapshot("cookout"))
+        self.assertEqual(loaded, {"plain": GUILD, "older": b"{}"})
+        for name, document in self.database.guild_snapshots["cookout"].items():
+            token = document[len(SEALED_PART):]
+            self.assertEqual(Fernet(self.new).decrypt(token), loaded[name])
+
+    def test_unreadable_left_out(self) -> None:
+        """
+        A part no key decrypts is left out and removed, with a warning
+        naming the bot; the others load.
+        """
+        self.save(self.store(self.old), lost=GUILD)
+        store = self.store(self.new)
+        self.save(store, kept=b"{}")
+        with capturedLogs() as events:
+            loaded = self.successResultOf(store.load_guild_snapshot("cookout"))
+        self.assertEqual(loaded, {"kept": b"{}"})
+        self.assertEqual(set(self.database.guild_snapshots["cookout"]), {"kept"})
+        [warning] = [e for e in events if "could not be decrypted" in e["log_format"]]
+        self.assertEqual((warning["alias"], warning["count"]), ("cookout", 1))
+
+
+class SealedSQLiteContractTests(IRelayStoreTestsMixin, TestCase):
+    """
+    The sealing layer over the SQLite store keeps the store's contract.
+    """
+
+    def setUp(self) -> None:
+        self.path = os.path.join(self.mktemp(), "relay.sqlite")
+        self.keys = [Fernet(Fernet.generate_key())]
+
+    def make_store(self) -> IRelayStore:
+        return SealedSecretsStore(SQLiteStore(self.path, global_reactor), self.keys)
+
+
 class SealedSQLiteTests(TestCase):
     """
     The same layer over the SQLite store, and the file's modes.
@@ -155,8 +246,9 @@ class SealedSQLiteTests(TestCase):
     @inlineCallbacks
     def test_file(self) -> Generator[Deferred[Any], Any, None]:
         """
-        The database is 0600 in a 0700 directory, and neither the token
-        nor the secret appear in its bytes (or its side files).
+        The database is 0600 in a 0700 directory, and neither the token,
+        the secret nor the bot's guilds appear in its bytes (or its side
+        files).
         """
         directory = self.mktemp()
         path = os.path.join(directory, "dcc.sqlite3")
@@ -166,6 +258,7 @@ class SealedSQLiteTests(TestCase):
         yield store.open()
         try:
             yield store.save_relay("cookout", SETTINGS)
+            yield store.save_guild_snapshots([GuildSnapshotUpdate("cookout", (("g", GUILD),))])
             [record] = yield store.load_relays()
             self.assertEqual(record.settings["token"], TOKEN)
         finally:
@@ -177,6 +270,7 @@ class SealedSQLiteTests(TestCase):
                 data = f.read()
             self.assertNotIn(TOKEN.encode(), data)
             self.assertNotIn(SECRET.encode(), data)
+            self.assertNotIn(b"secret cookout", data)
 
 
 class KeyFileTests(SynchronousTestCase):

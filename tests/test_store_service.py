@@ -5,10 +5,8 @@ services that use it run.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 

@@ -10,6 +10,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.delivery.config import DeliveryConfig
+from dccrelay.net.answer_caps import AnswerCaps
 from dccrelay.ops.collector import StartUpCollector
 from dccrelay.ops.lagprobe import LagProbe
 from dccrelay.tap import Options, delivery_config, makeService
@@ -74,6 +75,21 @@ class OptionsTests(SynchronousTestCase):
             (config.idle_timeout, config.queue_limit, config.queue_max_age), (2.5, 10, 90.0)
         )
         self.assertRaises(AttributeError, setattr, config, "queue_limit", 1)
+
+    def test_caps(self) -> None:
+        """
+        The caps on what the relay reads from bots are options, into the
+        one DeliveryConfig (which the bots' HTTP pool shares).
+        """
+        options = Options()
+        options.parseOptions(
+            ["--max-bot-message", "4096", "--max-answer-head", "8192",
+             "--max-answer-headers", "20", "--max-answer-body", "5000"]
+        )
+        config = delivery_config(options)
+        self.assertEqual(config.max_bot_message, 4096)
+        self.assertEqual(config.answer_caps, AnswerCaps(8192, 20, 5000))
+        self.assertEqual(delivery_config(Options()).answer_caps, AnswerCaps())
 
     def test_bad_numbers(self) -> None:
         """

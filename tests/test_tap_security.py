@@ -17,6 +17,7 @@ from dccrelay.net.guard import GuardedReactor
 from dccrelay.store.sealed import SealedSecretsStore
 from dccrelay.tap import Options, makeService
 from dccrelay.web.channel import DeadlineChannel
+from dccrelay.web.connection_limit import MAX_API_CONNECTIONS, APIConnectionLimit
 
 
 class SecurityOptionsTests(SynchronousTestCase):
@@ -130,8 +131,8 @@ class SecurityOptionsTests(SynchronousTestCase):
 
     def test_service(self) -> None:
         """
-        The relays' store is sealed, the site has the slow-client channel,
-        and channels to bots get a guarded reactor unless private
+        The relays' store is sealed, the site has the slow-client channel
+        behind the bound on connections at once, and channels to bots get a guarded reactor unless private
         destinations are allowed.
         """
         options = Options()
@@ -140,8 +141,10 @@ class SecurityOptionsTests(SynchronousTestCase):
         manager = service.getServiceNamed("store").getServiceNamed("relays")
         self.assertIsInstance(manager._store, SealedSecretsStore)
         self.assertIsInstance(manager._env.make_delivery.reactor, GuardedReactor)
-        site = service.getServiceNamed("http").factory
-        self.assertIs(site.protocol, DeadlineChannel)
+        limit = service.getServiceNamed("http").factory
+        self.assertIsInstance(limit, APIConnectionLimit)
+        self.assertEqual(limit.limit, MAX_API_CONNECTIONS)
+        self.assertIs(limit.wrappedFactory.protocol, DeadlineChannel)
 
         options = Options()
         options.parseOptions(["--data-dir", self.mktemp(), "--allow-private-dst"])

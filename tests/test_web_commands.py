@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.cluster.remote_relay import RemoteRelay
+from dccrelay.relay.remote import RemoteRelay
 
 from .api_harness import BODY, SECRET, Node, answer, basic
 

@@ -1,5 +1,7 @@
 """
-A discord.py ``Client``/``Bot`` (or a fork's) behind the relay.
+A discord.py ``Client``/``Bot`` (or a fork's: py-cord, nextcord, disnake)
+behind the relay.  The bot's own library is used throughout
+(:mod:`dccrelay_client.discord_family`): this module imports none.
 
 - REST: ``Client.login`` alone (no gateway), with discord.py's REST and
   webhook routes pointed at the API base;
@@ -18,17 +20,18 @@ A discord.py ``Client``/``Bot`` (or a fork's) behind the relay.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import discord
-import discord.http
-import discord.webhook.async_ as webhook_async
 
 from dccrelay_client.answers import InteractionAnswers
+from dccrelay_client.discord_family import DiscordLibrary
 from dccrelay_client.frameworks import guild_to_fetch
 from dccrelay_client.interactions import Deferral, deferral, followup_route
 from dccrelay_client.registration import RelayAPI
+
+if TYPE_CHECKING:
+    import discord
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +109,17 @@ class RelayGateway:
 
 
 class DiscordPyBot:
-    """:class:`~dccrelay_client.frameworks.FrameworkBot` for discord.py."""
+    """
+    :class:`~dccrelay_client.frameworks.FrameworkBot` for discord.py and its
+    forks.
 
-    def __init__(self, client: discord.Client) -> None:
+    :param library: the bot's library
+        (:func:`~dccrelay_client.discord_family.discord_library`).
+    """
+
+    def __init__(self, client: discord.Client, library: DiscordLibrary) -> None:
         self.client = client
+        self.library = library
         self.intents = client.intents.value
         self._api_base = ""
         self._answers = InteractionAnswers(None)
@@ -118,8 +128,7 @@ class DiscordPyBot:
     async def start(self, token: str, api_base: str, relay: RelayAPI | None) -> None:
         """Log in over REST; presence and member requests go to ``relay``."""
         self._api_base = api_base.rstrip("/")
-        discord.http.Route.BASE = self._api_base
-        webhook_async.Route.BASE = self._api_base
+        self.library.point_at(self._api_base)
         self._answers = InteractionAnswers(relay)
         self._route_interaction_responses()
         await self.client.login(token)
@@ -127,8 +136,10 @@ class DiscordPyBot:
         # What the gateway would say first: the bot's user and no guilds
         # (they are fetched as they are named).  on_ready follows, and
         # wait_until_ready() returns.
-        me = await self.client.http.request(discord.http.Route("GET", "/users/@me"))
-        application = self.client.application
+        me = await self.client.http.request(self.library.route("GET", "/users/@me"))
+        # discord.py fetches its application at login; the forks do not
+        # (a bot's application id is its user id, bar old bots).
+        application = getattr(self.client, "application", None)
         self.client._connection.parsers["READY"](
             {
                 "v": 10,
@@ -177,7 +188,7 @@ class DiscordPyBot:
         self._fetched.add(gid)
         try:
             data = await self._guild_data(gid)
-        except discord.HTTPException as e:
+        except self.library.http_exception as e:
             log.warning("could not fetch guild %s for the cache: %s", gid, e)
             return
         state._add_guild_from_data(data)  # type: ignore[arg-type]
@@ -213,7 +224,7 @@ class DiscordPyBot:
         await self.client.http.close()
 
     def _route_interaction_responses(self) -> None:
-        adapter = webhook_async.async_context.get()
+        adapter = self.library.webhook_async.async_context.get()
         original = adapter.create_interaction_response
         bot = self
 
@@ -222,7 +233,7 @@ class DiscordPyBot:
         ) -> Any:
             return bot._respond(original, interaction_id, token, session=session, **kwargs)
 
-        adapter.create_interaction_response = create_interaction_response  # type: ignore[method-assign]
+        adapter.create_interaction_response = create_interaction_response
 
     async def _respond(
         self, original: Any, interaction_id: int, token: str, **kwargs: Any
@@ -231,14 +242,15 @@ class DiscordPyBot:
             int(interaction_id),
             lambda: original(interaction_id, token, **kwargs),
             lambda d, how: self._follow_up(d, how, kwargs["params"]),
-            lambda e: e.code if isinstance(e, discord.HTTPException) else None,
+            # the family's HTTPException carries Discord's JSON error code
+            lambda e: getattr(e, "code", None) if isinstance(e, self.library.http_exception) else None,
         )
 
     async def _defer_now(self, d: dict[str, Any], how: Deferral) -> None:
         body: dict[str, Any] = {"type": how.type}
         if how.ephemeral:
             body["data"] = {"flags": 1 << 6}
-        route = discord.http.Route(
+        route = self.library.route(
             "POST",
             "/interactions/{interaction_id}/{interaction_token}/callback",
             interaction_id=d["id"],
@@ -255,7 +267,7 @@ class DiscordPyBot:
         if route is not None:
             method, path, body = route
             body = {key: value for key, value in body.items() if key != "flags"}
-            message = await self.client.http.request(discord.http.Route(method, path), json=body)
+            message = await self.client.http.request(self.library.route(method, path), json=body)
         answered: dict[str, Any] = {
             "id": str(interaction["id"]),
             "type": interaction.get("type"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from dccrelay_client.discord_family import discord_library
 from dccrelay_client.registration import RelayAPI
 
 
@@ -62,40 +63,33 @@ class FrameworkBot(Protocol):
 
 def adapt(bot: object) -> FrameworkBot:
     """
-    The adapter for ``bot``: a discord.py ``Client`` (or ``Bot``, or a
-    fork's), or a hikari ``GatewayBot``.
+    The adapter for ``bot``, found by its class: a discord.py ``Client``
+    (or ``Bot``, or a fork's: py-cord, nextcord, disnake; see
+    :mod:`dccrelay_client.discord_family`), or a hikari ``GatewayBot``.
 
     :raise TypeError: for anything else, saying what is accepted.
     """
-    for module in ("discord", "hikari"):
-        adapter = _try(module, bot)
-        if adapter is not None:
-            return adapter
+    library = discord_library(bot)
+    if library is not None:
+        from dccrelay_client.discordpy import DiscordPyBot
+
+        return DiscordPyBot(bot, library)  # type: ignore[arg-type]
+    if _is_hikari(bot):
+        from dccrelay_client.hikari_bot import HikariBot
+
+        return HikariBot(bot)  # type: ignore[arg-type]
     raise TypeError(
         f"{type(bot).__module__}.{type(bot).__qualname__} is neither a discord.py Client/Bot "
-        "nor a hikari GatewayBot"
+        "(or one of py-cord, nextcord or disnake) nor a hikari GatewayBot"
     )
 
 
-def _try(module: str, bot: object) -> FrameworkBot | None:
-    try:
-        if module == "discord":
-            import discord
-
-            if isinstance(bot, discord.Client):
-                from dccrelay_client.discordpy import DiscordPyBot
-
-                return DiscordPyBot(bot)
-        else:
-            import hikari
-
-            if isinstance(bot, hikari.GatewayBot):
-                from dccrelay_client.hikari_bot import HikariBot
-
-                return HikariBot(bot)
-    except ImportError:
-        return None
-    return None
+def _is_hikari(bot: object) -> bool:
+    # By name, as for the discord.py family: only an imported hikari counts.
+    return any(
+        cls.__name__ == "GatewayBot" and cls.__module__ == "hikari.impl.gateway_bot"
+        for cls in type(bot).__mro__
+    )
 
 
 def guild_to_fetch(payload: dict[str, Any]) -> int | None:

@@ -1,3 +1,3 @@
 """
-Several nodes on one PostgreSQL store: leases, hand-over, remote bots.
+Several nodes on one PostgreSQL store: leases, hand-over, published snapshots.
 """

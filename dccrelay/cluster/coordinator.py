@@ -3,7 +3,7 @@ A node's part in a cluster of nodes sharing one store (PostgreSQL): which
 bots it runs.
 
 The node runs only the bots it holds a lease on, and knows the others as
-:class:`~dccrelay.cluster.remote_relay.RemoteRelay`.  Each round it heartbeats,
+:class:`~dccrelay.relay.remote.RemoteRelay`.  Each round it heartbeats,
 renews its leases, stops any bot whose lease it lost, and claims or hands
 over bots towards an even share of the live nodes, a few at a time; it
 tells the manager "run here" or "run elsewhere" for each.  A bot moves by a

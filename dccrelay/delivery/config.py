@@ -14,6 +14,7 @@ from typing import Callable
 from twisted.application.internet import backoffPolicy
 
 from dccrelay import __version__
+from dccrelay.net.answer_caps import AnswerCaps
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,14 @@ class DeliveryConfig:
     #: bytes one websocket message (or frame) from a bot may hold: a bot
     #: sends only v2 acknowledgements and gateway commands (at most 4 KiB),
     #: and a larger one ends the connection before it is buffered
+    #: (``--max-bot-message``)
     max_bot_message: int = 64 * 1024
+
+    #: what the relay reads at most of an answer from the bot's URL: the
+    #: head of a webhook answer or of the websocket handshake's, a webhook
+    #: answer's body (``--max-answer-head``, ``--max-answer-headers``,
+    #: ``--max-answer-body``)
+    answer_caps: AnswerCaps = AnswerCaps()
 
     #: v2: seconds between pings on an open connection
     ping_interval: float = 20.0

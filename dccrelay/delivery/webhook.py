@@ -24,6 +24,9 @@ The wire protocol:
   accept it (given the secret's bytes, not a ``whsec_`` string);
 - any 2xx answer acknowledges the whole batch; redirects are not followed
   (a 3xx is a failure, as the specification says);
+- the answer is read within caps (:class:`~dccrelay.net.answer_caps.AnswerCaps`:
+  its headers, and its body, which is dropped); past them the connection is
+  cut and the attempt fails;
 - any other answer, no answer within ``webhook_timeout`` seconds, or no
   connection, is retried with the same batch after a growing delay
   (:func:`default_retry_policy`), or after ``Retry-After`` on a 429 or 503; new
@@ -59,6 +62,7 @@ from dccrelay.delivery.config import DEFAULTS, DeliveryConfig
 from dccrelay.delivery.errors import describe_connect_failure, describe_tls_failure
 from dccrelay.delivery.feed import IFeed
 from dccrelay.delivery.timers import Deadline, RetryTimer
+from dccrelay.net.answer_caps import AnswerTooLarge
 from dccrelay.store import OutboxCheckpoint
 
 #: seconds a bot has to answer a POST (the default of
@@ -516,6 +520,8 @@ class WebhookDelivery:
         self._refused(problem, retry_after)
 
     def _describe(self, failure: Failure) -> str:
+        if failure.check(AnswerTooLarge):
+            return f"the bot's answer was cut off: {failure.value}"
         if self._timed_out_request or failure.check(CancelledError):
             return f"the bot did not answer within {self._config.webhook_timeout:g} s"
         reason = failure

@@ -24,22 +24,12 @@ Autobahn's protocol only turns the connection's events into calls on it.
 
 from __future__ import annotations
 
-from base64 import b64encode
-from typing import Any, Callable, cast
+from typing import Callable
 
-import txaio
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.util import parse_url
 from automat import MethodicalMachine
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
-    IReactorTime,
-    IStreamClientEndpoint,
-    ITCPTransport,
-)
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -52,21 +42,24 @@ from dccrelay.delivery import (
     IDurableChannel,
     NoOwner,
 )
+from dccrelay.delivery.bot_link import BotConnection, BotDialer, IBotLinkListener, abort
+from dccrelay.delivery.bot_writer import BotWriter
 from dccrelay.delivery.config import DEFAULTS, DeliveryConfig
-from dccrelay.delivery.errors import (
-    CONNECTION_LOST,
-    describe_connect_failure,
-    describe_tls_failure,
-)
+from dccrelay.delivery.errors import describe_connect_failure
 from dccrelay.delivery.feed import IFeed
-from dccrelay.delivery.framing import IBotFrames, IFraming
+from dccrelay.delivery.framing import IFraming
 from dccrelay.delivery.timers import Deadline, IdleTimer, RetryTimer
-from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 from dccrelay.store import OutboxCheckpoint
 
 #: seconds the bot gets to finish a close handshake (the default of
 #: :attr:`DeliveryConfig.close_timeout`)
 CLOSE_TIMEOUT = DEFAULTS.close_timeout
+
+#: lastError while the bot does not read what was written (flow control)
+STALLED = (
+    "the bot is not reading what the relay sends: its dispatches wait in its queue,"
+    " and what passes the queue's limit is dropped"
+)
 
 # What status() shows for each state of the machine; None: "connecting" if
 # something waits (it reconnects once the closing connection is gone), else
@@ -86,118 +79,7 @@ _SHOWN: dict[str, str | None] = {
 }
 
 
-class _BotConnection(WebSocketClientProtocol):
-    """
-    One websocket to the bot.  It only reports to its channel: opened,
-    closing, a frame, a pong, and lost (with what went wrong, in words for
-    ``lastError``).
-    """
-
-    factory: _BotConnectionFactory
-    _log = Logger()
-    # Autobahn logs the whole handshake request, Authorization included, at
-    # debug level; pin this class's Autobahn logger above debug so that a
-    # global debug setting cannot print the secret.
-    log = txaio.make_logger(level="info")  # type: ignore[attr-defined]
-    _was_open = False
-
-    def onOpen(self) -> None:
-        self._was_open = True
-        self.factory.channel.bot_opened(self)
-
-    def onMessageFrameBegin(self, length: int) -> None:
-        super().onMessageFrameBegin(length)
-        # A message of many frames, each under the frame limit, is cut off
-        # as soon as its total passes the limit too.
-        if not self.failedByMe and self.message_data_total_length > self.factory.max_message:
-            self.wasMaxMessagePayloadSizeExceeded = True
-            self.dropConnection(abort=True)
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.factory.channel.bot_message(self, payload)
-
-    def onPong(self, payload: bytes) -> None:
-        self.factory.channel.bot_pong(self)
-
-    def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
-        result = super().onCloseFrame(code, reasonRaw)
-        self.factory.channel.bot_closing(self)
-        return result
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        super().connectionLost(reason)
-        self.factory.channel.bot_lost(self, self._problem(reason))
-
-    def _problem(self, reason: Failure) -> str | None:
-        """
-        :return: what went wrong, or None for a clean close.
-        """
-        if self._was_open:
-            if self.wasMaxFramePayloadSizeExceeded or self.wasMaxMessagePayloadSizeExceeded:
-                return (
-                    f"the bot sent a websocket message over {self.factory.max_message} bytes "
-                    "(a bot sends only acknowledgements and commands)"
-                )
-            return None if self.wasClean else CONNECTION_LOST
-        status_line = getattr(self, "http_status_line", None)
-        if status_line is not None:
-            try:
-                status = int(status_line.split()[1])
-            except (IndexError, ValueError):
-                return "the bot did not answer the websocket handshake with HTTP"
-            if status != 101:
-                return f"bot answered HTTP {status} to the websocket handshake"
-            return "the bot's answer to the websocket handshake was not valid"
-        tls = describe_tls_failure(reason)
-        if tls is not None:
-            return tls
-        return "the bot closed the connection during the websocket handshake"
-
-
-def _abort(connection: _BotConnection) -> None:
-    """
-    Cut a connection at once, without a close handshake.
-    """
-    if connection.transport is not None:
-        cast(ITCPTransport, connection.transport).abortConnection()
-
-
-class _BotConnectionFactory(WebSocketClientFactory):
-    """
-    Builds :class:`_BotConnection` for one channel, with its URL and
-    headers.
-    """
-
-    protocol = _BotConnection  # type: ignore[assignment]
-    # Not a "Starting factory" log line each time a bot is dialled.
-    noisy = False
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        channel: WebSocketChannel,
-        reactor: IReactorTime,
-        useragent: str,
-        headers: dict[str, str],
-        protocols: list[str] | None,
-        max_message: int,
-    ) -> None:
-        super().__init__(
-            url=url, reactor=reactor, useragent=useragent, headers=headers, protocols=protocols
-        )
-        # Autobahn runs its timers on txaio's reactor, the global one, not on
-        # ours: switch them all off.  The channel keeps its own handshake and
-        # close deadlines on the injected reactor.  Autobahn buffers a whole
-        # frame unless told a limit (0 is none): a bot's frame header over
-        # the limit now drops the connection.  (Its message limit would cap
-        # what the relay sends too: _BotConnection counts messages itself.)
-        self.setProtocolOptions(**AUTOBAHN_TIMERS_OFF, maxFramePayloadSize=max_message)
-        self.max_message = max_message
-        self.channel = channel
-
-
-@implementer(IDeliveryChannel, IBotFrames)
+@implementer(IDeliveryChannel, IBotLinkListener)
 class WebSocketChannel:
     """
     Delivers one bot's dispatches over a websocket, opening the connection
@@ -235,26 +117,33 @@ class WebSocketChannel:
         tls_options_for: Callable[[str], IOpenSSLClientConnectionCreator] = optionsForClientTLS,
     ) -> None:
         parse_url(dst)  # a ValueError now, not at the first delivery
-        self._reactor = reactor
         self._alias = alias
-        self._dst = dst
-        self._client_secret = client_secret
         self._feed = feed
         self._framing = framing
         self._config = config
-        self._owner: IChannelOwner = owner if owner is not None else NoOwner()
-        self._tls_options_for = tls_options_for
         if feed.durable:
             alsoProvides(self, IDurableChannel)
-        # Built on the first connection: an idle bot's channel is then a few
-        # hundred bytes, not the 6 KiB of an Autobahn factory.
-        self._factory: _BotConnectionFactory | None = None
-        self._endpoint: IStreamClientEndpoint | None = None
+        self._dialer = BotDialer(
+            reactor,
+            dst=dst,
+            client_secret=client_secret,
+            subprotocols=framing.subprotocols,
+            config=config,
+            listener=self,
+            tls_options_for=tls_options_for,
+        )
         # Timers and the feed call plain methods, never inputs: automat
         # builds a new function each time an input is looked up (about 3 µs
         # and 700 bytes), so a stored input would cost every idle bot that.
         self._retry = RetryTimer(reactor, config.retry_policy, self._retry_passed)
         self._idle = IdleTimer(reactor, config.idle_timeout, self._idle_passed)
+        self._writer = BotWriter(
+            alias=alias,
+            feed=feed,
+            framing=framing,
+            owner=owner if owner is not None else NoOwner(),
+            idle=self._idle,
+        )
         # TCP, TLS and the websocket handshake together
         self._connect_deadline = Deadline(reactor, self._connect_timed_out)
         # the end of a close handshake, once either side has started it
@@ -264,11 +153,8 @@ class WebSocketChannel:
         if framing.pings:
             self._pinger = Deadline(reactor, self._ping_passed)
             self._pong_deadline = Deadline(reactor, self._pong_not_come)
-        self._attempt: Deferred[_BotConnection] | None = None
-        self._connection: _BotConnection | None = None
-        # the newest entry written on the current connection
-        self._sent_up_to = 0
-        self._delivered = 0
+        self._attempt: Deferred[BotConnection] | None = None
+        self._connection: BotConnection | None = None
         self._last_error: str | None = None
         self._stop_waiters: list[Deferred[None]] = []
 
@@ -333,7 +219,7 @@ class WebSocketChannel:
         "Something waits for the bot (sendable now, or once stored)."
 
     @_machine.input()
-    def _tcp_connected(self, connection: _BotConnection) -> None:
+    def _tcp_connected(self, connection: BotConnection) -> None:
         "TCP (and TLS) is up; the websocket handshake begins."
 
     @_machine.input()
@@ -385,11 +271,10 @@ class WebSocketChannel:
     @_machine.output()
     def _connect(self) -> None:
         self._connect_deadline.start(self._config.connect_timeout)
-        endpoint, factory = self._connection_factory()
-        attempt = cast("Deferred[_BotConnection]", endpoint.connect(factory))
+        attempt = self._dialer.dial()
         self._attempt = attempt
 
-        def connected(connection: _BotConnection) -> None:
+        def connected(connection: BotConnection) -> None:
             if self._attempt is attempt:
                 self._attempt = None
                 self._tcp_connected(connection)
@@ -403,7 +288,7 @@ class WebSocketChannel:
         attempt.addCallbacks(connected, failed)
 
     @_machine.output()
-    def _keep_connection(self, connection: _BotConnection) -> None:
+    def _keep_connection(self, connection: BotConnection) -> None:
         self._connection = connection
 
     @_machine.output()
@@ -411,8 +296,8 @@ class WebSocketChannel:
         self._connect_deadline.cancel()
         self._retry.succeeded()
         self._last_error = None
-        # a new connection: everything unacknowledged goes again
-        self._sent_up_to = 0
+        assert self._connection is not None
+        self._writer.attach(self._connection)
         if self._pinger is not None:
             self._pinger.start(self._config.ping_interval)
         self.log.info("Connected to {alias}'s bot", alias=self._alias)
@@ -424,33 +309,7 @@ class WebSocketChannel:
 
     @_machine.output()
     def _flush(self) -> None:
-        self._write_waiting()
-
-    def _write_waiting(self) -> None:
-        """
-        Write what waits and was not written on this connection yet.
-        """
-        connection = self._connection
-        assert connection is not None
-        framing = self._framing
-        written = 0
-        try:
-            for entry_id, payload in self._feed.entries_after(self._sent_up_to):
-                if connection.state != WebSocketProtocol.STATE_OPEN:
-                    break
-                connection.sendMessage(
-                    framing.frame(entry_id, self._as_sent(payload)), isBinary=False
-                )
-                # taken only once written: a failure above leaves it queued
-                self._sent_up_to = entry_id
-                written += 1
-        except Exception:
-            self.log.failure("Could not send to {alias}'s bot", alias=self._alias)
-            _abort(connection)
-        if written:
-            self._idle.touch()
-            if framing.delivered_when_written:
-                self._take(self._sent_up_to)
+        self._writer.write_waiting()
 
     @_machine.output()
     def _abandon(self) -> None:
@@ -462,7 +321,7 @@ class WebSocketChannel:
             attempt.cancel()
         connection, self._connection = self._connection, None
         if connection is not None:
-            _abort(connection)
+            abort(connection)
 
     @_machine.output()
     def _note_failure(self, problem: str) -> None:
@@ -545,7 +404,7 @@ class WebSocketChannel:
         )
         self._idle.cancel()
         assert self._connection is not None
-        _abort(self._connection)
+        abort(self._connection)
 
     @_machine.output()
     def _cancel_timers(self) -> None:
@@ -559,7 +418,7 @@ class WebSocketChannel:
     def _abort_connection(self) -> None:
         # nothing was sent on it yet: no close handshake to wait for
         assert self._connection is not None
-        _abort(self._connection)
+        abort(self._connection)
 
     @_machine.output()
     def _finish_stop(self) -> None:
@@ -661,7 +520,7 @@ class WebSocketChannel:
             state = self._state_name()
             if state == "open":
                 if sendable:
-                    self._write_waiting()
+                    self._writer.write_waiting()
             elif state == "idle":
                 self._work()
         except Exception:
@@ -708,11 +567,14 @@ class WebSocketChannel:
         state = _SHOWN[self._state_name()]
         if state is None:
             state = "connecting" if feed.has_work() else "idle"
-        return ChannelSnapshot(state, feed.queued, feed.dropped, self._delivered, self._last_error)
+        problem = self._last_error
+        if problem is None and self._writer.stalled:
+            problem = STALLED
+        return ChannelSnapshot(state, feed.queued, feed.dropped, self._writer.delivered, problem)
 
-    # -- what the connection reports (_BotConnection) -------------------------------
+    # -- what the connection reports (BotConnection) -------------------------------
 
-    def bot_opened(self, connection: _BotConnection) -> None:
+    def bot_opened(self, connection: BotConnection) -> None:
         if connection is not self._connection:
             return
         problem = self._framing.refusal(connection.websocket_protocol_in_use)
@@ -721,17 +583,18 @@ class WebSocketChannel:
         else:
             self._fail(problem)
 
-    def bot_closing(self, connection: _BotConnection) -> None:
+    def bot_closing(self, connection: BotConnection) -> None:
         # A close frame came (the bot's, or its answer to ours).  The server
         # is the one to drop TCP; give it close_timeout seconds to.
         if connection is self._connection and not self._close_deadline.active:
             self._close_deadline.start(self._config.close_timeout)
 
-    def bot_lost(self, connection: _BotConnection, problem: str | None) -> None:
+    def bot_lost(self, connection: BotConnection, problem: str | None) -> None:
         if connection is not self._connection:
             # one we abandoned after its deadline
             return
         self._connection = None
+        self._writer.detach()
         self._idle.cancel()
         self._connect_deadline.cancel()
         self._close_deadline.cancel()
@@ -741,33 +604,15 @@ class WebSocketChannel:
         else:
             self._lost_idle(problem)
 
-    def bot_message(self, connection: _BotConnection, data: bytes) -> None:
+    def bot_message(self, connection: BotConnection, data: bytes) -> None:
         if connection is not self._connection:
             return
-        if not self._framing.received(data, self):
+        if not self._framing.received(data, self._writer):
             self.log.debug("Ignoring a frame from {alias}'s bot", alias=self._alias)
 
-    def bot_pong(self, connection: _BotConnection) -> None:
+    def bot_pong(self, connection: BotConnection) -> None:
         if connection is self._connection and self._pong_deadline is not None:
             self._pong_deadline.cancel()
-
-    # -- IBotFrames ---------------------------------------------------------------
-
-    def acked(self, up_to: int) -> None:
-        # an ack can only cover what was sent on this connection
-        self._take(min(up_to, self._sent_up_to))
-
-    def commanded(self, ref: str | int | None, command: Any) -> None:
-        try:
-            status, answer = self._owner.bot_command(command)
-        except Exception:
-            self.log.failure("{alias}: a command from the bot failed", alias=self._alias)
-            status, answer = 500, {"error": "the relay failed to handle the command"}
-        connection = self._connection
-        if connection is not None and connection.state == WebSocketProtocol.STATE_OPEN:
-            connection.sendMessage(
-                self._framing.command_result(ref, status, answer), isBinary=False
-            )
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -776,7 +621,7 @@ class WebSocketChannel:
         # deliver()
         state = self._state_name()
         if state == "open":
-            self._write_waiting()
+            self._writer.write_waiting()
         elif state == "idle":
             self._work()
 
@@ -814,7 +659,7 @@ class WebSocketChannel:
     def _close_timed_out(self) -> None:
         # the bot did not finish the close handshake
         if self._connection is not None:
-            _abort(self._connection)
+            abort(self._connection)
 
     def _idle_passed(self) -> None:
         # With acknowledgements, what is in memory was sent and not acked
@@ -830,36 +675,3 @@ class WebSocketChannel:
             self._idle.touch()
         else:
             self._idle_close()
-
-    def _take(self, up_to: int) -> None:
-        taken = self._feed.take(up_to)
-        if taken:
-            self._delivered += len(taken)
-            try:
-                self._owner.channel_delivered(taken)
-            except Exception:
-                self.log.failure("{alias}: on_delivered failed", alias=self._alias)
-
-    def _as_sent(self, payload: bytes) -> bytes:
-        try:
-            return self._owner.annotate(payload)
-        except Exception:
-            self.log.failure("{alias}: annotate failed", alias=self._alias)
-            return payload
-
-    def _connection_factory(self) -> tuple[IStreamClientEndpoint, _BotConnectionFactory]:
-        if self._factory is None or self._endpoint is None:
-            credentials = b64encode(self._client_secret.encode("utf-8")).decode("ascii")
-            self._factory = _BotConnectionFactory(
-                self._dst,
-                channel=self,
-                reactor=self._reactor,
-                useragent=self._config.user_agent,
-                headers={"Authorization": f"Basic {credentials}"},
-                protocols=self._framing.subprotocols,
-                max_message=self._config.max_bot_message,
-            )
-            self._endpoint = client_endpoint(
-                self._reactor, self._factory, self._tls_options_for, self._config.connect_timeout
-            )
-        return self._endpoint, self._factory

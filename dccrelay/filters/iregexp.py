@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Optional
 
 from dccrelay.filters.errors import CriteriaError
-from dccrelay.filters.regex import MAX_REGEX_LENGTH, Regex, compile_regex, shorten
+from dccrelay.filters.regex import MAX_REGEX_LENGTH, Regex, RegexBudget, compile_regex, shorten
 
 # The general categories RE2 knows; with C (RE2's: Cc Cf Co Cs) they cover
 # every assigned code point.
@@ -235,10 +235,16 @@ def to_re2(pattern: str) -> str:
 
 
 def compile_iregexp(
-    pattern: object, *, max_length: int = MAX_REGEX_LENGTH, pointer: str = ""
+    pattern: object,
+    *,
+    max_length: int = MAX_REGEX_LENGTH,
+    budget: Optional[RegexBudget] = None,
+    pointer: str = "",
 ) -> Regex:
     """
     Compile an I-Regexp with RE2, or say why not.
+
+    :param budget: as for :func:`~dccrelay.filters.regex.compile_regex`.
 
     :raises CriteriaError: if ``pattern`` is not a string, is too long, is not
         a valid I-Regexp, or is one RE2 cannot run.
@@ -265,12 +271,16 @@ def compile_iregexp(
         ) from None
     # The translation may lengthen the pattern (each "." by 6): the limit
     # applies to what the bot author wrote, checked above.
-    return compile_regex(source, max_length=max_length * 8, pointer=pointer, shown=pattern)
+    return compile_regex(
+        source, max_length=max_length * 8, budget=budget, pointer=pointer, shown=pattern
+    )
 
 
-def try_compile_iregexp(pattern: object, max_length: int) -> Optional[Regex]:
+def try_compile_iregexp(
+    pattern: object, max_length: int, budget: Optional[RegexBudget] = None
+) -> Optional[Regex]:
     """:func:`compile_iregexp`, or None where it would raise."""
     try:
-        return compile_iregexp(pattern, max_length=max_length)
+        return compile_iregexp(pattern, max_length=max_length, budget=budget)
     except CriteriaError:
         return None

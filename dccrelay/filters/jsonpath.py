@@ -38,7 +38,7 @@ from dccrelay.filters.interfaces import ILimitedFilterBackend
 from dccrelay.filters.iregexp import try_compile_iregexp
 from dccrelay.filters.jsonpath_bounds import QueryBounds, check_text
 from dccrelay.filters.limits import DEFAULT_LIMITS, FilterLimits, check_json, pointer_to
-from dccrelay.filters.regex import Regex
+from dccrelay.filters.regex import Regex, RegexBounds, RegexBudget
 
 _log = Logger(namespace=__name__)
 
@@ -53,9 +53,10 @@ class _RegexFunction(FilterFunction):
     arg_types = [ExpressionType.VALUE, ExpressionType.VALUE]
     return_type = ExpressionType.LOGICAL
 
-    def __init__(self, *, anchored: bool, max_length: int) -> None:
+    def __init__(self, *, anchored: bool, max_length: int, bounds: RegexBounds) -> None:
         self.anchored = anchored
         self.max_length = max_length
+        self.bounds = bounds
         self._cache: OrderedDict[str, Optional[Regex]] = OrderedDict()
 
     def __call__(self, value: object, pattern: object) -> bool:
@@ -73,7 +74,9 @@ class _RegexFunction(FilterFunction):
             return self._cache[pattern]
         except KeyError:
             pass
-        regex = try_compile_iregexp(pattern, self.max_length)
+        # A pattern read from a payload is bounded like one in criteria, but
+        # alone: it has no criteria's total to take from.
+        regex = try_compile_iregexp(pattern, self.max_length, RegexBudget(self.bounds, None))
         self._cache[pattern] = regex
         if len(self._cache) > _PATTERN_CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -92,8 +95,13 @@ class _Environment(JSONPathEnvironment):
         super().setup_function_extensions()
         # Never the library's own, which use the backtracking `regex` module.
         max_length = self.limits.max_regex_length
-        self.function_extensions["match"] = _RegexFunction(anchored=True, max_length=max_length)
-        self.function_extensions["search"] = _RegexFunction(anchored=False, max_length=max_length)
+        bounds = self.limits.regex_bounds()
+        self.function_extensions["match"] = _RegexFunction(
+            anchored=True, max_length=max_length, bounds=bounds
+        )
+        self.function_extensions["search"] = _RegexFunction(
+            anchored=False, max_length=max_length, bounds=bounds
+        )
 
 
 @functools.lru_cache(maxsize=8)
@@ -137,6 +145,7 @@ class JSONPathBackend:
             max_operators=limits.max_operators,
             max_depth=limits.max_depth,
             max_regex_length=limits.max_regex_length,
+            regexes=limits.regex_bounds().budget(),
         )
         queries = []
         for query, pointer in located:

@@ -24,6 +24,8 @@ nesting is also bounded on the raw text before it sees the query.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from jsonpath_rfc9535 import JSONPathQuery
 from jsonpath_rfc9535.filter_expressions import (
     ComparisonExpression,
@@ -40,6 +42,7 @@ from jsonpath_rfc9535.selectors import FilterSelector
 
 from dccrelay.filters.errors import CriteriaError
 from dccrelay.filters.iregexp import compile_iregexp
+from dccrelay.filters.regex import DEFAULT_BOUNDS, RegexBudget
 
 
 def check_text(query: str, *, max_length: int, max_depth: int, pointer: str) -> None:
@@ -79,10 +82,19 @@ class QueryBounds:
     the module docstring lists.
     """
 
-    def __init__(self, *, max_operators: int, max_depth: int, max_regex_length: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_operators: int,
+        max_depth: int,
+        max_regex_length: int,
+        regexes: Optional[RegexBudget] = None,
+    ) -> None:
         self.max_operators = max_operators
         self.max_depth = max_depth
         self.max_regex_length = max_regex_length
+        #: What the criteria's literal patterns may still spend (regex.py).
+        self.regexes = DEFAULT_BOUNDS.budget() if regexes is None else regexes
         #: Operators counted so far; shared by every query of the criteria.
         self.operators = 0
         #: Where the query being checked is in the criteria.
@@ -160,7 +172,10 @@ class QueryBounds:
         if isinstance(pattern, FilterExpressionLiteral):
             if not isinstance(pattern.value, str):
                 self._refuse(f"{call.name}() takes a string pattern, not {pattern}")
-            compile_iregexp(pattern.value, max_length=self.max_regex_length, pointer=self.pointer)
+            compile_iregexp(
+                pattern.value, max_length=self.max_regex_length, budget=self.regexes,
+                pointer=self.pointer,
+            )
 
     def _count(self, operators: int) -> None:
         self.operators += operators

@@ -281,18 +281,6 @@ def has_own(owner: Any, key: Any) -> bool:
     return False
 
 
-def owner_length(owner: Any) -> Any:
-    """JavaScript's ``owner && owner.length``, as sift 13's ``$size`` reads it."""
-    t = type(owner)
-    if t is list:
-        return len(owner)
-    if t is str:
-        return utf16_length(owner) if owner else MISSING
-    if t is dict:
-        return owner.get("length", MISSING)
-    return MISSING
-
-
 def js_key_order(obj: dict[str, Any]) -> list[str]:
     """The order of JavaScript's ``for (key in obj)``: array indexes first, ascending."""
     indexes = sorted(

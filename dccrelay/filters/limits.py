@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from dccrelay.filters.errors import CriteriaError
-from dccrelay.filters.regex import MAX_REGEX_LENGTH
+from dccrelay.filters.regex import (
+    MAX_CRITERIA_REGEX_PROGRAM,
+    MAX_REGEX_LENGTH,
+    MAX_REGEX_PROGRAM,
+    MAX_REGEX_REPEAT,
+    REGEX_MEMORY,
+    RegexBounds,
+)
 
 #: Longest criteria, in bytes of compact UTF-8 JSON.
 MAX_CRITERIA_BYTES = 16 * 1024
@@ -42,6 +49,10 @@ __all__ = [
     "MAX_OPERATORS",
     "MAX_QUERY_LENGTH",
     "MAX_REGEX_LENGTH",
+    "MAX_REGEX_PROGRAM",
+    "MAX_CRITERIA_REGEX_PROGRAM",
+    "MAX_REGEX_REPEAT",
+    "REGEX_MEMORY",
     "DEFAULT_LIMITS",
     "FilterLimits",
     "check_json",
@@ -72,6 +83,15 @@ class FilterLimits:
     max_in_length: int = MAX_IN_LENGTH
     #: Length of one JSONPath query, in characters.
     max_query_length: int = MAX_QUERY_LENGTH
+    #: RE2 program memory of one regex, in bytes; see
+    #: :data:`dccrelay.filters.regex.MAX_REGEX_PROGRAM`.
+    max_regex_program: int = MAX_REGEX_PROGRAM
+    #: RE2 program memory of all the regexes of one criteria, in bytes.
+    max_criteria_regex_program: int = MAX_CRITERIA_REGEX_PROGRAM
+    #: Largest repetition count in a regex (``{n,m}``).
+    max_regex_repeat: int = MAX_REGEX_REPEAT
+    #: RE2's memory (``max_mem``) for each compiled regex, in bytes.
+    regex_memory: int = REGEX_MEMORY
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -80,6 +100,15 @@ class FilterLimits:
                 raise ValueError(
                     f"{field.name} must be a whole number, 1 or more; got {value!r}"
                 )
+
+    def regex_bounds(self) -> RegexBounds:
+        """The bounds on each regex; ``.budget()`` makes one criteria's total."""
+        return RegexBounds(
+            max_program=self.max_regex_program,
+            max_total_program=self.max_criteria_regex_program,
+            max_repeat=self.max_regex_repeat,
+            memory=self.regex_memory,
+        )
 
 
 #: The limits a relay applies when the operator sets none.

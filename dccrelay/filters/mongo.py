@@ -1,27 +1,36 @@
 """
 The ``mongo`` filter backend: MongoDB query selectors, evaluated as sift does.
 
-The prototype relay filtered with the npm package sift, version 13.4.0, so
-the criteria bots already registered mean what sift 13.4 made them mean; this
-backend reproduces that (the model is in :mod:`dccrelay.filters.siftops`),
-with every regular expression on RE2. Criteria are compiled once into closures.
+The prototype relay filtered with the npm package sift, declared as
+``^13.4.0``, which installs sift 13.5.4, the newest sift 13; this backend
+reproduces sift 13.5.4 (the model is in :mod:`dccrelay.filters.siftops`), with
+every regular expression on RE2. (sift 13.4.0, which the prototype's lock
+file held, differed in ``$size``, ``$elemMatch`` and ``$type``: its ``$size``
+read the length of the array holding each value, so ``$size: 0`` never
+matched, and its ``$elemMatch`` ran on the values the walk spread, so
+``$not`` inside it could not see a whole element.) Criteria are compiled once
+into closures. tests/test_filters_sift.py checks every answer against sift.
 
-Where sift 13.4 and MongoDB disagree we follow sift:
+Where sift 13 and MongoDB disagree we follow sift:
 
 - Arrays are spread recursively: ``{"a": 1}`` matches ``{"a": [[1]]}`` and
   ``{"a.b": 1}`` matches ``{"a": [[{"b": 1}]]}``. MongoDB spreads one level.
 - ``length`` after an array or string is its length (``{"d.mentions.length":
   0}``), strings count UTF-16 code units, and a numeric step indexes a string.
-- ``$size`` compares the length of what holds each candidate: it matches
-  ``{"a": [[1, 2]]}`` for 2 but never matches an empty array (``$size: 0``).
+- ``$size`` tests every array the walk meets, nested ones first: it matches
+  ``{"a": [[1, 2]]}`` for 2 and ``{"a": [1, []]}`` for 0.
+- ``$elemMatch`` decides on the first array the walk meets: on ``{"a":
+  [[0, 2]]}`` it searches ``[0, 2]`` and stops, so ``{"$size": 2}`` inside it
+  does not match.
 - ``$ne``, ``$in`` and ``$nin`` see what an array lacks past it: ``{"a.b":
   {"$in": [null]}}`` matches ``{"a": [{"b": 1}]}`` (plain ``null`` equality
   does not), and ``{"a.b": {"$ne": null}}`` does not match it.
 - Beside an operator that keeps the walk going, ``$in`` and ``$nin`` are
-  decided by the last value they see and ``$elemMatch`` is undone by the array
-  itself: on ``{"a": [1, 2]}``, ``{"a": {"$ne": 5, "$in": [1]}}`` and
-  ``{"a": {"$elemMatch": {"$gt": 1}, "$ne": 5}}`` do not match and
-  ``{"a": {"$ne": 5, "$nin": [1]}}`` does.
+  decided by the last value they see and ``$elemMatch`` is undone by a value
+  that is not an array: on ``{"a": [1, 2]}``, ``{"a": {"$ne": 5, "$in":
+  [1]}}`` does not match and ``{"a": {"$ne": 5, "$nin": [1]}}`` does; on
+  ``{"a": [{"b": [2]}, {"b": 1}]}``, ``{"a.b": {"$elemMatch": {"$gt": 1},
+  "$ne": 5}}`` does not match.
 - ``$exists`` asks whether each step's holder has the key: ``{"a.b":
   {"$exists": true}}`` matches ``{"a": null}``; ``{"a.b": {"$exists": false}}``
   does not.
@@ -34,28 +43,44 @@ Where sift 13.4 and MongoDB disagree we follow sift:
   ``null`` and ``[]`` are 0, ``true`` is 1.
 - ``$not``, ``$elemMatch`` and ``$all`` accept plain values (equality), and an
   array used as a query means ``{"0": ..., "1": ...}``.
+- ``$type`` takes sift's names: ``number``, ``string``, ``bool``, ``array``,
+  ``null`` and ``timestamp`` (which nothing in JSON is).
+- ``$where`` is refused, as the prototype refused it: criteria never run code.
 
-Where sift 13.4 failed on JSON criteria, or safety requires it, we differ:
+Where sift fails on JSON criteria, or safety requires it, we differ; each of
+these departures is named in the differential test (tests/sift_oracle.py),
+which excuses exactly these differences:
 
-- ``$type`` takes sift 17's aliases (``number``, ``string``, ``bool``,
-  ``array``, ``null``, ``timestamp``) plus ``object``; sift 13.4 threw.
-- ``$exists`` outside a field, which sift 13.4 crashed on while matching, is
-  refused; so are non-boolean ``$exists`` (which never matched), ``$where``
-  (the prototype refused it too), ``$regex`` that is not a string,
-  ``$options`` without ``$regex`` (sift matched everything), ``$in``,
-  ``$nin``, ``$and``, ``$or``, ``$nor`` or ``$all`` that are not arrays,
-  comparison operands that are objects or arrays, ``$size`` that is not a
-  whole number, ``$mod`` that is not ``[divisor, remainder]`` with a non-zero
-  divisor, and criteria that are not an object.
-- ``$regex`` runs on RE2, not JavaScript: lookaround, backreferences and
-  repetition counts over 1000, which sift accepted, are refused; ``.``
-  matches a code point, not a UTF-16 unit; ``\\s`` is ASCII whitespace; and
-  named groups are written ``(?P<name>...)``. ``$options`` takes ``i m s x``
-  (``x`` is MongoDB's; JavaScript refused it) and JavaScript's ``g u d y``
-  (``y`` anchors at the start; the others change nothing for a match).
-- A payload that is not a JSON object never matches; numbers compare exactly,
-  not rounded to doubles; and JavaScript's inherited properties
-  (``constructor``, ``toString``...) are not emulated.
+- *regex dialect*: ``$regex`` runs on RE2, not JavaScript, so that no pattern
+  costs more than linear time: lookaround, backreferences and repetition
+  counts over 1000, which sift accepted, are refused; ``.`` matches a code
+  point, not a UTF-16 unit; ``\\s`` is ASCII whitespace; and named groups are
+  written ``(?P<name>...)``. ``$options`` takes ``i m s x`` and JavaScript's
+  ``g u d y`` (``y`` anchors at the start; the others change nothing for a
+  match); JavaScript's ``v`` is refused.
+- *refused where sift crashes*: ``$exists`` outside a field, and ``$type``
+  with a name sift lacks or that is not a string, on which sift throws while
+  matching (the prototype then failed on the dispatch), are refused when the
+  criteria are registered.
+- *$type object*: ``$type: "object"`` matches JSON objects; sift 13 throws
+  on it while matching.
+- *malformed operands refused*: operands that make sift match nothing, or
+  ignore them, are refused: non-boolean ``$exists``, ``$regex`` that is not a
+  string (sift made ``5`` the pattern ``/5/``), ``$options`` without
+  ``$regex`` or that is not a string, comparison operands that are objects or
+  arrays, ``$size`` that is not a whole number, ``$mod`` that is not
+  ``[divisor, remainder]`` with a non-zero divisor, and criteria that are not
+  an object. (``$in``, ``$nin``, ``$and``, ``$or``, ``$nor`` or ``$all`` that
+  are not arrays, unknown operators and fields mixed with operators are
+  refused by both.)
+- *$options x*: ``$options: "x"`` (MongoDB's verbose patterns) is accepted;
+  JavaScript has no such flag, so sift refused the criteria.
+- *numbers beyond 2**53*: numbers compare exactly, not rounded to doubles.
+- *inherited properties*: JavaScript's inherited properties
+  (``constructor``, ``toString``...) are not emulated; a path through one
+  reads nothing.
+
+A payload that is not a JSON object never matches (the gateway sends none).
 """
 
 from __future__ import annotations
@@ -117,7 +142,7 @@ _JAVASCRIPT_FLAGS = frozenset("gudy")
 @implementer(IPlugin, ILimitedFilterBackend)
 class MongoBackend:
     """
-    MongoDB query selectors with sift 13.4's semantics.
+    MongoDB query selectors with sift 13.5.4's semantics.
 
     :param limits: the bounds :meth:`compile` enforces when not given others:
         ``max_criteria_bytes``, ``max_depth``, ``max_operators``,
@@ -177,7 +202,7 @@ class _Context(enum.Enum):
 
 class _Compiler:
     """
-    Turns criteria into a tree of :class:`Op` in sift 13.4's shape (its
+    Turns criteria into a tree of :class:`Op` in sift 13's shape (its
     ``createQueryOperation``).
 
     A query fed once needs no state between candidates, and its children may
@@ -190,6 +215,8 @@ class _Compiler:
     def __init__(self, limits: FilterLimits) -> None:
         self.limits = limits
         self.operators = 0
+        #: What the criteria's regexes may still spend (regex.py).
+        self.regexes = limits.regex_bounds().budget()
 
     def query(self, query: Any, pointer: str, context: _Context) -> Op:
         """A query: sift's ``createQueryOperation``."""
@@ -375,6 +402,7 @@ class _Compiler:
             dot_all="s" in options,
             verbose="x" in options,
             max_length=self.limits.max_regex_length,
+            budget=self.regexes,
             javascript=True,
             pointer=pointer,
         )

@@ -9,6 +9,18 @@ those patterns, by checking the type of each compiled pattern rather than
 through pyre2's process-wide fallback setting, and say which construct RE2
 lacks when we can tell.
 
+Each pattern's cost is bounded, because a pattern runs on every dispatch on the
+reactor thread. RE2 matches in time linear in the text, but the factor is the
+size of the compiled program: when RE2's DFA cannot keep its states in memory
+it falls back to an NFA that steps every live instruction for each byte, so a
+48-character ``.{1,1000}x{1,1000}z`` took 330 ms on a 4,000-character message.
+We bound what drives that factor: the program's size, in RE2's own accounting
+(the memory RE2 needs to compile it, the figure its ``max_mem`` option limits),
+per pattern and in total over one criteria (:class:`RegexBudget`), and every
+repetition count. Programs within the bounds keep RE2's DFA within its memory
+(:data:`REGEX_MEMORY`), and its NFA fallback within a known cost per byte
+(``bench/regex_cost.py`` prints the worst case).
+
 Perl classes ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII, as in JavaScript
 (pyre2 would otherwise widen them to Unicode, as Python's ``re`` does).
 Patterns written for JavaScript may have their escapes that RE2 spells
@@ -18,6 +30,7 @@ differently translated first (``javascript=True``).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Optional
 
 import re2
@@ -27,12 +40,28 @@ from dccrelay.filters.errors import CriteriaError
 #: Longest pattern accepted, in characters.
 MAX_REGEX_LENGTH = 1024
 
-#: RE2's memory budget per pattern, in bytes. Compiling a pattern whose
-#: program needs more fails (the pattern is refused); matching that would need
-#: more falls back to RE2's slower, still linear, NFA.
-REGEX_MAX_MEMORY = 1 << 20
+#: Most RE2 program memory one pattern may need, in bytes: RE2's own figure
+#: for the compiled program (about 12 bytes an instruction, plus about 700),
+#: measured by compiling with ``max_mem``. ``hello`` needs 780, ``\\d{17,20}``
+#: 996, ``.{1,20}`` 5,988 (``.`` is any UTF-8 sequence), ``\\p{L}+`` 16,488.
+MAX_REGEX_PROGRAM = 24 * 1024
 
-_MAX_REPEAT = 1000
+#: Most RE2 program memory all the patterns of one criteria may need together.
+MAX_CRITERIA_REGEX_PROGRAM = 24 * 1024
+
+#: Largest repetition count, as in ``{n}`` or ``{n,m}`` (RE2's own limit is
+#: 1000). Counts are what make small patterns compile to large programs.
+MAX_REGEX_REPEAT = 100
+
+#: RE2's memory per compiled pattern, in bytes (its ``max_mem``): the program
+#: and the DFA's state cache. A DFA that fills it starts again or falls back to
+#: the NFA, whose cost the program bounds above keep small.
+REGEX_MEMORY = 1 << 20
+
+# RE2's own limit on repetition counts.
+_RE2_MAX_REPEAT = 1000
+# Program sizes are measured to this many bytes (about 5 instructions).
+_PROGRAM_GRAIN = 64
 
 # Constructs RE2 lacks, found by a left-to-right tokenizer of the pattern so
 # that escapes and character classes are skipped as units. This only explains
@@ -72,6 +101,47 @@ _UNSUPPORTED = {
     "possessive": "possessive quantifiers are not supported by RE2",
     "possessive_count": "possessive quantifiers are not supported by RE2",
 }
+
+
+@dataclass(frozen=True)
+class RegexBounds:
+    """
+    The bounds on patterns, from the operator's filter limits.
+
+    :ivar max_program: most RE2 program memory one pattern may need, bytes.
+    :ivar max_total_program: most that all the patterns of one criteria may
+        need together, bytes.
+    :ivar max_repeat: largest repetition count.
+    :ivar memory: RE2's ``max_mem`` for each compiled pattern, bytes.
+    """
+
+    max_program: int = MAX_REGEX_PROGRAM
+    max_total_program: int = MAX_CRITERIA_REGEX_PROGRAM
+    max_repeat: int = MAX_REGEX_REPEAT
+    memory: int = REGEX_MEMORY
+
+    def budget(self) -> RegexBudget:
+        """A fresh total for the patterns of one criteria."""
+        return RegexBudget(self, self.max_total_program)
+
+
+class RegexBudget:
+    """
+    What the patterns of one criteria may still spend of their total; made by
+    :meth:`RegexBounds.budget` and passed to every :func:`compile_regex` of the
+    criteria. ``left`` None means no total (one pattern, such as a pattern
+    read from a payload, bounded only by ``max_program``).
+    """
+
+    __slots__ = ("bounds", "left")
+
+    def __init__(self, bounds: RegexBounds, left: Optional[int]) -> None:
+        self.bounds = bounds
+        self.left = left
+
+
+#: Bounds for the patterns compiled without a criteria's budget.
+DEFAULT_BOUNDS = RegexBounds()
 
 
 class Regex:
@@ -120,7 +190,7 @@ def compile_regex(
     dot_all: bool = False,
     verbose: bool = False,
     max_length: int = MAX_REGEX_LENGTH,
-    max_memory: int = REGEX_MAX_MEMORY,
+    budget: Optional[RegexBudget] = None,
     javascript: bool = False,
     pointer: str = "",
     shown: Optional[str] = None,
@@ -132,12 +202,19 @@ def compile_regex(
         classes (MongoDB's and PCRE's ``x`` option).
     :param javascript: first translate JavaScript's ``\\uXXXX``, ``\\cX`` and
         ``\\0`` escapes, which RE2 spells differently.
+    :param budget: the bounds, and what the criteria's patterns may still
+        spend, which this pattern's program then takes from; the default
+        bounds, with no total, if None.
     :param pointer: where the pattern is in the criteria, for the error.
     :param shown: the pattern as the bot author wrote it, quoted in errors,
         when ``pattern`` is a translation of it.
     :raises CriteriaError: if ``pattern`` is not a string, is longer than
-        ``max_length``, is invalid, or uses something RE2 does not support.
+        ``max_length``, is invalid, uses something RE2 does not support, or
+        is beyond the bounds of ``budget``.
     """
+    if budget is None:
+        budget = RegexBudget(DEFAULT_BOUNDS, None)
+    bounds = budget.bounds
     if not isinstance(pattern, str):
         raise CriteriaError("a regular expression must be a string", pointer)
     quoted = shorten(pattern if shown is None else shown)
@@ -150,7 +227,7 @@ def compile_regex(
     source = _translate_javascript(pattern) if javascript else pattern
     # Explain the constructs we know RE2 lacks before pyre2 would hand them
     # to the fallback.
-    reason = _unsupported_construct(source, verbose)
+    reason = _unsupported_construct(source, verbose, bounds.max_repeat)
     if reason is not None:
         raise CriteriaError(f"{reason}: {quoted}", pointer)
     flags = re2.ASCII
@@ -162,9 +239,14 @@ def compile_regex(
         flags |= re2.DOTALL
     if verbose:
         flags |= re2.VERBOSE
+    _spend(budget, source, flags, quoted, pointer)
+    return Regex(pattern, _compile(source, flags, bounds.memory, quoted, pointer))
+
+
+def _compile(source: str, flags: int, memory: int, quoted: str, pointer: str) -> re2.Pattern:
     try:
         # Not re2.compile: its cache ignores max_mem.
-        compiled = re2._compile(source, flags, max_memory)
+        compiled = re2._compile(source, flags, memory)
     except (re.error, ValueError, TypeError, OverflowError) as e:
         # re2.RegexError is re.error; UnicodeEncodeError (unpaired surrogates)
         # is a ValueError.
@@ -177,10 +259,67 @@ def compile_regex(
             f" lacks or is too large): {quoted}",
             pointer,
         )
-    return Regex(pattern, compiled)
+    return compiled
 
 
-def _unsupported_construct(pattern: str, verbose: bool) -> Optional[str]:
+def _spend(budget: RegexBudget, source: str, flags: int, quoted: str, pointer: str) -> None:
+    # The probe compiles stop at their budget, so a huge pattern costs no
+    # more than one within the bounds.
+    limit = budget.bounds.max_program
+    if budget.left is not None:
+        limit = min(limit, budget.left)
+    if not _fits(source, flags, limit):
+        # An invalid pattern does not fit either: say what is wrong with it.
+        _compile(source, flags, budget.bounds.memory, quoted, pointer)
+        if limit < budget.bounds.max_program and _fits(source, flags, budget.bounds.max_program):
+            raise CriteriaError(
+                "the criteria's regular expressions together need more than"
+                f" {budget.bounds.max_total_program} bytes of RE2 program memory,"
+                f" the limit; {budget.left} were left for this one: use fewer or"
+                f" simpler regular expressions: {quoted}",
+                pointer,
+            )
+        raise CriteriaError(
+            f"regular expression needs more than {budget.bounds.max_program} bytes"
+            " of RE2 program memory, the limit: use smaller repetition counts,"
+            " fewer alternatives or narrower classes (each . or large class is"
+            f" many instructions): {quoted}",
+            pointer,
+        )
+    if budget.left is not None:
+        budget.left -= program_size(source, flags, limit)
+
+
+def program_size(source: str, flags: int, limit: int) -> int:
+    """
+    The RE2 program memory ``source`` needs, in bytes, rounded up to
+    :data:`_PROGRAM_GRAIN`; it must be known to fit in ``limit``.
+
+    pyre2 does not expose RE2's program size, so it is found by bisection
+    on ``max_mem``: each compile stops once past its budget, so this costs a
+    few compiles of at most ``limit`` bytes.
+    """
+    # Bisect over whole grains, so that the answer does not depend on limit.
+    low, high = 0, -(-limit // _PROGRAM_GRAIN)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _fits(source, flags, middle * _PROGRAM_GRAIN):
+            high = middle
+        else:
+            low = middle
+    return min(high * _PROGRAM_GRAIN, limit)
+
+
+def _fits(source: str, flags: int, memory: int) -> bool:
+    # RE2 refuses a program larger than its max_mem allows; pyre2 then
+    # quietly hands the pattern to Python's re, which we recognise by type.
+    try:
+        return type(re2._compile(source, flags, memory)) is re2.Pattern
+    except (re.error, ValueError, TypeError, OverflowError):
+        return False
+
+
+def _unsupported_construct(pattern: str, verbose: bool, max_repeat: int) -> Optional[str]:
     scanner = _VERBOSE_SCANNER if verbose else _SCANNER
     for token in scanner.finditer(pattern):
         kind = token.lastgroup
@@ -188,8 +327,14 @@ def _unsupported_construct(pattern: str, verbose: bool) -> Optional[str]:
             return _UNSUPPORTED[kind]
         if kind in ("low", "high"):
             counts = [token.group("low"), token.group("high")]
-            if any(c and int(c) > _MAX_REPEAT for c in counts):
-                return f"repetition counts above {_MAX_REPEAT} are not supported by RE2"
+            largest = max(int(c) for c in counts if c)
+            if largest > _RE2_MAX_REPEAT:
+                return f"repetition counts above {_RE2_MAX_REPEAT} are not supported by RE2"
+            if largest > max_repeat:
+                return (
+                    f"repetition count {largest} is above the limit of {max_repeat}"
+                    " (counts make large programs, slow on every message)"
+                )
     return None
 
 

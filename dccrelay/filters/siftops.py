@@ -1,5 +1,5 @@
 """
-sift 13.4's evaluation model, as compiled closures.
+sift 13.5's evaluation model, as compiled closures.
 
 sift does not evaluate a query as a boolean formula. Each field condition is
 a *walk* along the field's dotted path that feeds *candidate* values, one at a
@@ -37,7 +37,6 @@ from dccrelay.filters.jsvalues import (
     array_index,
     has_own,
     is_numeric,
-    owner_length,
     utf16_length,
     utf16_unit,
 )
@@ -144,7 +143,7 @@ def _descend(item: Any, path: tuple[PathStep, ...], key: Any, owner: Any) -> Opt
 
 
 def _children_next(steps: list[Step], statuses: list[int], value: Any, key: Any, owner: Any) -> int:
-    # sift 13.4's GroupOperation.childrenNext: every child is fed again even
+    # sift 13's GroupOperation.childrenNext: every child is fed again even
     # when done; the first child done without keeping ends the round.
     done = DONE
     keep = KEEP
@@ -307,13 +306,10 @@ def exists(flag: bool) -> Op:
 
 
 def size(length: int) -> Op:
-    """``$size`` in sift 13: the length of the candidate's *owner*."""
+    """``$size`` (sift 13.5's ``$Size``): keeps once a candidate is an array of ``length``."""
 
     def step(previous: int, value: Any, key: Any, owner: Any) -> int:
-        actual = owner_length(owner)
-        if type(actual) in (int, float) and actual == length:
-            return KEEP_DONE
-        return previous
+        return KEEP_DONE if type(value) is list and len(value) == length else previous
 
     return _stateless(step, 1)
 
@@ -329,20 +325,24 @@ def never() -> Op:
 
 def elem_match(query: Op) -> Op:
     """
-    ``$elemMatch`` in sift 13: the query runs on each candidate whose owner is
-    an array (the elements the walk spreads), and any other candidate, such as
-    the array itself, resets it to done without keeping.
+    ``$elemMatch`` (sift 13.5's ``$ElemMatch``): a candidate that is an array
+    is searched, the query run afresh on each element, and makes it done,
+    kept if an element (or an earlier array candidate) kept; any other
+    candidate, such as an element the walk spreads before its array, undoes
+    it (neither kept nor done).
     """
     start_query = query.start
     query_initial = query.initial
 
     def step(previous: int, value: Any, key: Any, owner: Any) -> int:
-        if type(owner) is not list:
-            return DONE
-        status = start_query()(query_initial, value, key, owner)
-        if status & DONE or (type(key) is int and key == len(owner) - 1):
-            previous |= DONE
-        return previous | (status & KEEP)
+        if type(value) is not list:
+            return 0
+        if previous & KEEP:
+            return KEEP_DONE
+        for index, element in enumerate(value):
+            if start_query()(query_initial, element, index, value) & KEEP:
+                return KEEP_DONE
+        return DONE
 
     return _stateless(step, 5 + query.cost)
 

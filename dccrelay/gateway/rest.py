@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import quote
 from typing import Any, Callable
+from urllib.parse import quote
 
 import orjson
 from treq.client import HTTPClient
@@ -94,16 +94,27 @@ class TokenRejected(DiscordHTTPError):
 class InvalidRequestBudgetSpent(DiscordHTTPError):
     """
     The call was not made: the node made so many invalid requests (401,
-    403, 429) lately that one more could get its IP address banned.
+    403, 429) lately that one more could get its IP address banned
+    (``own_share`` False), or this token spent its own share of them
+    (``own_share`` True).
     """
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(
-            429,
-            "the relay made too many invalid requests to Discord lately; "
-            f"no calls for {retry_after:.0f} s",
-        )
+    def __init__(self, retry_after: float, own_share: bool = False, share: int = 0) -> None:
+        if own_share:
+            message = (
+                f"this bot's calls to Discord failed {share} times in 10 minutes (HTTP "
+                "401, 403 or 429), its share of the relay's invalid-request budget, "
+                "which every bot on the relay's IP address shares; no calls for "
+                f"{retry_after:.0f} s: check the bot token and the bot's permissions"
+            )
+        else:
+            message = (
+                "the relay made too many invalid requests to Discord lately; "
+                f"no calls for {retry_after:.0f} s"
+            )
+        super().__init__(429, message)
         self.retry_after = retry_after
+        self.own_share = own_share
 
 
 #: 429s retried per call before giving up
@@ -118,6 +129,9 @@ TYPING_MAX_WAIT = 5.0
 
 #: tokens whose rejection is remembered at most
 MAX_REJECTED = 10_000
+
+#: tokens remembered as accepted by Discord at most
+MAX_PROVEN = 100_000
 
 #: seconds a token's limits are kept after its last call, once reset
 _IDLE = 900.0
@@ -137,6 +151,25 @@ class TokenBook:
         self._probes: dict[tuple[str, str], list[Deferred[None]]] = {}
         # digests of rejected tokens, oldest first
         self._rejected: dict[str, None] = {}
+        # digests of tokens Discord accepted, oldest first
+        self._proven: dict[str, None] = {}
+
+    def proven(self, token: str) -> bool:
+        """
+        Whether Discord accepted ``token`` (answered a call with it 2xx).
+        """
+        return _digest(token) in self._proven
+
+    def accepted(self, token: str) -> None:
+        """
+        Remember that Discord accepted ``token``.
+        """
+        digest = _digest(token)
+        if digest in self._proven:
+            return
+        self._proven[digest] = None
+        while len(self._proven) > MAX_PROVEN:
+            del self._proven[next(iter(self._proven))]
 
     def rejected(self, token: str) -> bool:
         """
@@ -166,6 +199,7 @@ class TokenBook:
         Remember that Discord rejected ``token`` and drop its limits.
         """
         self._limits.pop(token, None)
+        self._proven.pop(_digest(token), None)
         self._rejected[_digest(token)] = None
         while len(self._rejected) > MAX_REJECTED:
             del self._rejected[next(iter(self._rejected))]
@@ -233,9 +267,14 @@ class CallGate:
         limits: TokenLimits,
         waited: float,
         max_wait: float | None,
+        authorize: bool = True,
     ) -> tuple[tuple[str, str] | None, float]:
         """
         Wait until the limits let the call go, then take its place in them.
+
+        :param authorize: the call carries ``token`` as the bot's; one that
+            does not (an interaction's token) is vouched for by the
+            interaction Discord sent, so the reserve is open to it.
 
         :return: the bucket this call probes (None if its remains are
             known), and the seconds waited so far.
@@ -243,7 +282,12 @@ class CallGate:
         """
         while True:
             now = self._clock.seconds()
-            banned = self.invalid.exhausted(now)
+            subject = _digest(token)
+            spent = self.invalid.share_spent(subject, now)
+            if spent > 0:
+                self.calls["refused"] += 1
+                raise InvalidRequestBudgetSpent(spent, own_share=True, share=self.invalid.share)
+            banned = self.invalid.exhausted(now, not authorize or self.tokens.proven(token))
             if banned > 0:
                 self.calls["refused"] += 1
                 raise InvalidRequestBudgetSpent(banned)
@@ -288,7 +332,7 @@ class CallGate:
         Count an answer other than 429; a 401 rejects the token for good.
         """
         if code == 401 and authorize:
-            self.invalid.count(now)
+            self.invalid.count(now, _digest(token))
             self.tokens.reject(token)
             self.calls["error"] += 1
             self._log.warn(
@@ -297,12 +341,20 @@ class CallGate:
             )
             raise DiscordHTTPError(401, _message(parsed))
         if code in (401, 403):
-            self.invalid.count(now)
+            self.invalid.count(now, _digest(token))
+        if 200 <= code < 300 and authorize:
+            self.tokens.accepted(token)
         self.calls["ok" if 200 <= code < 300 else "error"] += 1
         return code, parsed
 
     def rate_limited(
-        self, route: Route, limits: TokenLimits, headers: Headers, parsed: Any, now: float
+        self,
+        route: Route,
+        limits: TokenLimits,
+        headers: Headers,
+        parsed: Any,
+        now: float,
+        token: str = "",
     ) -> float:
         """
         Note a 429 in the limits and the invalid request count.
@@ -313,7 +365,7 @@ class CallGate:
         scope = _header(headers, b"x-ratelimit-scope")
         # a shared resource's limit is no fault of ours: Discord does not count it
         if scope != "shared":
-            self.invalid.count(now)
+            self.invalid.count(now, _digest(token) if token else "")
         retry_after = _retry_after(parsed, headers)
         is_global = bool(isinstance(parsed, dict) and parsed.get("global")) or (
             _header(headers, b"x-ratelimit-global") is not None
@@ -430,13 +482,13 @@ class DiscordREST:
         # seconds waited for limits, over every try of this call
         waited = 0.0
         while True:
-            probe, waited = await gate.turn(token, route, limits, waited, max_wait)
+            probe, waited = await gate.turn(token, route, limits, waited, max_wait, authorize)
             code, headers, parsed, now = await self._send(
                 method, path, token, body, authorize, route, limits, probe
             )
             if code != 429:
                 return gate.answered(token, route, code, parsed, authorize, now)
-            retry_after = gate.rate_limited(route, limits, headers, parsed, now)
+            retry_after = gate.rate_limited(route, limits, headers, parsed, now, token)
             retries += 1
             if retries > MAX_RETRIES:
                 raise RateLimited(retry_after, _message(parsed))

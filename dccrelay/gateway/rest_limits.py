@@ -22,7 +22,11 @@ kept here:
   banned by Cloudflare.  A 401 means the token is no good: no more requests
   are made with it (:attr:`TokenLimits.rejected`); and the node counts its
   invalid requests (:class:`InvalidRequests`) and stops calling Discord
-  before it comes near the ban.
+  before it comes near the ban.  No one bot may spend that budget for the
+  others: each token has a share of it, and part of it is kept for tokens
+  Discord has accepted, so that bots already running keep calling while
+  new, unproven tokens (5,000 bogus ones were once registered in 30 s) are
+  refused.
 
 Nothing here does I/O or reads the time: callers pass ``now``.
 """
@@ -42,6 +46,13 @@ INVALID_WINDOW = 600.0
 #: invalid requests the node allows itself per window: half of Discord's
 #: 10,000, so that a node never nears the ban, whatever its bots do
 INVALID_BUDGET = 5000
+
+#: invalid requests one token may make per window: its share of the budget
+INVALID_SHARE = 50
+
+#: invalid requests of the budget that only tokens Discord accepted may
+#: spend, so that the bots already running keep calling
+INVALID_RESERVE = 2500
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -259,23 +270,42 @@ class InvalidRequests:
     """
     The node's invalid requests (401, 403, unshared 429) in the last
     :data:`INVALID_WINDOW` seconds, against a budget well under Discord's
-    ban threshold.
+    ban threshold, with a share per token and a reserve for tokens Discord
+    accepted.
+
+    :param budget: invalid requests the node allows itself per window.
+    :param share: invalid requests one token may make per window.
+    :param reserve: the part of ``budget`` only proven tokens may spend.
     """
 
-    __slots__ = ("budget", "window", "_times", "total")
+    __slots__ = ("budget", "share", "reserve", "window", "_times", "_per_subject", "total")
 
-    def __init__(self, budget: int = INVALID_BUDGET, window: float = INVALID_WINDOW) -> None:
+    def __init__(
+        self,
+        budget: int = INVALID_BUDGET,
+        window: float = INVALID_WINDOW,
+        *,
+        share: int = INVALID_SHARE,
+        reserve: int = INVALID_RESERVE,
+    ) -> None:
         self.budget = budget
+        self.share = share
+        self.reserve = min(reserve, budget)
         self.window = window
-        self._times: deque[float] = deque()
+        # (when, subject) of each invalid request in the window
+        self._times: deque[tuple[float, str]] = deque()
+        # subject -> its invalid requests in the window
+        self._per_subject: dict[str, int] = {}
         #: every invalid request counted, for metrics
         self.total = 0
 
-    def count(self, now: float) -> None:
+    def count(self, now: float, subject: str = "") -> None:
         """
-        One more invalid request, now.
+        One more invalid request, now, made for ``subject`` (a token's
+        digest; "" for none in particular).
         """
-        self._times.append(now)
+        self._times.append((now, subject))
+        self._per_subject[subject] = self._per_subject.get(subject, 0) + 1
         self.total += 1
         self._expire(now)
 
@@ -286,16 +316,45 @@ class InvalidRequests:
         self._expire(now)
         return len(self._times)
 
-    def exhausted(self, now: float) -> float:
+    def spent_by(self, subject: str, now: float) -> int:
         """
-        Seconds until the node may call Discord again, 0 if it may now.
+        Invalid requests ``subject`` made in the window ending now.
         """
         self._expire(now)
-        if len(self._times) < self.budget:
+        return self._per_subject.get(subject, 0)
+
+    def exhausted(self, now: float, proven: bool = True) -> float:
+        """
+        Seconds until the node may call Discord again, 0 if it may now: for
+        a token Discord accepted before (``proven``), the whole budget; for
+        another, the budget less the reserve.
+        """
+        self._expire(now)
+        allowed = self.budget if proven else max(1, self.budget - self.reserve)
+        times = self._times
+        if len(times) < allowed:
             return 0.0
-        return self._times[len(self._times) - self.budget] + self.window - now
+        return times[len(times) - allowed][0] + self.window - now
+
+    def share_spent(self, subject: str, now: float) -> float:
+        """
+        Seconds until ``subject`` may call Discord again, 0 if its share of
+        invalid requests is not spent.
+        """
+        self._expire(now)
+        if self._per_subject.get(subject, 0) < self.share:
+            return 0.0
+        # Rare (a token over its share): a scan of the window is fine.
+        mine = [when for when, who in self._times if who == subject]
+        return mine[len(mine) - self.share] + self.window - now
 
     def _expire(self, now: float) -> None:
         times = self._times
-        while times and times[0] <= now - self.window:
-            times.popleft()
+        per_subject = self._per_subject
+        while times and times[0][0] <= now - self.window:
+            _, subject = times.popleft()
+            left = per_subject[subject] - 1
+            if left:
+                per_subject[subject] = left
+            else:
+                del per_subject[subject]

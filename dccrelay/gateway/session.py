@@ -21,7 +21,12 @@ from zope.interface import Interface, implementer
 from dccrelay.gateway import codes
 from dccrelay.gateway.commands import CommandError, GatewayCommand, shards_for
 from dccrelay.gateway.limiter import IdentifyLimiter, SharedIdentifySlots
-from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST, GatewayInfo
+from dccrelay.gateway.rest import (
+    DiscordHTTPError,
+    DiscordREST,
+    GatewayInfo,
+    InvalidRequestBudgetSpent,
+)
 from dccrelay.gateway.resume_points import ResumeBook
 from dccrelay.gateway.shard import GatewayTools, IShardOwner, Shard, ShardIdentity
 from dccrelay.net.tls import discord_tls_failure
@@ -44,6 +49,9 @@ class IGatewayOwner(Interface):
 
     def refused(reason: str) -> None:
         """Discord refused the bot for good; ``reason`` says what to fix."""
+
+    def bot_user(user: Any) -> None:
+        """A READY named the bot's user (its ``d.user``)."""
 
     def not_yet_safe() -> int | None:
         """
@@ -180,6 +188,15 @@ class GatewaySession:
                     "Discord rejected the token (HTTP 401): re-register with a valid "
                     "bot token from the Developer Portal"
                 )
+            elif isinstance(e, InvalidRequestBudgetSpent) and e.own_share:
+                # Retries have backed off and still failed: stop spending what
+                # every bot on this IP address shares.
+                self._owner.refused(
+                    f"{e.message}; disabled: fix the token or the bot's permissions, "
+                    "then PUT the registration again"
+                )
+            elif isinstance(e, InvalidRequestBudgetSpent):
+                self._retry(e.message)
             else:
                 self._retry(f"GET /gateway/bot failed: HTTP {e.status}")
             return None
@@ -366,6 +383,9 @@ class GatewaySession:
         else:
             d = self._store.save_session(self.alias, state)
         d.addErrback(self._log_store_failure)
+
+    def ready_user(self, user: Any) -> None:
+        self._owner.bot_user(user)
 
     def _log_store_failure(self, failure: Failure) -> None:
         self._log.failure("{alias}: saving session state failed", failure, alias=self.alias)

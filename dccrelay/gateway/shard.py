@@ -91,6 +91,9 @@ class IShardOwner(Interface):
     def session_changed(shard_id: int, state: SessionState | None) -> None:
         """The new session after READY, or None when it can no longer resume."""
 
+    def ready_user(user: Any) -> None:
+        """The bot's user, as a READY named it (its ``d.user``)."""
+
     def refused(reason: str) -> None:
         """Discord refused the bot for good (a fatal close code), in words a person can act on."""
 
@@ -400,6 +403,12 @@ class Shard:
         self._owner.session_changed(self.shard_id, self._session)
 
     @_machine.output()
+    def _report_user(self, payload: dict[str, Any]) -> None:
+        d = payload.get("d")
+        if isinstance(d, dict) and "user" in d:
+            self._owner.ready_user(d["user"])
+
+    @_machine.output()
     def _connected(self) -> None:
         # last_close stays: why the shard last reconnected is worth showing
         # after it recovered (status, status page).
@@ -534,7 +543,9 @@ class Shard:
     waiting_for_hello.upon(_hello_identify, enter=identifying, outputs=[_send_identify])
     waiting_for_hello.upon(_hello_resume, enter=resuming, outputs=[_send_resume])
 
-    identifying.upon(_ready_received, enter=ready, outputs=[_keep_session, _connected])
+    identifying.upon(
+        _ready_received, enter=ready, outputs=[_keep_session, _report_user, _connected]
+    )
     resuming.upon(_resumed_received, enter=ready, outputs=[_resumed])
 
     for _live in (waiting_for_hello, identifying, resuming, ready):

@@ -16,7 +16,8 @@ name resolution, for every connection:
   :class:`PrivateAddressRefused`, whose message says why.
 - :class:`NoRedirectHTTPClient` is a treq client that never follows a
   redirect: a 3xx answer is the answer, so a bot cannot bounce the relay
-  onto another host.
+  onto another host (:func:`dccrelay.net.answer_caps.outbound_http` builds
+  the one for bots, with caps on what it reads).
 
 TLS is verified as Twisted's ``optionsForClientTLS`` verifies it, on the
 node's one shared context (:mod:`dccrelay.net.tls`): the chain against the
@@ -282,17 +283,3 @@ def outbound_agent(
         return Agent(guarded, pool=pool)
     return Agent(guarded, contextFactory=tls, pool=pool)
 
-
-def outbound_http(
-    reactor: Any,
-    pool: HTTPConnectionPool,
-    *,
-    allow_private: bool,
-    tls: IPolicyForHTTPS | None = None,
-) -> HTTPClient:
-    """
-    A treq client for requests to bots: :func:`outbound_agent`, no redirects.
-    """
-    return NoRedirectHTTPClient(
-        outbound_agent(reactor, pool, allow_private=allow_private, tls=tls)
-    )

@@ -6,5 +6,5 @@ import (a missing dependency) does not take the others down with it.
 
 from dccrelay.filters.mongo import MongoBackend
 
-#: MongoDB query selectors, as the prototype's sift 13.4 evaluated them.
+#: MongoDB query selectors, as the prototype's sift 13 (13.5.4) evaluates them.
 mongo = MongoBackend()

@@ -3,7 +3,7 @@ One registered bot as the rest of a node sees it, wherever it runs.
 
 A node runs some bots itself (:class:`dccrelay.relay.relay.Relay`) and, when it
 shares a store with other nodes, only knows about the others
-(:class:`dccrelay.cluster.remote_relay.RemoteRelay`).  Both provide
+(:class:`dccrelay.relay.remote.RemoteRelay`).  Both provide
 :class:`IRelayHandle`, so the manager, the web API, the status page and the
 metrics treat them alike and never ask which one they hold.
 """
@@ -81,11 +81,11 @@ class IRelayHandle(Interface):
 
     def guild_snapshot():  # type: ignore[no-untyped-def]
         """
-        The bot's guilds for ``GET /relays/{alias}/snapshot``, or None when
-        it keeps none.
+        The bot's user and guilds for ``GET /relays/{alias}/snapshot``.
 
-        :raise dccrelay.gateway.commands.CommandError: 409 for a bot whose gateway
-            session another node holds.
+        :return: Deferred firing with them, or None when it keeps none;
+            failing with :class:`dccrelay.gateway.commands.CommandError`
+            (409) for a bot whose gateway session another node holds.
         """
 
     def snapshot(private=False):  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ registration changes, and stops them (resumably) on shutdown.
 
 Every registered bot has a handle (:class:`~dccrelay.relay.handle.IRelayHandle`):
 a :class:`~dccrelay.relay.relay.Relay` if it runs here, a
-:class:`~dccrelay.cluster.remote_relay.RemoteRelay` if another node runs it.  Which
+:class:`~dccrelay.relay.remote.RemoteRelay` if another node runs it.  Which
 one is the placement's decision (:mod:`dccrelay.relay.placement`): alone, every
 bot runs here; in a cluster, the coordinator
 (:mod:`dccrelay.cluster.coordinator`) says "run here" or "run elsewhere" as leases
@@ -21,12 +21,12 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from dccrelay.cluster.remote_relay import RemoteRelay
 from dccrelay.ops.stats import LatencyHistogram
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.pacing import Pacer
 from dccrelay.relay.placement import Alone, IPlacement
 from dccrelay.relay.relay import Relay, RelayEnvironment
+from dccrelay.relay.remote import RemoteRelay
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.store import IRegistrations, SessionState, StoredRelay
 

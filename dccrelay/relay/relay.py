@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
@@ -26,6 +27,7 @@ from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.session import MAX_WAITING_COMMANDS, GatewaySession, IGatewayOwner
 from dccrelay.gateway.shard import Connect, GatewayTools, Shard
 from dccrelay.relay.guild_snapshot import GuildSnapshot, bot_user_id
+from dccrelay.relay.guild_snapshot_saver import GuildSnapshotSaver, ISnapshotSource
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.member_requests import (
     MAX_MEMBER_REQUESTS,
@@ -34,7 +36,14 @@ from dccrelay.relay.member_requests import (
 )
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.relay.snapshots import DispatchCounts, GuildSnapshotCounts, RelaySnapshot
-from dccrelay.store import IRelayStore, OutboxCheckpoint, SessionState, StoredRelay
+from dccrelay.store import (
+    GuildSnapshotUpdate,
+    IGuildSnapshots,
+    IRelayStore,
+    OutboxCheckpoint,
+    SessionState,
+    StoredRelay,
+)
 from dccrelay.waking.assistant import WakeAssistant
 from dccrelay.waking.interactions import DEFER_AFTER
 from dccrelay.waking.wake_url import INTERVAL as WAKE_INTERVAL
@@ -64,23 +73,33 @@ class RelayEnvironment:
     #: identify slots shared with other nodes, per token (several nodes)
     shared_identify: Callable[[str], SharedIdentifySlots] | None = None
     #: a treq client for bots' wakeUrl, under the outbound rules
-    #: (:func:`dccrelay.net.guard.outbound_http`); None: no wake requests
+    #: (:func:`dccrelay.net.answer_caps.outbound_http`); None: no wake requests
     wake_http: Any = None
     #: seconds between two wake requests for one bot, at least
     wake_interval: float = WAKE_INTERVAL
     #: seconds a matching interaction may take to reach a bot that asked
     #: for deferInteractions before the relay defers it
     defer_after: float = DEFER_AFTER
+    #: where the bots' guild snapshots are kept: sealed, when the node
+    #: seals its bots' data (:mod:`dccrelay.store.sealed`); None: ``store``
+    guild_snapshots: IGuildSnapshots | None = None
     _tools: GatewayTools = field(init=False, repr=False, compare=False)
+    _saver: GuildSnapshotSaver = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # One object for every shard of the node (frozen: set once, here).
+        # One object each for every relay of the node (frozen: set once, here).
         tools = GatewayTools(self.clock, self.random, self.connect, self.retry_policy)
         object.__setattr__(self, "_tools", tools)
+        snapshots = self.guild_snapshots if self.guild_snapshots is not None else self.store
+        object.__setattr__(self, "_saver", GuildSnapshotSaver(snapshots, self.clock))
 
     def gateway_tools(self) -> GatewayTools:
         """What every shard of the node is given."""
         return self._tools
+
+    def snapshot_saver(self) -> GuildSnapshotSaver:
+        """What saves every relay's guild snapshot."""
+        return self._saver
 
 
 class Counters:
@@ -105,7 +124,7 @@ class Counters:
         self.earlier_dropped = 0
 
 
-@implementer(IRelayHandle, IGatewayOwner, IChannelOwner)
+@implementer(IRelayHandle, IGatewayOwner, IChannelOwner, ISnapshotSource)
 class Relay:
     """
     One registered bot, run on this node: its filter, where its dispatches
@@ -143,8 +162,11 @@ class Relay:
             owner=self, shared_identify=env.shared_identify,
         )
         self._resume = self.gateway.resume
-        # opt-in (guildSnapshot): the bot's guilds, for its cold starts
-        self._guilds = GuildSnapshot(bot_user_id(settings.token))
+        # opt-in (guildSnapshot): the bot's guilds, for its cold starts,
+        # restored from the store when the relay starts
+        self._guilds = GuildSnapshot(bot_user_id(settings.token), restore=True)
+        self._saver = env.snapshot_saver()
+        self._restore_waiters: list[Deferred[None]] = []
         self._delivery = self._new_delivery(())
         self._delivery_started = False
         #: the node running this relay, when several share a store
@@ -170,9 +192,46 @@ class Relay:
             # Even a disabled bot gets what already waits for it.
             self._delivery_started = True
             self._delivery.start()
+        if self.settings.guild_snapshot:
+            self._guilds_restored()
         if not self.enabled:
             return succeed(None)
         return self.gateway.start(stored)
+
+    def _guilds_restored(self) -> Deferred[None]:
+        """
+        Fires once the stored snapshot is restored, loading it now if that
+        has not begun (the relay may wait for its turn to start).  Beside
+        the gateway's start, not before it: what the gateway says meanwhile
+        is newer, and :meth:`GuildSnapshot.restore` keeps it.
+        """
+        guilds = self._guilds
+        if not guilds.awaiting_restore:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self._restore_waiters.append(done)
+        if len(self._restore_waiters) > 1:
+            return done
+
+        def restore(parts: dict[str, bytes]) -> None:
+            guilds.restore(parts)
+            if self._guilds is guilds:
+                self._guilds_changed()
+
+        def failed(failure: Failure) -> None:
+            self._log.failure(
+                "{alias}: could not load its guild snapshot; the gateway's guild events "
+                "fill it again", failure, alias=self.alias,
+            )
+            guilds.restore({})
+
+        def release(_: object) -> None:
+            waiters, self._restore_waiters = self._restore_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+        self._saver.load(self.alias).addCallbacks(restore, failed).addBoth(release)
+        return done
 
     def stop_gateway(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[Any]:
         """
@@ -188,6 +247,9 @@ class Relay:
         """
         self._waking.stop()
         yield self.stop_gateway()
+        if self._guilds.changed:
+            # for whoever runs the bot next: this node restarted, or another
+            yield self._saver.save_now(self)
         yield self._delivery.stop()
 
     @inlineCallbacks
@@ -196,6 +258,7 @@ class Relay:
         Stop everything and end the Discord sessions (the bot is deleted).
         """
         self._waking.stop()
+        self._saver.discard(self.alias)
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
         yield self._delivery.stop()
 
@@ -219,8 +282,10 @@ class Relay:
         """
         old, self.settings = self.settings, settings
         if old.gateway_key() != settings.gateway_key():
-            # another bot, or a new session whose GUILD_CREATEs fill it again
+            # another bot, or a new session whose GUILD_CREATEs fill it
+            # again; the stored one goes too (also when turned off)
             self._guilds = GuildSnapshot(bot_user_id(settings.token))
+            self._guilds_changed()
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
         self._waking.apply(settings)
@@ -296,8 +361,8 @@ class Relay:
         counters = self.counters
         counters.received += 1
         self._resume.moved = True
-        if self.settings.guild_snapshot:
-            self._guilds.observe(payload)
+        if self.settings.guild_snapshot and self._guilds.observe(payload):
+            self._guilds_changed()
         try:
             matched = self._predicate(payload)
         except Exception:
@@ -313,6 +378,11 @@ class Relay:
                 counters.answers += 1
             self._resume.points.handed_over(shard_id, payload["s"])
             self._deliver(shard_id, data, payload)
+
+    def bot_user(self, user: Any) -> None:
+        """READY named the bot's user."""
+        if self.settings.guild_snapshot and self._guilds.ready(user):
+            self._guilds_changed()
 
     def not_yet_safe(self) -> int | None:
         """
@@ -349,15 +419,36 @@ class Relay:
 
     # -- gateway commands from the bot ------------------------------------------
 
-    def guild_snapshot(self) -> dict[str, Any] | None:
+    def guild_snapshot(self) -> Deferred[dict[str, Any] | None]:
         """
-        ``GET /relays/{alias}/snapshot``: the bot's guilds as its gateway
-        last described them, or None when the bot did not ask for them
+        ``GET /relays/{alias}/snapshot``: the bot's READY user and guilds as
+        its gateway last described them (once the stored snapshot is
+        restored), or None when the bot did not ask for them
         (:mod:`dccrelay.relay.guild_snapshot`).
         """
         if not self.settings.guild_snapshot:
-            return None
-        return self._guilds.document()
+            return succeed(None)
+
+        def document(_: object) -> dict[str, Any] | None:
+            if not self.settings.guild_snapshot:
+                return None
+            return self._guilds.document()
+
+        return self._guilds_restored().addCallback(document)
+
+    def _guilds_changed(self) -> None:
+        if self._guilds.changed:
+            self._saver.changed(self)
+
+    # -- ISnapshotSource ------------------------------------------------------------
+
+    def take_guild_snapshot_update(self) -> GuildSnapshotUpdate | None:
+        """What changed in the guild snapshot since it was last saved."""
+        return self._guilds.take_update(self.alias)
+
+    def guild_snapshot_unsaved(self) -> None:
+        """Saving it failed: everything is offered again."""
+        self._guilds.unsaved()
 
     def claim_interaction(self, body: Any) -> dict[str, Any]:
         """

@@ -9,10 +9,12 @@ interface, so that a caller depends on the one it uses:
 - :class:`IRegistrations`: the bots' registrations (the manager, the web API);
 - :class:`ISessions`: gateway session state, to RESUME (relays, checkpoints);
 - :class:`IOutbox`: durable delivery (the outbox writer, v2 and webhooks);
+- :class:`IGuildSnapshots`: the guilds a bot keeps for its framework's cold
+  start (``guildSnapshot``), so that a relay restart does not lose them;
 - :class:`IClusterStore`: what nodes sharing a database agree through
   (leases, change notices, IDENTIFY slots, published statuses).
 
-:class:`IRelayStore` is the first three with opening and closing: the
+:class:`IRelayStore` is the first four with opening and closing: the
 SQLite store (the embedded default, one node) and the PostgreSQL store
 (several nodes on one database) provide it; only the PostgreSQL store
 provides :class:`IClusterStore` too, since one node has nobody to agree with.
@@ -111,6 +113,48 @@ class Trimmed:
     up_to: int
 
 
+@dataclass(frozen=True, slots=True)
+class GuildSnapshotUpdate:
+    """
+    What changed in one bot's guild snapshot since it was last saved.  The
+    store keeps a snapshot as named parts, opaque to it; each part is a
+    document of bytes (JSON, unless the store seals it).
+
+    :ivar parts: ``(name, document)`` pairs to insert or replace.
+    :ivar dropped: names of parts to remove.
+    :ivar replace: remove every part the bot had first (its snapshot
+        starts over), then apply ``parts``.
+    """
+
+    alias: str
+    parts: tuple[tuple[str, bytes], ...] = ()
+    dropped: tuple[str, ...] = ()
+    replace: bool = False
+
+
+def check_guild_snapshot_updates(updates: Iterable[GuildSnapshotUpdate]) -> list[GuildSnapshotUpdate]:
+    """
+    Check what :meth:`IGuildSnapshots.save_guild_snapshots` is given, on
+    the caller's thread.
+
+    :return: the updates, as a list.
+    :raises TypeError: naming the first update that is not a
+        :class:`GuildSnapshotUpdate`, or whose documents are not ``bytes``.
+    """
+    checked = []
+    for update in updates:
+        if not isinstance(update, GuildSnapshotUpdate):
+            raise TypeError(f"expected a GuildSnapshotUpdate, not {type(update).__name__}")
+        for name, document in update.parts:
+            if not isinstance(name, str) or not isinstance(document, bytes):
+                raise TypeError(
+                    f"{update.alias}: a guild snapshot part is a name (str) and a document "
+                    f"(bytes), not {type(name).__name__} and {type(document).__name__}"
+                )
+        checked.append(update)
+    return checked
+
+
 def sessions_by_alias(rows: Iterable[Sequence[Any]]) -> dict[str, dict[int, SessionState]]:
     """
     ``(alias, shard_id, shard_count, session_id, seq, resume_url)`` rows,
@@ -193,7 +237,8 @@ class IRegistrations(Interface):
 
     def delete_relay(alias):  # type: ignore[no-untyped-def]
         """
-        Forget a registration, its sessions and its outbox.
+        Forget a registration, its sessions, its outbox and its guild
+        snapshot.
 
         :return: Deferred firing with ``True`` if it existed.
         """
@@ -311,10 +356,41 @@ class IOutbox(Interface):
         """
 
 
-class IRelayStore(IRegistrations, ISessions, IOutbox):
+class IGuildSnapshots(Interface):
     """
-    A store that one node may run on: registrations, sessions and the
-    outbox, in a database it opens and closes.
+    Each bot's guild snapshot (``guildSnapshot``, see
+    :mod:`dccrelay.relay.guild_snapshot`), kept as named parts (the bot's
+    user, one part per guild) so that a change rewrites only what changed.
+    A relay saves the changes of many bots in one call, every few seconds,
+    and loads a bot's snapshot when it starts.  A bot's parts go with its
+    registration (:meth:`IRegistrations.delete_relay`); a disabled bot keeps
+    them.
+    """
+
+    def load_guild_snapshot(alias):  # type: ignore[no-untyped-def]
+        """
+        :return: Deferred firing with a dict mapping part name to document
+            (``bytes``); empty for a bot with none, or not registered.
+        """
+
+    def save_guild_snapshots(updates):  # type: ignore[no-untyped-def]
+        """
+        Apply :class:`GuildSnapshotUpdate` values, for any number of bots,
+        in one transaction.  An update for an alias that is not registered
+        (deleted meanwhile) is skipped: a later registration of the same
+        alias must never get another bot's guilds.
+
+        :param updates: a sequence of :class:`GuildSnapshotUpdate`.
+        :return: Deferred firing with ``None``; failing with ``TypeError``
+            (and changing nothing) if an update or a document is of the
+            wrong type.
+        """
+
+
+class IRelayStore(IRegistrations, ISessions, IOutbox, IGuildSnapshots):
+    """
+    A store that one node may run on: registrations, sessions, the outbox
+    and guild snapshots, in a database it opens and closes.
     """
 
     def open():  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """
-The shared store: registrations, gateway sessions, the delivery outbox and
-the nodes' leases in one PostgreSQL database that several relay nodes use.
+The shared store: registrations, gateway sessions, the delivery outbox,
+guild snapshots and the nodes' leases in one PostgreSQL database that
+several relay nodes use.
 
 Queries run with psycopg 3 on a thread pool of the store's own, with
 connections from a psycopg_pool pool (checked before each use, so a
@@ -28,6 +29,7 @@ from zope.interface import implementer
 
 from . import (
     IDENTIFY_MIN_WAIT,
+    GuildSnapshotUpdate,
     IClusterStore,
     OutboxCheckpoint,
     OutboxEntry,
@@ -529,6 +531,41 @@ def _outbox_count(cursor: Cursor, alias: str) -> int:
     return count
 
 
+def _load_guild_snapshot(cursor: Cursor, alias: str) -> dict[str, bytes]:
+    cursor.execute("SELECT part, document FROM guild_snapshots WHERE alias = %s", (alias,))
+    return {part: bytes(document) for part, document in cursor.fetchall()}
+
+
+def _save_guild_snapshots(cursor: Cursor, updates: list[GuildSnapshotUpdate]) -> None:
+    # FOR KEY SHARE, in alias order so that concurrent calls cannot
+    # deadlock: a delete of one of these bots waits for this transaction,
+    # then its cascade removes what this wrote; one that came first is seen
+    # here, and its bot skipped.
+    cursor.execute(
+        "SELECT alias FROM relays WHERE alias = ANY(%s) ORDER BY alias FOR KEY SHARE",
+        (sorted({update.alias for update in updates}),),
+    )
+    known = {alias for (alias,) in cursor.fetchall()}
+    for update in updates:
+        if update.alias not in known:
+            continue
+        if update.replace:
+            cursor.execute("DELETE FROM guild_snapshots WHERE alias = %s", (update.alias,))
+        if update.dropped:
+            cursor.execute(
+                "DELETE FROM guild_snapshots WHERE alias = %s AND part = ANY(%s)",
+                (update.alias, list(update.dropped)),
+            )
+        if update.parts:
+            cursor.executemany(
+                """
+                INSERT INTO guild_snapshots (alias, part, document) VALUES (%s, %s, %s)
+                ON CONFLICT (alias, part) DO UPDATE SET document = excluded.document
+                """,
+                [(update.alias, name, document) for name, document in update.parts],
+            )
+
+
 # Leases: every time is the database's now(), the start of the transaction,
 # so nodes with skewed clocks still agree on who holds what.
 
@@ -734,4 +771,6 @@ QUERIES = Queries(
     outbox_ack=_outbox_ack,
     outbox_trim=_outbox_trim,
     outbox_count=_outbox_count,
+    load_guild_snapshot=_load_guild_snapshot,
+    save_guild_snapshots=_save_guild_snapshots,
 )

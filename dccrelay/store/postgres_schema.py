@@ -107,6 +107,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Each bot's guild snapshot (guildSnapshot) as named parts ('user',
+        # and 'guild:' and an id per guild), so that a change rewrites one
+        # row, not the whole snapshot.  Gone with the bot's registration.
+        """
+        CREATE TABLE guild_snapshots (
+            alias text COLLATE "C" NOT NULL REFERENCES relays (alias) ON DELETE CASCADE,
+            part text COLLATE "C" NOT NULL,
+            document bytea NOT NULL,  -- JSON, or sealed (dccrelay.store.sealed)
+            PRIMARY KEY (alias, part)
+        )
+        """,
+    ),
 )
 
 #: The advisory lock that migrations hold; any 64-bit number that other

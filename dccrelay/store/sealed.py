@@ -1,37 +1,46 @@
 """
-Bots' tokens and secrets encrypted at rest, for any store.
+Bots' tokens, secrets and guild snapshots encrypted at rest, for any store.
 
 :class:`SealedSecretsStore` wraps an :class:`~dccrelay.store.IRelayStore`
 (SQLite, PostgreSQL, the in-memory one) and encrypts the ``token`` and
-``client_secret`` of each registration's settings with Fernet
+``client_secret`` of each registration's settings, and each part of a
+bot's guild snapshot (its guilds' names, channels and roles), with Fernet
 (``cryptography``) before they reach the store, decrypting them as they
 come back.  Everything else passes through unchanged.
 
 An encrypted field is stored as ``{"fernet": "<Fernet token>"}`` instead of
-the string, so a plain value and an encrypted one can never be mistaken for
-each other.
+the string, and an encrypted snapshot part as ``fernet:`` and the token
+(a plain part is JSON, which begins with ``{``), so a plain value and an
+encrypted one can never be mistaken for each other.
 
 Keys rotate: the first key encrypts, every key decrypts.  When the relays
 are loaded, a value that is still plain, or that an older key encrypted,
 is encrypted again with the first key and written back, so that once a
-relay has started with a new key first, the old keys may be removed.
+relay has started with a new key first, the old keys may be removed; a
+bot's snapshot parts likewise when the bot's snapshot is loaded.  A
+snapshot part no key decrypts is left out, with a warning: the gateway's
+guild events fill it again.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import replace
+from typing import Any, Iterable, Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from . import IRelayStore, StoredRelay
+from . import GuildSnapshotUpdate, IRelayStore, StoredRelay
 
 #: the settings fields (of :meth:`RelaySettings.to_json`) that are sealed
 SEALED_FIELDS = ("token", "client_secret")
 
 _SEALED = "fernet"
+
+#: how a sealed guild snapshot part begins
+SEALED_PART = b"fernet:"
 
 
 class SealedSecretsError(Exception):
@@ -158,3 +167,74 @@ class SealedSecretsStore:
         if not record.enabled:
             # save_relay enables; put the relay back as it was.
             yield self._store.disable_relay(record.alias, record.disable_reason or "")
+
+    # -- guild snapshots: each part sealed whole ------------------------------
+
+    def save_guild_snapshots(self, updates: Iterable[GuildSnapshotUpdate]) -> Deferred[None]:
+        result: Deferred[None] = self._store.save_guild_snapshots(self.seal_parts(updates))
+        return result
+
+    def seal_parts(self, updates: Iterable[GuildSnapshotUpdate]) -> list[GuildSnapshotUpdate]:
+        """
+        ``updates`` with each part's document encrypted (if there are keys).
+        """
+        if not self._keys:
+            return list(updates)
+        return [
+            replace(update, parts=tuple((name, self._seal_part(document))
+                                        for name, document in update.parts))
+            if isinstance(update, GuildSnapshotUpdate) else update
+            for update in updates
+        ]
+
+    def _seal_part(self, document: bytes) -> bytes:
+        if not isinstance(document, bytes):
+            return document  # the store refuses it, saying why
+        return SEALED_PART + self._keys[0].encrypt(document)
+
+    @inlineCallbacks
+    def load_guild_snapshot(self, alias: str) -> Any:
+        """
+        The bot's snapshot parts decrypted; those stored plain or under an
+        older key are encrypted with the first key and written back first,
+        and those no key decrypts are left out (and removed).
+        """
+        stored: dict[str, bytes] = yield self._store.load_guild_snapshot(alias)
+        opened: dict[str, bytes] = {}
+        stale: list[tuple[str, bytes]] = []
+        unreadable: list[str] = []
+        for name, document in stored.items():
+            if not document.startswith(SEALED_PART):
+                opened[name] = document
+                if self._keys:
+                    stale.append((name, self._seal_part(document)))
+                continue
+            token = document[len(SEALED_PART):]
+            # The first key first: the usual case decrypts once.
+            try:
+                if not self._keys:
+                    raise InvalidToken()
+                opened[name] = self._keys[0].decrypt(token)
+                continue
+            except InvalidToken:
+                pass
+            try:
+                if self._all is None:
+                    raise InvalidToken()
+                opened[name] = self._all.decrypt(token)
+            except InvalidToken:
+                unreadable.append(name)
+                continue
+            stale.append((name, self._seal_part(opened[name])))
+        if unreadable:
+            self.log.warn(
+                "{alias}: {count} parts of its guild snapshot in {store} could not be "
+                "decrypted (no key of --encryption-key-file fits); left out, the "
+                "gateway's guild events fill them again",
+                alias=alias, count=len(unreadable), store=self.description,
+            )
+        if stale or unreadable:
+            yield self._store.save_guild_snapshots(
+                [GuildSnapshotUpdate(alias, tuple(stale), dropped=tuple(unreadable))]
+            )
+        return opened

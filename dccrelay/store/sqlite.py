@@ -1,6 +1,6 @@
 """
-The embedded store: registrations, gateway sessions and the delivery outbox
-in one SQLite file.
+The embedded store: registrations, gateway sessions, the delivery outbox
+and the bots' guild snapshots in one SQLite file.
 
 Every sqlite3 call runs on a one-thread adbapi pool, so the reactor thread
 never waits on the disk; one connection is enough because SQLite serialises
@@ -22,7 +22,15 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 
-from . import OutboxCheckpoint, OutboxEntry, SessionState, StoredRelay, Trimmed, sessions_by_alias
+from . import (
+    GuildSnapshotUpdate,
+    OutboxCheckpoint,
+    OutboxEntry,
+    SessionState,
+    StoredRelay,
+    Trimmed,
+    sessions_by_alias,
+)
 from .errors import SchemaTooNew, StoreClosed
 from .threaded import Queries, ThreadedStore
 
@@ -140,6 +148,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             status TEXT NOT NULL,  -- JSON
             published_at REAL NOT NULL,
             PRIMARY KEY (node_id, alias)
+        )
+        """,
+    ),
+    (
+        # Each bot's guild snapshot (guildSnapshot) as named parts ('user',
+        # and 'guild:' and an id per guild), so that a change rewrites one
+        # row, not the whole snapshot.  Gone with the bot's registration.
+        """
+        CREATE TABLE guild_snapshots (
+            alias TEXT NOT NULL REFERENCES relays (alias) ON DELETE CASCADE,
+            part TEXT NOT NULL,
+            document BLOB NOT NULL,  -- JSON, or sealed (dccrelay.store.sealed)
+            PRIMARY KEY (alias, part)
         )
         """,
     ),
@@ -636,6 +657,49 @@ def _outbox_count(txn: Transaction, alias: str) -> int:
     return count
 
 
+def _load_guild_snapshot(txn: Transaction, alias: str) -> dict[str, bytes]:
+    txn.execute("SELECT part, document FROM guild_snapshots WHERE alias = ?", (alias,))
+    return {part: bytes(document) for part, document in txn.fetchall()}
+
+
+def _save_guild_snapshots(txn: Transaction, updates: list[GuildSnapshotUpdate]) -> None:
+    txn.execute("BEGIN IMMEDIATE")
+    aliases = list(dict.fromkeys(update.alias for update in updates))
+    known: set[str] = set()
+    for chunk in _chunks(aliases):
+        txn.execute("SELECT alias FROM relays WHERE alias IN " + _values(len(chunk), 1), chunk)
+        known.update(alias for (alias,) in txn.fetchall())
+    # Rows wait to be inserted many per statement; a delete of the same
+    # bot writes them first, so that updates apply in order.
+    rows: list[tuple[str, str, bytes]] = []
+    for update in updates:
+        if update.alias not in known:
+            continue
+        if update.replace or update.dropped:
+            _insert_parts(txn, rows)
+            rows = []
+        if update.replace:
+            txn.execute("DELETE FROM guild_snapshots WHERE alias = ?", (update.alias,))
+        for names in _chunks(update.dropped):
+            txn.execute(
+                "DELETE FROM guild_snapshots WHERE alias = ? AND part IN "
+                + _values(len(names), 1),
+                [update.alias, *names],
+            )
+        rows.extend((update.alias, name, document) for name, document in update.parts)
+    _insert_parts(txn, rows)
+
+
+def _insert_parts(txn: Transaction, rows: list[tuple[str, str, bytes]]) -> None:
+    for chunk in _chunks(rows):
+        txn.execute(
+            "INSERT INTO guild_snapshots (alias, part, document) VALUES "
+            + _values(3, len(chunk))
+            + " ON CONFLICT (alias, part) DO UPDATE SET document = excluded.document",
+            [value for row in chunk for value in row],
+        )
+
+
 QUERIES = Queries(
     load_relays=_load_relays,
     save_relay=_save_relay,
@@ -650,4 +714,6 @@ QUERIES = Queries(
     outbox_ack=_outbox_ack,
     outbox_trim=_outbox_trim,
     outbox_count=_outbox_count,
+    load_guild_snapshot=_load_guild_snapshot,
+    save_guild_snapshots=_save_guild_snapshots,
 )

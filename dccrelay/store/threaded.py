@@ -1,7 +1,7 @@
 """
 What the SQLite and PostgreSQL stores share: the plumbing that runs their
-blocking queries off the reactor thread, and the registration, session and
-outbox methods, written once.
+blocking queries off the reactor thread, and the registration, session,
+outbox and guild snapshot methods, written once.
 
 Each database gives a :class:`Queries` table (blocking functions that take
 the transaction's cursor first) and says how to run one of them in a
@@ -20,12 +20,14 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from . import (
+    GuildSnapshotUpdate,
     IRelayStore,
     OutboxCheckpoint,
     OutboxEntry,
     SessionState,
     StoredRelay,
     Trimmed,
+    check_guild_snapshot_updates,
     check_payloads,
     encode_settings,
 )
@@ -59,6 +61,8 @@ class Queries:
     outbox_ack: Callable[[Any, dict[str, int]], dict[str, int]]
     outbox_trim: Callable[[Any, str, int, float | None], Trimmed]
     outbox_count: Callable[[Any, str], int]
+    load_guild_snapshot: Callable[[Any, str], dict[str, bytes]]
+    save_guild_snapshots: Callable[[Any, list[GuildSnapshotUpdate]], None]
 
 
 @implementer(IRelayStore)
@@ -190,3 +194,15 @@ class ThreadedStore:
 
     def outbox_count(self, alias: str) -> Deferred[int]:
         return self._interact(self._queries.outbox_count, alias)
+
+    # -- guild snapshots ---------------------------------------------------------------
+
+    def load_guild_snapshot(self, alias: str) -> Deferred[dict[str, bytes]]:
+        return self._interact(self._queries.load_guild_snapshot, alias)
+
+    def save_guild_snapshots(self, updates: Iterable[GuildSnapshotUpdate]) -> Deferred[None]:
+        try:
+            checked = check_guild_snapshot_updates(updates)
+        except TypeError:
+            return fail()
+        return self._interact(self._queries.save_guild_snapshots, checked)

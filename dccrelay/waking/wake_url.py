@@ -16,7 +16,9 @@ The rules:
   than to the bot);
 - at most one request per ``interval`` seconds for a bot, and one at a time;
 - the request (connecting, the answer and its body, which is read and
-  dropped) must end within ``timeout`` seconds, or it is abandoned;
+  dropped) must end within ``timeout`` seconds, or it is abandoned; an
+  answer past the caps of :class:`~dccrelay.net.answer_caps.AnswerCaps`
+  (headers, body) is cut off and counted as failed;
 - any answer counts: what matters is that the host noticed.  A failure is
   counted and shown in the bot's status, never retried before the next
   interval;
@@ -38,6 +40,7 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
 from dccrelay import __version__
 from dccrelay.delivery.errors import describe_connect_failure, describe_tls_failure
+from dccrelay.net.answer_caps import AnswerTooLarge
 
 #: seconds between two wake requests for one bot, at least
 INTERVAL = 60.0
@@ -52,7 +55,7 @@ class WakeHook:
 
     :param clock: for the interval and the timeout.
     :param http: a treq client that follows the outbound rules
-        (:func:`dccrelay.net.guard.outbound_http`).
+        (:func:`dccrelay.net.answer_caps.outbound_http`).
     :param url: the bot's ``wakeUrl``.
     :param alias: the bot, for logs.
     :param interval: seconds between requests, at least.
@@ -171,6 +174,8 @@ class WakeHook:
         self.log.info("{alias}: {problem}", alias=self._alias, problem=problem)
 
     def _describe(self, failure: Failure) -> str:
+        if failure.check(AnswerTooLarge):
+            return f"the answer was cut off: {failure.value}"
         if self._timed_out or failure.check(CancelledError):
             return f"no answer within {self._timeout:g} s"
         if failure.check(ResponseNeverReceived, ResponseFailed):

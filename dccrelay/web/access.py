@@ -29,7 +29,8 @@ from twisted.web.server import Request
 
 from dccrelay.web.auth import CHALLENGE, presented_credentials, presented_secret
 from dccrelay.web.responses import HTTPError
-from dccrelay.web.throttle import FailedAuthLimiter
+from dccrelay.web.registration_limits import RegistrationLimits
+from dccrelay.web.throttle import AliasGuessLimiter, FailedAuthLimiter
 
 #: the header that may carry the registration key next to Basic credentials
 REGISTRATION_KEY_HEADER = b"dcc-registration-key"
@@ -72,6 +73,10 @@ class Access:
         access over HTTP.
     :param limiter: counts failed attempts per client; ``None`` counts
         nothing (for tests that do not care).
+    :param registrations: limits new tokens per client and per alias;
+        ``None`` limits nothing (for tests that do not care).
+    :param guesses: counts failed attempts per alias, from every client;
+        ``None`` counts nothing.
     """
 
     def __init__(
@@ -80,10 +85,14 @@ class Access:
         registration_key: str | None = None,
         operator_key: str | None = None,
         limiter: FailedAuthLimiter | None = None,
+        registrations: RegistrationLimits | None = None,
+        guesses: AliasGuessLimiter | None = None,
     ) -> None:
         self._registration_key = registration_key.encode("utf-8") if registration_key else None
         self._operator_key = operator_key.encode("utf-8") if operator_key else None
         self.limiter = limiter
+        self.registrations = registrations
+        self.guesses = guesses
 
     @property
     def registration_key_required(self) -> bool:
@@ -106,19 +115,47 @@ class Access:
                 headers={b"Retry-After": str(wait).encode("ascii")},
             )
 
-    def _fail(self, request: Request, message: str, challenge: dict[bytes, bytes]) -> HTTPError:
+    def _check_alias_throttle(self, request: Request, alias: str | None) -> None:
+        if self.guesses is None or alias is None:
+            return
+        wait = self.guesses.retry_after(alias, _client_host(request))
+        if wait is not None:
+            raise HTTPError(
+                429,
+                f"too many failed authentications for {alias!r} lately, from every "
+                "network together (networks that authenticated for it before are "
+                f"not held back); try again in {wait} s",
+                headers={b"Retry-After": str(wait).encode("ascii")},
+            )
+
+    def _fail(
+        self,
+        request: Request,
+        message: str,
+        challenge: dict[bytes, bytes],
+        alias: str | None = None,
+    ) -> HTTPError:
         if self.limiter is not None:
             self.limiter.failed(_client_host(request))
+        if self.guesses is not None and alias is not None:
+            self.guesses.failed(alias)
         return HTTPError(401, message, headers=challenge)
 
     # -- the rules ----------------------------------------------------------
 
     def require_owner(
-        self, request: Request, secret: str, *, operator_may: bool = True
+        self,
+        request: Request,
+        secret: str,
+        *,
+        operator_may: bool = True,
+        alias: str | None = None,
     ) -> Role:
         """
         Let ``request`` act on one bot: with its clientSecret as Basic
         credentials, or (if ``operator_may``) with the operator key.
+
+        :param alias: the bot's, for the failed attempts counted per alias.
 
         :return: who it is.
         :raise HTTPError: 401 for missing or wrong credentials, 429 while
@@ -133,6 +170,7 @@ class Access:
                 headers=CHALLENGE,
             )
         self._check_throttle(request)
+        self._check_alias_throttle(request, alias)
         bearer = presented_bearer(request)
         if bearer is not None:
             if operator_may and _same(bearer, self._operator_key):
@@ -154,7 +192,9 @@ class Access:
                 CHALLENGE,
             )
         if not hmac.compare_digest(presented, secret.encode("utf-8")):
-            raise self._fail(request, "wrong clientSecret for this alias", CHALLENGE)
+            raise self._fail(request, "wrong clientSecret for this alias", CHALLENGE, alias)
+        if self.guesses is not None and alias is not None:
+            self.guesses.succeeded(alias, _client_host(request))
         return "owner"
 
     def require_registrant(self, request: Request) -> None:
@@ -180,6 +220,16 @@ class Access:
         if _same(key, self._registration_key) or _same(key, self._operator_key):
             return
         raise self._fail(request, "wrong registration key", BEARER_CHALLENGE)
+
+    def count_new_token(self, request: Request, alias: str) -> None:
+        """
+        ``request`` creates ``alias`` or changes its token.
+
+        :raise HTTPError: 429 with ``Retry-After`` over the limits of
+            :mod:`dccrelay.web.registration_limits`.
+        """
+        if self.registrations is not None:
+            self.registrations.new_token(_client_host(request), alias)
 
     def is_operator(self, request: Request) -> bool:
         """

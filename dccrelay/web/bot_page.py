@@ -189,7 +189,7 @@ class BotPage(Resource):
         if not wants_private:
             return _write(request, render_bot(public_json(relay.snapshot()), private=False))
         try:
-            self._access.require_owner(request, relay.settings.client_secret)
+            self._access.require_owner(request, relay.settings.client_secret, alias=self._alias)
         except HTTPError as e:
             return _refuse(request, e)
         return _write(request, render_bot(full_json(relay.snapshot(private=True)), private=True))

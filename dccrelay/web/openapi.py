@@ -37,7 +37,8 @@ _RETRY_AFTER = {
     "Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}
 }
 _THROTTLED = _error(
-    "Too many failed authentication attempts from this address", _RETRY_AFTER
+    "Too many failed authentication attempts from this network, or for this alias",
+    _RETRY_AFTER,
 )
 _UNAUTHORIZED = _error("Missing or wrong credentials")
 
@@ -249,7 +250,12 @@ def openapi_document() -> dict[str, Any]:
                         "413": _error("The body is larger than 64 KiB"),
                         "409": _error("The token is registered under another alias"),
                         "415": _error("The body is not JSON"),
-                        "429": _THROTTLED,
+                        "429": _error(
+                            "Too many failed authentication attempts (from this network,"
+                            " or for this alias), or too many new registrations and"
+                            " token changes (from this network, or for this alias)",
+                            _RETRY_AFTER,
+                        ),
                         "503": _error(
                             "The relay holds its maximum number of bots", _RETRY_AFTER
                         ),
@@ -373,12 +379,14 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json(
                             {
                                 "type": "object",
-                                "required": ["guilds"],
+                                "required": ["user", "guilds"],
                                 "properties": {
+                                    "user": {"type": ["object", "null"]},
                                     "guilds": {"type": "array", "items": {"type": "object"}},
                                 },
                             },
-                            "Each guild's GUILD_CREATE, members but the bot's left out",
+                            "The user of the bot's last READY (null before one), and "
+                            "each guild's GUILD_CREATE, members but the bot's left out",
                         ),
                         "400": _BAD_ALIAS,
                         "401": _UNAUTHORIZED,

@@ -13,6 +13,8 @@ import math
 from typing import Any, Callable
 
 import orjson
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -169,7 +171,9 @@ class RelayResource(Resource):
             if current is None:
                 self._access.require_registrant(request)
             else:
-                self._access.require_owner(request, current.client_secret, operator_may=False)
+                self._access.require_owner(
+                    request, current.client_secret, operator_may=False, alias=self.alias
+                )
 
         relay = self._manager.relays.get(self.alias)
         authorize(relay.settings if relay is not None else None)
@@ -184,6 +188,12 @@ class RelayResource(Resource):
             refuse_second_alias(self._manager, self.alias, settings.token)
 
         refuse_second_alias(self._manager, self.alias, settings.token)
+        if relay is None or not hmac.compare_digest(
+            relay.settings.token.encode("utf-8"), settings.token.encode("utf-8")
+        ):
+            # A new token costs a call to Discord, and a bad one an invalid
+            # request the whole node shares.
+            self._access.count_new_token(request, self.alias)
         d = self._manager.put(self.alias, settings, authorize_alone)
 
         def answered(created: bool) -> tuple[int, Any]:
@@ -205,14 +215,14 @@ class RelayResource(Resource):
         relay = self._manager.relays.get(self.alias)
         if relay is None:
             return 200, {"alias": self.alias, "deleted": False}
-        self._access.require_owner(request, relay.settings.client_secret)
+        self._access.require_owner(request, relay.settings.client_secret, alias=self.alias)
         d = self._manager.delete(self.alias)
         return d.addCallback(lambda existed: (200, {"alias": self.alias, "deleted": existed}))
 
     @json_handler
     def render_GET(self, request: Request) -> tuple[int, Any]:
         relay = registered(self._manager, self.alias)
-        self._access.require_owner(request, relay.settings.client_secret)
+        self._access.require_owner(request, relay.settings.client_secret, alias=self.alias)
         return 200, full_json(relay.snapshot(private=True))
 
 
@@ -239,7 +249,7 @@ class DisableResource(_RelayAction):
     @json_handler
     def render_POST(self, request: Request) -> Any:
         relay = registered(self._manager, self.alias)
-        who = self._access.require_owner(request, relay.settings.client_secret)
+        who = self._access.require_owner(request, relay.settings.client_secret, alias=self.alias)
         by = "the relay's operator" if who == "operator" else "its owner"
         d = self._manager.disable(self.alias, f"disabled by {by} through the API")
         return d.addCallback(lambda _: (200, full_json(relay.snapshot(private=True))))
@@ -252,18 +262,25 @@ class SnapshotResource(_RelayAction):
     """
 
     @json_handler
-    def render_GET(self, request: Request) -> tuple[int, Any]:
+    def render_GET(self, request: Request) -> Deferred[tuple[int, Any]]:
         relay = registered(self._manager, self.alias)
-        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
-        try:
-            snapshot = relay.guild_snapshot()
-        except CommandError as e:
-            raise HTTPError(e.status, e.message) from None
-        if snapshot is None:
-            raise HTTPError(
-                404, 'this bot keeps no guild snapshot: register it with "guildSnapshot": true'
-            )
-        return 200, snapshot
+        self._access.require_owner(
+            request, relay.settings.client_secret, operator_may=False, alias=self.alias
+        )
+
+        def answer(snapshot: dict[str, Any] | None) -> tuple[int, Any]:
+            if snapshot is None:
+                raise HTTPError(
+                    404, 'this bot keeps no guild snapshot: register it with "guildSnapshot": true'
+                )
+            return 200, snapshot
+
+        def elsewhere(failure: Failure) -> None:
+            failure.trap(CommandError)  # a bot another node runs: 409
+            error: CommandError = failure.value  # type: ignore[assignment]
+            raise HTTPError(error.status, error.message)
+
+        return relay.guild_snapshot().addCallbacks(answer, elsewhere)
 
 
 class ClaimResource(_RelayAction):
@@ -276,7 +293,9 @@ class ClaimResource(_RelayAction):
     @json_handler
     def render_POST(self, request: Request) -> tuple[int, Any]:
         relay = registered(self._manager, self.alias)
-        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
+        self._access.require_owner(
+            request, relay.settings.client_secret, operator_may=False, alias=self.alias
+        )
         body = read_json_body(request)
         # A bot another node runs answers 409, naming that node.
         status, answer = command_answer(relay.claim_interaction, body)
@@ -295,7 +314,9 @@ class CommandsResource(_RelayAction):
     @json_handler
     def render_POST(self, request: Request) -> tuple[int, Any]:
         relay = registered(self._manager, self.alias)
-        self._access.require_owner(request, relay.settings.client_secret, operator_may=False)
+        self._access.require_owner(
+            request, relay.settings.client_secret, operator_may=False, alias=self.alias
+        )
         body = read_json_body(request)
         # A bot another node runs answers 409, naming that node.
         status, answer = command_answer(relay.send_command, body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from dccrelay.delivery import ChannelSnapshot
@@ -99,11 +99,12 @@ class RemoteRelay:
         """
         raise CommandError(self._elsewhere("claim interactions there"), status=409)
 
-    def guild_snapshot(self) -> dict[str, Any] | None:
+    def guild_snapshot(self) -> Deferred[dict[str, Any] | None]:
         """
-        :raise CommandError: 409 always: the snapshot is the owner's.
+        :return: a Deferred failing with :class:`CommandError`, 409, always:
+            the snapshot is the owner's.
         """
-        raise CommandError(self._elsewhere("ask that node"), status=409)
+        return fail(CommandError(self._elsewhere("ask that node"), status=409))
 
     def _elsewhere(self, what: str) -> str:
         where = f"relay node {self.owner}" if self.owner else "no relay node yet"
