@@ -18,7 +18,12 @@ and prints one table per target with medians over ``--repeats`` runs:
    2,000 dispatches/s over 1,000 bots;
 5. ``durable``: target 3 through the outbox (websocket v2, webhook);
 6. ``filters``: p99 of the sample bot's filter (bench/filters.py);
-7. ``compression``: zlib-stream against zstd-stream, per connection.
+7. ``compression``: zlib-stream against zstd-stream, per connection;
+8. ``cpu`` (issue 15, goals 1 and 3): relay CPU per dispatch at 50 bots,
+   zlib-stream and none, over TLS and plain, beside the relay before issue
+   15 (``--baseline``) in alternating runs;
+9. ``cold`` (issue 15, goal 2): first delivery to a sleeping bot at 50 bots,
+   and where its time goes, beside the relay before issue 15.
 
 Gateway, REST and bot connections speak TLS, as production does (a
 throw-away CA made for the run; ``--plain`` for plain ``ws``/``http``).
@@ -36,11 +41,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench import (
+    baseline,
+    cold,
+    dispatch_cpu,
     durable,
     filters,
     gateway_compression,
     idle_memory,
     latency,
+    receive_path,
     restart,
     throughput,
     tls_connection,
@@ -48,7 +57,10 @@ from bench import (
 from bench.fleet import bring_up
 from bench.processes import machine
 
-TARGETS = ("memory", "restart", "throughput", "latency", "durable", "filters", "compression")
+TARGETS = (
+    "memory", "restart", "throughput", "latency", "durable", "filters", "compression", "cpu",
+    "cold",
+)
 
 
 def median(rows: Sequence[dict[str, Any]], key: str) -> float:
@@ -85,6 +97,15 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--breakdown-bots", type=int, default=None,
                         help="bots of the memory breakdown runs (default 1000)")
     parser.add_argument("--keep", action="store_true", help="keep each run's logs and store")
+    parser.add_argument("--cpu-bots", type=int, default=50,
+                        help="bots of the cpu and cold targets (default 50)")
+    parser.add_argument("--cold-rates", type=_counts, default=[500, 5000],
+                        help="dispatches/s while bots connect, cold target (default 500,5000)")
+    parser.add_argument(
+        "--baseline", default=baseline.BEFORE_ISSUE_15,
+        help="commit whose relay runs beside the current one, for the figures before"
+             f" (default {baseline.BEFORE_ISSUE_15}, before issue 15; 'none' for no baseline)",
+    )
     options = parser.parse_args(argv)
     quick = options.quick
     if options.bots is None:
@@ -127,7 +148,8 @@ def fleet_targets(options: argparse.Namespace) -> None:
     transports = [tls, not tls] if want_memory else [tls]
     memory: dict[bool, dict[int, list[dict[str, Any]]]] = {t: {} for t in transports}
     zero: dict[bool, float] = {}
-    restarts: dict[int, list[dict[str, Any]]] = {}
+    restarts: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    before = before_tree(options) if want_restart else None
     for transport in transports:
         if want_memory:
             progress(f"relay with no bot, {_transport(transport)}")
@@ -145,9 +167,16 @@ def fleet_targets(options: argparse.Namespace) -> None:
                     memory[transport].setdefault(bots, []).append(idle_memory.measure(fleet))
                     if restart_too:
                         progress(f"{bots} bots, restart")
-                        restarts.setdefault(bots, []).append(restart.measure(fleet))
+                        restarts.setdefault((bots, "now"), []).append(restart.measure(fleet))
                 finally:
                     fleet.close()
+                if restart_too and before is not None:
+                    progress(f"{bots} bots, restart, the relay before")
+                    fleet = bring_up(bots, keep=options.keep, tls=transport, code=before)
+                    try:
+                        restarts.setdefault((bots, "before"), []).append(restart.measure(fleet))
+                    finally:
+                        fleet.close()
     runs = f"median of {options.repeats} run(s)"
     if want_memory:
         memory_table(memory, zero, runs)
@@ -170,12 +199,21 @@ def fleet_targets(options: argparse.Namespace) -> None:
     if want_restart:
         say(f"\n2. Restart with N bots in the store, {_transport(tls)} ({runs}; target: all"
             " RESUMEd within 60 s, no stall > 100 ms)")
-        say(f"   {'bots':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
-            f"{'longest GC ms':>15}{'re-IDENTIFYs':>14}")
-        for bots, rows in restarts.items():
-            say(f"   {bots:>8,}{median(rows, 'resumed_after'):>21.1f}"
-                f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'worst_gc_ms'):>15.0f}"
-                f"{median(rows, 'identifies'):>14.0f}")
+        if before is not None:
+            say(f"   before: {baseline.describe(options.baseline)}")
+        say("   (stall on CPU: the longest stall's part on the reactor thread's CPU, not"
+            " waiting for a core; the relay before did not measure it)")
+        say(f"   {'bots':>8}{'relay':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
+            f"{'stall on CPU ms':>17}{'longest GC ms':>15}{'re-IDENTIFYs':>14}"
+            f"{'frozen objects':>16}")
+        # each size's "before" first
+        order = sorted(restarts, key=lambda key: (key[0], key[1] != "before"))
+        for bots, label in order:
+            rows = restarts[(bots, label)]
+            say(f"   {bots:>8,}{label:>8}{median(rows, 'resumed_after'):>21.1f}"
+                f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'worst_on_cpu_ms'):>17.0f}"
+                f"{median(rows, 'worst_gc_ms'):>15.0f}"
+                f"{median(rows, 'identifies'):>14.0f}{median(rows, 'frozen'):>16,.0f}")
 
 
 def _transport(tls: bool) -> str:
@@ -296,7 +334,70 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(f"   p50 {p50:.2f} µs, p99 {p99:.2f} µs  (python -m bench.filters for more)")
     if "compression" in options.targets:
         compression_target(options)
+    if "cpu" in options.targets:
+        cpu_target(options)
+    if "cold" in options.targets:
+        cold_target(options)
     say(f"\n(total {time.monotonic() - started:.0f} s)")
+
+
+def before_tree(options: argparse.Namespace) -> str | None:
+    """The baseline's source tree, or None with ``--baseline none``."""
+    if options.baseline.lower() == "none":
+        return None
+    return baseline.source_tree(options.baseline)
+
+
+def cpu_target(options: argparse.Namespace) -> None:
+    before = before_tree(options)
+    count = options.dispatches // 2
+    results = list(dispatch_cpu.runs(
+        options.cpu_bots, options.rate, count, options.repeats, before, progress=progress,
+    ))
+    say(f"\n8. Relay CPU per dispatch (issue 15, goals 1 and 3): {count:,} dispatches offered at"
+        f" {options.rate:,.0f}/s over {options.cpu_bots} bots, sample criteria, websocket v1"
+        f" ({runs_text(options)}, before and now alternating; goal: zlib-stream halved, aim"
+        " 22 µs)")
+    if before is not None:
+        say(f"   before: {baseline.describe(options.baseline)}")
+    for line in dispatch_cpu.table(results):
+        say(line)
+    progress("receive path, in process")
+    say("   The receive path alone, in process (bench/receive_path.py: one frame per read through"
+        " the gateway protocol, inflate and orjson.loads; CPU in alternating processes, median"
+        " of 3; instructions per frame under callgrind, which the machine's load does not"
+        " move):")
+    for line in receive_path.compare(before, baseline.REPO):
+        say(line)
+
+
+def cold_target(options: argparse.Namespace) -> None:
+    before = before_tree(options)
+    codes = {"now": baseline.REPO} | ({"before": before} if before else {})
+    for rate in options.cold_rates:
+        rows: dict[tuple[bool, str], list[dict[str, Any]]] = {}
+        for tls in (True, False):
+            for n in range(options.repeats):
+                for label, code in codes.items():
+                    progress(f"first delivery at {rate:g}/s, {_transport(tls)}, {label},"
+                             f" run {n + 1}")
+                    fleet = bring_up(options.cpu_bots, tls=tls, code=code)
+                    try:
+                        rows.setdefault((tls, label), []).append(cold.measure(fleet, rate))
+                    finally:
+                        fleet.close()
+        say(f"\n9. First delivery to a sleeping bot (issue 15, goal 2): {options.cpu_bots} bots"
+            f" connecting on demand under {rate:,.0f} dispatches/s; each bot's first dispatch, ms,"
+            f" medians over bots then over runs ({runs_text(options)}; goal: p50 < 40 ms)")
+        say(f"   {'':58}" + "".join(f"{f'{_transport(t)} {label}':>14}" for t, label in rows))
+        for phase, _, _ in cold.PHASES:
+            say(f"   {phase:58}" + "".join(f"{median(r, phase):>14.1f}" for r in rows.values()))
+        say(f"   {'p90 / max of the first delivery':58}" + "".join(
+            f"{median(r, 'p90'):>8.0f} /{median(r, 'max'):>4.0f}" for r in rows.values()))
+
+
+def runs_text(options: argparse.Namespace) -> str:
+    return f"median of {options.repeats} run(s)"
 
 
 def compression_target(options: argparse.Namespace) -> None:

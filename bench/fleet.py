@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.processes import (
+    REPO,
     BenchTLS,
     Receiver,
     Relay,
@@ -32,6 +33,8 @@ class Fleet:
     data_dir: str
     relay_args: tuple[str, ...]
     tls: BenchTLS | None = None
+    #: the source tree the relay runs (bench.baseline for another commit's)
+    code: str = REPO
     #: seconds from starting the relay until every shard was READY
     ready_after: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
@@ -52,7 +55,8 @@ class Fleet:
         self.relay.stop()
         os.rename(self.relay.log_path, self.relay.log_path + ".1")
         self.relay = Relay(
-            self.workdir.path, self.data_dir, self.sim.api_url, *self.relay_args, tls=self.tls
+            self.workdir.path, self.data_dir, self.sim.api_url, *self.relay_args, tls=self.tls,
+            max_relays=self.bots, code=self.code,
         )
 
     def close(self) -> None:
@@ -71,6 +75,7 @@ def bring_up(
     ready_timeout: float = 300.0,
     keep: bool = False,
     tls: bool = True,
+    code: str = REPO,
 ) -> Fleet:
     """
     Start everything with ``bots`` bots; return once all are READY.
@@ -79,6 +84,7 @@ def bring_up(
         ``"webhook"``.
     :param tls: gateway, REST and bot connections over TLS, as in
         production (else plain ``ws``/``http``).
+    :param code: the source tree whose relay runs (:mod:`bench.baseline`).
     """
     workdir = Workdir(keep)
     sim = receiver = relay = None
@@ -92,9 +98,11 @@ def bring_up(
         dst = receiver.ws_dst if delivery == "ws" else receiver.hook_dst
         populate(workdir.path, data_dir, bots, dst, protocol)
         args = ("--gateway-compression", compression, *relay_args)
-        relay = Relay(workdir.path, data_dir, sim.api_url, *args, tls=bench_tls)
+        relay = Relay(
+            workdir.path, data_dir, sim.api_url, *args, tls=bench_tls, max_relays=bots, code=code
+        )
         relay.wait_listening()
-        fleet = Fleet(workdir, sim, receiver, relay, bots, data_dir, args, bench_tls)
+        fleet = Fleet(workdir, sim, receiver, relay, bots, data_dir, args, bench_tls, code=code)
         if bots:
             fleet.ready_after = fleet.wait_all("identifies", ready_timeout)
         return fleet

@@ -119,13 +119,22 @@ class Process:
     """One child process, its output in a file."""
 
     def __init__(
-        self, name: str, argv: list[str], workdir: str, env_extra: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        workdir: str,
+        env_extra: dict[str, str] | None = None,
+        code: str = REPO,
     ) -> None:
+        """
+        :param code: the source tree whose ``dccrelay`` it runs (another
+            commit's, for a baseline: :mod:`bench.baseline`).
+        """
         self.name = name
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._log = open(self.log_path, "wb")
         env = dict(os.environ, **(env_extra or {}))
-        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
         self.popen = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir, env=env
         )
@@ -236,15 +245,25 @@ class Relay(Process):
     """
 
     def __init__(
-        self, workdir: str, data_dir: str, api_url: str, *extra: str, tls: BenchTLS | None = None
+        self,
+        workdir: str,
+        data_dir: str,
+        api_url: str,
+        *extra: str,
+        tls: BenchTLS | None = None,
+        max_relays: int = 1000,
+        code: str = REPO,
     ) -> None:
+        # --max-relays as the run needs: the relay refuses to start when the
+        # open-files limit cannot cover it (2 per bot).
         super().__init__(
             "relay",
             [TWISTD, "--nodaemon", "--pidfile=", "dcc", "--listen", LOOPBACK,
              "--data-dir", data_dir, "--discord-api", api_url, "--allow-private-dst",
-             "--max-relays", "100000", "--lag-probe", *extra],
+             "--max-relays", str(max(max_relays, 1)), "--lag-probe", *extra],
             workdir,
             env_extra={"SSL_CERT_FILE": tls.ca_file} if tls is not None else None,
+            code=code,
         )
 
     def wait_listening(self, timeout: float = 120.0) -> str:
@@ -263,6 +282,16 @@ class Relay(Process):
         """The worst stall the lag probe logged after output offset ``since``."""
         found = re.findall(r"reactor lag: worst ([\d.]+) ms", self.output()[since:])
         return max((float(ms) for ms in found), default=0.0)
+
+    def worst_on_cpu_ms(self, since: int = 0) -> float:
+        """The worst stall's part on the reactor thread's CPU (0 where not logged)."""
+        found = re.findall(r"worst on-CPU stall ([\d.]+) ms", self.output()[since:])
+        return max((float(ms) for ms in found), default=0.0)
+
+    def frozen_objects(self) -> float:
+        """Objects frozen out of the collector after start-up (0 if not logged)."""
+        found = re.findall(r"froze (\d+) objects", self.output())
+        return float(found[-1]) if found else 0.0
 
     def worst_gc_ms(self, since: int = 0) -> float:
         """The longest garbage collection the lag probe logged."""

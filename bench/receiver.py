@@ -14,6 +14,12 @@ connection to this bot was opened had to wait for that connection (the
 relay dials a bot when it has something for it): those are counted apart,
 as ``cold``, from the steady state of a bot whose connection is open.
 
+For a bot's first connection it also notes when the relay's TCP connection
+was accepted and when its websocket request arrived (after the TLS
+handshake), so a cold delivery's time can be cut into phases: the relay's
+work before it dials (filter, address check, connect), the TLS handshake and
+upgrade request, and the opening answer until the first frame.
+
 ``GET /stats`` gives the count and the latency percentiles since the last
 ``POST /reset``.  It prints ``receiver listening on <port>`` once ready.
 """
@@ -29,6 +35,7 @@ import orjson
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import react
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -48,17 +55,20 @@ class Tally:
         self.latencies: list[int] = []
         self.cold: list[int] = []
         self.last_ns = 0
+        #: per connection, the first cold dispatch: (written, accepted,
+        #: requested, received) in ns
+        self.first_cold: list[tuple[int, int, int, int]] = []
 
-    def dispatch(self, data: bytes, opened_ns: int = 0) -> None:
+    def dispatch(self, data: bytes, opened: "Opened | None" = None) -> None:
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
             payload = None
-        self.note(payload, opened_ns)
+        self.note(payload, opened)
 
-    def note(self, payload: Any, opened_ns: int = 0) -> None:
+    def note(self, payload: Any, opened: "Opened | None" = None) -> None:
         """
-        :param opened_ns: when the connection it came on was opened.
+        :param opened: when the connection it came on was opened.
         """
         now = time.time_ns()
         self.count += 1
@@ -67,7 +77,15 @@ class Tally:
         nonce = d.get("nonce") if isinstance(d, dict) else None
         if isinstance(nonce, str) and nonce.isdigit():
             written = int(nonce)
-            (self.cold if written < opened_ns else self.latencies).append(now - written)
+            if opened is not None and written < opened.requested_ns:
+                self.cold.append(now - written)
+                if not opened.first_noted:
+                    opened.first_noted = True
+                    self.first_cold.append(
+                        (written, opened.accepted_ns, opened.requested_ns, now)
+                    )
+            else:
+                self.latencies.append(now - written)
 
     def stats(self) -> dict[str, Any]:
         ordered, cold = sorted(self.latencies), sorted(self.cold)
@@ -88,7 +106,37 @@ class Tally:
             "cold_samples": len(cold),
             "cold_p50_ms": cut(cold, 0.50),
             "cold_max_ms": cut(cold, 1.0),
+            "first_cold": self.first_cold,
         }
+
+
+class Opened:
+    """When one connection was accepted and its websocket request arrived."""
+
+    def __init__(self, accepted_ns: int, requested_ns: int) -> None:
+        self.accepted_ns = accepted_ns
+        self.requested_ns = requested_ns
+        self.first_noted = False
+
+
+class Accepted(ProtocolWrapper):
+    """Outermost on each accepted connection: notes when it was accepted."""
+
+    def makeConnection(self, transport: Any) -> None:
+        self.accepted_ns = time.time_ns()
+        super().makeConnection(transport)
+
+
+def accepted_ns(request: Request) -> int:
+    """When the connection ``request`` came on was accepted (0 if unknown)."""
+    transport: Any = request.channel.transport
+    for _ in range(4):
+        if transport is None:
+            break
+        if isinstance(transport, Accepted):
+            return transport.accepted_ns
+        transport = getattr(transport, "transport", None)
+    return 0
 
 
 class PerBot(Resource):
@@ -103,11 +151,12 @@ class PerBot(Resource):
         self._tally = tally
         self._reactor = reactor
         self._bots: dict[bytes, Any] = {}
-        self._opened: dict[bytes, int] = {}
+        self._opened: dict[bytes, Opened] = {}
 
     def getChild(self, path: bytes, request: Request) -> Any:
         # a bot has one connection at a time: this is its opening request
-        self._opened[path] = time.time_ns()
+        now = time.time_ns()
+        self._opened[path] = Opened(accepted_ns(request) or now, now)
         receiver = self._bots.get(path)
         if receiver is None:
             receiver = self._bots[path] = receiver_resource(
@@ -170,6 +219,8 @@ async def main(reactor: Any, listen: str, tls_cert: str | None = None) -> None:
 
         with open(tls_cert, "rb") as f:
             served = serve_tls(server_options_from_pem(f.read()), served)
+    served = WrappingFactory(served)
+    served.protocol = Accepted
     port = await serverFromString(reactor, listen).listen(served)
     print(f"receiver listening on {port.getHost().port}", flush=True)
     await Deferred()

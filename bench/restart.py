@@ -25,12 +25,15 @@ def measure(fleet: Fleet, timeout: float = 600.0) -> dict[str, float]:
 
     wait_until(resumed, timeout, f"{fleet.bots} bots to resume", every=0.2)
     elapsed = time.monotonic() - started
-    # the probe reports once a second: let it report the last window
-    time.sleep(1.2)
+    # the probe reports once a second: let it report the last windows,
+    # which include the freeze of what start-up made (dccrelay.ops.collector)
+    time.sleep(3.5)
     after = fleet.sim.summary()
     return {
         "resumed_after": elapsed,
         "worst_lag_ms": fleet.relay.worst_lag_ms(),
         "worst_gc_ms": fleet.relay.worst_gc_ms(),
+        "worst_on_cpu_ms": fleet.relay.worst_on_cpu_ms(),
         "identifies": after["identifies"] - before["identifies"],
+        "frozen": fleet.relay.frozen_objects(),
     }

@@ -38,6 +38,7 @@ from dccrelay.gateway.shared_identify import StoreIdentifySlots
 from dccrelay.net.answer_caps import AnswerCappedPool, AnswerCaps, outbound_http
 from dccrelay.net.guard import NoRedirectHTTPClient, outbound_reactor
 from dccrelay.net.tls import ClientTLS
+from dccrelay.ops.collector import StartUpCollector
 from dccrelay.ops.config import ConfigFileOptions
 from dccrelay.ops.data_dir import DataDirLock
 from dccrelay.ops.descriptors import TooFewDescriptors, ensure_descriptors
@@ -250,6 +251,10 @@ class Options(ConfigFileOptions):
          "Allow dst on loopback/private addresses (local development)."],
         ["lag-probe", None,
          "Log the reactor's longest stall every second (for benchmarks; off by default)."],
+        ["gc-as-is", None,
+         "Leave Python's garbage collector as it is: by default full collections wait "
+         "while the node starts and what start-up made is then frozen out of them "
+         "(docs/performance.rst)."],
     ]
 
     def opt_version(self) -> None:
@@ -540,6 +545,8 @@ def makeService(options: Options, reactor: Any = None, tls: ClientTLS | None = N
     )
     if options["lag-probe"]:
         LagProbe(reactor).setServiceParent(root)
+    if not options["gc-as-is"]:
+        StartUpCollector(reactor, manager.started_up).setServiceParent(root)
     http = ListeningService(
         options["listen"], APIConnectionLimit(site, options["max-api-connections"]), reactor
     )

@@ -46,6 +46,29 @@ class LagProbeTests(SynchronousTestCase):
         probe.stopService()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_on_cpu_part(self) -> None:
+        """
+        A stall is reported with the part the reactor thread spent on the
+        CPU: 240 ms late having worked 60 ms (the process was not running
+        the rest) is a 60 ms on-CPU stall; the CPU time of a tick on time
+        does not count.
+        """
+        clock = Clock()
+        cpu = [0.0]
+        probe = LagProbe(clock, interval=0.01, report_every=1.0, cpu_timer=lambda: cpu[0])
+        probe.startService()
+        with capturedLogs() as events:
+            cpu[0] += 0.009
+            clock.advance(0.01)
+            cpu[0] += 0.06
+            clock.advance(0.25)
+            for _ in range(80):
+                clock.advance(0.01)
+        [report] = [e for e in events if "worst_ms" in e]
+        self.assertAlmostEqual(report["worst_ms"], 240.0, places=3)
+        self.assertAlmostEqual(report["on_cpu_ms"], 60.0, places=3)
+        probe.stopService()
+
     def test_reports_longest_collection(self) -> None:
         """
         The report names the longest garbage collection of its window and

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.net.answer_caps import AnswerCaps
+from dccrelay.ops.collector import StartUpCollector
 from dccrelay.ops.lagprobe import LagProbe
 from dccrelay.tap import Options, delivery_config, makeService
 
@@ -197,6 +198,20 @@ class MakeServiceTests(SynchronousTestCase):
         options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0", "--lag-probe"])
         service = makeService(options, MemoryReactorClock())
         self.assertEqual(len([s for s in service if isinstance(s, LagProbe)]), 1)
+
+    def test_start_up_collector(self) -> None:
+        """
+        By default the node holds full collections back while it starts and
+        freezes what start-up made; --gc-as-is leaves the collector alone.
+        """
+        options = Options()
+        options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0"])
+        service = makeService(options, MemoryReactorClock())
+        self.assertEqual(len([s for s in service if isinstance(s, StartUpCollector)]), 1)
+        options = Options()
+        options.parseOptions(["--data-dir", self.mktemp(), "--listen", "tcp:0", "--gc-as-is"])
+        service = makeService(options, MemoryReactorClock())
+        self.assertFalse([s for s in service if isinstance(s, StartUpCollector)])
 
     def test_postgres_store(self) -> None:
         """

@@ -20,6 +20,7 @@ the connection.  Its window, chosen by the sender, bounds its memory: up to
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ import orjson
 import txaio
 import zstandard
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import connectionDone
@@ -35,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from dccrelay import __version__
+from dccrelay.gateway.frames import split_whole_frames
 from dccrelay.gateway.shard import IGatewayConnection, IGatewayListener
 from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
 
@@ -56,6 +59,9 @@ class HandshakeFailed(Exception):
     def __init__(self, message: str, reasons: list[Failure] | None = None) -> None:
         super().__init__(message)
         self.reasons = reasons or []
+
+
+_OPEN = WebSocketProtocol.STATE_OPEN
 
 
 class GatewayProtocol(WebSocketClientProtocol):
@@ -86,7 +92,26 @@ class GatewayProtocol(WebSocketClientProtocol):
         # Autobahn's own dataReceived first formats a debug line (with
         # click's styling) that the logger then drops: ~3% of the relay's
         # CPU per dispatch (py-spy).
+        if (
+            self.state == _OPEN
+            and not self.data
+            and self.current_frame is None
+            and not self.inside_message
+            and not self.maxFramePayloadSize
+            and not self.maxMessagePayloadSize
+        ):
+            # Whole data frames, the usual case: the short path
+            # (dccrelay.gateway.frames); what it leaves goes to Autobahn.
+            taken = split_whole_frames(data, self._whole_message, self.utf8validateIncoming)
+            self.trafficStats.incomingOctetsWireLevel += taken
+            if taken == len(data):
+                return
+            data = data[taken:]
         self._dataReceived(data)
+
+    def _whole_message(self, payload: bytes, is_binary: bool) -> bool:
+        self.onMessage(payload, is_binary)
+        return self.state == _OPEN
 
     def onMessageEnd(self) -> None:
         # Autobahn's own onMessageEnd also fires its observable "message"
@@ -138,6 +163,21 @@ class GatewayProtocol(WebSocketClientProtocol):
         # Kept for onClose: Autobahn passes it on only as text.
         self._lost = reason
         super().connectionLost(reason)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """
+        Drop what ties this ended connection into reference cycles, so that
+        reference counting frees it (and its inflate context) at once: the
+        relay freezes what lives at start-up out of the collector's sight
+        (dccrelay.ops.collector), and a frozen connection left in a cycle
+        would never be freed.
+        """
+        self.inflater = self.zstd = None
+        if isinstance(self.factory, _GatewayFactory):
+            self.factory.setup = None
+        self.factory = None
+        self.is_open = self.is_closed = None
 
     # IGatewayConnection
 
@@ -151,6 +191,23 @@ class GatewayProtocol(WebSocketClientProtocol):
         transport: Any = self.transport
         if transport is not None:
             transport.abortConnection()
+
+
+class _GatewayFactory(WebSocketClientFactory):
+    """
+    One connection attempt's factory: ``setup`` gives each protocol it
+    builds its listener and decompression (a method, not a closure holding
+    the factory, so that no cycle outlives the connection).
+    """
+
+    setup: Callable[[GatewayProtocol], None] | None = None
+
+    def buildProtocol(self, addr: object) -> GatewayProtocol:
+        protocol = GatewayProtocol()
+        protocol.factory = self
+        if self.setup is not None:
+            self.setup(protocol)
+        return protocol
 
 
 class GatewayConnector:
@@ -179,11 +236,13 @@ class GatewayConnector:
         """
         if self._compression is not None:
             url += ("&" if "?" in url else "?") + "compress=" + self._compression
-        factory = WebSocketClientFactory(url, reactor=self._reactor, useragent=USER_AGENT)
+        factory = _GatewayFactory(url, reactor=self._reactor, useragent=USER_AGENT)
         factory.setProtocolOptions(**AUTOBAHN_TIMERS_OFF)
         # Not a "Starting factory" log line per connection: 10,000 at start-up.
         factory.noisy = False
-        protocols: list[GatewayProtocol] = []
+        # Weak: the factory holds setup, and a strong list would tie every
+        # protocol it built into a cycle with it.
+        protocols: weakref.WeakSet[GatewayProtocol] = weakref.WeakSet()
 
         cancelled = False
 
@@ -193,15 +252,13 @@ class GatewayConnector:
             nonlocal cancelled
             cancelled = True
             connecting.cancel()
-            for protocol in protocols:
+            for protocol in list(protocols):
                 protocol.abandoned = True
                 protocol.abort()
 
         opened: Deferred[IGatewayConnection] = Deferred(cancel)
 
-        def build(addr: object) -> GatewayProtocol:
-            protocol = GatewayProtocol()
-            protocol.factory = factory
+        def setup(protocol: GatewayProtocol) -> None:
             protocol.listener = listener
             protocol.opened = opened
             if self._compression == "zlib-stream":
@@ -210,10 +267,9 @@ class GatewayConnector:
                 # One decompressor per connection: a decompressobj shares
                 # its ZstdDecompressor's context.
                 protocol.zstd = zstandard.ZstdDecompressor().decompressobj()
-            protocols.append(protocol)
-            return protocol
+            protocols.add(protocol)
 
-        factory.buildProtocol = build  # type: ignore[method-assign]
+        factory.setup = setup
         endpoint = client_endpoint(
             self._reactor, factory, self._tls_options_for, self._tcp_timeout
         )
@@ -224,4 +280,8 @@ class GatewayConnector:
                 opened.errback(failure)
 
         connecting.addErrback(failed)
+        # Keep no protocol as the attempt's result: Twisted's endpoint keeps
+        # this Deferred in a reference cycle, which would hold the protocol
+        # after its connection ended.
+        connecting.addCallback(lambda _: None)
         return opened

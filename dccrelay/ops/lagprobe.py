@@ -4,6 +4,11 @@ benchmarks: a LoopingCall every ``interval`` seconds notes how much later
 than planned it runs, which is how long the reactor was busy with something
 else, and logs the worst delay once per ``report_every`` seconds.
 
+On a shared machine the reactor may also be late because the process was
+not running at all (other processes had the cores): each stall is reported
+with how much of it the reactor thread spent on the CPU
+(:func:`time.thread_time`), the part that is the relay's own work.
+
 It also times Python's garbage collections (:data:`gc.callbacks`): a full
 collection walks every object the process holds, so with thousands of bots
 it is what the longest stalls are made of, and the report says so.
@@ -37,9 +42,13 @@ class LagProbe(Service):
         interval: float = 0.01,
         report_every: float = 1.0,
         timer: Callable[[], float] = time.perf_counter,
+        cpu_timer: Callable[[], float] = time.thread_time,
     ) -> None:
         self._clock = clock
         self._timer = timer
+        self._cpu_timer = cpu_timer
+        self._last_cpu = 0.0
+        self._worst_on_cpu = 0.0
         self._gc_started = 0.0
         self._gc_worst = 0.0
         self._gc_worst_generation = 0
@@ -56,6 +65,7 @@ class LagProbe(Service):
         super().startService()
         now = self._clock.seconds()
         self._last = self._window_start = now
+        self._last_cpu = self._cpu_timer()
         self._loop.start(self._interval, now=False)
         gc.callbacks.append(self.collection)
 
@@ -81,21 +91,28 @@ class LagProbe(Service):
     def _tick(self) -> None:
         now = self._clock.seconds()
         lag = max(0.0, now - self._last - self._interval)
-        self._last = now
+        cpu = self._cpu_timer()
+        # the reactor thread's own CPU time while it was late, at most the lag
+        on_cpu = min(lag, cpu - self._last_cpu)
+        self._last, self._last_cpu = now, cpu
         if lag > self._worst:
             self._worst = lag
             self.worst_ever = max(self.worst_ever, lag)
+        self._worst_on_cpu = max(self._worst_on_cpu, on_cpu)
         if now - self._window_start >= self._report_every:
             self._log.info(
                 "reactor lag: worst {worst_ms:.1f} ms in the last {seconds:.1f} s"
                 " (worst since start {worst_ever_ms:.1f} ms); longest garbage collection"
-                " {gc_ms:.1f} ms (generation {gc_generation})",
+                " {gc_ms:.1f} ms (generation {gc_generation}); worst on-CPU stall"
+                " {on_cpu_ms:.1f} ms",
                 worst_ms=self._worst * 1000,
                 seconds=now - self._window_start,
                 worst_ever_ms=self.worst_ever * 1000,
                 gc_ms=self._gc_worst * 1000,
                 gc_generation=self._gc_worst_generation,
+                on_cpu_ms=self._worst_on_cpu * 1000,
             )
             self._window_start = now
             self._worst = 0.0
+            self._worst_on_cpu = 0.0
             self._gc_worst = 0.0

@@ -136,6 +136,13 @@ class RelayManager(Service):
         self._loading = self.startup.attempt("load the registrations", self._load_once)
         self._loading.addCallbacks(self._loaded, self._not_loaded)
 
+    def started_up(self) -> bool:
+        """
+        Whether start-up is over: the registrations are loaded and no
+        gateway session waits for its turn to start.
+        """
+        return self.ready.called and self._starts.pending == 0
+
     def uptime(self) -> float | None:
         """
         Seconds since the node started, or None before.
