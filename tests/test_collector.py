@@ -1,7 +1,8 @@
 """
 Tests for :mod:`dccrelay.ops.collector`: full collections wait while the
 node starts, what start-up made is frozen once it settles, and a gateway
-connection that ends is freed by reference counting, frozen or not.
+connection (to Discord or to a bot) that ends is freed by reference
+counting, frozen or not.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from twisted.trial.unittest import TestCase
 from dccrelay.gateway.connection import GatewayConnector
 from dccrelay.gateway.shard import gateway_url
 from dccrelay.ops.collector import STARTING_THRESHOLD, StartUpCollector
-from tests.harness import LOOPBACK, TRUST_TEST_CA, tls_simulator, wait_for
+from tests.channel_builders import websocket_v1
+from tests.harness import (
+    LOOPBACK,
+    SECRET,
+    TRUST_TEST_CA,
+    BotReceiver,
+    tls_simulator,
+    wait_for,
+)
 
 
 class FakeCollector:
@@ -156,3 +165,32 @@ class FrozenConnectionTests(TestCase):
 
         await deferLater(reactor, 0.05, lambda: None)
         self.assertIsNone(protocol())
+
+
+class FrozenBotConnectionTests(TestCase):
+    def test_ended_bot_connection_freed_while_frozen(self) -> None:
+        """
+        The same for a websocket to a bot: one frozen while open and then
+        closed (an idle close, a stop) is freed by reference counting.
+        """
+        return ensureDeferred(self._freed())
+
+    async def _freed(self) -> None:
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        receiver = BotReceiver()
+        await receiver.start()
+        self.addCleanup(receiver.stop)
+        channel = websocket_v1(
+            reactor, alias="cookout", dst=receiver.url, client_secret=SECRET,
+            tls_options_for=TRUST_TEST_CA.creator_for,
+        )
+        channel.deliver(b'{"t":"MESSAGE_CREATE"}')
+        await wait_for(lambda: receiver.received, what="the dispatch")
+        connection = weakref.ref(channel._connection)  # type: ignore[arg-type]
+        gc.freeze()
+        self.addCleanup(gc.unfreeze)
+        await channel.stop()
+        await deferLater(reactor, 0.05, lambda: None)
+        self.assertIsNone(connection())

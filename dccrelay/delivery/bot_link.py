@@ -94,6 +94,17 @@ class BotConnection(CappedHandshakeProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
         self.factory.listener.bot_lost(self, self._problem(reason))
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """
+        Drop what ties this ended connection into reference cycles, so that
+        reference counting frees it at once: what lives at start-up is
+        frozen out of the collector's sight (:mod:`dccrelay.ops.collector`),
+        and a frozen connection left in a cycle would never be freed.
+        """
+        self.factory = None  # type: ignore[assignment]
+        self.is_open = self.is_closed = None
 
     def _problem(self, reason: Failure) -> str | None:
         """
