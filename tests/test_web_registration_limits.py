@@ -19,6 +19,9 @@ from dccrelay.web.throttle import AliasGuessLimiter
 from tests.api_harness import BODY, SECRET, Node, answer, basic
 
 
+OPERATOR_KEY = "operator-key-0123456789"
+
+
 class LimitsTests(SynchronousTestCase):
     """
     :class:`RegistrationLimits` on its own.
@@ -72,7 +75,9 @@ class APITests(SynchronousTestCase):
         limits = RegistrationLimits(
             self.clock, RegistrationRates(client_burst=3, client_refill=60.0, alias_burst=2, alias_refill=100.0)
         )
-        self.node = Node(max_relays=50, access=Access(registrations=limits))
+        self.node = Node(
+            max_relays=50, access=Access(operator_key=OPERATOR_KEY, registrations=limits)
+        )
         self.addCleanup(self.node.stop)
 
     def put(self, alias: str, token: str, **kwargs: Any) -> tuple[int, Any, Any]:
@@ -110,6 +115,19 @@ class APITests(SynchronousTestCase):
         self.assertEqual(code, 429, body)
         self.assertIn("too many token changes for 'bot'", body["error"])
         self.assertEqual(self.node.manager.relays["bot"].settings.token, "MTEx.Gg.second")
+
+
+    def test_operator_not_limited(self) -> None:
+        """
+        The operator's key provisions as many bots as the node takes: the
+        limits are for strangers (Discord's budget still has its shares).
+        """
+        operator = {"Authorization": [f"Bearer {OPERATOR_KEY}"]}
+        for n in range(5):
+            code, body, _ = self.put(f"bot{n}", f"MTEx.Gg.token{n}", headers=operator)
+            self.assertEqual(code, 201, body)
+        # nor did the operator spend the network's allowance
+        self.assertEqual(self.put("stranger", "MTEx.Gg.stranger")[0], 201)
 
 
 class AliasGuessTests(SynchronousTestCase):

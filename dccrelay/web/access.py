@@ -223,13 +223,19 @@ class Access:
 
     def count_new_token(self, request: Request, alias: str) -> None:
         """
-        ``request`` creates ``alias`` or changes its token.
+        ``request`` creates ``alias`` or changes its token.  The operator's
+        key is not limited: the limits keep strangers from spending the
+        node's Discord budget, and the operator provisions the node's bots.
 
         :raise HTTPError: 429 with ``Retry-After`` over the limits of
             :mod:`dccrelay.web.registration_limits`.
         """
-        if self.registrations is not None:
-            self.registrations.new_token(_client_host(request), alias)
+        if self.registrations is None:
+            return
+        bearer = presented_bearer(request)
+        if bearer is not None and _same(bearer, self._operator_key):
+            return
+        self.registrations.new_token(_client_host(request), alias)
 
     def is_operator(self, request: Request) -> bool:
         """
