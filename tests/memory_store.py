@@ -59,7 +59,8 @@ class MemoryDatabase:
     #: (key, bucket) to its IDENTIFY slot
     identify: dict[tuple[str, int], MemoryIdentifySlot] = field(default_factory=dict)
     #: node id to when it published and what: alias to a status
-    statuses: dict[str, tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: node id -> alias -> (published at, status)
+    statuses: dict[str, dict[str, tuple[float, dict[str, Any]]]] = field(default_factory=dict)
     #: alias to its guild snapshot's parts, by name
     guild_snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
@@ -424,7 +425,24 @@ class MemoryRelayStore:
             copied = {alias: json.loads(status) for alias, status in encode_statuses(statuses)}
         except (TypeError, ValueError) as e:
             return fail(e)
-        self.database.statuses[node_id] = (self.database.now(), copied)
+        now = self.database.now()
+        self.database.statuses[node_id] = {alias: (now, status) for alias, status in copied.items()}
+        return succeed(None)
+
+    def update_statuses(
+        self, node_id: str, changed: Mapping[str, dict[str, Any]], withdrawn: Iterable[str]
+    ) -> Deferred[None]:
+        if self._closed or not self._open:
+            return fail(StoreClosed(self.description))
+        try:
+            copied = {alias: json.loads(status) for alias, status in encode_statuses(changed)}
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        published = self.database.statuses.setdefault(node_id, {})
+        for alias in withdrawn:
+            published.pop(alias, None)
+        now = self.database.now()
+        published.update((alias, (now, status)) for alias, status in copied.items())
         return succeed(None)
 
     def load_statuses(self) -> Deferred[dict[str, tuple[str, dict[str, Any]]]]:
@@ -432,10 +450,10 @@ class MemoryRelayStore:
             return fail(StoreClosed(self.description))
         now = self.database.now()
         best: dict[str, tuple[float, str, dict[str, Any]]] = {}
-        for node_id, (published_at, statuses) in self.database.statuses.items():
+        for node_id, statuses in self.database.statuses.items():
             if self.database.nodes.get(node_id, now) <= now:
                 continue  # not live
-            for alias, status in statuses.items():
+            for alias, (published_at, status) in statuses.items():
                 old = best.get(alias)
                 # The latest publish wins; on a tie, the lowest node id.
                 if old is None or (-published_at, node_id) < (-old[0], old[1]):

@@ -241,6 +241,48 @@ class ClusterTests(SynchronousTestCase):
                     [shard["state"] for shard in status["shards"]], ["connecting"]
                 )
 
+    def test_status_published_when_changed(self) -> None:
+        """
+        After a node's first publish, a round publishes only the statuses
+        that changed, and withdraws those of bots that left the node; the
+        other node still shows every bot as its owner last published it.
+        """
+        a, b = self.start("a"), self.start("b")
+        self.settle(1)
+        self.register(a, 6)
+        self.settle(5)
+        updates: list[tuple[str, set[str], set[str]]] = []
+        original = MemoryRelayStore.update_statuses
+
+        def spy(store: MemoryRelayStore, node_id: str, changed: Any, withdrawn: Any) -> Any:
+            updates.append((node_id, set(changed), set(withdrawn)))
+            return original(store, node_id, changed, withdrawn)
+
+        self.patch(MemoryRelayStore, "update_statuses", spy)
+        self.settle(2)
+        self.assertTrue(updates)
+        # nothing changed: nothing goes out
+        self.assertEqual(
+            [(changed, withdrawn) for _, changed, withdrawn in updates],
+            [(set(), set())] * len(updates),
+        )
+        # one bot of a's changes: only its status goes out
+        moved = sorted(a.running())[0]
+        relay = a.manager.relays[moved]
+        relay.counters.received += 1
+        updates.clear()
+        self.settle(2)
+        self.assertIn(("a", {moved}, set()), updates)
+        shown = public_json(b.manager.relays[moved].snapshot())
+        self.assertEqual(shown["counters"]["received"], relay.counters.received)
+        # a third node takes bots from the others: they withdraw them
+        updates.clear()
+        self.start("c")
+        self.settle(10)
+        withdrawn = set().union(*(w for node_id, _, w in updates if node_id in ("a", "b")))
+        self.assertTrue(withdrawn)
+        self.assertEqual(withdrawn, set(self.nodes[2].running()))
+
     def test_renewals_fail_for_less_than_ttl(self) -> None:
         """
         Renewals that fail past the stop deadline but not past the lease

@@ -1362,6 +1362,39 @@ class ClusterStoreTestsMixin(StoreTestsBase):
         self.assertEqual(await store_b.load_statuses(), {"gamma": ("node-b", {"n": 1})})
 
     @deferred_test
+    async def test_statuses_update(self) -> None:
+        """
+        An update changes only the aliases it names: changed ones replaced
+        or added, withdrawn ones gone, the node's others kept; another
+        node's untouched.  The newer publish of an alias wins, whichever
+        way it was made.
+        """
+        store_a = await self.open_store()
+        store_b = await self.open_store()
+        await store_a.heartbeat_node("node-a", LONG)
+        await store_b.heartbeat_node("node-b", LONG)
+        await store_a.publish_statuses("node-a", {"alpha": {"n": 1}, "beta": {"n": 1}})
+        await store_b.publish_statuses("node-b", {"gamma": {"n": 1}})
+        await store_a.update_statuses("node-a", {"beta": {"n": 2}, "delta": {"n": 2}}, ["alpha"])
+        self.assertEqual(
+            await store_b.load_statuses(),
+            {
+                "beta": ("node-a", {"n": 2}),
+                "delta": ("node-a", {"n": 2}),
+                "gamma": ("node-b", {"n": 1}),
+            },
+        )
+        # gamma moves to node-a: its newer status wins over node-b's
+        await self.pass_time(0.01)
+        await store_a.update_statuses("node-a", {"gamma": {"n": 3}}, [])
+        self.assertEqual((await store_b.load_statuses())["gamma"], ("node-a", {"n": 3}))
+        await store_a.update_statuses("node-a", {}, [])
+        self.assertEqual(len(await store_b.load_statuses()), 3)
+        with self.assertRaises((TypeError, ValueError)):
+            await store_a.update_statuses("node-a", {"beta": {"n": object()}}, ["delta"])
+        self.assertIn("delta", await store_b.load_statuses())
+
+    @deferred_test
     async def test_statuses_of_live_nodes_only(self) -> None:
         """
         Statuses of a node that never heartbeated, whose heartbeat expired,

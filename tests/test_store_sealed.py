@@ -158,7 +158,7 @@ class SealedMemoryTests(SynchronousTestCase):
         self.successResultOf(store.heartbeat_node("node-a", 10.0))
         status = {"state": "ready", "shards": [{"id": 0}]}
         self.successResultOf(store.publish_statuses("node-a", {"cookout": status}))
-        self.assertEqual(self.database.statuses["node-a"][1], {"cookout": status})
+        self.assertEqual(self.database.statuses["node-a"]["cookout"][1], status)
         self.assertEqual(
             self.successResultOf(store.load_statuses()), {"cookout": ("node-a", status)}
         )

@@ -45,6 +45,10 @@ HANDOVER_FRACTION = 0.1
 # Notices can be lost (a database restart); every so often each node reloads
 # every registration anyway.
 RECONCILE_INTERVAL = 30.0
+# Bots whose status is taken per reactor turn of a lease round: a few
+# milliseconds each, so that 10,000 bots' statuses never hold the reactor
+# for the whole round.
+STATUS_SLICE = 250
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,10 @@ class ClusterCoordinator:
         # When the newest renew that succeeded was sent (our clock).
         self._renewed_sent_at = float("-inf")
         self._last_reconcile = clock.seconds()
+        # What this node last published, per alias, or None: publish all.
+        self._published: dict[str, dict[str, Any]] | None = None
+        # What was last taken in from the others, per remote alias.
+        self._taken: dict[str, tuple[str, dict[str, Any]] | None] = {}
 
     @property
     def manager(self) -> RelayManager:
@@ -246,22 +254,45 @@ class ClusterCoordinator:
     def _share_statuses(self) -> Any:
         """
         Publish what this node's bots look like, for ``GET /relays`` on the
-        others, and take in what the others published of theirs.
+        others, and take in what the others published of theirs.  Only
+        what changed since the last round is published (all of it after a
+        failure); statuses are taken a slice of bots per reactor turn.
         """
         manager = self.manager
         owners = yield self._store.lease_owners()
-        yield self._store.publish_statuses(
-            self.node_id,
-            {relay.alias: to_record(relay.snapshot()) for relay in manager.local_relays()},
-        )
-        statuses = yield self._store.load_statuses()
-        for relay in manager.remote_relays():
-            relay.owner = owners.get(relay.alias)
-            published = statuses.get(relay.alias)
-            relay.published = (
-                from_record(published[1])
-                if published is not None and published[0] == relay.owner else None
+        records: dict[str, dict[str, Any]] = {}
+        for n, relay in enumerate(manager.local_relays()):
+            if n and n % STATUS_SLICE == 0:
+                yield manager.breathe()
+            records[relay.alias] = to_record(relay.snapshot())
+        published, self._published = self._published, None
+        if published is None:
+            yield self._store.publish_statuses(self.node_id, records)
+        else:
+            changed = {
+                alias: record for alias, record in records.items()
+                if published.get(alias) != record
+            }
+            yield self._store.update_statuses(
+                self.node_id, changed, [alias for alias in published if alias not in records]
             )
+        self._published = records
+        statuses = yield self._store.load_statuses()
+        taken: dict[str, tuple[str, dict[str, Any]] | None] = {}
+        for n, remote in enumerate(manager.remote_relays()):
+            if n and n % STATUS_SLICE == 0:
+                yield manager.breathe()
+            remote.owner = owners.get(remote.alias)
+            status = statuses.get(remote.alias)
+            if status is not None and status[0] != remote.owner:
+                status = None
+            taken[remote.alias] = status
+            if status is None:
+                remote.published = None
+            elif remote.published is None or status != self._taken.get(remote.alias):
+                # rebuilt only when it changed (or the handle is new)
+                remote.published = from_record(status[1])
+        self._taken = taken
 
     @inlineCallbacks
     def _run_here(self, alias: str, epoch: int, record: StoredRelay | None) -> Any:

@@ -7,6 +7,8 @@ read (and shaped for Prometheus) only when scraped.
 from __future__ import annotations
 
 from bisect import bisect_left
+from functools import cache
+from itertools import accumulate
 
 #: Upper bounds, in seconds, of the delivery latency buckets: from a
 #: connected bot (milliseconds) to one whose host must wake up first (tens of
@@ -57,9 +59,10 @@ class LatencyHistogram:
         ``(upper bound, observations at or below it)`` per bucket, the last
         ``"+Inf"``: Prometheus' shape.
         """
-        result = []
-        total = 0
-        for bound, count in zip((*map(repr, self.bounds), "+Inf"), self.counts):
-            total += count
-            result.append((bound, total))
-        return result
+        return list(zip(_labels(self.bounds), accumulate(self.counts)))
+
+
+@cache
+def _labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    # every bot's histogram has the same bounds: their text is made once
+    return (*map(repr, bounds), "+Inf")

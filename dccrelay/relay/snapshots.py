@@ -11,7 +11,7 @@ cluster.  The cluster stores snapshots in their own record form
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from dccrelay.delivery import ChannelSnapshot
@@ -117,11 +117,43 @@ class RelaySnapshot:
 
 
 def to_record(snapshot: RelaySnapshot) -> dict[str, Any]:
-    """A public snapshot as plain data, for the cluster's shared statuses."""
-    record = asdict(snapshot)
-    record["settings"] = None
-    record["wake_url"] = None
-    return record
+    """
+    A public snapshot as plain data, for the cluster's shared statuses:
+    what ``dataclasses.asdict`` gives, without its deep copies (of the
+    settings, too, only to drop them), as a node publishes every bot's
+    snapshot every lease round.
+    """
+    return {
+        "alias": snapshot.alias,
+        "enabled": snapshot.enabled,
+        "disable_reason": snapshot.disable_reason,
+        "gateway_error": snapshot.gateway_error,
+        "node": snapshot.node,
+        "shards": tuple(_flat(shard) for shard in snapshot.shards),
+        "delivery": _flat(snapshot.delivery),
+        "counters": _flat(snapshot.counters),
+        "interactions": _flat_or_none(snapshot.interactions),
+        "wake": _flat_or_none(snapshot.wake),
+        "guild_snapshot": _flat_or_none(snapshot.guild_snapshot),
+        "settings": None,
+        "wake_url": None,
+    }
+
+
+# each snapshot part's field names, looked up once per class
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _flat(value: Any) -> dict[str, Any]:
+    # The parts of a snapshot hold numbers, text and tuples of them only.
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        names = _FIELD_NAMES[type(value)] = tuple(field.name for field in fields(value))
+    return {name: getattr(value, name) for name in names}
+
+
+def _flat_or_none(value: Any) -> dict[str, Any] | None:
+    return None if value is None else _flat(value)
 
 
 def from_record(record: dict[str, Any]) -> RelaySnapshot:

@@ -611,6 +611,18 @@ class IClusterStore(Interface):
             JSON-compatible.
         """
 
+    def update_statuses(node_id, changed, withdrawn):  # type: ignore[no-untyped-def]
+        """
+        Change part of what ``node_id`` published, in one transaction:
+        ``changed`` (alias to status) replaces or adds those aliases'
+        statuses, stamped with the database's time; the ``withdrawn``
+        aliases' are removed; every other status of the node stays as it
+        was published, with its time.  A node publishes what changed since
+        its last publish this way, rather than every bot's status each round.
+
+        :return: as :meth:`publish_statuses`.
+        """
+
     def load_statuses():  # type: ignore[no-untyped-def]
         """
         The statuses of live nodes only: those whose heartbeat (see

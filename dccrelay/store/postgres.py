@@ -261,6 +261,15 @@ class PostgresStore(ThreadedStore):
             return fail()
         return self._interact(_publish_statuses, node_id, encoded)
 
+    def update_statuses(
+        self, node_id: str, changed: Mapping[str, dict[str, Any]], withdrawn: Iterable[str]
+    ) -> Deferred[None]:
+        try:
+            encoded = encode_statuses(changed)
+        except (TypeError, ValueError):
+            return fail()
+        return self._interact(_update_statuses, node_id, encoded, sorted(withdrawn))
+
     def load_statuses(self) -> Deferred[dict[str, tuple[str, dict[str, Any]]]]:
         return self._interact(_load_statuses)
 
@@ -818,6 +827,26 @@ def _publish_statuses(cursor: Cursor, node_id: str, statuses: list[tuple[str, st
         cursor.executemany(
             "INSERT INTO statuses (node_id, alias, status, published_at) VALUES (%s, %s, %s, now())",
             [(node_id, alias, status) for alias, status in statuses],
+        )
+
+
+def _update_statuses(
+    cursor: Cursor, node_id: str, changed: list[tuple[str, str]], withdrawn: list[str]
+) -> None:
+    # One at a time per node, as _publish_statuses.
+    cursor.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (STATUSES_LOCK, node_id))
+    if withdrawn:
+        cursor.execute(
+            "DELETE FROM statuses WHERE node_id = %s AND alias = ANY(%s)", (node_id, withdrawn)
+        )
+    if changed:
+        cursor.executemany(
+            """
+            INSERT INTO statuses (node_id, alias, status, published_at) VALUES (%s, %s, %s, now())
+            ON CONFLICT (node_id, alias) DO UPDATE
+                SET status = excluded.status, published_at = excluded.published_at
+            """,
+            [(node_id, alias, status) for alias, status in changed],
         )
 
 
