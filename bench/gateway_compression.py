@@ -30,7 +30,9 @@ from dccrelay.gateway.connection import GatewayProtocol
 WORDS = "cookout bring buns plates hamburgers hot dogs drinks who is coming at noon tomorrow please".split()
 
 
-class _Sink:
+class ParsingListener:
+    """Parses each frame's payload, as the shard does, and counts them."""
+
     def __init__(self) -> None:
         self.count = 0
 
@@ -97,7 +99,7 @@ def receive(frames: list[bytes], kind: str | None) -> float:
     Seconds of CPU to take ``frames`` through the receive path.
     """
     protocol = GatewayProtocol()
-    sink = _Sink()
+    sink = ParsingListener()
     protocol.listener = sink
     if kind == "zlib-stream":
         protocol.inflater = _context(kind)

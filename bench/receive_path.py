@@ -31,7 +31,7 @@ import time
 import zlib
 from typing import Any
 
-import orjson
+from bench.gateway_compression import ParsingListener
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -45,18 +45,6 @@ def _frame(payload: bytes, opcode: int) -> bytes:
     return bytes([0x80 | opcode, 127]) + struct.pack("!Q", n) + payload
 
 
-class _Parse:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def frame_received(self, data: bytes) -> None:
-        orjson.loads(data)
-        self.count += 1
-
-    def connection_closed(self, code: int | None, reason: str) -> None:
-        pass
-
-
 def _opened(compressed: bool) -> Any:
     from autobahn.twisted.websocket import WebSocketClientFactory
     from twisted.internet.testing import StringTransport
@@ -66,7 +54,7 @@ def _opened(compressed: bool) -> Any:
     factory = WebSocketClientFactory("ws://gateway.test/?v=10")
     protocol = GatewayProtocol()
     protocol.factory = factory
-    protocol.listener = _Parse()
+    protocol.listener = ParsingListener()
     protocol.opened = None
     if compressed:
         protocol.inflater = zlib.decompressobj()

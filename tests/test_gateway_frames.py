@@ -20,6 +20,7 @@ from twisted.trial.unittest import TestCase
 from dccrelay.gateway.connection import GatewayProtocol
 from dccrelay.gateway.frames import split_whole_frames
 from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF
+from tests.test_gateway_connection import Listener
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -46,18 +47,6 @@ class Transport(StringTransport):
 
     def unregisterProducer(self) -> None:
         self.producer = None
-
-
-class Listener:
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.closed: list[tuple[int | None, str]] = []
-
-    def frame_received(self, data: bytes) -> None:
-        self.frames.append(data)
-
-    def connection_closed(self, code: int | None, reason: str) -> None:
-        self.closed.append((code, reason))
 
 
 def opened_protocol(compressed: bool = False) -> tuple[GatewayProtocol, Transport, Listener]:
