@@ -153,7 +153,9 @@ class CompileTests(SynchronousTestCase):
 
     def test_length_limit_counts_what_was_written(self) -> None:
         """The limit applies to the pattern as written, not to its longer RE2 translation."""
-        compile_iregexp("." * 40, max_length=40)
+        pattern = compile_iregexp("." * 40, max_length=40)
+        self.assertTrue(pattern.fullmatch("é" * 40))
+        self.assertRaises(CriteriaError, compile_iregexp, "." * 41, max_length=40)
 
     def test_not_a_string(self) -> None:
         """A pattern must be a string."""

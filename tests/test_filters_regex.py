@@ -225,7 +225,9 @@ class CostBoundTests(SynchronousTestCase):
 
     def test_escaped_counts_are_text(self) -> None:
         """A count inside a class or after a backslash is text, not a repetition."""
-        compile_regex("[{1,5000}]\\{1,5000\\}")
+        pattern = compile_regex("[{1,5000}]\\{1,5000\\}")
+        self.assertTrue(pattern.search("5{1,5000}"))
+        self.assertFalse(pattern.search("5" * 5000))
 
     def test_program_limit(self) -> None:
         """A pattern whose program is above max_program is refused; below, accepted."""
