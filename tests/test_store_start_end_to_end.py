@@ -259,7 +259,8 @@ class StoreStartTests(TestCase):
     def test_second_relay_on_data_dir(self) -> Any:
         """
         A second relay on a data directory in use stops (status 1) with one
-        line naming the directory and the process that has it; the first
+        line naming the directory and the process that has it, before it
+        listens on its port; the first
         keeps serving.  After the first is killed (SIGKILL: no clean-up),
         the directory is free again.
         """
@@ -270,8 +271,11 @@ class StoreStartTests(TestCase):
         first = self.spawn("--data-dir", data_dir)
         port = await self.serving(first)
         self.assertEqual(await put_relay(port, BODY), 201)
-        line = await self.stops_with(self.spawn("--data-dir", data_dir), "is in use by another relay")
+        second = self.spawn("--data-dir", data_dir)
+        line = await self.stops_with(second, "is in use by another relay")
         self.assertIn(f"--data-dir {data_dir}", line)
+        # stopped before it listened: nothing answered on its port meanwhile
+        self.assertIsNone(second.port, second.text())
         self.assertIn(f"process {first.transport.pid} holds", line)
         self.assertEqual((await get(port, "/healthz"))[1], {"status": "ok", "relays": 1})
         first.transport.signalProcess("KILL")

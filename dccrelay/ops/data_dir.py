@@ -97,6 +97,11 @@ class DataDirLock:
             self._log.critical("cannot start: {why}", why=str(e))
             raise CannotLockDataDir(1) from None
 
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock now."""
+        return self._fd is not None
+
     def release(self) -> None:
         """
         Let another relay have the directory.

@@ -47,13 +47,23 @@ class StoreService(MultiService):
         self._opening: Deferred[None] | None = None
         self._children_started = False
 
+    def privilegedStartService(self) -> None:
+        # Before the API's port is bound (twistd binds ports here, and this
+        # service comes first): a second relay on the directory stops
+        # without ever answering on its port.
+        self._take_lock()
+        super().privilegedStartService()
+
     def startService(self) -> None:
-        if self._lock is not None:
-            # Raises (twistd exits) if another relay has the directory.
-            self._lock.acquire()
+        self._take_lock()  # when started without privilegedStartService
         Service.startService(self)
         self._opening = self.startup.attempt("open the store", self.store.open)
         self._opening.addCallbacks(self._opened, self._not_opened)
+
+    def _take_lock(self) -> None:
+        if self._lock is not None and not self._lock.held:
+            # Raises (twistd exits) if another relay has the directory.
+            self._lock.acquire()
 
     def _opened(self, _: None) -> None:
         if self.running:
