@@ -166,24 +166,27 @@ class PostgresOutageTests(Fixture):
             ).fetchall()
         return {alias: owner for alias, owner in rows}
 
-    async def append_waiting(self, url: str) -> None:
+    async def append_waiting(self, url: str) -> list[int]:
         """
         Wait until an outbox append waits on the lock (on its session's
         seq), checking the database's own view of its connections.
+
+        :return: the server processes of the waiting appends.
         """
 
-        def waiting() -> int:
+        def waiting() -> list[int]:
             with psycopg.connect(url) as database:
-                (count,) = database.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                rows = database.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                     " AND query LIKE '%UPDATE sessions SET seq%'"
-                ).fetchone() or (0,)
-            return int(count)
+                ).fetchall()
+            return [int(pid) for (pid,) in rows]
 
         deadline = time.monotonic() + 30
-        while not await deferToThread(waiting):
+        while not (pids := await deferToThread(waiting)):
             self.assertLess(time.monotonic(), deadline, "no append waited on the lock")
             await deferLater(reactor, 0.1, lambda: None)
+        return pids
 
     async def owners(self, port: int) -> dict[str, str | None]:
         response = await http.get(f"http://127.0.0.1:{port}/relays")
@@ -239,12 +242,15 @@ class PostgresOutageTests(Fixture):
             await wait_for(lambda: set(sent) <= set(hook.wire), what="the first dispatches")
             before_outage = set(sent)
             # An append (which raises the session's seq in its transaction)
-            # waits on a lock, so that it is under way when the server
-            # stops, and fails then rather than wait for the server.
+            # waits on a lock, and its connection is cut, so that it fails
+            # for sure; then the server stops.  (Stopping the server alone
+            # raced: it could end the lock's holder first, and the append
+            # commit before its own connection was ended.)
             holder = await deferToThread(psycopg.connect, server.url)
             self.addCleanup(holder.close)
             await deferToThread(holder.execute, "SELECT 1 FROM sessions FOR UPDATE")
-            await self.append_waiting(server.url)
+            for pid in await self.append_waiting(server.url):
+                await deferToThread(holder.execute, "SELECT pg_terminate_backend(%s)", (pid,))
             await deferToThread(server.pause)
             await deferLater(reactor, down, lambda: None)
             await deferToThread(server.resume)
