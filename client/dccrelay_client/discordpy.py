@@ -26,7 +26,7 @@ import aiohttp
 
 from dccrelay_client.answers import InteractionAnswers
 from dccrelay_client.discord_family import DiscordLibrary
-from dccrelay_client.frameworks import guild_to_fetch
+from dccrelay_client.frameworks import guild_to_fetch, send_through_relay
 from dccrelay_client.interactions import Deferral, deferral, followup_route
 from dccrelay_client.registration import RelayAPI
 
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 
 _PRESENCE = 3
 _REQUEST_MEMBERS = 8
-
-
-class NoRelay(RuntimeError):
-    """A gateway command with no relay to send it through."""
 
 
 class RelayGateway:
@@ -60,12 +56,7 @@ class RelayGateway:
         return False
 
     async def _send(self, op: int, d: dict[str, Any]) -> None:
-        if self._relay is None:
-            raise NoRelay(
-                "gateway commands (presence, member requests) go through the relay: "
-                "give dccrelay-bot --relay and --alias"
-            )
-        await self._relay.send_command(op, d)
+        await send_through_relay(self._relay, op, d)
 
     async def change_presence(
         self,

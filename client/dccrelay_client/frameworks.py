@@ -104,3 +104,22 @@ def guild_to_fetch(payload: dict[str, Any]) -> int | None:
     d = payload.get("d")
     guild_id = d.get("guild_id") if isinstance(d, dict) else None
     return None if guild_id is None else int(guild_id)
+
+
+class NoRelay(RuntimeError):
+    """A gateway command with no relay to send it through."""
+
+
+async def send_through_relay(relay: RelayAPI | None, op: int, d: dict[str, Any]) -> None:
+    """
+    Send the framework's gateway command (presence, member requests) to
+    the relay's commands endpoint, which holds the bot's gateway session.
+
+    :raise NoRelay: if the runner was given no relay to send it through.
+    """
+    if relay is None:
+        raise NoRelay(
+            "gateway commands (presence, member requests) go through the relay: "
+            "give dccrelay-bot --relay and --alias"
+        )
+    await relay.send_command(op, d)

@@ -26,7 +26,7 @@ import hikari
 from hikari import undefined
 
 from dccrelay_client.answers import InteractionAnswers
-from dccrelay_client.frameworks import guild_to_fetch
+from dccrelay_client.frameworks import guild_to_fetch, send_through_relay
 from dccrelay_client.interactions import (
     CHANNEL_MESSAGE_WITH_SOURCE,
     DEFERRED_UPDATE_MESSAGE,
@@ -87,12 +87,7 @@ class RelayShard:
         return hikari.Snowflake(self._user_id)
 
     async def _send(self, op: int, d: dict[str, Any]) -> None:
-        if self._relay is None:
-            raise RuntimeError(
-                "gateway commands (presence, member requests) go through the relay: "
-                "give dccrelay-bot --relay and --alias"
-            )
-        await self._relay.send_command(op, d)
+        await send_through_relay(self._relay, op, d)
 
     async def update_presence(
         self,
