@@ -285,6 +285,27 @@ class _RelayAction(Resource):
         self.alias = alias
         self._access = access if access is not None else Access()
 
+    def _owner_command(
+        self, request: Request, method: Callable[[IRelayHandle], Callable[[Any], dict[str, Any]]]
+    ) -> tuple[int, dict[str, Any]]:
+        """
+        With the bot's own secret, hand the JSON body to ``method(relay)``
+        (through :func:`command_answer`).  An error answer is raised as
+        :class:`HTTPError`, with ``Retry-After`` when it gives one; a bot
+        another node runs answers 409, naming that node.
+        """
+        relay = registered(self._manager, self.alias)
+        self._access.require_owner(
+            request, relay.settings.client_secret, operator_may=False, alias=self.alias
+        )
+        body = read_json_body(request)
+        status, answer = command_answer(method(relay), body)
+        if status >= 400:
+            retry_after = answer.get("retryAfter")
+            headers = {b"Retry-After": b"%d" % math.ceil(retry_after)} if retry_after else None
+            raise HTTPError(status, answer["error"], answer.get("field"), headers=headers)
+        return status, answer
+
 
 class DisableResource(_RelayAction):
     """
@@ -338,15 +359,7 @@ class ClaimResource(_RelayAction):
 
     @json_handler
     def render_POST(self, request: Request) -> tuple[int, Any]:
-        relay = registered(self._manager, self.alias)
-        self._access.require_owner(
-            request, relay.settings.client_secret, operator_may=False, alias=self.alias
-        )
-        body = read_json_body(request)
-        # A bot another node runs answers 409, naming that node.
-        status, answer = command_answer(relay.claim_interaction, body)
-        if status >= 400:
-            raise HTTPError(status, answer["error"], answer.get("field"))
+        _, answer = self._owner_command(request, lambda relay: relay.claim_interaction)
         return 200, answer
 
 
@@ -359,15 +372,4 @@ class CommandsResource(_RelayAction):
 
     @json_handler
     def render_POST(self, request: Request) -> tuple[int, Any]:
-        relay = registered(self._manager, self.alias)
-        self._access.require_owner(
-            request, relay.settings.client_secret, operator_may=False, alias=self.alias
-        )
-        body = read_json_body(request)
-        # A bot another node runs answers 409, naming that node.
-        status, answer = command_answer(relay.send_command, body)
-        if status >= 400:
-            retry_after = answer.get("retryAfter")
-            headers = {b"Retry-After": b"%d" % math.ceil(retry_after)} if retry_after else None
-            raise HTTPError(status, answer["error"], answer.get("field"), headers=headers)
-        return status, answer
+        return self._owner_command(request, lambda relay: relay.send_command)
