@@ -59,9 +59,9 @@ class FrameworkCase(TestCase):
             token=self.token, user_id=BOT_ID, privileged_intents=MESSAGE_CONTENT
         )
         self.simulated.add_members("2222", 3)
-        self.relay = RelayProcess(self.mktemp(), self.sim.api_url, *relay_options)
-        await self.relay.start()
-        self.addCleanup(self.relay.stop)
+        self.relay = await RelayProcess.started(
+            self, self.mktemp(), self.sim.api_url, *relay_options
+        )
 
     async def start_bot(self, spec: str, *options: str, port: int = 0) -> BotProcess:
         """

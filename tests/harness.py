@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -183,7 +184,21 @@ class RelayProcess:
         await manager.ready
 
     async def stop(self) -> None:
-        await self.service.stopService()
+        """Stop the relay, unless a test stopped it already."""
+        if self.service.running:
+            await self.service.stopService()
+
+    @classmethod
+    async def started(
+        cls, case: TestCase, data_dir: str, discord_api: str, *extra: str
+    ) -> RelayProcess:
+        """
+        A relay started for ``case``, stopped when it ends (if still running).
+        """
+        relay = cls(data_dir, discord_api, *extra)
+        await relay.start()
+        case.addCleanup(relay.stop)
+        return relay
 
     @property
     def manager(self) -> Any:

@@ -76,9 +76,7 @@ class CookoutEndToEndTests(TestCase):
         self.simulated = self.sim.add_bot(
             token=TOKEN, user_id=BOT_ID, privileged_intents=MESSAGE_CONTENT
         )
-        self.relay = RelayProcess(self.mktemp(), self.sim.api_url)
-        await self.relay.start()
-        self.addCleanup(self.relay.stop)
+        self.relay = await RelayProcess.started(self, self.mktemp(), self.sim.api_url)
 
     async def reply(self, content: str, count: int) -> str:
         """

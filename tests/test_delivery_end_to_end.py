@@ -93,15 +93,7 @@ class DeliveryEndToEndTests(Fixture):
     """
 
     async def start_relay(self) -> RelayProcess:
-        relay = RelayProcess(self.data_dir, self.sim.api_url)
-        await relay.start()
-
-        async def stop() -> None:
-            if relay.service.running:
-                await relay.stop()
-
-        self.addCleanup(stop)
-        return relay
+        return await RelayProcess.started(self, self.data_dir, self.sim.api_url)
 
     async def register(self, relay: RelayProcess, body: dict[str, Any]) -> None:
         code, answer = await relay.register(body)

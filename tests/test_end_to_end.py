@@ -67,14 +67,9 @@ class EndToEndTests(TestCase):
         self.relay = await self.start_relay()
 
     async def start_relay(self) -> RelayProcess:
-        relay = RelayProcess(self.data_dir, self.sim.api_url, *self.relay_args)
-        await relay.start()
-        self.addCleanup(self.stop_relay, relay)
-        return relay
-
-    async def stop_relay(self, relay: RelayProcess) -> None:
-        if relay.service.running:
-            await relay.stop()
+        return await RelayProcess.started(
+            self, self.data_dir, self.sim.api_url, *self.relay_args
+        )
 
     def body(self, **changes: Any) -> dict[str, Any]:
         return {

@@ -68,15 +68,7 @@ class FaultHarness(TestCase):
         self.expected: list[bytes] = []
 
     async def start_relay(self) -> RelayProcess:
-        relay = RelayProcess(self.data_dir, self.sim.api_url)
-        await relay.start()
-
-        async def stop() -> None:
-            if relay.service.running:
-                await relay.stop()
-
-        self.addCleanup(stop)
-        return relay
+        return await RelayProcess.started(self, self.data_dir, self.sim.api_url)
 
     async def ready(self, shards: int = 1) -> None:
         """
@@ -412,9 +404,9 @@ class ManyBotsTests(TestCase):
         self.addCleanup(receiver.stop)
         # One owner registering 100 bots from one network: over the default
         # allowance of new tokens per network (issue 17, item 5).
-        relay = RelayProcess(self.mktemp(), sim.api_url, "--new-tokens-per-network", "100")
-        await relay.start()
-        self.addCleanup(relay.stop)
+        relay = await RelayProcess.started(
+            self, self.mktemp(), sim.api_url, "--new-tokens-per-network", "100"
+        )
         codes = await gatherResults(
             [
                 Deferred.fromCoroutine(relay.register(

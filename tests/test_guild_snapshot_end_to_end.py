@@ -129,12 +129,6 @@ class GuildSnapshotRestartTests(TestCase):
             self.assertNotIn(b'"grill"', data, name)
 
     async def _start_relay(self, data_dir: str, api_url: str, key_file: str) -> RelayProcess:
-        relay = RelayProcess(data_dir, api_url, "--encryption-key-file", key_file)
-        await relay.start()
-
-        async def stop() -> None:
-            if relay.service.running:
-                await relay.stop()
-
-        self.addCleanup(stop)
-        return relay
+        return await RelayProcess.started(
+            self, data_dir, api_url, "--encryption-key-file", key_file
+        )

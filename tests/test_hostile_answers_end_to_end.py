@@ -168,9 +168,7 @@ class HostileAnswerTests(Fixture):
         hostile_bot = self.sim.add_bot(
             token=HOSTILE_TOKEN, user_id=HOSTILE_ID, privileged_intents=MESSAGE_CONTENT
         )
-        relay = RelayProcess(self.data_dir, self.sim.api_url, *extra)
-        await relay.start()
-        self.addCleanup(relay.stop)
+        relay = await RelayProcess.started(self, self.data_dir, self.sim.api_url, *extra)
         good = WebSocketBot()
         await self.start_bot(good)
         server = HostileServer(*answer)

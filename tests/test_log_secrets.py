@@ -90,9 +90,7 @@ class LogSecretsTests(TestCase):
         webhook = WebhookBot(SECRET)
         await webhook.start()
         self.addCleanup(webhook.stop)
-        relay = RelayProcess(self.mktemp(), sim.api_url)
-        await relay.start()
-        self.addCleanup(self._stop, relay)
+        relay = await RelayProcess.started(self, self.mktemp(), sim.api_url)
         body = {
             "token": TOKEN,
             "intents": 4608 | MESSAGE_CONTENT,
@@ -161,6 +159,3 @@ class LogSecretsTests(TestCase):
                 leaks[name] = everything[max(0, at - 150):at + len(value) + 50]
         self.assertEqual(leaks, {}, "logged: " + "; ".join(leaks))
 
-    async def _stop(self, relay: RelayProcess) -> None:
-        if relay.service.running:
-            await relay.stop()

@@ -111,15 +111,7 @@ class Fixture(TestCase):
         )
 
     async def start_relay(self, *options: str) -> RelayProcess:
-        relay = RelayProcess(self.mktemp(), self.sim.api_url, *options)
-        await relay.start()
-
-        async def stop() -> None:
-            if relay.service.running:
-                await relay.stop()
-
-        self.addCleanup(stop)
-        return relay
+        return await RelayProcess.started(self, self.mktemp(), self.sim.api_url, *options)
 
     async def asleep(
         self, bot: WebSocketBot | WebhookBot, boot_time: float

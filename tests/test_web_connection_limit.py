@@ -103,9 +103,9 @@ class IdleClientsEndToEndTests(Fixture):
         ``/healthz`` answers again.
         """
         await self.start_discord()
-        relay = RelayProcess(self.data_dir, self.sim.api_url, "--max-api-connections", "20")
-        await relay.start()
-        self.addCleanup(relay.stop)
+        relay = await RelayProcess.started(
+            self, self.data_dir, self.sim.api_url, "--max-api-connections", "20"
+        )
         bot = WebSocketBot()
         await self.start_bot(bot)
         code, body = await relay.register(self.body(bot.url))
