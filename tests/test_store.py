@@ -361,7 +361,6 @@ class RegistrationsTestsMixin(StoreTestsBase):
         self.assertEqual(await store.load_sessions("alpha"), {})
 
 
-
 class SessionsTestsMixin(StoreTestsBase):
     """
     The :class:`ISessions` contract, for any implementation.
@@ -483,7 +482,6 @@ class SessionsTestsMixin(StoreTestsBase):
         await store.forget_session("alpha", 5)
         await store.forget_session("ghost", 0)
         self.assertEqual(await store.load_sessions("alpha"), {1: session(1)})
-
 
 
 class OutboxTestsMixin(StoreTestsBase):
@@ -717,7 +715,6 @@ class OutboxTestsMixin(StoreTestsBase):
         await self.assertFailure(store.outbox_count("alpha"), StoreClosed)
 
 
-
 class GuildSnapshotsTestsMixin(StoreTestsBase):
     """
     The :class:`IGuildSnapshots` contract, for any implementation.
@@ -909,7 +906,6 @@ class IRelayStoreTestsMixin(
         await self.assertFailure(store.create_relay("a", {}), StoreClosed)
         await self.assertFailure(store.save_session("a", session()), StoreClosed)
         await self.assertFailure(store.open(), StoreClosed)
-
 
 
 class ClusterStoreTestsMixin(StoreTestsBase):
