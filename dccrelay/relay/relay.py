@@ -16,7 +16,6 @@ from typing import Any, Callable, Sequence
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
@@ -27,8 +26,8 @@ from dccrelay.gateway.limiter import SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.session import MAX_WAITING_COMMANDS, GatewaySession, IGatewayOwner
 from dccrelay.gateway.shard import Connect, GatewayTools, Shard
-from dccrelay.relay.guild_snapshot import GuildSnapshot, bot_user_id
-from dccrelay.relay.guild_snapshot_saver import GuildSnapshotSaver, ISnapshotSource
+from dccrelay.relay.bot_guilds import BotGuilds
+from dccrelay.relay.guild_snapshot_saver import GuildSnapshotSaver
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.member_requests import (
     MAX_MEMBER_REQUESTS,
@@ -38,7 +37,6 @@ from dccrelay.relay.member_requests import (
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.relay.snapshots import DispatchCounts, GuildSnapshotCounts, RelaySnapshot
 from dccrelay.store import (
-    GuildSnapshotUpdate,
     IGuildSnapshots,
     IRelayStore,
     OutboxCheckpoint,
@@ -130,7 +128,7 @@ class Counters:
         self.earlier_dropped = 0
 
 
-@implementer(IRelayHandle, IGatewayOwner, IChannelOwner, ISnapshotSource)
+@implementer(IRelayHandle, IGatewayOwner, IChannelOwner)
 class Relay:
     """
     One registered bot, run on this node: its filter, where its dispatches
@@ -184,9 +182,7 @@ class Relay:
         self._resume = self.gateway.resume
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts,
         # restored from the store when the relay starts
-        self._guilds = GuildSnapshot(bot_user_id(settings.token), restore=True)
-        self._saver = env.snapshot_saver()
-        self._restore_waiters: list[Deferred[None]] = []
+        self._guilds = BotGuilds(alias, settings.token, env.snapshot_saver())
         self._delivery = self._new_delivery(())
         self._delivery_started = False
         #: the node running this relay, when several share a store
@@ -217,45 +213,10 @@ class Relay:
             self._delivery_started = True
             self._delivery.start()
         if self.settings.guild_snapshot:
-            self._guilds_restored()
+            self._guilds.restored()
         if not self.enabled:
             return succeed(None)
         return self.gateway.start(stored)
-
-    def _guilds_restored(self) -> Deferred[None]:
-        """
-        Fires once the stored snapshot is restored, loading it now if that
-        has not begun (the relay may wait for its turn to start).  Beside
-        the gateway's start, not before it: what the gateway says meanwhile
-        is newer, and :meth:`GuildSnapshot.restore` keeps it.
-        """
-        guilds = self._guilds
-        if not guilds.awaiting_restore:
-            return succeed(None)
-        done: Deferred[None] = Deferred()
-        self._restore_waiters.append(done)
-        if len(self._restore_waiters) > 1:
-            return done
-
-        def restore(parts: dict[str, bytes]) -> None:
-            guilds.restore(parts)
-            if self._guilds is guilds:
-                self._guilds_changed()
-
-        def failed(failure: Failure) -> None:
-            self._log.failure(
-                "{alias}: could not load its guild snapshot; the gateway's guild events "
-                "fill it again", failure, alias=self.alias,
-            )
-            guilds.restore({})
-
-        def release(_: object) -> None:
-            waiters, self._restore_waiters = self._restore_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-
-        self._saver.load(self.alias).addCallbacks(restore, failed).addBoth(release)
-        return done
 
     def stop_gateway(self, code: int = codes.RESUMABLE_CLOSE) -> Deferred[Any]:
         """
@@ -271,9 +232,8 @@ class Relay:
         """
         self._waking.stop()
         yield self.stop_gateway()
-        if self._guilds.changed:
-            # for whoever runs the bot next: this node restarted, or another
-            yield self._saver.save_now(self)
+        # for whoever runs the bot next: this node restarted, or another
+        yield self._guilds.save_if_changed()
         yield self._delivery.stop()
 
     @inlineCallbacks
@@ -282,7 +242,7 @@ class Relay:
         Stop everything and end the Discord sessions (the bot is deleted).
         """
         self._waking.stop()
-        self._saver.discard(self.alias)
+        self._guilds.discard()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
         yield self._delivery.stop()
 
@@ -306,10 +266,8 @@ class Relay:
         """
         old, self.settings = self.settings, settings
         if old.gateway_key() != settings.gateway_key():
-            # another bot, or a new session whose GUILD_CREATEs fill it
-            # again; the stored one goes too (also when turned off)
-            self._guilds = GuildSnapshot(bot_user_id(settings.token))
-            self._guilds_changed()
+            # also when turned off: the stored one goes
+            self._guilds.replace(settings.token)
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
         self._waking.apply(settings)
@@ -385,8 +343,8 @@ class Relay:
         counters = self.counters
         counters.received += 1
         self._resume.moved = True
-        if self.settings.guild_snapshot and self._guilds.observe(payload):
-            self._guilds_changed()
+        if self.settings.guild_snapshot:
+            self._guilds.observe(payload)
         try:
             matched = self._predicate(payload)
         except Exception:
@@ -405,8 +363,8 @@ class Relay:
 
     def bot_user(self, user: Any) -> None:
         """READY named the bot's user."""
-        if self.settings.guild_snapshot and self._guilds.ready(user):
-            self._guilds_changed()
+        if self.settings.guild_snapshot:
+            self._guilds.ready(user)
 
     def not_yet_safe(self) -> int | None:
         """
@@ -454,26 +412,11 @@ class Relay:
         if not self.settings.guild_snapshot:
             return succeed(None)
 
-        def document(_: object) -> dict[str, Any] | None:
-            if not self.settings.guild_snapshot:
-                return None
-            return self._guilds.document()
+        def document(restored: dict[str, Any]) -> dict[str, Any] | None:
+            # turned off while it was being restored: nothing to serve
+            return restored if self.settings.guild_snapshot else None
 
-        return self._guilds_restored().addCallback(document)
-
-    def _guilds_changed(self) -> None:
-        if self._guilds.changed:
-            self._saver.changed(self)
-
-    # -- ISnapshotSource ------------------------------------------------------------
-
-    def take_guild_snapshot_update(self) -> GuildSnapshotUpdate | None:
-        """What changed in the guild snapshot since it was last saved."""
-        return self._guilds.take_update(self.alias)
-
-    def guild_snapshot_unsaved(self) -> None:
-        """Saving it failed: everything is offered again."""
-        self._guilds.unsaved()
+        return self._guilds.document().addCallback(document)
 
     def claim_interaction(self, body: Any) -> dict[str, Any]:
         """
@@ -562,7 +505,7 @@ class Relay:
             interactions=waking.interaction_counts(),
             wake=waking.economy(),
             guild_snapshot=(
-                GuildSnapshotCounts(**self._guilds.status())
+                GuildSnapshotCounts(**self._guilds.counts())
                 if self.settings.guild_snapshot else None
             ),
             settings=self.settings if private else None,
