@@ -16,7 +16,8 @@ from twisted.web.server import Request
 
 from dccrelay.delivery.factory import DeliveryFactory
 from dccrelay.delivery.outbox import OutboxWriter
-from dccrelay.relay.manager import CHECKPOINT_INTERVAL, RelayManager
+from dccrelay.relay.checkpoints import CHECKPOINT_INTERVAL
+from dccrelay.relay.manager import RelayManager
 from dccrelay.store import SessionState
 from tests.memory_store import MemoryRelayStore
 from tests.relay_harness import RelayHarness

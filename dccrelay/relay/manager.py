@@ -23,11 +23,12 @@ from twisted.internet.defer import (
     DeferredLock,
     inlineCallbacks,
 )
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from dccrelay.ops.stats import LatencyHistogram
+from dccrelay.relay.checkpoints import Checkpoints
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.pacing import Pacer
 from dccrelay.relay.placement import Alone, IPlacement
@@ -47,14 +48,6 @@ START_SLICE = 50
 # core to the bots already running; 10,000 start in 20 s.
 START_RATE = 500.0
 START_BURST = 25
-
-# How often the latest gateway seq of every shard is written down, bounding
-# what Discord replays after a relay is killed without warning.
-CHECKPOINT_INTERVAL = 2.0
-
-# Relays whose resume points are gathered per reactor turn and saved per
-# store call: short turns, short transactions.
-CHECKPOINT_BATCH = 250
 
 
 class TooManyRelays(Exception):
@@ -113,8 +106,7 @@ class RelayManager(Service):
         # HTTP API may take requests before the store is open and this
         # service starts.
         self._lock.acquire()
-        self._checkpoints = LoopingCall(self._checkpoint)
-        self._checkpoints.clock = env.clock
+        self._checkpoints = Checkpoints(env.store, env.clock, self.local_relays, self.breathe)
         self._starts = Pacer(env.clock, START_RATE, START_BURST)
         #: why the registry is not served yet, or that it never will be
         self.startup = startup if startup is not None else Startup(env.clock)
@@ -191,14 +183,13 @@ class RelayManager(Service):
             count=len(self.relays), store=self._store.description,
         )
         yield self._placement.begin()
-        self._checkpoints.start(CHECKPOINT_INTERVAL, now=False)
+        self._checkpoints.start()
 
     @inlineCallbacks
     def stopService(self) -> Any:
         super().stopService()
         self._starts.stop()
-        if self._checkpoints.running:
-            self._checkpoints.stop()
+        self._checkpoints.stop()
         self._placement.pause()
         if not self.loaded:
             # Nothing runs yet: stop trying to load, and leave the store alone.
@@ -209,7 +200,7 @@ class RelayManager(Service):
         try:
             # Every bot's resume point in a few store calls, rather than one
             # call per bot as each stops.
-            yield self._checkpoint()
+            yield self._checkpoints.save()
             yield DeferredList(
                 [relay.stop() for relay in self.local_relays()], consumeErrors=True
             )
@@ -303,41 +294,6 @@ class RelayManager(Service):
         seconds (``--lag-probe``, ``python -m bench --targets restart``).
         """
         return deferLater(self._env.clock, 0, lambda: None)
-
-    # -- resume points --------------------------------------------------------------
-
-    @inlineCallbacks
-    def _checkpoint(self) -> Any:
-        """
-        Save the resume points that moved since the last checkpoint,
-        ``CHECKPOINT_BATCH`` relays' in one store call and one reactor turn
-        (a call per bot every 2 s stalled the reactor for 200 ms at 1,000
-        bots).
-        """
-        relays = self.local_relays()
-        saves = []
-        for start in range(0, len(relays), CHECKPOINT_BATCH):
-            if start:
-                yield self.breathe()
-            batch = [
-                (relay, point)
-                for relay in relays[start : start + CHECKPOINT_BATCH]
-                for point in relay.resume_points()
-            ]
-            if batch:
-                d = self._env.store.save_sessions(
-                    [(relay.alias, point) for relay, point in batch]
-                )
-                d.addErrback(self._checkpoint_failed, batch)
-                saves.append(d)
-        yield DeferredList(saves)
-
-    def _checkpoint_failed(
-        self, failure: Failure, batch: list[tuple[Relay, SessionState]]
-    ) -> None:
-        self._log.failure("saving {count} resume points failed", failure, count=len(batch))
-        for relay, point in batch:
-            relay.resume_points_unsaved([point])
 
     # -- registration ---------------------------------------------------------
 
