@@ -848,3 +848,40 @@ class PropertyTests(SynchronousTestCase):
         random.shuffle(keys)
         shuffled = {k: copy.deepcopy(criteria[k]) for k in keys}
         self.assertEqual(_matches(shuffled, payload), _matches(criteria, payload))
+
+
+class ShortcutTests(SynchronousTestCase):
+    """
+    The shapes that compiled criteria evaluate without sift's walk (a path
+    through objects, a lone $elemMatch on an array of non-arrays), and their
+    neighbours that need the walk, give sift 13.5.4's answers (recorded from
+    sift; tests/test_filters_sift.py checks many more against it live).
+    """
+
+    PAYLOADS = [
+        {"a": None}, {"a": {"b": 1}}, {"a": {"b": 3}}, {"a": [{"b": 1}]}, {"a": {"b": [1]}},
+        {"a": {"b": [{"c": 1}]}}, {"a": {"b": [[{"c": 1}]]}}, {"a": {"b": [{"c": 2}, None]}},
+        {"a": {"b": [{}, {"c": 1}]}}, {"a": {"b": "xy"}}, {"a": {"b": [0, 6]}}, {"a": "s"}, {},
+    ]
+    #: criteria, then sift's answer on each of PAYLOADS
+    ANSWERS: list[tuple[Any, str]] = [
+        ({"a.b": 1}, "0101100000000"),
+        ({"a.b": {"$gt": 0, "$lt": 5}}, "0111100000100"),
+        ({"a.b": {"$elemMatch": {"c": 1}}}, "0000011010000"),
+        ({"a.b": {"$elemMatch": {"$not": {"c": 1}}}}, "0000100110100"),
+        ({"a.b": {"$elemMatch": {"c": None}}}, "0000100110100"),
+        ({"a.b.length": 2}, "0000000111100"),
+        ({"$not": {"a.b": None}}, "0111111011100"),
+        (
+            {"$or": [{"a.b": {"$exists": False}}, {"a.b": {"$elemMatch": {"c": 1}}}]},
+            "0001011010011",
+        ),
+        ({"a.b": {"$elemMatch": {"c": 1}, "$size": 1}}, "0000011000000"),
+    ]
+
+    def test_sifts_answers(self) -> None:
+        """Each criteria gives sift's answer on each payload."""
+        for criteria, expected in self.ANSWERS:
+            matches = _BACKEND.compile(criteria)
+            answers = "".join("1" if matches(p) else "0" for p in self.PAYLOADS)
+            self.assertEqual(answers, expected, criteria)

@@ -60,11 +60,33 @@ class Op(NamedTuple):
     initial: int
     #: A rough evaluation cost, for ordering groups that may be reordered.
     cost: int
+    #: The step of an operation without state: callers fed once call it
+    #: directly, without a fresh step per evaluation.
+    step: Optional[Step] = None
+    #: A value test's test (:func:`value_test`), which a path fed once
+    #: applies itself to the value at its end.
+    test: Optional[Test] = None
+    #: Whether a candidate that is not an array leaves the status 0 whatever
+    #: came before (``$elemMatch``).
+    arrays_only: bool = False
 
 
-def _stateless(step: Step, cost: int, initial: int = 0) -> Op:
+def _stateless(
+    step: Step, cost: int, initial: int = 0, test: Optional[Test] = None, arrays_only: bool = False
+) -> Op:
     # repeat(step).__next__ hands out the same step without a Python frame.
-    return Op(itertools.repeat(step).__next__, initial, cost)
+    return Op(itertools.repeat(step).__next__, initial, cost, step, test, arrays_only)
+
+
+#: ``(step, initial status)`` of each operation of a group without state
+Fixed = tuple[tuple[Step, int], ...]
+
+
+def _fixed(ops: Sequence[Op]) -> Optional[Fixed]:
+    # The steps of a group's operations when none has state, else None.
+    if any(op.step is None for op in ops):
+        return None
+    return tuple((op.step, op.initial) for op in ops)  # type: ignore[misc]
 
 
 class PathStep(NamedTuple):
@@ -142,6 +164,35 @@ def _descend(item: Any, path: tuple[PathStep, ...], key: Any, owner: Any) -> Opt
     return (item, key, owner) if item is None or item is MISSING else None
 
 
+def _array_at_end(
+    item: Any, path: tuple[PathStep, ...], key: Any, owner: Any
+) -> Optional[tuple[list[Any], Any, Any]]:
+    # The other common case: objects all along the path and, at its end, an
+    # array holding no arrays (d.mentions), which the walk feeds element by
+    # element and then whole; None when the walk is needed.
+    for step in path:
+        if type(item) is not dict:
+            return None
+        owner, key, item = item, step.key, item.get(step.key, MISSING)
+    if type(item) is not list:
+        return None
+    for element in item:
+        if type(element) is list:
+            return None
+    return item, key, owner
+
+
+def _feed_array(
+    steps: list[Step], statuses: list[int], array: list[Any], key: Any, owner: Any
+) -> int:
+    # What the walk does with _array_at_end's array, without its stack.
+    for index, element in enumerate(array):
+        status = _children_next(steps, statuses, element, index, array)
+        if status & DONE:
+            return status
+    return _children_next(steps, statuses, array, key, owner)
+
+
 def _children_next(steps: list[Step], statuses: list[int], value: Any, key: Any, owner: Any) -> int:
     # sift 13's GroupOperation.childrenNext: every child is fed again even
     # when done; the first child done without keeping ends the round.
@@ -173,6 +224,18 @@ def _one_round(ops: tuple[Op, ...], value: Any, key: Any, owner: Any) -> int:
     return KEEP | done
 
 
+def _fixed_round(fixed: Fixed, value: Any, key: Any, owner: Any) -> int:
+    # _one_round for children without state: their steps, called directly.
+    done = DONE
+    for step, initial in fixed:
+        status = step(initial, value, key, owner)
+        if not status & KEEP:
+            return done & status
+        if not status & DONE:
+            done = 0
+    return KEEP | done
+
+
 def group(children: Sequence[Op], once: bool = False) -> Op:
     """
     Children fed the same candidates; keeps when all keep (queries, ``$and``).
@@ -183,6 +246,17 @@ def group(children: Sequence[Op], once: bool = False) -> Op:
     ops = tuple(children)
     cost = 1 + sum(op.cost for op in ops)
     if once:
+        if len(ops) == 1:
+            # One round of one child is the child's own status.
+            return ops[0]._replace(cost=cost)
+        fixed = _fixed(ops)
+        if fixed is not None:
+            steps = fixed
+
+            def fixed_step(previous: int, value: Any, key: Any, owner: Any) -> int:
+                return _fixed_round(steps, value, key, owner)
+
+            return _stateless(fixed_step, cost)
 
         def once_step(previous: int, value: Any, key: Any, owner: Any) -> int:
             return _one_round(ops, value, key, owner)
@@ -214,6 +288,9 @@ def nested(path: tuple[PathStep, ...], children: Sequence[Op], once: bool = Fals
     cost = len(path) + sum(op.cost for op in ops)
 
     def run(value: Any, key: Any, owner: Any, steps: list[Step], statuses: list[int]) -> int:
+        array = _array_at_end(value, path, key, owner)
+        if array is not None:
+            return _feed_array(steps, statuses, *array)
         status = 0
 
         def sink(value: Any, key: Any, owner: Any) -> bool:
@@ -232,7 +309,7 @@ def nested(path: tuple[PathStep, ...], children: Sequence[Op], once: bool = Fals
                 return _one_round(ops, *single)
             return run(value, key, owner, [op.start() for op in ops], initial.copy())
 
-        return _stateless(once_step, cost)
+        return _stateless(_nested_once(path, ops, once_step), cost)
 
     def start() -> Step:
         steps = [op.start() for op in ops]
@@ -253,6 +330,61 @@ def nested(path: tuple[PathStep, ...], children: Sequence[Op], once: bool = Fals
     return Op(start, 0, cost)
 
 
+def _nested_once(path: tuple[PathStep, ...], ops: tuple[Op, ...], general: Step) -> Step:
+    """
+    The step of a path fed once, specialised for the shapes criteria
+    usually have; ``general`` (the walk) answers whatever else comes.
+    """
+    keys = tuple(step.key for step in path)
+    tests = tuple(op.test for op in ops if op.test is not None)
+    if keys and tests and len(tests) == len(ops):
+        # Plain values compared at the end of a path through objects
+        # (``"t": "MESSAGE_CREATE"``, ``"d.author.bot": true``): the one
+        # candidate, tested here, as _descend and value_test would.
+        only = tests[0] if len(tests) == 1 else None
+
+        def tested(previous: int, value: Any, key: Any, owner: Any) -> int:
+            item = value
+            if item is MISSING:
+                return general(previous, value, key, owner)
+            for name in keys:
+                if type(item) is not dict:
+                    if item is None or item is MISSING:
+                        break
+                    return general(previous, value, key, owner)
+                item = item.get(name, MISSING)
+            else:
+                if type(item) is list:
+                    return general(previous, value, key, owner)
+            if only is not None:
+                return KEEP_DONE if only(item) else 0
+            for test in tests:
+                if not test(item):
+                    return 0
+            return KEEP_DONE
+
+        return tested
+    fixed = _fixed(ops)
+    if fixed is None:
+        return general
+    steps = fixed
+    array_decides = len(ops) == 1 and ops[0].arrays_only
+
+    def fixed_step(previous: int, value: Any, key: Any, owner: Any) -> int:
+        single = _descend(value, path, key, owner)
+        if single is not None:
+            return _fixed_round(steps, *single)
+        if array_decides:
+            # A lone $elemMatch: the array's elements, fed first, each
+            # leave it at 0; the array decides.
+            array = _array_at_end(value, path, key, owner)
+            if array is not None:
+                return steps[0][0](0, *array)
+        return general(previous, value, key, owner)
+
+    return fixed_step
+
+
 def value_test(test: Test, cost: int = 1) -> Op:
     """
     sift's EqualsOperation (implicit equality, ``$eq``, comparisons,
@@ -266,7 +398,7 @@ def value_test(test: Test, cost: int = 1) -> Op:
             return previous
         return KEEP_DONE if test(value) else previous
 
-    return _stateless(step, cost)
+    return _stateless(step, cost, test=test)
 
 
 def not_equal(test: Test) -> Op:
@@ -333,6 +465,7 @@ def elem_match(query: Op) -> Op:
     """
     start_query = query.start
     query_initial = query.initial
+    query_step = query.step
 
     def step(previous: int, value: Any, key: Any, owner: Any) -> int:
         if type(value) is not list:
@@ -340,11 +473,12 @@ def elem_match(query: Op) -> Op:
         if previous & KEEP:
             return KEEP_DONE
         for index, element in enumerate(value):
-            if start_query()(query_initial, element, index, value) & KEEP:
+            run = query_step if query_step is not None else start_query()
+            if run(query_initial, element, index, value) & KEEP:
                 return KEEP_DONE
         return DONE
 
-    return _stateless(step, 5 + query.cost)
+    return _stateless(step, 5 + query.cost, arrays_only=True)
 
 
 def negate(query: Op, once: bool = False) -> Op:
@@ -355,7 +489,14 @@ def negate(query: Op, once: bool = False) -> Op:
     """
     cost = 1 + query.cost
     if once:
-        start_query, query_initial = query.start, query.initial
+        start_query, query_initial, query_step = query.start, query.initial, query.step
+        if query_step is not None:
+            fixed = query_step
+
+            def fixed_step(previous: int, value: Any, key: Any, owner: Any) -> int:
+                return fixed(query_initial, value, key, owner) ^ KEEP
+
+            return _stateless(fixed_step, cost)
 
         def once_step(previous: int, value: Any, key: Any, owner: Any) -> int:
             return start_query()(query_initial, value, key, owner) ^ KEEP
@@ -387,6 +528,17 @@ def any_of(queries: Sequence[Op], invert: bool = False, once: bool = False) -> O
     cost = 1 + sum(op.cost for op in ops)
     flip = KEEP if invert else 0
     if once:
+        fixed = _fixed(ops)
+        if fixed is not None:
+            steps = fixed
+
+            def fixed_step(previous: int, value: Any, key: Any, owner: Any) -> int:
+                for step, initial in steps:
+                    if step(initial, value, key, owner) & KEEP:
+                        return KEEP_DONE ^ flip
+                return flip
+
+            return _stateless(fixed_step, cost)
 
         def once_step(previous: int, value: Any, key: Any, owner: Any) -> int:
             for op in ops:
