@@ -23,7 +23,10 @@ and prints one table per target with medians over ``--repeats`` runs:
    zlib-stream and none, over TLS and plain, beside the relay before issue
    15 (``--baseline``) in alternating runs;
 9. ``cold`` (issue 15, goal 2): first delivery to a sleeping bot at 50 bots,
-   and where its time goes, beside the relay before issue 15.
+   and where its time goes, beside the relay before issue 15;
+10. ``tail`` (issue 15, goal 6): latency p50/p99/max at 2,000/s over 1,000
+    bots and 400/s over 50 bots (``--tail-loads``), beside the relay before
+    issue 15.
 
 Gateway, REST and bot connections speak TLS, as production does (a
 throw-away CA made for the run; ``--plain`` for plain ``ws``/``http``).
@@ -52,6 +55,7 @@ from bench import (
     lease_round,
     receive_path,
     restart,
+    tail_latency,
     throughput,
     tls_connection,
 )
@@ -60,7 +64,7 @@ from bench.processes import machine
 
 TARGETS = (
     "memory", "restart", "throughput", "latency", "durable", "filters", "compression", "cpu",
-    "cold", "lease",
+    "cold", "lease", "tail",
 )
 
 
@@ -92,6 +96,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-bots", type=int, default=1000)
     parser.add_argument("--latency-rate", type=float, default=2000.0)
     parser.add_argument("--latency-seconds", type=float, default=None)
+    parser.add_argument("--tail-loads", type=tail_latency.parse_loads,
+                        default=tail_latency.LOADS,
+                        help="bots@rate pairs of the tail target (default 1000@2000,50@400)")
     parser.add_argument("--compression-bots", type=int, default=None)
     parser.add_argument("--plain", action="store_true",
                         help="plain ws/http instead of TLS (wss/https) everywhere")
@@ -339,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cpu_target(options)
     if "cold" in options.targets:
         cold_target(options)
+    if "tail" in options.targets:
+        tail_target(options)
     if "lease" in options.targets:
         progress("lease round")
         say("\nCluster lease round, status share (issue 15, goal 5: under 20 ms of reactor time"
@@ -377,6 +386,22 @@ def cpu_target(options: argparse.Namespace) -> None:
         " of 3; instructions per frame under callgrind, which the machine's load does not"
         " move):")
     for line in receive_path.compare(before, baseline.REPO):
+        say(line)
+
+
+def tail_target(options: argparse.Namespace) -> None:
+    before = before_tree(options)
+    seconds = options.latency_seconds
+    results = list(tail_latency.runs(
+        options.tail_loads, seconds, options.repeats, before, tls=not options.plain,
+        progress=progress,
+    ))
+    say(f"\n10. Latency, frame written -> bot has it (issue 15, goal 6), {seconds:g} s a run,"
+        f" {_transport(not options.plain)} ({runs_text(options)}, before and now alternating;"
+        " goal: p99 < 5 ms)")
+    if before is not None:
+        say(f"   before: {baseline.describe(options.baseline)}")
+    for line in tail_latency.table(results):
         say(line)
 
 
