@@ -13,6 +13,7 @@ from typing import Any
 
 import treq
 from autobahn.twisted.websocket import WebSocketClientFactory
+from autobahn.websocket import protocol as autobahn_protocol
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -212,6 +213,31 @@ def _handshaking(caps: AnswerCaps) -> tuple[_Client, StringTransport, bytes]:
         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
     )
     return protocol, transport, answer
+
+
+class SendTests(SynchronousTestCase):
+    """
+    :class:`CappedHandshakeProtocol` writes a frame as Autobahn does, without
+    formatting Autobahn's per-write debug line.
+    """
+
+    def test_frame_written_without_debug_line(self) -> None:
+        """
+        A message sent on an open connection reaches the transport as the
+        same masked frame, and no debug line is formatted for it.
+        """
+        protocol, transport, answer = _handshaking(AnswerCaps())
+        protocol.dataReceived(answer)
+        transport.clear()
+        formatted: list[Any] = []
+        self.patch(autobahn_protocol, "hltype", lambda *a: formatted.append(a))
+        self.patch(autobahn_protocol, "hlval", lambda *a: formatted.append(a))
+        protocol.sendMessage(b"payload", isBinary=True)
+        frame = transport.value()
+        self.assertEqual(frame[:2], b"\x82\x87")
+        mask = frame[2:6]
+        self.assertEqual(bytes(b ^ mask[i % 4] for i, b in enumerate(frame[6:])), b"payload")
+        self.assertEqual(formatted, [])
 
 
 class HandshakeCapTests(SynchronousTestCase):

@@ -12,6 +12,10 @@ searches all of it for the blank line on every read: an answer of endless
 header lines grew the relay's memory and pegged a core (quadratic) until
 the connect timeout.  :class:`CappedHandshakeProtocol` gathers the answer itself,
 searches only what is new, and gives up past the caps.
+
+And Autobahn's ``sendData`` formats a debug line for every frame it writes
+(three ``click`` stylings, ~4 µs) that the logger then drops; the relay's
+bot connections write one frame per delivered dispatch.
 """
 
 from __future__ import annotations
@@ -100,3 +104,10 @@ class CappedHandshakeProtocol(WebSocketClientProtocol):
         self._head = None
         self.handshake_problem = problem
         self.failHandshake(problem)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if sync or chopsize or self.send_queue:
+            super().sendData(data, sync, chopsize)
+            return
+        # Autobahn's own branch for this case, without its debug line.
+        self.transport.write(data)  # type: ignore[union-attr]
