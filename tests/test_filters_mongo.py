@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from dccrelay.filters import CriteriaError, FilterLimits
+from dccrelay.filters import CriteriaError, FilterLimits, event_types
 from dccrelay.filters.mongo import MongoBackend
 
 Case = tuple[Any, Any, bool]
@@ -885,3 +885,61 @@ class ShortcutTests(SynchronousTestCase):
             matches = _BACKEND.compile(criteria)
             answers = "".join("1" if matches(p) else "0" for p in self.PAYLOADS)
             self.assertEqual(answers, expected, criteria)
+
+
+_TYPES = st.sampled_from(["MESSAGE_CREATE", "TYPING_START", "READY", ""])
+_TYPE_CONDITIONS = (
+    _TYPES
+    | st.builds(lambda t: {"$eq": t}, _TYPES)
+    | st.builds(lambda ts: {"$in": ts}, st.lists(_TYPES, max_size=3))
+)
+
+
+class EventTypeTests(SynchronousTestCase):
+    """
+    :meth:`MongoBackend.event_types` names the only types criteria can
+    match, from a top-level ``t`` condition it understands.
+    """
+
+    def test_types_read(self) -> None:
+        """A string, $eq of one or $in of strings at the top level give their types."""
+        types = _BACKEND.event_types
+        self.assertEqual(types({"t": "MESSAGE_CREATE", "d.x": 1}), {"MESSAGE_CREATE"})
+        self.assertEqual(types({"t": {"$eq": "A"}}), {"A"})
+        self.assertEqual(types({"t": {"$in": ["A", "B"]}, "$or": [{"a": 1}]}), {"A", "B"})
+        self.assertEqual(types({"t": {"$in": []}}), frozenset())
+
+    def test_unknown(self) -> None:
+        """Anything else says nothing: every type may match."""
+        types = _BACKEND.event_types
+        for criteria in (
+            {},
+            {"d.t": "A"},
+            {"$or": [{"t": "A"}, {"t": "B"}]},
+            {"$and": [{"t": "A"}]},
+            {"t": {"$ne": "A"}},
+            {"t": {"$regex": "^A"}},
+            {"t": {"$in": ["A", 1]}},
+            {"t": {"$eq": "A", "$exists": True}},
+            {"t": ["A"]},
+            {"t": None},
+            [{"t": "A"}],
+        ):
+            self.assertIsNone(types(criteria), criteria)
+
+    def test_through_the_registry(self) -> None:
+        """dccrelay.filters.event_types asks the named backend; an unknown one says nothing."""
+        self.assertEqual(event_types("mongo", {"t": "A"}), {"A"})
+        self.assertIsNone(event_types("jsonpath", ["$[?@.t == 'A']"]))
+        self.assertIsNone(event_types("no-such-backend", {"t": "A"}))
+
+    @settings(max_examples=500, deadline=None)
+    @given(_TYPE_CONDITIONS, _CRITERIA, _TYPES, _PAYLOADS)
+    def test_exact(self, condition: Any, rest: Any, t: str, payload: Any) -> None:
+        """A payload whose t is a string outside the types never matches."""
+        criteria = {"t": condition, **{k: v for k, v in rest.items() if k != "t"}}
+        types = _BACKEND.event_types(criteria)
+        self.assertIsNotNone(types)
+        assert types is not None
+        if t not in types:
+            self.assertFalse(_matches(criteria, {**payload, "t": t}))

@@ -30,6 +30,7 @@ from dccrelay.gateway.shard import (
     Shard,
     ShardIdentity,
 )
+from dccrelay.gateway.sieve import EventSieve
 from dccrelay.store import SessionState
 
 HELLO = orjson.dumps({"op": 10, "d": {"heartbeat_interval": 41250}})
@@ -83,6 +84,9 @@ class RecordingOwner:
     def dispatch_received(self, shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         self.case.dispatches.append(data)
 
+    def dispatch_passed_over(self, shard_id: int) -> None:
+        self.case.passed_over.append(shard_id)
+
     def session_changed(self, shard_id: int, state: SessionState | None) -> None:
         self.case.sessions.append(state)
 
@@ -107,6 +111,7 @@ class ShardTests(SynchronousTestCase):
         self.urls: list[str] = []
         self.pending: list[Deferred[Any]] = []
         self.dispatches: list[bytes] = []
+        self.passed_over: list[int] = []
         self.sessions: list[SessionState | None] = []
         self.users: list[Any] = []
         self.fatal: list[str] = []
@@ -128,7 +133,7 @@ class ShardTests(SynchronousTestCase):
         self.connections.append(connection)
         return succeed(connection)
 
-    def make_shard(self, session: SessionState | None = None, limiter: IdentifyLimiter | None = None, shard_id: int = 0) -> Shard:
+    def make_shard(self, session: SessionState | None = None, limiter: IdentifyLimiter | None = None, shard_id: int = 0, sieve: EventSieve | None = None) -> Shard:
         return Shard(
             ShardIdentity("bot", "TOKEN", 4608, shard_id, 1),
             gateway_base="wss://gateway.example",
@@ -138,10 +143,11 @@ class ShardTests(SynchronousTestCase):
             ),
             limiter=limiter or IdentifyLimiter(self.clock),
             owner=RecordingOwner(self),
+            sieve=sieve,
         )
 
-    def ready_shard(self) -> tuple[Shard, FakeConnection]:
-        shard = self.make_shard()
+    def ready_shard(self, sieve: EventSieve | None = None) -> tuple[Shard, FakeConnection]:
+        shard = self.make_shard(sieve=sieve)
         shard.start()
         shard.frame_received(HELLO)
         shard.frame_received(ready_frame())
@@ -209,6 +215,42 @@ class ShardTests(SynchronousTestCase):
         shard.frame_received(data)
         self.assertEqual(self.dispatches, [data])
         self.assertEqual(shard.seq, 2)
+
+    def test_sieve_passes_over_unwanted_types(self) -> None:
+        """
+        With a sieve wanting MESSAGE_CREATE, a dispatch of another type is
+        not handed on: its seq is kept (the next heartbeat and resume carry
+        it) and the owner is told it passed; wanted ones and the session's
+        own go on as before.
+        """
+        sieve = EventSieve()
+        sieve.want({"MESSAGE_CREATE"})
+        shard, connection = self.ready_shard(sieve)
+        typing = b'{"t":"TYPING_START","s":2,"op":0,"d":{"user_id":"5"}}'
+        message = b'{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{"content":"hi"}}'
+        other_order = b'{"op":0,"t":"PRESENCE_UPDATE","s":4,"d":{"status":"idle"}}'
+        shard.frame_received(typing)
+        self.assertEqual((self.dispatches, self.passed_over, shard.seq), ([], [0], 2))
+        shard.frame_received(message)
+        self.assertEqual((self.dispatches, shard.seq), ([message], 3))
+        shard.frame_received(other_order)
+        self.assertEqual((self.dispatches, self.passed_over, shard.seq), ([message], [0, 0], 4))
+        self.clock.advance(41.25)
+        self.assertEqual(connection.sent[-1], {"op": 1, "d": 4})
+
+    def test_sieve_parses_what_it_cannot_read(self) -> None:
+        """
+        A dispatch whose head is not in the compact shape, or whose type is
+        wanted, is parsed and handed on as before.
+        """
+        sieve = EventSieve()
+        sieve.want({"MESSAGE_CREATE"})
+        shard, _ = self.ready_shard(sieve)
+        spaced = b'{"t": "TYPING_START", "s": 2, "op": 0, "d": {}}'
+        data_first = b'{"d":{},"t":"TYPING_START","s":3,"op":0}'
+        shard.frame_received(spaced)
+        shard.frame_received(data_first)
+        self.assertEqual((self.dispatches, self.passed_over, shard.seq), ([spaced, data_first], [], 3))
 
     def test_heartbeat_jitter_and_interval(self) -> None:
         """

@@ -25,7 +25,7 @@ from dccrelay.filters.discovery import (
     refresh_backends,
 )
 from dccrelay.filters.errors import CriteriaError, UnknownBackendError
-from dccrelay.filters.interfaces import IFilterBackend, ILimitedFilterBackend
+from dccrelay.filters.interfaces import IEventTypes, IFilterBackend, ILimitedFilterBackend
 from dccrelay.filters.limits import DEFAULT_LIMITS, FilterLimits, check_json
 
 #: The backend a registration without ``filter`` uses.
@@ -75,6 +75,22 @@ def compile_criteria(
     return predicate
 
 
+def event_types(filter_name: str, criteria: Any) -> Optional[frozenset[str]]:
+    """
+    The only dispatch types ``criteria`` (accepted by the backend called
+    ``filter_name``) can match, when the backend can tell
+    (:class:`IEventTypes`); None when any may match.
+    """
+    try:
+        backend = load_backend(filter_name)
+    except UnknownBackendError:
+        return None
+    if not IEventTypes.providedBy(backend):
+        return None
+    types = backend.event_types(criteria)
+    return None if types is None else frozenset(types)
+
+
 # Predicates are stateless, so bots with the same criteria share one; it
 # lives as long as a relay uses it.  Compiled sample-bot criteria take about
 # 16 KiB, a third of a bot's memory budget.
@@ -89,10 +105,12 @@ __all__ = [
     "DEFAULT_LIMITS",
     "CriteriaError",
     "FilterLimits",
+    "IEventTypes",
     "IFilterBackend",
     "ILimitedFilterBackend",
     "UnknownBackendError",
     "compile_criteria",
+    "event_types",
     "installed_backends",
     "load_backend",
     "refresh_backends",

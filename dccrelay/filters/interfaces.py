@@ -102,3 +102,25 @@ class ILimitedFilterBackend(IFilterBackend):
             over one raises :class:`dccrelay.filters.CriteriaError` naming
             the limit and its value, so a bot author knows what to shrink.
         """
+
+
+class IEventTypes(Interface):
+    """
+    What a filter backend may also provide: the only dispatch types that
+    criteria can match, read from the criteria.  The relay then reads each
+    dispatch's type from the head of its JSON text and does not parse (or
+    filter) those of other types, most of a gateway's traffic for many
+    bots.  A backend that does not provide it has every dispatch parsed.
+    """
+
+    def event_types(criteria: Any) -> Optional[frozenset[str]]:
+        """
+        The dispatch types (the payload's ``t``) that ``criteria``, which
+        :meth:`IFilterBackend.compile` accepted, can match; None when it
+        cannot tell or any may match.
+
+        It must be exact: the compiled predicate must answer ``False`` for
+        every dispatch whose ``t`` is a string not in the set, whatever the
+        rest of it, or that bot loses dispatches.  Called once per
+        registration change, like ``compile``.
+        """

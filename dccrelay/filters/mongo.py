@@ -96,7 +96,7 @@ from zope.interface import implementer
 
 from dccrelay.filters import siftops
 from dccrelay.filters.errors import CriteriaError
-from dccrelay.filters.interfaces import ILimitedFilterBackend
+from dccrelay.filters.interfaces import IEventTypes, ILimitedFilterBackend
 from dccrelay.filters.jsvalues import (
     Test,
     js_key_order,
@@ -139,7 +139,7 @@ _REGEX_FLAGS = frozenset("imsx")
 _JAVASCRIPT_FLAGS = frozenset("gudy")
 
 
-@implementer(IPlugin, ILimitedFilterBackend)
+@implementer(IPlugin, ILimitedFilterBackend, IEventTypes)
 class MongoBackend:
     """
     MongoDB query selectors with sift 13.5.4's semantics.
@@ -164,6 +164,25 @@ class MongoBackend:
         if type(criteria) is not dict:
             raise CriteriaError("criteria must be a JSON object", "")
         return _predicate(_Compiler(limits).query(criteria, "", _Context.ROOT))
+
+    def event_types(self, criteria: Any) -> Optional[frozenset[str]]:
+        """
+        See :meth:`IEventTypes.event_types`: the types a top-level ``t``
+        condition allows, when it is a string, ``$eq`` of one or ``$in`` of
+        strings.  Every top-level condition must hold for a match, and a
+        string ``t`` meets these only by being one of those strings.
+        """
+        condition = criteria.get("t") if type(criteria) is dict else None
+        if type(condition) is str:
+            return frozenset((condition,))
+        if type(condition) is not dict or len(condition) != 1:
+            return None
+        (name, operand), = condition.items()
+        if name == "$eq" and type(operand) is str:
+            return frozenset((operand,))
+        if name == "$in" and type(operand) is list and all(type(v) is str for v in operand):
+            return frozenset(operand)
+        return None
 
 
 _log = Logger(namespace=__name__)

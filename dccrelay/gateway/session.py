@@ -29,6 +29,7 @@ from dccrelay.gateway.rest import (
 )
 from dccrelay.gateway.resume_points import ResumeBook
 from dccrelay.gateway.shard import GatewayTools, IShardOwner, Shard, ShardIdentity
+from dccrelay.gateway.sieve import EventSieve
 from dccrelay.net.tls import discord_tls_failure
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.relay.snapshots import ShardSnapshot
@@ -46,6 +47,12 @@ class IGatewayOwner(Interface):
 
     def dispatch_received(shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         """A dispatch from shard ``shard_id``: its original bytes and its parse."""
+
+    def dispatch_passed_over(shard_id: int) -> None:
+        """
+        A dispatch from shard ``shard_id`` of a type the session's sieve
+        does not want: not parsed, only counted.
+        """
 
     def refused(reason: str) -> None:
         """Discord refused the bot for good; ``reason`` says what to fix."""
@@ -83,6 +90,7 @@ class GatewaySession:
         tools: GatewayTools,
         owner: IGatewayOwner,
         shared_identify: Callable[[str], SharedIdentifySlots] | None = None,
+        sieve: EventSieve | None = None,
     ) -> None:
         self.alias = alias
         self.settings = settings
@@ -94,6 +102,9 @@ class GatewaySession:
         # The shards report dispatches straight to the owner: one call less
         # on the hot path than forwarding them from here.
         self.dispatch_received = owner.dispatch_received
+        self.dispatch_passed_over = owner.dispatch_passed_over
+        #: the dispatch types the owner wants parsed, shared by its shards
+        self.sieve = sieve
         self.shards: list[Shard] = []
         self.resume = ResumeBook()
         #: why the session could not be opened, for status
@@ -238,7 +249,7 @@ class GatewaySession:
             self.shards.append(
                 Shard(
                     identity, gateway_base=url, session=session, tools=self._tools,
-                    limiter=limiter, owner=self,
+                    limiter=limiter, owner=self, sieve=self.sieve,
                 )
             )
         for shard in self.shards:

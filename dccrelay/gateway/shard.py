@@ -30,6 +30,7 @@ from dccrelay.gateway import codes
 from dccrelay.gateway.heartbeat import Heartbeat
 from dccrelay.gateway.limiter import IdentifyLimiter, IdentifySlot
 from dccrelay.gateway.ratelimit import CommandLimiter
+from dccrelay.gateway.sieve import EventSieve
 from dccrelay.net.tls import discord_tls_failure
 from dccrelay.store import SessionState
 
@@ -87,6 +88,9 @@ class IShardOwner(Interface):
 
     def dispatch_received(shard_id: int, data: bytes, payload: dict[str, Any]) -> None:
         """A dispatch: its original bytes and its parse (not READY or RESUMED)."""
+
+    def dispatch_passed_over(shard_id: int) -> None:
+        """A dispatch of a type the shard's sieve does not want, not parsed."""
 
     def session_changed(shard_id: int, state: SessionState | None) -> None:
         """The new session after READY, or None when it can no longer resume."""
@@ -150,8 +154,11 @@ class Shard:
         tools: GatewayTools,
         limiter: IdentifyLimiter,
         owner: IShardOwner,
+        sieve: EventSieve | None = None,
     ) -> None:
         self.alias = identity.alias
+        # which dispatches need not be parsed (the bot's criteria say)
+        self._sieve = sieve
         self._token = identity.token
         self._intents = identity.intents
         self.shard_id = identity.shard_id
@@ -638,6 +645,13 @@ class Shard:
         """
         Turn one gateway frame into the machine's inputs.
         """
+        sieve = self._sieve
+        if sieve is not None and sieve.wanted is not None:
+            seq = sieve.passed_over(data)
+            if seq is not None:
+                self.seq = seq
+                self._owner.dispatch_passed_over(self.shard_id)
+                return
         try:
             payload = orjson.loads(data)
             op = payload["op"]

@@ -18,6 +18,9 @@ MAX_MEMBER_REQUESTS = 100
 #: seconds a member request's answers are waited for
 MEMBER_REQUEST_TIMEOUT = 120.0
 
+#: the dispatch types that may answer a member request (answers_request)
+ANSWER_TYPES = frozenset({"GUILD_MEMBERS_CHUNK", "RATE_LIMITED"})
+
 
 class MemberRequests:
     """

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from dccrelay.delivery import IChannelOwner, IDeliveryChannel, IDurableChannel
+from dccrelay.filters import event_types
 from dccrelay.filters.errors import CriteriaError, UnknownBackendError
 from dccrelay.gateway import codes
 from dccrelay.gateway.commands import CommandError, command_answer, parse_command
@@ -26,10 +27,12 @@ from dccrelay.gateway.limiter import SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.session import MAX_WAITING_COMMANDS, GatewaySession, IGatewayOwner
 from dccrelay.gateway.shard import Connect, GatewayTools, Shard
+from dccrelay.gateway.sieve import EventSieve
 from dccrelay.relay.bot_guilds import BotGuilds
 from dccrelay.relay.guild_snapshot_saver import GuildSnapshotSaver
 from dccrelay.relay.handle import IRelayHandle
 from dccrelay.relay.member_requests import (
+    ANSWER_TYPES,
     MAX_MEMBER_REQUESTS,
     MEMBER_REQUEST_TIMEOUT,
     MemberRequests,
@@ -175,9 +178,12 @@ class Relay:
             alias, settings, clock=env.clock, rest=env.rest, wake_http=env.wake_http,
             wake_interval=env.wake_interval, defer_after=env.defer_after,
         )
+        # which dispatches the shards need not parse
+        self._sieve = EventSieve()
+        self._want_types(settings)
         self.gateway = GatewaySession(
             alias, settings, rest=env.rest, store=env.store, tools=env.gateway_tools(),
-            owner=self, shared_identify=env.shared_identify,
+            owner=self, shared_identify=env.shared_identify, sieve=self._sieve,
         )
         self._resume = self.gateway.resume
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts,
@@ -270,6 +276,7 @@ class Relay:
             self._guilds.replace(settings.token)
         if old.filter_key() != settings.filter_key():
             self._predicate = self._env.compile_filter(settings.filter, settings.criteria)
+        self._want_types(settings)
         self._waking.apply(settings)
         # Disabled (perhaps by a webhook's 410): a fresh channel resumes.
         if old.delivery_key() != settings.delivery_key() or not self.enabled:
@@ -360,6 +367,20 @@ class Relay:
                 counters.answers += 1
             self._resume.points.handed_over(shard_id, payload["s"])
             self._deliver(shard_id, data, payload)
+
+    def dispatch_passed_over(self, shard_id: int) -> None:
+        """A dispatch of a type the criteria cannot match, not parsed: counted."""
+        self.counters.received += 1
+        self._resume.moved = True
+
+    def _want_types(self, settings: RelaySettings) -> None:
+        # The shards parse the types the criteria can match and the answers
+        # to member requests; every type while a guild snapshot is kept
+        # (it reads guild events) or when the backend cannot tell.
+        types = None if settings.guild_snapshot else event_types(
+            settings.filter, settings.criteria
+        )
+        self._sieve.want(None if types is None else types | ANSWER_TYPES)
 
     def bot_user(self, user: Any) -> None:
         """READY named the bot's user."""
