@@ -26,7 +26,11 @@ and prints one table per target with medians over ``--repeats`` runs:
    and where its time goes, beside the relay before issue 15;
 10. ``tail`` (issue 15, goal 6): latency p50/p99/max at 2,000/s over 1,000
     bots and 400/s over 50 bots (``--tail-loads``), beside the relay before
-    issue 15.
+    issue 15;
+11. ``mixed`` (issue 15, goal 1 on other traffic): as ``cpu`` (zlib-stream,
+    TLS) with ``--others`` of the dispatches other events (typing,
+    presences, reactions, member updates) that the sample criteria never
+    match, beside the relay before issue 15.
 
 Gateway, REST and bot connections speak TLS, as production does (a
 throw-away CA made for the run; ``--plain`` for plain ``ws``/``http``).
@@ -64,7 +68,7 @@ from bench.processes import machine
 
 TARGETS = (
     "memory", "restart", "throughput", "latency", "durable", "filters", "compression", "cpu",
-    "cold", "lease", "tail",
+    "cold", "lease", "tail", "mixed",
 )
 
 
@@ -99,6 +103,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tail-loads", type=tail_latency.parse_loads,
                         default=tail_latency.LOADS,
                         help="bots@rate pairs of the tail target (default 1000@2000,50@400)")
+    parser.add_argument("--others", type=float, default=0.75,
+                        help="share of other events in the mixed target (default 0.75)")
     parser.add_argument("--compression-bots", type=int, default=None)
     parser.add_argument("--plain", action="store_true",
                         help="plain ws/http instead of TLS (wss/https) everywhere")
@@ -348,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cold_target(options)
     if "tail" in options.targets:
         tail_target(options)
+    if "mixed" in options.targets:
+        mixed_target(options)
     if "lease" in options.targets:
         progress("lease round")
         say("\nCluster lease round, status share (issue 15, goal 5: under 20 ms of reactor time"
@@ -386,6 +394,23 @@ def cpu_target(options: argparse.Namespace) -> None:
         " of 3; instructions per frame under callgrind, which the machine's load does not"
         " move):")
     for line in receive_path.compare(before, baseline.REPO):
+        say(line)
+
+
+def mixed_target(options: argparse.Namespace) -> None:
+    before = before_tree(options)
+    count = options.dispatches // 2
+    results = list(dispatch_cpu.runs(
+        options.cpu_bots, options.rate, count, options.repeats, before, progress=progress,
+        variants=(("zlib-stream", True),), others=options.others,
+    ))
+    say(f"\n11. Relay CPU per dispatch with {options.others:.0%} other events (typing, presences,"
+        f" reactions, member updates), {count:,} dispatches offered at {options.rate:,.0f}/s over"
+        f" {options.cpu_bots} bots, sample criteria, websocket v1 ({runs_text(options)}, before"
+        " and now alternating)")
+    if before is not None:
+        say(f"   before: {baseline.describe(options.baseline)}")
+    for line in dispatch_cpu.table(results):
         say(line)
 
 

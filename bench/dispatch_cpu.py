@@ -42,10 +42,13 @@ def runs(
     before: str | None,
     variants: tuple[tuple[str, bool], ...] = VARIANTS,
     progress: Callable[[str], None] = lambda text: None,
+    others: float = 0.0,
 ) -> Iterator[Run]:
     """
     One fleet per run: the current relay, then the baseline's (``before``,
     a source tree), ``repeats`` times for each variant.
+
+    :param others: the share of dispatches that are other events.
     """
     codes = [REPO] + ([before] if before else [])
     for compression, tls in variants:
@@ -56,7 +59,8 @@ def runs(
                          f" {label}, run {n + 1}")
                 fleet = bring_up(bots, compression=compression, tls=tls, code=code)
                 try:
-                    yield Run(compression, tls, code, throughput.measure(fleet, rate, count))
+                    yield Run(compression, tls, code,
+                              throughput.measure(fleet, rate, count, others=others))
                 finally:
                     fleet.close()
 

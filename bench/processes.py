@@ -207,9 +207,11 @@ class Simulator(Process):
         result: dict[str, int] = http_json("GET", self.control + "/summary", tls=self.tls)
         return result
 
-    def load(self, rate: float, count: int) -> Any:
-        return http_json("POST", self.control + "/load", {"rate": rate, "count": count},
-                         tls=self.tls)
+    def load(self, rate: float, count: int, others: float = 0.0) -> Any:
+        body: dict[str, Any] = {"rate": rate, "count": count}
+        if others:
+            body["others"] = others
+        return http_json("POST", self.control + "/load", body, tls=self.tls)
 
     def load_status(self) -> Any:
         return http_json("GET", self.control + "/load", tls=self.tls)

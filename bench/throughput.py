@@ -21,7 +21,7 @@ from bench.filters import SAMPLE_MONGO
 from bench.fleet import Fleet
 from bench.processes import wait_until
 from dccrelay.filters import compile_criteria
-from dccrelay.testing.load import chatter, message_index
+from dccrelay.testing.load import chatter, layout, message_index
 
 #: the generator's default number of distinct messages (``POST /_sim/load``)
 MESSAGES = 1000
@@ -37,21 +37,31 @@ def _matching() -> tuple[bool, ...]:
     )
 
 
-def expected_matches(count: int, connections: int) -> int:
-    """How many of the first ``count`` generated dispatches match."""
-    flags = _matching()
-    return sum(flags[message_index(i, connections, MESSAGES)] for i in range(count))
+def expected_matches(count: int, connections: int, others: float = 0.0) -> int:
+    """
+    How many of the first ``count`` generated dispatches match, ``others``
+    of them other events (which the sample criteria never match).
+    """
+    matching = _matching()
+    flags = [slot is not None and matching[slot] for slot in layout(MESSAGES, others)]
+    return sum(flags[message_index(i, connections, len(flags))] for i in range(count))
 
 
-def measure(fleet: Fleet, rate: float, count: int, timeout: float | None = None) -> dict[str, Any]:
+def measure(
+    fleet: Fleet, rate: float, count: int, timeout: float | None = None, others: float = 0.0
+) -> dict[str, Any]:
+    """
+    :param others: the share of dispatches that are other events than
+        messages (``POST /_sim/load``'s ``others``).
+    """
     # computed before the clock starts: one connection per bot
-    expected = expected_matches(count, fleet.bots)
+    expected = expected_matches(count, fleet.bots, others)
     fleet.receiver.reset()
     time.sleep(0.5)
     processes = {"relay": fleet.relay, "generator": fleet.sim, "receiver": fleet.receiver}
     cpu_before = {name: p.cpu_seconds() for name, p in processes.items()}
     started_ns = time.time_ns()
-    connections = fleet.sim.load(rate, count)["connections"]
+    connections = fleet.sim.load(rate, count, others)["connections"]
     if connections != fleet.bots:
         raise RuntimeError(f"the load went to {connections} connections, not {fleet.bots}")
     limit = timeout if timeout is not None else count / rate * 4 + 60

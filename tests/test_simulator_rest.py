@@ -11,9 +11,11 @@ import orjson
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from dccrelay.gateway.rest import DiscordHTTPError, DiscordREST
+from dccrelay.testing.load import layout
 from tests.test_simulator import TOKEN, SimulatorTestCase
 
 
@@ -331,3 +333,37 @@ class ControlAPITests(RestTestCase):
         status, body = await self.sim_call("GET", "/load")
         self.assertEqual((body["sent"], body["skipped"], body["done"]), (5, 0, True))
         self.assertEqual(self.bot.session_for(0).seq, 6)
+
+    async def test_load_with_other_events(self) -> None:
+        """
+        With ``others``, that share of the dispatches are other events,
+        spread among the messages, with the same seq sequence and no nonce;
+        a share out of range is refused.
+        """
+        client, _ = await self.ready_client()
+        status, body = await self.sim_call(
+            "POST", "/load", {"rate": 1000, "count": 6, "messages": 2, "others": 1 / 3}
+        )
+        self.assertEqual((status, body), (200, {"connections": 1}))
+        got = [await client.next() for _ in range(6)]
+        self.assertEqual([p["s"] for p in got], list(range(2, 8)))
+        kinds = [p["t"] for p in got]
+        self.assertEqual(kinds.count("MESSAGE_CREATE"), 4)
+        self.assertEqual(set(kinds) - {"MESSAGE_CREATE"}, {"TYPING_START"})
+        for p in got:
+            self.assertEqual("nonce" in p["d"], p["t"] == "MESSAGE_CREATE")
+        status, _ = await self.sim_call("POST", "/load", {"rate": 1000, "count": 1, "others": 1})
+        self.assertEqual(status, 400)
+
+
+class LoadLayoutTests(SynchronousTestCase):
+    """:func:`dccrelay.testing.load.layout` spreads the other events evenly."""
+
+    def test_layout(self) -> None:
+        """Every message once, in order, and the share of other events asked for."""
+        slots = layout(10, 0.75)
+        self.assertEqual(len(slots), 40)
+        self.assertEqual([s for s in slots if s is not None], list(range(10)))
+        self.assertEqual(slots[:8], [0, None, None, None, 1, None, None, None])
+        self.assertEqual(layout(3, 0), [0, 1, 2])
+        self.assertRaises(ValueError, layout, 3, 1.0)

@@ -24,7 +24,9 @@ For benchmarks:
   identifies and resumes;
 - ``POST /_sim/load``: start a :class:`~dccrelay.testing.load.LoadGenerator`
   over every ready connection, ``{"rate": 2000, "count": 20000,
-  "messages": 1000}`` (409 while one runs); ``GET /_sim/load``: its progress.
+  "messages": 1000}`` (409 while one runs), with ``"others": 0.75`` three
+  dispatches in four other events (typing, presences, reactions, member
+  updates); ``GET /_sim/load``: its progress.
 
 ``"shard": null`` acts on every live connection of the bot. Errors are
 ``{"error": "..."}`` with 400, 404 (unknown bot or route) or 409 (no session
@@ -134,7 +136,13 @@ class ControlAPI(Resource):
         return {"added": count}
 
     def _start_load(self, body: dict[str, Any]) -> Any:
-        from dccrelay.testing.load import LoadGenerator, chatter, encode_bodies
+        from dccrelay.testing.load import (
+            LoadGenerator,
+            chatter,
+            encode_bodies,
+            layout,
+            other_events,
+        )
 
         current = self._sim.load
         if current is not None and not current.status()["done"]:
@@ -145,9 +153,12 @@ class ControlAPI(Resource):
             raise _Refusal(400, "rate (per second) and count must be positive")
         if not 1 <= messages <= 100_000:
             raise _Refusal(400, "messages must be from 1 to 100000")
-        load = LoadGenerator(
-            self._sim, rate=float(rate), count=count, bodies=encode_bodies(chatter(messages))
-        )
+        others = body.get("others", 0)
+        if not isinstance(others, (int, float)) or not 0 <= others <= 0.9:
+            raise _Refusal(400, "others (the share of other events) must be from 0 to 0.9")
+        slots = layout(messages, float(others))
+        bodies = encode_bodies(chatter(messages), other_events(len(slots) - messages), slots)
+        load = LoadGenerator(self._sim, rate=float(rate), count=count, bodies=bodies)
         try:
             connections = load.start()
         except LookupError as e:

@@ -14,20 +14,25 @@ The messages (:func:`chatter`) are guild chatter and DMs, mentions of the
 bot and of others, bot authors and messages starting with the bot's prefix
 word, in proportions that make about 14% of them match the tutorial's sample
 bot (SEED.md, step 8, with :data:`BOT_USER_ID`).
+
+A share of the dispatches (``others``) can be other events, as a bot with
+more intents receives (:func:`other_events`: typing, presence updates,
+reactions, member updates), spread evenly among the messages
+(:func:`layout`); they carry no nonce.
 """
 
 from __future__ import annotations
 
 import random as _random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from dccrelay.testing.objects import message, user
+from dccrelay.testing.objects import member, message, timestamp, user
 
 if TYPE_CHECKING:
     from dccrelay.testing.connection import SimulatedConnection
@@ -43,6 +48,10 @@ _WORDS = (
 
 _NONCE = "dccrelay-load-nonce"
 _HEAD = b'{"op":0,"t":"MESSAGE_CREATE","s":'
+
+#: a frame's parts: its head up to the seq, then its ``d`` before and after
+#: the nonce (None: no nonce, ``d`` is all in the middle part)
+Body = tuple[bytes, bytes, "bytes | None"]
 
 
 def chatter(n: int, seed: int = 9535) -> list[dict[str, Any]]:
@@ -84,6 +93,71 @@ def chatter(n: int, seed: int = 9535) -> list[dict[str, Any]]:
     return out
 
 
+def other_events(n: int, seed: int = 9536) -> list[tuple[str, dict[str, Any]]]:
+    """
+    ``n`` dispatches other than messages, ``(t, d)``, as Discord sends them
+    to a bot with the guild, member, presence, reaction and typing intents.
+    """
+    rng = _random.Random(seed)
+    guild_id, channel_id = "1160000000000000001", "1180000000000000001"
+    people = [user(str(200000000000000000 + i), f"person{i}") for i in range(40)]
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i in range(n):
+        person = rng.choice(people)
+        now = 1_700_000_000.0 + i
+        kind = i % 4
+        if kind == 0:
+            out.append(("TYPING_START", {
+                "user_id": person["id"], "timestamp": int(now), "channel_id": channel_id,
+                "guild_id": guild_id, "member": {**member(timestamp(now)), "user": person},
+            }))
+        elif kind == 1:
+            activities = [{
+                "type": 0, "name": rng.choice(["Minecraft", "Factorio", "chess"]),
+                "id": f"{i:x}", "created_at": int(now * 1000),
+                "timestamps": {"start": int(now * 1000) - 60_000},
+            }] if rng.random() < 0.6 else []
+            out.append(("PRESENCE_UPDATE", {
+                "user": {"id": person["id"]}, "status": rng.choice(["online", "idle", "dnd"]),
+                "guild_id": guild_id, "client_status": {"desktop": "online"},
+                "activities": activities,
+            }))
+        elif kind == 2:
+            out.append(("MESSAGE_REACTION_ADD", {
+                "user_id": person["id"], "type": 0, "message_id": str(1190000000000000000 + i),
+                "message_author_id": rng.choice(people)["id"], "channel_id": channel_id,
+                "guild_id": guild_id, "burst": False,
+                "member": {**member(timestamp(now)), "user": person},
+                "emoji": {"id": None, "name": rng.choice(["\U0001f354", "\U0001f525", "+1"])},
+            }))
+        else:
+            out.append(("GUILD_MEMBER_UPDATE", {
+                **member(timestamp(now - 86400)), "guild_id": guild_id, "user": person,
+                "roles": [str(1150000000000000000 + r) for r in range(rng.randint(0, 3))],
+            }))
+    return out
+
+
+def layout(messages: int, others: float) -> list[int | None]:
+    """
+    The order of the generator's bodies: each entry a message's index in
+    :func:`chatter`, or None for the next of :func:`other_events`, so that
+    ``others`` (0 <= others < 1) of them are other events, spread evenly.
+    """
+    if not 0 <= others < 1:
+        raise ValueError("others must be at least 0 and less than 1")
+    total = max(messages, round(messages / (1 - others)))
+    slots: list[int | None] = []
+    taken = 0
+    for j in range(total):
+        if int((j + 1) * (total - messages) / total) > int(j * (total - messages) / total):
+            slots.append(None)
+        else:
+            slots.append(taken)
+            taken += 1
+    return slots
+
+
 def message_index(i: int, connections: int, messages: int) -> int:
     """
     Which of ``messages`` the ``i``-th dispatch over ``connections``
@@ -95,16 +169,29 @@ def message_index(i: int, connections: int, messages: int) -> int:
     return (i + i // connections) % messages
 
 
-def encode_bodies(messages: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+def encode_bodies(
+    messages: Sequence[dict[str, Any]],
+    others: Sequence[tuple[str, dict[str, Any]]] = (),
+    slots: Sequence[int | None] | None = None,
+) -> list[Body]:
     """
-    Each message's JSON, split where its nonce goes: ``(before, after)``.
+    Each dispatch's parts (:data:`Body`): a message's JSON split where its
+    nonce goes, another event's whole; in the order of ``slots``
+    (:func:`layout`; by default the messages alone).
     """
     marker = orjson.dumps(_NONCE)
-    bodies = []
-    for d in messages:
-        encoded = orjson.dumps({**d, "nonce": _NONCE})
+    bodies: list[Body] = []
+    taken = 0
+    for slot in slots if slots is not None else range(len(messages)):
+        if slot is None:
+            t, d = others[taken % len(others)]
+            taken += 1
+            head = b'{"op":0,"t":"' + t.encode() + b'","s":'
+            bodies.append((head, orjson.dumps(d), None))
+            continue
+        encoded = orjson.dumps({**messages[slot], "nonce": _NONCE})
         before, after = encoded.split(marker, 1)
-        bodies.append((before, after))
+        bodies.append((_HEAD, before, after))
     return bodies
 
 
@@ -124,7 +211,7 @@ class LoadGenerator:
         *,
         rate: float,
         count: int,
-        bodies: list[tuple[bytes, bytes]],
+        bodies: list[Body],
         tick: float = 0.001,
         wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -192,10 +279,13 @@ class LoadGenerator:
                 continue
             seq = session.seq + 1
             session.seq = seq
-            before, after = bodies[message_index(i, n_targets, n_bodies)]
-            frame = b"".join(
-                (_HEAD, str(seq).encode(), b',"d":', before, b'"%d"' % now_ns(), after, b"}")
-            )
+            head, before, after = bodies[message_index(i, n_targets, n_bodies)]
+            if after is None:
+                frame = b"".join((head, str(seq).encode(), b',"d":', before, b"}"))
+            else:
+                frame = b"".join(
+                    (head, str(seq).encode(), b',"d":', before, b'"%d"' % now_ns(), after, b"}")
+                )
             session.keep(seq, frame)
             connection.send_dispatch(frame)
         self.sent = due
