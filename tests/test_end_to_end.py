@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 
@@ -178,6 +179,35 @@ class EndToEndTests(TestCase):
         self.assertEqual(await next_item(self.receiver.queue), after)
         self.assertEqual((self.bot.identifies, self.bot.resumes), (1, 1))
         self.assertEqual(self.receiver.received, [first, during, after])
+
+    @deferred_test
+    async def test_other_types_pass_and_resume_after_them(self) -> None:
+        """
+        Dispatches of a type the criteria cannot match (typing) are passed
+        over unparsed yet counted, and the session resumes after the last of
+        them: a restarted relay is replayed only what came while it was down.
+        """
+        await self.start_everything()
+        await self.register_and_wait_ready()
+        typing = {"channel_id": "1180000000000000001", "user_id": "2", "timestamp": 1}
+        first = self.bot.message("cookout before")
+        self.bot.dispatch("TYPING_START", typing)
+        last_seq = orjson.loads(self.bot.dispatch("TYPING_START", typing))["s"]
+        self.assertEqual(await next_item(self.receiver.queue), first)
+        await wait_for(
+            lambda: self.relay.relay().shards[0].seq == last_seq, what="the typing's seq"
+        )
+        counters = public_json(self.relay.relay().snapshot())["counters"]
+        self.assertEqual((counters["received"], counters["matched"]), (3, 1))
+        await self.relay.stop()
+        await self.bot.wait_for_disconnect()
+        during = self.bot.message("cookout during")
+        self.relay = await self.start_relay()
+        self.assertEqual(await next_item(self.receiver.queue), during)
+        await self.wait_relay_ready()
+        counters = public_json(self.relay.relay().snapshot())["counters"]
+        self.assertEqual(counters["received"], 1)
+        self.assertEqual(self.receiver.received, [first, during])
 
     @deferred_test
     async def test_dropped_gateway_connection_resumes(self) -> None:
