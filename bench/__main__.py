@@ -264,13 +264,10 @@ def load_runs(
     **bring: Any,
 ) -> list[dict[str, Any]]:
     rows = []
-    fleet = bring_up(bots, keep=options.keep, tls=not options.plain, **bring)
-    try:
+    with bring_up(bots, keep=options.keep, tls=not options.plain, **bring) as fleet:
         for n in range(options.repeats):
             progress(f"{what}, run {n + 1}")
             rows.append(run(fleet))
-    finally:
-        fleet.close()
     return rows
 
 
@@ -408,9 +405,14 @@ def mixed_target(options: argparse.Namespace) -> None:
         f" reactions, member updates), {count:,} dispatches offered at {options.rate:,.0f}/s over"
         f" {options.cpu_bots} bots, sample criteria, websocket v1 ({runs_text(options)}, before"
         " and now alternating)")
+    say_beside_before(options, before, dispatch_cpu.table(results))
+
+
+def say_beside_before(options: argparse.Namespace, before: str | None, lines: list[str]) -> None:
+    """A table of figures now and before, after the commit it was before."""
     if before is not None:
         say(f"   before: {baseline.describe(options.baseline)}")
-    for line in dispatch_cpu.table(results):
+    for line in lines:
         say(line)
 
 
@@ -424,27 +426,19 @@ def tail_target(options: argparse.Namespace) -> None:
     say(f"\n10. Latency, frame written -> bot has it (issue 15, goal 6), {seconds:g} s a run,"
         f" {_transport(not options.plain)} ({runs_text(options)}, before and now alternating;"
         " goal: p99 < 5 ms)")
-    if before is not None:
-        say(f"   before: {baseline.describe(options.baseline)}")
-    for line in tail_latency.table(results):
-        say(line)
+    say_beside_before(options, before, tail_latency.table(results))
 
 
 def cold_target(options: argparse.Namespace) -> None:
     before = before_tree(options)
-    codes = {"now": baseline.REPO} | ({"before": before} if before else {})
     for rate in options.cold_rates:
         rows: dict[tuple[bool, str], list[dict[str, Any]]] = {}
         for tls in (True, False):
-            for n in range(options.repeats):
-                for label, code in codes.items():
-                    progress(f"first delivery at {rate:g}/s, {_transport(tls)}, {label},"
-                             f" run {n + 1}")
-                    fleet = bring_up(options.cpu_bots, tls=tls, code=code)
-                    try:
-                        rows.setdefault((tls, label), []).append(cold.measure(fleet, rate))
-                    finally:
-                        fleet.close()
+            for n, label, code in baseline.alternating(before, options.repeats):
+                progress(f"first delivery at {rate:g}/s, {_transport(tls)}, {label},"
+                         f" run {n + 1}")
+                with bring_up(options.cpu_bots, tls=tls, code=code) as fleet:
+                    rows.setdefault((tls, label), []).append(cold.measure(fleet, rate))
         say(f"\n9. First delivery to a sleeping bot (issue 15, goal 2): {options.cpu_bots} bots"
             f" connecting on demand under {rate:,.0f} dispatches/s; each bot's first dispatch, ms,"
             f" medians over bots then over runs ({runs_text(options)}; goal: p50 < 40 ms)")
@@ -471,14 +465,13 @@ def compression_target(options: argparse.Namespace) -> None:
         mem, cpu = [], []
         for run in range(options.repeats):
             progress(f"compression, {kind}, {bots} bots, run {run + 1}")
-            fleet = bring_up(bots, compression=kind, keep=options.keep, tls=not options.plain)
-            try:
+            with bring_up(
+                bots, compression=kind, keep=options.keep, tls=not options.plain
+            ) as fleet:
                 mem.append(idle_memory.measure(fleet))
                 cpu.append(throughput.measure(
                     fleet, options.rate, options.dispatches // 2))
                 mem[-1]["rss_busy"] = fleet.relay.rss_bytes()
-            finally:
-                fleet.close()
         per_process[kind] = {
             "idle": (median(mem, "rss") - zero[kind]) / bots,
             "busy": (median(mem, "rss_busy") - zero[kind]) / bots,

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
 
 from bench.processes import REPO
 
@@ -22,6 +23,18 @@ from bench.processes import REPO
 BEFORE_ISSUE_15 = "6901f30"
 
 _exported: dict[str, str] = {}
+
+
+def alternating(before: str | None, repeats: int) -> Iterator[tuple[int, str, str]]:
+    """
+    ``repeats`` rounds of the relay now, then as it was (``before``, a
+    source tree, if any): ``(round, "now" or "before", source tree)``, so
+    that the machine's noise falls on both alike.
+    """
+    codes = [("now", REPO)] + ([("before", before)] if before else [])
+    for n in range(repeats):
+        for label, code in codes:
+            yield n, label, code
 
 
 def source_tree(ref: str) -> str:

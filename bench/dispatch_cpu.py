@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import throughput
+from bench.baseline import alternating
 from bench.fleet import bring_up
 from bench.processes import REPO
 
@@ -50,19 +51,13 @@ def runs(
 
     :param others: the share of dispatches that are other events.
     """
-    codes = [REPO] + ([before] if before else [])
     for compression, tls in variants:
-        for n in range(repeats):
-            for code in codes:
-                label = "before" if code != REPO else "now"
-                progress(f"dispatch CPU, {compression}, {'TLS' if tls else 'plain'},"
-                         f" {label}, run {n + 1}")
-                fleet = bring_up(bots, compression=compression, tls=tls, code=code)
-                try:
-                    yield Run(compression, tls, code,
-                              throughput.measure(fleet, rate, count, others=others))
-                finally:
-                    fleet.close()
+        for n, label, code in alternating(before, repeats):
+            progress(f"dispatch CPU, {compression}, {'TLS' if tls else 'plain'},"
+                     f" {label}, run {n + 1}")
+            with bring_up(bots, compression=compression, tls=tls, code=code) as fleet:
+                yield Run(compression, tls, code,
+                          throughput.measure(fleet, rate, count, others=others))
 
 
 def table(results: list[Run]) -> list[str]:

@@ -64,6 +64,12 @@ class Fleet:
             process.stop()
         self.workdir.__exit__()
 
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def bring_up(
     bots: int,

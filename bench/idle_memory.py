@@ -24,12 +24,9 @@ SETTLE = 3.0
 
 def baseline(compression: str = "zlib-stream", tls: bool = True) -> int:
     """RSS of a relay that holds no bot, in bytes."""
-    fleet = bring_up(0, compression=compression, tls=tls)
-    try:
+    with bring_up(0, compression=compression, tls=tls) as fleet:
         time.sleep(SETTLE)
         return fleet.relay.rss_bytes()
-    finally:
-        fleet.close()
 
 
 def measure(fleet: Fleet) -> dict[str, float]:
@@ -60,11 +57,8 @@ def per_bot(bots: int, repeats: int, keep: bool = False, **bring: object) -> flo
     costs = []
     for _ in range(repeats):
         zero = baseline(str(bring.get("compression", "zlib-stream")), bool(bring.get("tls", True)))
-        fleet = bring_up(bots, keep=keep, **bring)  # type: ignore[arg-type]
-        try:
+        with bring_up(bots, keep=keep, **bring) as fleet:  # type: ignore[arg-type]
             costs.append((measure(fleet)["rss"] - zero) / bots)
-        finally:
-            fleet.close()
     return statistics.median(costs)
 
 

@@ -30,14 +30,13 @@ from typing import Any, Callable, Iterable, Mapping
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
+from bench.processes import machine
 from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
 from dccrelay.delivery.factory import DeliveryFactory
 from dccrelay.filters import compile_criteria
 from dccrelay.relay.relay import Relay, RelayEnvironment
 from dccrelay.relay.settings import RelaySettings
 from dccrelay.store import SessionState, encode_statuses
-
-from bench.processes import machine
 
 CRITERIA = {"t": "MESSAGE_CREATE", "$not": {"d.author.bot": True}}
 

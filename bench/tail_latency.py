@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import latency
+from bench.baseline import alternating
 from bench.fleet import bring_up
-from bench.processes import REPO
 
 #: (bots, dispatches/s) of the issue's two p99 figures
 LOADS = ((1000, 2000.0), (50, 400.0))
@@ -47,17 +47,11 @@ def runs(
     progress: Callable[[str], None] = lambda text: None,
 ) -> Iterator[Run]:
     """One fleet per run: now, then before, ``repeats`` times for each load."""
-    codes = [REPO] + ([before] if before else [])
     for bots, rate in loads:
-        for n in range(repeats):
-            for code in codes:
-                label = "now" if code == REPO else "before"
-                progress(f"latency at {rate:g}/s over {bots} bots, {label}, run {n + 1}")
-                fleet = bring_up(bots, tls=tls, code=code)
-                try:
-                    yield Run(bots, rate, code == REPO, latency.measure(fleet, rate, seconds))
-                finally:
-                    fleet.close()
+        for n, label, code in alternating(before, repeats):
+            progress(f"latency at {rate:g}/s over {bots} bots, {label}, run {n + 1}")
+            with bring_up(bots, tls=tls, code=code) as fleet:
+                yield Run(bots, rate, label == "now", latency.measure(fleet, rate, seconds))
 
 
 def table(results: Sequence[Run]) -> list[str]:

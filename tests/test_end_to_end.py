@@ -98,6 +98,19 @@ class EndToEndTests(TestCase):
             what="the relay's shard to be ready",
         )
 
+    async def restart_with_message_while_down(self) -> bytes:
+        """
+        Stop the relay, send a matching message while it is down, start it
+        again: the message reaches the bot.  Returns the message.
+        """
+        await self.relay.stop()
+        await self.bot.wait_for_disconnect()
+        during = self.bot.message("cookout during")
+        self.relay = await self.start_relay()
+        self.assertEqual(await next_item(self.receiver.queue), during)
+        await self.wait_relay_ready()
+        return during
+
     @deferred_test
     async def test_message_reaches_bot_byte_identical(self) -> None:
         """
@@ -169,12 +182,7 @@ class EndToEndTests(TestCase):
         await self.register_and_wait_ready()
         first = self.bot.message("cookout before")
         self.assertEqual(await next_item(self.receiver.queue), first)
-        await self.relay.stop()
-        await self.bot.wait_for_disconnect()
-        during = self.bot.message("cookout during")
-        self.relay = await self.start_relay()
-        self.assertEqual(await next_item(self.receiver.queue), during)
-        await self.wait_relay_ready()
+        during = await self.restart_with_message_while_down()
         after = self.bot.message("cookout after")
         self.assertEqual(await next_item(self.receiver.queue), after)
         self.assertEqual((self.bot.identifies, self.bot.resumes), (1, 1))
@@ -199,12 +207,7 @@ class EndToEndTests(TestCase):
         )
         counters = public_json(self.relay.relay().snapshot())["counters"]
         self.assertEqual((counters["received"], counters["matched"]), (3, 1))
-        await self.relay.stop()
-        await self.bot.wait_for_disconnect()
-        during = self.bot.message("cookout during")
-        self.relay = await self.start_relay()
-        self.assertEqual(await next_item(self.receiver.queue), during)
-        await self.wait_relay_ready()
+        during = await self.restart_with_message_while_down()
         counters = public_json(self.relay.relay().snapshot())["counters"]
         self.assertEqual(counters["received"], 1)
         self.assertEqual(self.receiver.received, [first, during])
