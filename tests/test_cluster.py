@@ -269,7 +269,10 @@ class ClusterTests(SynchronousTestCase):
         # one bot of a's changes: only its status goes out
         moved = sorted(a.running())[0]
         relay = a.manager.relays[moved]
-        relay.counters.received += 1
+        # what its shard does with a dispatch
+        relay.dispatch_received(0, b'{"op":0,"s":5,"t":"TYPING_START","d":{}}', {
+            "op": 0, "s": 5, "t": "TYPING_START", "d": {},
+        })
         updates.clear()
         self.settle(2)
         self.assertIn(("a", {moved}, set()), updates)
