@@ -270,7 +270,8 @@ class ClusterCoordinator:
         Publish what this node's bots look like, for ``GET /relays`` on the
         others, and take in what the others published of theirs.  Only
         what changed since the last round is published (all of it after a
-        failure).  A bot's status is taken only if its
+        failure), a slice of statuses per store call.  A bot's status is
+        taken only if its
         :attr:`~dccrelay.relay.relay.Relay.status_changes` moved since it
         was last taken (all of them after a failure), a slice of bots per
         reactor turn.
@@ -304,9 +305,18 @@ class ClusterCoordinator:
                 self.node_id, {alias: taken.record for alias, taken in taken_now.items()}
             )
         else:
-            yield self._store.update_statuses(
-                self.node_id, changed, [alias for alias in published if alias not in taken_now]
-            )
+            # Encoded by the store on this thread: a slice per call when
+            # many changed (each status stands alone; the withdrawn go last).
+            withdrawn = list(published.keys() - taken_now.keys())
+            items = list(changed.items())
+            for start in range(0, max(1, len(items)), STATUS_SLICE):
+                if start:
+                    yield manager.breathe()
+                last = start + STATUS_SLICE >= len(items)
+                yield self._store.update_statuses(
+                    self.node_id, dict(items[start:start + STATUS_SLICE]),
+                    withdrawn if last else [],
+                )
         self._published = taken_now
         statuses = yield self._store.load_statuses()
         taken: dict[str, tuple[str, dict[str, Any]] | None] = {}

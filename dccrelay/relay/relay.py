@@ -176,10 +176,12 @@ class Relay:
                 )
                 env.clock.callLater(0, on_fatal, alias, self.disable_reason)
         self._member_requests = MemberRequests(env.clock)
+        # one bound method, shared by the parts that report changes
+        changed = self.status_changed
         self._waking = WakeAssistant(
             alias, settings, clock=env.clock, rest=env.rest, wake_http=env.wake_http,
             wake_interval=env.wake_interval, defer_after=env.defer_after,
-            on_change=self.status_changed,
+            on_change=changed,
         )
         self.gateway = GatewaySession(
             alias, settings, rest=env.rest, store=env.store, tools=env.gateway_tools(),
@@ -189,7 +191,7 @@ class Relay:
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts,
         # restored from the store when the relay starts
         self._guilds = BotGuilds(
-            alias, settings.token, env.snapshot_saver(), on_change=self.status_changed
+            alias, settings.token, env.snapshot_saver(), on_change=changed
         )
         self._delivery = self._new_delivery(())
         self._delivery_started = False
