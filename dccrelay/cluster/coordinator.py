@@ -312,10 +312,10 @@ class ClusterCoordinator:
             for start in range(0, max(1, len(items)), STATUS_SLICE):
                 if start:
                     yield manager.breathe()
-                last = start + STATUS_SLICE >= len(items)
+                final = start + STATUS_SLICE >= len(items)
                 yield self._store.update_statuses(
                     self.node_id, dict(items[start:start + STATUS_SLICE]),
-                    withdrawn if last else [],
+                    withdrawn if final else [],
                 )
         self._published = taken_now
         statuses = yield self._store.load_statuses()
