@@ -28,6 +28,7 @@ from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
 from dccrelay.delivery.config import DeliveryConfig
 from dccrelay.delivery.factory import DeliveryFactory
 from dccrelay.delivery.outbox import OutboxWriter
+from dccrelay.gateway.limiter import IDENTIFY_WINDOW, SAFETY_MARGIN
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.relay.relay import Relay
 from dccrelay.relay.snapshots import to_record
@@ -141,6 +142,8 @@ class StatusHarness(RelayHarness):
         self.clock.listenTCP(
             PORT, DispatchReceiverFactory(SECRET, self.received.append, reactor=self.clock)
         )
+        #: gateway connections fail while set
+        self.refuse_gateway = False
         self.factory = DeliveryFactory(
             self.clock, store=self.store, writer=OutboxWriter(self.store, self.clock),
             http=self.http, config=DeliveryConfig(idle_timeout=IDLE, queue_max_age=None),
@@ -148,6 +151,11 @@ class StatusHarness(RelayHarness):
 
     def make_delivery(self, **kwargs: Any) -> Any:
         return self.factory(**kwargs)
+
+    def connect(self, url: str, listener: Any) -> Deferred[Any]:
+        if self.refuse_gateway:
+            return fail(ConnectionRefusedError("refused"))
+        return super().connect(url, listener)
 
 
 class StatusChangesTests(SynchronousTestCase):
@@ -323,6 +331,25 @@ class StatusChangesTests(SynchronousTestCase):
         connection = self.harness.connections[-1]
         self.changes(lambda: connection.frame({"op": 9, "d": False}), "shards", 0, "state")
         self.assertEqual(self.shown("shards", 0, "last_close"), "invalid session (op 9)")
+
+    def test_gateway_unreachable(self) -> None:
+        """A gateway connection that fails: reconnecting, with why; then connecting."""
+        self.harness.refuse_gateway = True
+        self.relay(greet=False)
+        self.assertEqual(self.shown("shards", 0, "state"), "reconnecting")
+        self.assertIn("refused", self.shown("shards", 0, "last_close"))
+        self.harness.refuse_gateway = False
+        self.changes(lambda: self.clock.advance(1.0), "shards", 0, "state")
+
+    def test_identify_slot(self) -> None:
+        """Two shards, one identify at a time: the second waits for its slot, then connects."""
+        self.harness.rest.shards = 2
+        self.relay(greet=False)
+        self.greet(0)
+        self.assertEqual(self.shown("shards", 1, "state"), "waiting for identify slot")
+        self.changes(
+            lambda: self.clock.advance(IDENTIFY_WINDOW + SAFETY_MARGIN), "shards", 1, "state"
+        )
 
     def test_no_hello(self) -> None:
         """A connection that never says HELLO is closed, and that is shown."""
