@@ -34,7 +34,7 @@ from dccrelay.relay.relay import Relay
 from dccrelay.relay.snapshots import to_record
 from dccrelay.store import GuildSnapshotUpdate
 from tests.memory_store import MemoryRelayStore
-from tests.relay_harness import READY_USER, SECRET, FakeREST, RelayHarness
+from tests.relay_harness import READY_USER, SECRET, FakeConnection, FakeREST, RelayHarness
 
 PORT = 8080
 WS_DST = f"ws://bot.example:{PORT}/dcc"
@@ -103,15 +103,45 @@ class OneNode:
         return succeed(None)
 
 
-class FailingREST(FakeREST):
-    """Discord's REST API, whose ``GET /gateway/bot`` fails while ``down``."""
+class LaterREST(FakeREST):
+    """
+    Discord's REST API, whose ``GET /gateway/bot`` fails while ``down``;
+    with ``later``, it answers only when the test calls :meth:`answer`.
+    """
 
     down = False
+    later = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[Deferred[GatewayInfo]] = []
 
     def get_gateway_bot(self, token: str) -> Deferred[GatewayInfo]:
+        if self.later:
+            asked: Deferred[GatewayInfo] = Deferred()
+            self.asked.append(asked)
+            return asked
+        return self._gateway_answer()
+
+    def _gateway_answer(self) -> Deferred[GatewayInfo]:
         if self.down:
             return fail(DiscordHTTPError(500, "server error"))
-        return super().get_gateway_bot(token)
+        return super().get_gateway_bot("")
+
+    def answer(self) -> None:
+        asked, self.asked = self.asked, []
+        for d in asked:
+            self._gateway_answer().chainDeferred(d)
+
+
+class LaterConnection(FakeConnection):
+    """A gateway connection whose close completes only when the test drops it."""
+
+    def close(self, code: int) -> None:
+        self.closed = code
+
+    def abort(self) -> None:
+        pass
 
 
 class Hook(Resource):
@@ -135,7 +165,7 @@ class StatusHarness(RelayHarness):
         self.hook = Hook()
         self.http = StubTreq(self.hook)
         super().__init__(store=PublishingStore())
-        self.rest = FailingREST()
+        self.rest = LaterREST()
         self.env = replace(self.env, rest=self.rest)  # type: ignore[arg-type]
         self.received: list[bytes] = []
         self.completer = ConnectionCompleter(self.clock)
@@ -144,6 +174,10 @@ class StatusHarness(RelayHarness):
         )
         #: gateway connections fail while set
         self.refuse_gateway = False
+        #: while set, gateway connections open (or fail) when the test
+        #: calls :meth:`dialled`, and close when it drops them
+        self.later = False
+        self.dialling: list[tuple[Deferred[Any], Any]] = []
         self.factory = DeliveryFactory(
             self.clock, store=self.store, writer=OutboxWriter(self.store, self.clock),
             http=self.http, config=DeliveryConfig(idle_timeout=IDLE, queue_max_age=None),
@@ -153,9 +187,24 @@ class StatusHarness(RelayHarness):
         return self.factory(**kwargs)
 
     def connect(self, url: str, listener: Any) -> Deferred[Any]:
+        if self.later:
+            dialling: Deferred[Any] = Deferred()
+            self.dialling.append((dialling, listener))
+            return dialling
         if self.refuse_gateway:
             return fail(ConnectionRefusedError("refused"))
         return super().connect(url, listener)
+
+    def dialled(self) -> None:
+        """The connections being opened open, or fail (``refuse_gateway``)."""
+        dialling, self.dialling = self.dialling, []
+        for d, listener in dialling:
+            if self.refuse_gateway:
+                d.errback(ConnectionRefusedError("refused"))
+            else:
+                connection = LaterConnection(listener, self.clock)
+                self.connections.append(connection)
+                d.callback(connection)
 
 
 class StatusChangesTests(SynchronousTestCase):
@@ -186,7 +235,9 @@ class StatusChangesTests(SynchronousTestCase):
         relay = Relay("cookout", harness.settings(**settings), harness.env, on_fatal=fatal)
         relay.node = "a"
         self.node.relays.append(relay)
-        self.successResultOf(relay.start())
+        # (fires once the gateway session is opening: later, if Discord's
+        # REST answers later)
+        relay.start()
         self.step()
         if greet:
             self.greet()
@@ -210,10 +261,25 @@ class StatusChangesTests(SynchronousTestCase):
             self.assertEqual(self.store.published[relay.alias], to_record(relay.snapshot()))
 
     def step(self, seconds: float = 0.0) -> None:
-        """Time passes (and the webhook bot answers), then a round."""
-        self.clock.advance(seconds)
-        self.harness.http.flush()
-        self.round()
+        """
+        ``seconds`` pass, each timer that comes due running on a turn of its
+        own, as on a reactor, and the webhook bot answering: a round after
+        each turn.
+        """
+        clock = self.clock
+        until = clock.seconds() + seconds
+        while True:
+            self.harness.http.flush()
+            self.round()
+            due = [call for call in clock.getDelayedCalls() if call.getTime() <= until]
+            if not due:
+                break
+            call = min(due, key=lambda c: c.getTime())
+            clock.calls.remove(call)
+            clock.rightNow = max(clock.rightNow, call.getTime())
+            call.called = 1
+            call.func(*call.args, **call.kw)
+        clock.advance(until - clock.seconds())
 
     def shown(self, *path: str | int) -> Any:
         value: Any = self.store.published["cookout"]
@@ -271,19 +337,25 @@ class StatusChangesTests(SynchronousTestCase):
         self.assertEqual(self.shown("shards", 0, "state"), "disabled")
         reason = self.shown("shards", 0, "last_close")
         self.assertIn("token", reason)
-        self.changes(lambda: self.clock.advance(0), "enabled")
+        self.changes(self.step, "enabled")
         self.assertEqual(self.shown("disable_reason"), reason)
         self.assertEqual(self.shown("shards"), ())
         self.changes(lambda: relay.apply(relay.settings), "enabled")
         self.assertEqual(self.shown("shards", 0, "state"), "connecting")
 
     def test_gateway_error(self) -> None:
-        """``GET /gateway/bot`` fails: the error is shown, and goes once it answers."""
-        self.harness.rest.down = True  # type: ignore[attr-defined]
+        """
+        ``GET /gateway/bot`` fails (answered on a later turn): the error is
+        shown, and goes once it answers; the shards open then.
+        """
+        rest: LaterREST = self.harness.rest  # type: ignore[assignment]
+        rest.later = rest.down = True
         self.relay(greet=False)
+        self.changes(rest.answer, "gateway_error")
         self.assertEqual(self.shown("gateway_error"), "GET /gateway/bot failed: HTTP 500")
-        self.harness.rest.down = False  # type: ignore[attr-defined]
-        self.changes(lambda: self.clock.advance(1.0), "gateway_error")
+        rest.down = False
+        self.step(1.0)
+        self.changes(rest.answer, "gateway_error")
         self.assertEqual(self.shown("shards", 0, "state"), "connecting")
 
     def test_shard_states(self) -> None:
@@ -307,22 +379,22 @@ class StatusChangesTests(SynchronousTestCase):
         self.changes(lambda: connection.frame({"op": 7, "d": None}), "shards", 0, "last_close")
         self.assertEqual(self.shown("shards", 0, "state"), "reconnecting")
         # the close goes through on the next turn; the reconnect at once
-        self.changes(lambda: self.clock.advance(0), "shards", 0, "state")
+        self.changes(self.step, "shards", 0, "state")
         resumed = self.harness.connections[-1]
         resumed.frame({"op": 10, "d": {"heartbeat_interval": 41250}})
         self.round()
         self.changes(lambda: resumed.frame({"op": 0, "t": "RESUMED", "s": 2, "d": None}),
                      "shards", 0, "state")
         self.changes(lambda: resumed.drop(4000), "shards", 0, "last_close")
-        self.changes(lambda: self.clock.advance(1.0), "shards", 0, "state")
+        self.changes(lambda: self.step(1.0), "shards", 0, "state")
 
     def test_zombie(self) -> None:
         """Heartbeats go unanswered: a zombie connection, closed to resume."""
-        self.relay()
-        self.changes(
-            lambda: self.clock.pump([41.25, 41.25]),
-            "shards", 0, "last_close",
-        )
+        self.harness.later = True
+        self.relay(greet=False)
+        self.harness.dialled()
+        self.greet()
+        self.changes(lambda: self.step(2 * 41.25), "shards", 0, "state")
         self.assertIn("zombie", self.shown("shards", 0, "last_close"))
 
     def test_invalid_session(self) -> None:
@@ -333,28 +405,38 @@ class StatusChangesTests(SynchronousTestCase):
         self.assertEqual(self.shown("shards", 0, "last_close"), "invalid session (op 9)")
 
     def test_gateway_unreachable(self) -> None:
-        """A gateway connection that fails: reconnecting, with why; then connecting."""
-        self.harness.refuse_gateway = True
+        """
+        A gateway connection that fails (on a later turn): reconnecting,
+        with why; then connecting again.
+        """
+        self.harness.later = self.harness.refuse_gateway = True
         self.relay(greet=False)
+        self.changes(self.harness.dialled, "shards", 0, "state")
         self.assertEqual(self.shown("shards", 0, "state"), "reconnecting")
         self.assertIn("refused", self.shown("shards", 0, "last_close"))
         self.harness.refuse_gateway = False
-        self.changes(lambda: self.clock.advance(1.0), "shards", 0, "state")
+        self.changes(lambda: self.step(1.0), "shards", 0, "state")
 
     def test_identify_slot(self) -> None:
         """Two shards, one identify at a time: the second waits for its slot, then connects."""
         self.harness.rest.shards = 2
+        self.harness.later = True
         self.relay(greet=False)
+        self.harness.dialled()
         self.greet(0)
         self.assertEqual(self.shown("shards", 1, "state"), "waiting for identify slot")
         self.changes(
-            lambda: self.clock.advance(IDENTIFY_WINDOW + SAFETY_MARGIN), "shards", 1, "state"
+            lambda: self.step(IDENTIFY_WINDOW + SAFETY_MARGIN), "shards", 1, "state"
         )
 
     def test_no_hello(self) -> None:
         """A connection that never says HELLO is closed, and that is shown."""
+        self.harness.later = True
         self.relay(greet=False)
-        self.changes(lambda: self.clock.advance(30.0), "shards", 0, "last_close")
+        self.harness.dialled()
+        self.round()
+        self.changes(lambda: self.step(30.0), "shards", 0, "state")
+        self.assertEqual(self.shown("shards", 0, "last_close"), "no HELLO from Discord")
 
     def test_counters(self) -> None:
         """Dispatches received and matched, and the bot's gateway commands."""
@@ -396,7 +478,7 @@ class StatusChangesTests(SynchronousTestCase):
         self.assertEqual(self.shown("delivery", "state"), "connected")
         self.assertEqual(self.shown("counters", "delivered"), 1)
         # idle: the relay closes the connection
-        self.changes(lambda: self.clock.advance(IDLE), "delivery", "state")
+        self.changes(lambda: self.step(IDLE), "delivery", "state")
         pump.flush()
         self.round()
         self.assertEqual(self.shown("delivery", "state"), "idle")
@@ -404,10 +486,10 @@ class StatusChangesTests(SynchronousTestCase):
         self.dispatch()
         self.round()
         self.harness.completer.failOnce()
-        self.changes(lambda: self.clock.advance(0.3), "delivery", "state")
+        self.changes(lambda: self.step(0.3), "delivery", "state")
         self.assertEqual(self.shown("delivery", "state"), "waiting to retry")
         self.assertIsNotNone(self.shown("delivery", "last_error"))
-        self.changes(lambda: self.clock.advance(60.0), "delivery", "state")
+        self.changes(lambda: self.step(60.0), "delivery", "state")
 
     def test_websocket_stalled(self) -> None:
         """A bot that does not read: the error says so, and goes when it reads again."""
@@ -443,7 +525,7 @@ class StatusChangesTests(SynchronousTestCase):
         self.changes(self.store.release, "delivery", "queued")
         self.assertEqual(self.shown("delivery", "queued"), 0)
         self.assertEqual(self.shown("delivery", "state"), "connected")
-        self.changes(lambda: self.clock.advance(IDLE), "delivery", "state")
+        self.changes(lambda: self.step(IDLE), "delivery", "state")
         self.assertEqual(self.shown("delivery", "state"), "idle")
 
     def test_webhook_refused(self) -> None:
@@ -456,7 +538,7 @@ class StatusChangesTests(SynchronousTestCase):
         self.assertEqual(self.shown("delivery", "state"), "waiting to retry")
         self.assertEqual(self.shown("delivery", "last_error"), "the bot answered HTTP 500")
         self.harness.hook.code = 200
-        self.changes(lambda: self.clock.advance(600.0), "delivery", "state")
+        self.changes(lambda: self.step(600.0), "delivery", "state")
 
     # -- waking --------------------------------------------------------------------
 
@@ -467,7 +549,7 @@ class StatusChangesTests(SynchronousTestCase):
         """
         self.relay(dst=WS_DST, wake_url="https://bot.example/wake", typing_while_waking=True)
         self.changes(self.dispatch, "wake", "wake_requests")
-        self.changes(lambda: self.clock.advance(1.0), "wake", "typing_calls")
+        self.changes(lambda: self.step(1.0), "wake", "typing_calls")
         self.accept("wake", "count")
         self.assertGreater(self.shown("wake", "sum_seconds"), 0)
 
