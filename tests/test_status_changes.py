@@ -31,6 +31,7 @@ from dccrelay.delivery.outbox import OutboxWriter
 from dccrelay.gateway.limiter import IDENTIFY_WINDOW, SAFETY_MARGIN
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.relay.relay import Relay
+from dccrelay.waking.interactions import ALREADY_ACKNOWLEDGED
 from dccrelay.relay.snapshots import to_record
 from dccrelay.store import GuildSnapshotUpdate
 from tests.memory_store import MemoryRelayStore
@@ -76,6 +77,12 @@ class PublishingStore(MemoryRelayStore):
 
     def load_guild_snapshot(self, alias: str) -> Deferred[dict[str, bytes]]:
         return self._answer("load_guild_snapshot", super().load_guild_snapshot(alias))
+
+    def outbox_count(self, alias: str) -> Deferred[int]:
+        return self._answer("outbox_count", super().outbox_count(alias))
+
+    def outbox_trim(self, *args: Any) -> Deferred[Any]:
+        return self._answer("outbox_trim", super().outbox_trim(*args))
 
     def publish_statuses(self, node_id: str, statuses: Any) -> Deferred[None]:
         self.published = dict(statuses)
@@ -343,6 +350,12 @@ class StatusChangesTests(SynchronousTestCase):
         self.changes(lambda: relay.apply(relay.settings), "enabled")
         self.assertEqual(self.shown("shards", 0, "state"), "connecting")
 
+    def test_disabled_before_the_gateway_opens(self) -> None:
+        """Disabled while its gateway session is not open yet (no shard to stop)."""
+        self.harness.rest.later = True  # type: ignore[attr-defined]
+        relay = self.relay(greet=False)
+        self.changes(lambda: relay.disable("the owner's request"), "enabled")
+
     def test_gateway_error(self) -> None:
         """
         ``GET /gateway/bot`` fails (answered on a later turn): the error is
@@ -491,6 +504,15 @@ class StatusChangesTests(SynchronousTestCase):
         self.assertIsNotNone(self.shown("delivery", "last_error"))
         self.changes(lambda: self.step(60.0), "delivery", "state")
 
+    def test_bot_closes(self) -> None:
+        """The bot closes its connection: idle."""
+        self.relay(dst=WS_DST)
+        self.dispatch()
+        pump = self.accept("delivery", "delivered")
+        pump.server.sendClose(code=1000)
+        self.changes(pump.flush, "delivery", "state")
+        self.assertEqual(self.shown("delivery", "state"), "idle")
+
     def test_websocket_stalled(self) -> None:
         """A bot that does not read: the error says so, and goes when it reads again."""
         relay = self.relay(dst=WS_DST)
@@ -527,6 +549,25 @@ class StatusChangesTests(SynchronousTestCase):
         self.assertEqual(self.shown("delivery", "state"), "connected")
         self.changes(lambda: self.step(IDLE), "delivery", "state")
         self.assertEqual(self.shown("delivery", "state"), "idle")
+
+    def test_outbox_counted(self) -> None:
+        """What waits in the outbox from before is counted when the store answers."""
+        self.successResultOf(self.store.outbox_append([("cookout", b'{"op":0}')], 0.0))
+        self.harness.hook.code = 500
+        self.store.holding.add("outbox_count")
+        self.relay(dst=HOOK_DST)
+        self.changes(self.store.release, "delivery", "queued")
+
+    def test_outbox_trimmed(self) -> None:
+        """Past the queue limit, the store trims the outbox: the dropped are counted."""
+        self.harness.factory.config = DeliveryConfig(queue_limit=1, queue_max_age=None)
+        self.harness.hook.code = 500
+        self.store.holding.add("outbox_trim")
+        self.relay(dst=HOOK_DST)
+        self.dispatch()
+        self.dispatch()
+        self.step()
+        self.changes(self.store.release, "delivery", "dropped")
 
     def test_webhook_refused(self) -> None:
         """The bot answers 500: waiting to retry, with the error."""
@@ -597,3 +638,32 @@ class StatusChangesTests(SynchronousTestCase):
         self.store.holding.add("load_guild_snapshot")
         self.relay(guild_snapshot=True, intents=1 | 512)
         self.changes(self.store.release, "guild_snapshot", "guilds")
+
+    def test_interaction_claimed(self) -> None:
+        """The bot claims an interaction before the relay defers it: in time."""
+        relay = self.relay(dst=WS_DST, defer_interactions=True)
+        self.harness.dispatch("INTERACTION_CREATE", {
+            "id": "1", "token": "t1", "type": 2, "application_id": "1",
+        })
+        self.round()
+        self.changes(lambda: relay.claim_interaction({"interaction": "1"}),
+                     "interactions", "in_time")
+
+    def test_deferral_answered_first_or_lost(self) -> None:
+        """
+        Deferrals Discord refuses because the bot answered first, and those
+        that could not be sent, each counted when the answer comes.
+        """
+        self.relay(dst=WS_DST, defer_interactions=True)
+        self.harness.rest.hold = True
+        for n in (1, 2):
+            self.harness.dispatch("INTERACTION_CREATE", {
+                "id": str(n), "token": f"t{n}", "type": 2, "application_id": "1",
+            })
+        self.step(2.0)
+        first, second = self.harness.rest.held
+        answered = DiscordHTTPError(400, "already acknowledged")
+        answered.code = ALREADY_ACKNOWLEDGED
+        self.changes(lambda: first.errback(answered), "interactions", "answered_first")
+        self.changes(lambda: second.errback(ConnectionError("gone")),
+                     "interactions", "defer_failed")
