@@ -278,7 +278,7 @@ class StatusChangesTests(SynchronousTestCase):
         while True:
             self.harness.http.flush()
             self.round()
-            due = [call for call in clock.getDelayedCalls() if call.getTime() <= until]
+            due = [call for call in clock.calls if call.getTime() <= until]
             if not due:
                 break
             call = min(due, key=lambda c: c.getTime())
@@ -667,3 +667,19 @@ class StatusChangesTests(SynchronousTestCase):
         self.changes(lambda: first.errback(answered), "interactions", "answered_first")
         self.changes(lambda: second.errback(ConnectionError("gone")),
                      "interactions", "defer_failed")
+
+    def test_websocket_v2_acknowledged(self) -> None:
+        """
+        v2: what the bot acknowledges is delivered, and leaves the queue
+        when the store has removed it.
+        """
+        self.store.holding.add("outbox_ack")
+        self.relay(dst=WS_DST, delivery_protocol=2)
+        self.changes(self.dispatch, "delivery", "queued")
+        self.assertEqual(self.shown("delivery", "state"), "connecting")
+        # stored on the next turn
+        self.step()
+        self.accept("delivery", "delivered")
+        self.assertEqual(self.shown("delivery", "state"), "connected")
+        self.assertEqual(self.shown("delivery", "queued"), 1)
+        self.changes(self.store.release, "delivery", "queued")
