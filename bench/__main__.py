@@ -356,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "lease" in options.targets:
         progress("lease round")
         say("\nCluster lease round, status share (issue 15, goal 5: under 20 ms of reactor time"
-            " a round at 10,000 bots), in process; before: the old code, reproduced")
+            " a round at 10,000 bots), in process; before and every bot: the earlier code,"
+            " reproduced")
         lease_round.main([
             "--bots", str(2000 if options.quick else 10_000),
             "--repeats", str(max(3, options.repeats)),

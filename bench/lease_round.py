@@ -11,8 +11,12 @@ reactor turns at a time:
 - **before**: what a round did before this work, reproduced here: every
   bot's snapshot turned into a record with ``dataclasses.asdict`` and every
   record encoded for the store, in one stretch;
+- **every bot**: the round before bots counted their status changes,
+  reproduced here: every bot's snapshot taken, a slice per reactor turn,
+  and only the records that changed published;
 - **first round**: the coordinator's first publish (everything);
-- **next round**: a round in which ``--changing`` bots had new dispatches.
+- **next round**: a round in which ``--changing`` bots had new dispatches
+  (through the relay's dispatch path); the others are not snapshotted.
 
 It prints, per case, the total CPU milliseconds and the longest stretch.
 """
@@ -27,18 +31,23 @@ from dataclasses import asdict
 from random import Random
 from typing import Any, Callable, Iterable, Mapping
 
-from twisted.internet.defer import Deferred, succeed
+import orjson
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.task import Clock
 
 from bench.processes import machine
-from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
+from dccrelay.cluster.coordinator import STATUS_SLICE, ClusterCoordinator, ClusterNode
 from dccrelay.delivery.factory import DeliveryFactory
 from dccrelay.filters import compile_criteria
 from dccrelay.relay.relay import Relay, RelayEnvironment
 from dccrelay.relay.settings import RelaySettings
+from dccrelay.relay.snapshots import to_record
 from dccrelay.store import SessionState, encode_statuses
 
 CRITERIA = {"t": "MESSAGE_CREATE", "$not": {"d.author.bot": True}}
+# a dispatch the criteria do not match: counted, not delivered (nothing
+# connects anywhere here)
+TYPING = b'{"op":0,"s":2,"t":"TYPING_START","d":{"channel_id":"1"}}'
 
 
 class _AnsweringStore:
@@ -128,6 +137,29 @@ def _before(relays: list[Relay]) -> Deferred[None]:
     return succeed(None)
 
 
+@inlineCallbacks
+def _every_bot(
+    relays: list[Relay], manager: _Manager, store: _AnsweringStore,
+    published: dict[str, dict[str, Any]],
+) -> Any:
+    records = {}
+    for n, relay in enumerate(relays):
+        if n and n % STATUS_SLICE == 0:
+            yield manager.breathe()
+        records[relay.alias] = to_record(relay.snapshot())
+    changed = {alias: record for alias, record in records.items()
+               if published.get(alias) != record}
+    yield store.update_statuses("bench", changed, [])
+    published.clear()
+    published.update(records)
+
+
+def _change(relays: list[Relay]) -> None:
+    payload = orjson.loads(TYPING)
+    for relay in relays:
+        relay.dispatch_received(0, TYPING, payload)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bots", type=int, default=10_000)
@@ -139,9 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     relays = _relays(options.bots, clock)
     gc.collect()
     gc.freeze()  # as the relay does once started (dccrelay.ops.collector)
-    rows: dict[str, list[tuple[float, float]]] = {"before": [], "first round": [],
-                                                  "next round": []}
+    rows: dict[str, list[tuple[float, float]]] = {
+        "before": [], "every bot": [], "first round": [], "next round": [],
+    }
     manager = _Manager(relays)
+    published: dict[str, dict[str, Any]] = {}
+    _every_bot(relays, manager, _AnsweringStore(), published)
+    changing = options.changing
     for repeat in range(options.repeats):
         stretches = _stretches(lambda: _before(relays), manager)
         rows["before"].append((sum(stretches), max(stretches)))
@@ -152,19 +188,26 @@ def main(argv: list[str] | None = None) -> None:
         coordinator.attach(manager)  # type: ignore[arg-type]
         stretches = _stretches(coordinator._share_statuses, manager)
         rows["first round"].append((sum(stretches), max(stretches)))
-        for relay in relays[repeat * options.changing:(repeat + 1) * options.changing]:
-            relay.counters.received += 1
+        _change(relays[repeat * changing:(repeat + 1) * changing])
         stretches = _stretches(coordinator._share_statuses, manager)
         rows["next round"].append((sum(stretches), max(stretches)))
+        _change(relays[-(repeat + 1) * changing:][:changing])
+        stretches = _stretches(
+            lambda: _every_bot(relays, manager, _AnsweringStore(), published), manager
+        )
+        rows["every bot"].append((sum(stretches), max(stretches)))
     print(machine())
     print(f"{options.bots} bots, {options.changing} changed between rounds;"
           f" medians of {options.repeats}, reactor-thread CPU")
-    print(f"{'case':<12} {'total ms':>9} {'longest stretch ms':>19} {'vs before':>10}")
+    print(f"{'case':<12} {'total ms':>9} {'longest stretch ms':>19} {'vs before':>10}"
+          f" {'vs every bot':>13}")
     before = statistics.median(total for total, _ in rows["before"])
+    every = statistics.median(total for total, _ in rows["every bot"])
     for case, figures in rows.items():
         total = statistics.median(t for t, _ in figures)
         longest = statistics.median(s for _, s in figures)
-        print(f"{case:<12} {1e3 * total:>9.1f} {1e3 * longest:>19.1f} {total / before:>10.2f}")
+        print(f"{case:<12} {1e3 * total:>9.1f} {1e3 * longest:>19.1f} {total / before:>10.2f}"
+              f" {total / every:>13.2f}")
 
 
 if __name__ == "__main__":

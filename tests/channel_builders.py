@@ -41,6 +41,8 @@ class CallbackOwner:
         self.on_annotate = annotate
         self.on_command = on_command
         self.on_gone = on_gone
+        #: how many times the channel said its snapshot may have changed
+        self.status_changes = 0
 
     def channel_delivered(self, payloads: Sequence[bytes]) -> None:
         if self.on_delivered is not None:
@@ -59,6 +61,9 @@ class CallbackOwner:
     def bot_gone(self, reason: str) -> None:
         if self.on_gone is not None:
             self.on_gone(reason)
+
+    def status_changed(self) -> None:
+        self.status_changes += 1
 
 
 def split(kwargs: dict[str, Any], renames: dict[str, str] | None = None) -> tuple[

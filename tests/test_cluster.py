@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from dccrelay.cluster import coordinator
 from dccrelay.cluster.coordinator import ClusterCoordinator, ClusterNode
 from dccrelay.filters import compile_criteria
 from dccrelay.relay.manager import RelayManager
@@ -269,7 +270,10 @@ class ClusterTests(SynchronousTestCase):
         # one bot of a's changes: only its status goes out
         moved = sorted(a.running())[0]
         relay = a.manager.relays[moved]
-        relay.counters.received += 1
+        # what its shard does with a dispatch
+        relay.dispatch_received(0, b'{"op":0,"s":5,"t":"TYPING_START","d":{}}', {
+            "op": 0, "s": 5, "t": "TYPING_START", "d": {},
+        })
         updates.clear()
         self.settle(2)
         self.assertIn(("a", {moved}, set()), updates)
@@ -282,6 +286,39 @@ class ClusterTests(SynchronousTestCase):
         withdrawn = set().union(*(w for node_id, _, w in updates if node_id in ("a", "b")))
         self.assertTrue(withdrawn)
         self.assertEqual(withdrawn, set(self.nodes[2].running()))
+
+    def test_many_changed_published_in_slices(self) -> None:
+        """
+        When more bots changed than a slice holds, a round publishes them
+        a slice per store call, and withdraws the bots that left with the
+        last one.
+        """
+        self.patch(coordinator, "STATUS_SLICE", 2)
+        a = self.start("a")
+        self.register(a, 6)
+        self.settle(5)
+        calls: list[tuple[set[str], set[str]]] = []
+        original = MemoryRelayStore.update_statuses
+
+        def spy(store: MemoryRelayStore, node_id: str, changed: Any, withdrawn: Any) -> Any:
+            calls.append((set(changed), set(withdrawn)))
+            return original(store, node_id, changed, withdrawn)
+
+        self.patch(MemoryRelayStore, "update_statuses", spy)
+        moving = sorted(a.running())[:5]
+        for alias in moving:
+            a.manager.relays[alias].node = "elsewhere"
+        gone = sorted(a.running())[5]
+        moved = a.manager.move_away(gone)
+        self.clock.advance(0)
+        self.successResultOf(moved)
+        shared = a.coordinator._share_statuses()
+        for _ in range(5):
+            self.clock.advance(0)
+        self.successResultOf(shared)
+        self.assertEqual([len(changed) for changed, _ in calls], [2, 2, 1])
+        self.assertEqual(set().union(*(changed for changed, _ in calls)), set(moving))
+        self.assertEqual([withdrawn for _, withdrawn in calls], [set(), set(), {gone}])
 
     def test_renewals_fail_for_less_than_ttl(self) -> None:
         """

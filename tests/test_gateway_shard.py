@@ -99,6 +99,9 @@ class RecordingOwner:
     def needs_more_shards(self) -> None:
         self.case.reshards.append(0)
 
+    def status_changed(self) -> None:
+        self.case.status_changes += 1
+
 
 class ShardTests(SynchronousTestCase):
     """
@@ -119,6 +122,7 @@ class ShardTests(SynchronousTestCase):
         self.refuse_certificate = False
         self.hang_connections = False
         self.reshards: list[int] = []
+        self.status_changes = 0
 
     def connect(self, url: str, listener: Any) -> Deferred[Any]:
         self.urls.append(url)

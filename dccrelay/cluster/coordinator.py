@@ -33,6 +33,7 @@ from dccrelay.store.leases import LeaseTiming
 
 if TYPE_CHECKING:
     from dccrelay.relay.manager import RelayManager
+    from dccrelay.relay.relay import Relay
 
 # Bots claimed per reactor turn: each starts a relay (and compiles its
 # filter, unless another bot has the same criteria).
@@ -45,9 +46,9 @@ HANDOVER_FRACTION = 0.1
 # Notices can be lost (a database restart); every so often each node reloads
 # every registration anyway.
 RECONCILE_INTERVAL = 30.0
-# Bots whose status is taken per reactor turn of a lease round: a few
-# milliseconds each, so that 10,000 bots' statuses never hold the reactor
-# for the whole round.
+# Bots whose status is taken per reactor turn of a lease round (~15 µs
+# each), so that 10,000 bots' statuses (a node's first round, or after a
+# failed publish) never hold the reactor for the whole round.
 STATUS_SLICE = 250
 
 
@@ -59,6 +60,17 @@ class ClusterNode:
 
     node_id: str
     timing: LeaseTiming = field(default_factory=LeaseTiming)
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """One bot's status as a lease round took (and published) it."""
+
+    #: the relay it is of: a relay started again for the alias is another
+    relay: Relay
+    #: the relay's status_changes on the turn it was taken
+    changes: int
+    record: dict[str, Any]
 
 
 @implementer(IPlacement)
@@ -94,8 +106,10 @@ class ClusterCoordinator:
         # When the newest renew that succeeded was sent (our clock).
         self._renewed_sent_at = float("-inf")
         self._last_reconcile = clock.seconds()
-        # What this node last published, per alias, or None: publish all.
-        self._published: dict[str, dict[str, Any]] | None = None
+        # What this node last published, per alias, with the relay it was
+        # taken of and that relay's status_changes then; None: take and
+        # publish all.
+        self._published: dict[str, _Taken] | None = None
         # What was last taken in from the others, per remote alias.
         self._taken: dict[str, tuple[str, dict[str, Any]] | None] = {}
 
@@ -256,27 +270,54 @@ class ClusterCoordinator:
         Publish what this node's bots look like, for ``GET /relays`` on the
         others, and take in what the others published of theirs.  Only
         what changed since the last round is published (all of it after a
-        failure); statuses are taken a slice of bots per reactor turn.
+        failure), a slice of statuses per store call.  A bot's status is
+        taken only if its
+        :attr:`~dccrelay.relay.relay.Relay.status_changes` moved since it
+        was last taken (all of them after a failure), a slice of bots per
+        reactor turn.
         """
         manager = self.manager
         owners = yield self._store.lease_owners()
-        records: dict[str, dict[str, Any]] = {}
-        for n, relay in enumerate(manager.local_relays()):
-            if n and n % STATUS_SLICE == 0:
-                yield manager.breathe()
-            records[relay.alias] = to_record(relay.snapshot())
         published, self._published = self._published, None
+        last = published if published is not None else {}
+        taken_now: dict[str, _Taken] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        snapshots = 0
+        for relay in manager.local_relays():
+            alias = relay.alias
+            before = last.get(alias)
+            if (
+                before is not None and before.relay is relay
+                and before.changes == relay.status_changes
+            ):
+                taken_now[alias] = before
+                continue
+            if snapshots and snapshots % STATUS_SLICE == 0:
+                yield manager.breathe()
+            snapshots += 1
+            # read on the same reactor turn as the snapshot it stands for
+            record = to_record(relay.snapshot())
+            taken_now[alias] = _Taken(relay, relay.status_changes, record)
+            if before is None or before.record != record:
+                changed[alias] = record
         if published is None:
-            yield self._store.publish_statuses(self.node_id, records)
-        else:
-            changed = {
-                alias: record for alias, record in records.items()
-                if published.get(alias) != record
-            }
-            yield self._store.update_statuses(
-                self.node_id, changed, [alias for alias in published if alias not in records]
+            yield self._store.publish_statuses(
+                self.node_id, {alias: taken.record for alias, taken in taken_now.items()}
             )
-        self._published = records
+        else:
+            # Encoded by the store on this thread: a slice per call when
+            # many changed (each status stands alone; the withdrawn go last).
+            withdrawn = list(published.keys() - taken_now.keys())
+            items = list(changed.items())
+            for start in range(0, max(1, len(items)), STATUS_SLICE):
+                if start:
+                    yield manager.breathe()
+                final = start + STATUS_SLICE >= len(items)
+                yield self._store.update_statuses(
+                    self.node_id, dict(items[start:start + STATUS_SLICE]),
+                    withdrawn if final else [],
+                )
+        self._published = taken_now
         statuses = yield self._store.load_statuses()
         taken: dict[str, tuple[str, dict[str, Any]] | None] = {}
         for n, remote in enumerate(manager.remote_relays()):

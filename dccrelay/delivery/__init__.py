@@ -98,6 +98,14 @@ class IChannelOwner(Interface):
         is for a person to act on.
         """
 
+    def status_changed() -> None:
+        """
+        What the channel's :meth:`~IDeliveryChannel.snapshot` shows may have
+        changed, on this reactor turn, other than by a call of the owner's
+        (``deliver``) or by what :meth:`channel_delivered` reports: a cluster
+        node publishes a bot's status only when told it may have changed.
+        """
+
 
 @implementer(IChannelOwner)
 class NoOwner:
@@ -116,6 +124,9 @@ class NoOwner:
         return 501, {"error": "this relay does not take commands from bots"}
 
     def bot_gone(self, reason: str) -> None:
+        pass
+
+    def status_changed(self) -> None:
         pass
 
 

@@ -114,15 +114,20 @@ class BotWriter:
 
     # -- IPushProducer: the transport's flow control ----------------------------------
 
+    # (stalled, shown in the channel's snapshot, follows _paused)
+
     def pauseProducing(self) -> None:
         self._paused = True
+        self._owner.status_changed()
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._owner.status_changed()
         self.write_waiting()
 
     def stopProducing(self) -> None:
         self._paused = True
+        self._owner.status_changed()
 
     # -- IBotFrames ---------------------------------------------------------------
 

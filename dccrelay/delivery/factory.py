@@ -113,7 +113,7 @@ class DeliveryFactory:
                 alias=alias,
                 dst=dst,
                 client_secret=client_secret,
-                outbox=self._outbox(alias, initial),
+                outbox=self._outbox(alias, initial, owner),
                 http=self.http,
                 config=config,
                 owner=owner,
@@ -125,7 +125,7 @@ class DeliveryFactory:
                 alias=alias,
                 dst=dst,
                 client_secret=client_secret,
-                feed=self._outbox(alias, initial),
+                feed=self._outbox(alias, initial, owner),
                 framing=_V2,
                 config=config,
                 owner=owner,
@@ -145,7 +145,7 @@ class DeliveryFactory:
             tls_options_for=self.tls_options_for,
         )
 
-    def _outbox(self, alias: str, initial: Iterable[bytes]) -> BotOutbox:
+    def _outbox(self, alias: str, initial: Iterable[bytes], owner: IChannelOwner) -> BotOutbox:
         return BotOutbox(
             alias=alias,
             store=self.store,
@@ -156,4 +156,5 @@ class DeliveryFactory:
             initial=initial,
             window=self.config.outbox_window,
             load_retry=self.config.outbox_load_retry,
+            on_change=owner.status_changed,
         )

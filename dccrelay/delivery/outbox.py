@@ -352,6 +352,10 @@ class BotOutbox:
     :param window: entries kept in memory at most.
     :param load_retry: seconds between tries to page entries in after the
         store failed to.
+    :param on_change: called when a store's answer changed what the channel
+        shows of the outbox (:attr:`queued`, :attr:`dropped`,
+        :meth:`has_work`); changes made by a call of the channel's are the
+        channel's to report.
     """
 
     log = Logger()
@@ -369,6 +373,7 @@ class BotOutbox:
         initial: Iterable[bytes] = (),
         window: int = DEFAULTS.outbox_window,
         load_retry: float = DEFAULTS.outbox_load_retry,
+        on_change: Callable[[], object] = lambda: None,
     ) -> None:
         if limit < 1:
             raise ValueError(f"the queue limit must be at least 1, got {limit!r}")
@@ -382,6 +387,7 @@ class BotOutbox:
         self._initial: Iterable[bytes] = initial
         self._window = window
         self._load_retry_after = load_retry
+        self._on_change = on_change
         # In memory, oldest first: the oldest unacknowledged entries.
         self._entries: deque[tuple[int, bytes]] = deque()
         # Batches sent before, by first id: their last id (as stored).
@@ -574,6 +580,7 @@ class BotOutbox:
     def _counted(self, count: int) -> None:
         # Added: appends made before the count arrived were counted already.
         self._stored += count
+        self._on_change()
         self._after_store_change()
 
     def _count_failed(self, failure: Failure) -> None:
@@ -581,6 +588,7 @@ class BotOutbox:
 
     def _appended(self, entry_id: int | None, payload: bytes) -> None:
         self._appending -= 1
+        self._on_change()
         if entry_id is None:
             # the bot was deleted meanwhile
             self.dropped += 1
@@ -603,9 +611,11 @@ class BotOutbox:
         self._appending -= 1
         self._not_stored += 1
         self.dropped += 1
+        self._on_change()
 
     def _removed(self, count: int) -> None:
         self._stored -= count
+        self._on_change()
 
     def _ack_failed(self, failure: Failure) -> None:
         # The entries stay in the store: a restart redelivers them, which
@@ -639,6 +649,8 @@ class BotOutbox:
 
     def _loaded(self, entries: list[OutboxEntry], room: int, covered: int) -> None:
         self._loading = False
+        # has_work() may change (what the store holds is now known)
+        self._on_change()
         added = False
         for entry in entries:
             if entry.id > self._loaded_up_to:
@@ -687,6 +699,7 @@ class BotOutbox:
 
     def _trimmed(self, trimmed: Trimmed) -> None:
         self._trimming = False
+        self._on_change()
         if trimmed.dropped:
             self.dropped += trimmed.dropped
             self._stored -= trimmed.dropped

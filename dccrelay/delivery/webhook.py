@@ -213,6 +213,9 @@ class WebhookDelivery:
         # time an input is looked up, which a stored one would keep
         self._retry = RetryTimer(reactor, policy, self._retry_passed)
         self._deadline = Deadline(reactor, self._timed_out)
+        # The snapshot shows "connected" until _warm_until, then not: no
+        # event marks that moment but this timer, which tells the owner.
+        self._cooled = Deadline(reactor, self._owner.status_changed)
         # the batch in flight, or to retry: the same until the bot takes it
         self._batch: _Batch | None = None
         self._request: Deferred[Any] | None = None
@@ -298,6 +301,7 @@ class WebhookDelivery:
 
     def _record_failed(self, failure: Failure, batch: _Batch) -> None:
         if batch is self._batch and self._state_name() == "sending":
+            self._owner.status_changed()
             self._refused(
                 f"could not record the batch in the outbox ({failure.getErrorMessage()})", None
             )
@@ -342,6 +346,7 @@ class WebhookDelivery:
         self._retry.succeeded()
         self._last_error = None
         self._warm_until = self._clock.seconds() + self._config.idle_timeout
+        self._cooled.start(self._config.idle_timeout)
         self._outbox.take(batch.ids[-1])
         self._delivered += len(batch.ids)
         try:
@@ -397,6 +402,7 @@ class WebhookDelivery:
     def _cancel_all(self) -> None:
         self._retry.cancel()
         self._deadline.cancel()
+        self._cooled.cancel()
         request, self._request = self._request, None
         if request is not None:
             request.cancel()
@@ -425,6 +431,9 @@ class WebhookDelivery:
         """
         Load the outbox; what it holds is POSTed as it comes in.
         """
+        # Each way in that may change what snapshot() shows tells the owner
+        # (on the same reactor turn); deliver() does not: the owner calls it.
+        self._owner.status_changed()
         self._begin()
         self._outbox.start(self._kick_soon)
 
@@ -443,6 +452,7 @@ class WebhookDelivery:
         Cancel the request in flight and every timer; fires once the outbox
         writes made so far are stored.
         """
+        self._owner.status_changed()
         self._stop()
         return self._outbox.stop()
 
@@ -480,6 +490,7 @@ class WebhookDelivery:
     # -- sending ------------------------------------------------------------------
 
     def _retry_passed(self) -> None:
+        self._owner.status_changed()
         self._retry_due()
 
     def _kick_soon(self) -> None:
@@ -490,6 +501,7 @@ class WebhookDelivery:
             self._clock.callLater(0, self._kick)
 
     def _kick(self) -> None:
+        self._owner.status_changed()
         self._kick_scheduled = False
         if self._batch is None:
             self._batch = self._next_batch()
@@ -534,12 +546,14 @@ class WebhookDelivery:
 
     def _succeeded(self, code: int, batch: _Batch) -> None:
         if batch is self._batch:
+            self._owner.status_changed()
             self._taken(batch)
 
     def _failed(self, failure: Failure, batch: _Batch) -> None:
         if batch is not self._batch or self._request is None:
             # cancelled by stop(), or an answer to a batch given up on
             return
+        self._owner.status_changed()
         if failure.check(_Answer):
             answer: _Answer = failure.value  # type: ignore[assignment]
             if answer.code == 410:

@@ -137,11 +137,12 @@ class WebSocketChannel:
         # and 700 bytes), so a stored input would cost every idle bot that.
         self._retry = RetryTimer(reactor, config.retry_policy, self._retry_passed)
         self._idle = IdleTimer(reactor, config.idle_timeout, self._idle_passed)
+        self._owner: IChannelOwner = owner if owner is not None else NoOwner()
         self._writer = BotWriter(
             alias=alias,
             feed=feed,
             framing=framing,
-            owner=owner if owner is not None else NoOwner(),
+            owner=self._owner,
             idle=self._idle,
         )
         # TCP, TLS and the websocket handshake together
@@ -277,6 +278,7 @@ class WebSocketChannel:
         def connected(connection: BotConnection) -> None:
             if self._attempt is attempt:
                 self._attempt = None
+                self._owner.status_changed()
                 self._tcp_connected(connection)
 
         def failed(reason: Failure) -> None:
@@ -500,6 +502,9 @@ class WebSocketChannel:
         Begin: the feed loads what waits, and the bot is dialled when
         something does.
         """
+        # Each way in that may change what snapshot() shows tells the owner
+        # (on the same reactor turn); deliver() does not: the owner calls it.
+        self._owner.status_changed()
         self._begin()
         self._feed.start(self._entries_ready)
 
@@ -535,6 +540,7 @@ class WebSocketChannel:
         """
         closed: Deferred[None] = Deferred()
         self._stop_waiters.append(closed)
+        self._owner.status_changed()
         self._stop()
         stored = self._feed.stop()
         return gatherResults([closed, stored], consumeErrors=True).addCallback(lambda _: None)
@@ -577,6 +583,7 @@ class WebSocketChannel:
     def bot_opened(self, connection: BotConnection) -> None:
         if connection is not self._connection:
             return
+        self._owner.status_changed()
         problem = self._framing.refusal(connection.websocket_protocol_in_use)
         if problem is None:
             self._handshake_done()
@@ -593,6 +600,7 @@ class WebSocketChannel:
         if connection is not self._connection:
             # one we abandoned after its deadline
             return
+        self._owner.status_changed()
         self._connection = None
         self._writer.detach()
         self._idle.cancel()
@@ -619,6 +627,7 @@ class WebSocketChannel:
     def _entries_ready(self) -> None:
         # the feed has entries to send (stored, paged in): _work, as in
         # deliver()
+        self._owner.status_changed()
         state = self._state_name()
         if state == "open":
             self._writer.write_waiting()
@@ -626,12 +635,14 @@ class WebSocketChannel:
             self._work()
 
     def _retry_passed(self) -> None:
+        self._owner.status_changed()
         self._retry_due()
 
     def _ping_passed(self) -> None:
         self._ping_due()
 
     def _pong_not_come(self) -> None:
+        self._owner.status_changed()
         self._pong_missed()
 
     def _cancel_pings(self) -> None:
@@ -644,6 +655,7 @@ class WebSocketChannel:
         self.log.warn("Connection to {alias}'s bot: {problem}", alias=self._alias, problem=problem)
 
     def _fail(self, problem: str) -> None:
+        self._owner.status_changed()
         if self._feed.has_work():
             self._failed(problem)
         else:
@@ -665,6 +677,7 @@ class WebSocketChannel:
         # With acknowledgements, what is in memory was sent and not acked
         # (everything in memory is written while the connection is open);
         # without, what is written is taken at once.
+        self._owner.status_changed()
         unacked = not self._framing.delivered_when_written and bool(
             self._feed.entries_after(0, 1)
         )

@@ -66,6 +66,12 @@ class IGatewayOwner(Interface):
         still have to replay; None when no resume point may be saved now.
         """
 
+    def status_changed() -> None:
+        """
+        What the session shows may have changed: its shards (their states,
+        why they last closed) or its error.
+        """
+
 
 @implementer(IShardOwner)
 class GatewaySession:
@@ -167,6 +173,7 @@ class GatewaySession:
             self.error = (
                 f"Discord requires more than the {shards} shards registered; using {count}"
             )
+            self._owner.status_changed()
         self._open_shards(count, info.url, stored, self._new_limiter(info))
 
     def _resumable(self, stored: dict[int, SessionState]) -> int | None:
@@ -219,6 +226,7 @@ class GatewaySession:
             return None
         self.error = None
         self._attempts = 0
+        self._owner.status_changed()
         return info
 
     def _new_limiter(self, info: GatewayInfo | None) -> IdentifyLimiter:
@@ -252,6 +260,7 @@ class GatewaySession:
                     limiter=limiter, owner=self, sieve=self.sieve,
                 )
             )
+        self._owner.status_changed()
         for shard in self.shards:
             shard.start()
 
@@ -272,6 +281,7 @@ class GatewaySession:
 
     def _retry(self, why: str) -> None:
         self.error = why
+        self._owner.status_changed()
         delay = self._tools.retry_policy(self._attempts)
         self._attempts += 1
         self._log.info(
@@ -298,6 +308,7 @@ class GatewaySession:
             self._timer.cancel()
         self._timer = None
         shards, self.shards = self.shards, []
+        self._owner.status_changed()
         if self._limiter is not None:
             self._limiter.stop()
             self._limiter = None
@@ -397,6 +408,9 @@ class GatewaySession:
 
     def ready_user(self, user: Any) -> None:
         self._owner.bot_user(user)
+
+    def status_changed(self) -> None:
+        self._owner.status_changed()
 
     def _log_store_failure(self, failure: Failure) -> None:
         self._log.failure("{alias}: saving session state failed", failure, alias=self.alias)

@@ -104,6 +104,12 @@ class IShardOwner(Interface):
     def needs_more_shards() -> None:
         """Discord closed with 4011: the bot must run with more shards."""
 
+    def status_changed() -> None:
+        """
+        The shard's state or ``last_close`` may have changed (they are
+        shown in the bot's status).
+        """
+
 
 @dataclass(frozen=True)
 class ShardIdentity:
@@ -344,7 +350,7 @@ class Shard:
         self._pending = None
         self._connection = connection
         self._commands.reset()
-        self._set_deadline(HELLO_TIMEOUT, self._must_reconnect, "no HELLO from Discord")
+        self._set_deadline(HELLO_TIMEOUT, self._no_hello)
 
     @_machine.output()
     def _note_failure(self, why: str) -> None:
@@ -619,6 +625,9 @@ class Shard:
         """
         Connect: resume the stored session if there is one, else identify.
         """
+        # Each way in that may move the machine says so to the owner (the
+        # state and last_close are shown), before or after, on the same turn.
+        self._owner.status_changed()
         if self._session is not None:
             self._begin_resume()
         else:
@@ -631,6 +640,7 @@ class Shard:
 
         :return: fires once the connection is gone.
         """
+        self._owner.status_changed()
         if self._stopped is None:
             self._stopped = Deferred()
         stopped = self._stopped
@@ -669,14 +679,17 @@ class Shard:
             elif op == codes.HEARTBEAT:
                 self._heartbeat.beat_now()
             elif op == codes.HELLO:
+                self._owner.status_changed()
                 interval = float(payload["d"]["heartbeat_interval"])
                 if self._session is not None:
                     self._hello_resume(interval)
                 else:
                     self._hello_identify(interval)
             elif op == codes.RECONNECT:
+                self._owner.status_changed()
                 self._must_reconnect("Discord asked for a reconnect (op 7)")
             elif op == codes.INVALID_SESSION:
+                self._owner.status_changed()
                 if payload.get("d") is True and self._session is not None:
                     self._must_reconnect("invalid session, resumable (op 9)")
                 else:
@@ -696,6 +709,7 @@ class Shard:
         """
         Decide what the end of a connection means.
         """
+        self._owner.status_changed()
         if self.state != "stopping":
             self.close_codes[code] = self.close_codes.get(code, 0) + 1
         why = f"closed with code {code}" if code else "connection lost"
@@ -721,8 +735,10 @@ class Shard:
         # READY and RESUMED belong to the session, not to the bot: READY
         # carries the session id.
         if kind == "READY":
+            self._owner.status_changed()
             self._ready_received(payload)
         elif kind == "RESUMED":
+            self._owner.status_changed()
             self._resumed_received()
         else:
             self._owner.dispatch_received(self.shard_id, data, payload)
@@ -752,6 +768,7 @@ class Shard:
         self._send({"op": codes.HEARTBEAT, "d": self.seq})
 
     def _zombie(self) -> None:
+        self._owner.status_changed()
         self._must_reconnect("no heartbeat ACK: zombie connection")
 
     def _close(self, code: int) -> None:
@@ -782,10 +799,16 @@ class Shard:
         self._pending.addTimeout(CONNECT_TIMEOUT, self._clock)
         self._pending.addCallbacks(self._opened, self._open_failed)
 
+    def _no_hello(self) -> None:
+        self._owner.status_changed()
+        self._must_reconnect("no HELLO from Discord")
+
     def _opened(self, connection: IGatewayConnection) -> None:
+        self._owner.status_changed()
         self._connection_made(connection)
 
     def _open_failed(self, failure: Failure) -> None:
+        self._owner.status_changed()
         if failure.check(CancelledError):
             return
         if failure.check(DeferredTimeout):
@@ -803,11 +826,13 @@ class Shard:
         )
 
     def _reconnect_now(self) -> None:
+        self._owner.status_changed()
         self._reconnect_timer = None
         self._reconnect_due()
         self.start()
 
     def _got_slot(self, slot: IdentifySlot) -> None:
+        self._owner.status_changed()
         self._pending = None
         if self._waiting_since is not None:
             self.identify_wait_seconds += self._clock.seconds() - self._waiting_since

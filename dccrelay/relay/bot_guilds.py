@@ -7,7 +7,7 @@ restored from the store when the relay starts, and saved by the node's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -23,13 +23,23 @@ from dccrelay.store import GuildSnapshotUpdate
 class BotGuilds:
     """
     The guild snapshot of the bot ``alias``, whose token is ``token``.
+
+    :param on_change: called whenever :meth:`counts` may have changed.
     """
 
     _log = Logger()
 
-    def __init__(self, alias: str, token: str, saver: GuildSnapshotSaver) -> None:
+    def __init__(
+        self,
+        alias: str,
+        token: str,
+        saver: GuildSnapshotSaver,
+        *,
+        on_change: Callable[[], object],
+    ) -> None:
         self.alias = alias
         self._saver = saver
+        self._on_change = on_change
         self._snapshot = GuildSnapshot(bot_user_id(token), restore=True)
         self._restore_waiters: list[Deferred[None]] = []
 
@@ -59,6 +69,7 @@ class BotGuilds:
                 "fill it again", failure, alias=self.alias,
             )
             snapshot.restore({})
+            self._on_change()
 
         def release(_: object) -> None:
             waiters, self._restore_waiters = self._restore_waiters, []
@@ -105,6 +116,7 @@ class BotGuilds:
         self._saver.discard(self.alias)
 
     def _changed(self) -> None:
+        self._on_change()
         if self._snapshot.changed:
             self._saver.changed(self)
 

@@ -158,6 +158,11 @@ class Relay:
         self.disable_reason = disable_reason
         self._env = env
         self._on_fatal = on_fatal
+        #: counts every change to what :meth:`snapshot` shows publicly: a
+        #: cluster node's lease round takes the snapshot of a bot only when
+        #: this moved since its last one.  Whatever changes a shown field
+        #: calls :meth:`status_changed` (or, on the dispatch path, adds 1).
+        self.status_changes = 0
         try:
             self._predicate = env.compile_filter(settings.filter, settings.criteria)
         except (CriteriaError, UnknownBackendError) as error:
@@ -174,9 +179,12 @@ class Relay:
                 )
                 env.clock.callLater(0, on_fatal, alias, self.disable_reason)
         self._member_requests = MemberRequests(env.clock)
+        # one bound method, shared by the parts that report changes
+        changed = self.status_changed
         self._waking = WakeAssistant(
             alias, settings, clock=env.clock, rest=env.rest, wake_http=env.wake_http,
             wake_interval=env.wake_interval, defer_after=env.defer_after,
+            on_change=changed,
         )
         # which dispatches the shards need not parse
         self._sieve = EventSieve()
@@ -188,16 +196,34 @@ class Relay:
         self._resume = self.gateway.resume
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts,
         # restored from the store when the relay starts
-        self._guilds = BotGuilds(alias, settings.token, env.snapshot_saver())
+        self._guilds = BotGuilds(
+            alias, settings.token, env.snapshot_saver(), on_change=changed
+        )
         self._delivery = self._new_delivery(())
         self._delivery_started = False
-        #: the node running this relay, when several share a store
-        self.node: str | None = None
+        self._node: str | None = None
         #: in a cluster, the epoch of the lease this node runs the bot
         #: under: the outbox stores its dispatches only while that lease is
         #: current (:attr:`dccrelay.store.OutboxCheckpoint.lease_epoch`)
         self.lease_epoch: int | None = None
         self.counters = Counters()
+
+    @property
+    def node(self) -> str | None:
+        """The node running this relay, when several share a store."""
+        return self._node
+
+    @node.setter
+    def node(self, node: str | None) -> None:
+        self._node = node
+        self.status_changed()
+
+    def status_changed(self) -> None:
+        """
+        Something :meth:`snapshot` shows may have changed (see
+        :attr:`status_changes`).
+        """
+        self.status_changes += 1
 
     @property
     def shards(self) -> list[Shard]:
@@ -271,6 +297,8 @@ class Relay:
         Change only what the new settings change; re-enable if disabled.
         """
         old, self.settings = self.settings, settings
+        # guild_snapshot shown or not, and below: counts, channel, enabled
+        self.status_changed()
         if old.gateway_key() != settings.gateway_key():
             # also when turned off: the stored one goes
             self._guilds.replace(settings.token)
@@ -287,12 +315,14 @@ class Relay:
             self.counters.earlier_dropped += ended.dropped
             self._delivery = self._new_delivery(previous.pending())
             self._delivery_started = False
+            self.status_changed()
         gateway = self.gateway
         if old.gateway_key() != settings.gateway_key() and gateway.open_or_opening:
             # Another token or intents: the old session is of no more use.
             yield gateway.stop(codes.SESSION_ENDING_CLOSE)
         gateway.settings = settings
         self.enabled = True
+        self.status_changed()
         yield self.start()
 
     @inlineCallbacks
@@ -302,6 +332,7 @@ class Relay:
         """
         self.enabled = False
         self.disable_reason = reason
+        self.status_changed()
         self._waking.stop()
         yield self.stop_gateway(codes.SESSION_ENDING_CLOSE)
 
@@ -322,6 +353,7 @@ class Relay:
 
     def channel_delivered(self, payloads: Sequence[bytes]) -> None:
         """The bot took ``payloads``."""
+        self.status_changes += 1
         self._waking.delivered(payloads)
 
     def annotate(self, payload: bytes) -> bytes:
@@ -349,6 +381,8 @@ class Relay:
         """The data path: filter, then hand to delivery."""
         counters = self.counters
         counters.received += 1
+        # what status_changed() does, without the call on the hot path
+        self.status_changes += 1
         self._resume.moved = True
         if self.settings.guild_snapshot:
             self._guilds.observe(payload)
@@ -371,6 +405,7 @@ class Relay:
     def dispatch_passed_over(self, shard_id: int) -> None:
         """A dispatch of a type the criteria cannot match, not parsed: counted."""
         self.counters.received += 1
+        self.status_changes += 1
         self._resume.moved = True
 
     def _want_types(self, settings: RelaySettings) -> None:
@@ -475,6 +510,7 @@ class Relay:
             self._member_requests.expect(command.nonce)
         self.gateway.send_command(command, targets)
         self.counters.commands += 1
+        self.status_changed()
         result: dict[str, Any] = {"op": command.op, "shards": targets}
         if command.nonce is not None:
             result["nonce"] = command.nonce

@@ -45,6 +45,9 @@ class WakeAssistant:
     :param rest: Discord's REST API (typing, interaction callbacks).
     :param wake_http: a treq client for ``wakeUrl`` under the outbound
         rules, or None for no wake requests.
+    :param on_change: called whenever what :meth:`interaction_counts` or
+        :meth:`economy` show may have changed (later than a call of the
+        relay's: the relay counts its own calls).
     """
 
     def __init__(
@@ -57,8 +60,10 @@ class WakeAssistant:
         wake_http: Any,
         wake_interval: float,
         defer_after: float,
+        on_change: Callable[[], object],
     ) -> None:
         self.alias = alias
+        self._on_change = on_change
         self.settings = settings
         self._clock = clock
         self._rest = rest
@@ -68,7 +73,7 @@ class WakeAssistant:
         self._typing = TypingWhileWaking(clock, self._post_typing, alias=alias)
         self._watches = DeliveryWatches(clock)
         self.deferrer = InteractionDeferrer(
-            clock, self._defer_interaction, after=defer_after, alias=alias
+            clock, self._defer_interaction, after=defer_after, alias=alias, on_change=on_change
         )
         self.hook = self._new_hook()
         #: seconds from matching to delivery of what matched while the bot
@@ -160,10 +165,13 @@ class WakeAssistant:
         seconds = watch.delivered_at - watch.arrived_at
         self.wake_times.observe(seconds)
         self.slowest_wake = max(self.slowest_wake, seconds)
+        self._on_change()
 
     # -- calls to Discord and the bot's host --------------------------------------
 
     def _post_typing(self, channel_id: str) -> Deferred[None]:
+        # one more typing call (TypingWhileWaking.calls), on a timer
+        self._on_change()
         return self._rest.trigger_typing(self.settings.token, channel_id)
 
     def _defer_interaction(

@@ -131,6 +131,7 @@ class InteractionDeferrer:
         callback for the bot; may fail with :class:`DiscordHTTPError`.
     :param after: seconds before deferring.
     :param alias: the bot, for logs.
+    :param on_change: called whenever one of the counts below changed.
 
     :ivar deferred: interactions the relay deferred.
     :ivar in_time: interactions the bot took before they had to be.
@@ -149,9 +150,11 @@ class InteractionDeferrer:
         *,
         after: float = DEFER_AFTER,
         alias: str = "",
+        on_change: Callable[[], object] = lambda: None,
     ) -> None:
         self._clock = clock
         self._respond = respond
+        self._on_change = on_change
         self._after = after
         self._alias = alias
         self._pending: dict[str, _Pending] = {}
@@ -179,6 +182,7 @@ class InteractionDeferrer:
             return
         if watch.done:
             self.in_time += 1
+            self._on_change()
             return
         timer = self._clock.callLater(self._after, self._due, interaction_id)
         self._pending[interaction_id] = _Pending(interaction_id, token, response, timer, watch)
@@ -201,6 +205,7 @@ class InteractionDeferrer:
             if entry.timer.active():
                 entry.timer.cancel()
             self.in_time += 1
+            self._on_change()
             return None
         if interaction_id in self._deferring:
             return self._deferring[interaction_id]
@@ -245,6 +250,7 @@ class InteractionDeferrer:
         if entry.timer.active():
             entry.timer.cancel()
             self.in_time += 1
+            self._on_change()
 
     def _due(self, interaction_id: str) -> None:
         entry = self._pending.pop(interaction_id, None)
@@ -257,6 +263,7 @@ class InteractionDeferrer:
     def _deferred(self, _: object, entry: _Pending) -> None:
         self._deferring.pop(entry.interaction_id, None)
         self.deferred += 1
+        self._on_change()
         now = self._clock.seconds()
         for stale in [i for i, (_, until) in self._markers.items() if until <= now]:
             del self._markers[stale]
@@ -277,8 +284,10 @@ class InteractionDeferrer:
             if error.code == ALREADY_ACKNOWLEDGED:
                 # the bot got it just in time and answered first
                 self.answered_first += 1
+                self._on_change()
                 return
             self.failed += 1
+            self._on_change()
             self.log.info(
                 "{alias}: Discord refused to defer an interaction (HTTP {status}: {message})",
                 alias=self._alias,
@@ -287,6 +296,7 @@ class InteractionDeferrer:
             )
             return
         self.failed += 1
+        self._on_change()
         # Our own words (a refused id or token says why, never the token) or
         # the kind of failure; never other exception text.
         why = str(failure.value) if failure.check(ValueError) else type(failure.value).__name__
