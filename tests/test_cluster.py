@@ -320,6 +320,38 @@ class ClusterTests(SynchronousTestCase):
         self.assertEqual(set().union(*(changed for changed, _ in calls)), set(moving))
         self.assertEqual([withdrawn for _, withdrawn in calls], [set(), set(), {gone}])
 
+    def test_first_publish_in_slices(self) -> None:
+        """
+        A node's first publish replaces what it published before with a
+        slice and adds the others a slice per store call, each after a
+        reactor turn; every bot's status ends up published.
+        """
+        self.patch(coordinator, "STATUS_SLICE", 2)
+        a = self.start("a")
+        self.register(a, 5)
+        self.settle(5)
+        calls: list[tuple[str, int]] = []
+        publish, update = MemoryRelayStore.publish_statuses, MemoryRelayStore.update_statuses
+
+        def publish_spy(store: MemoryRelayStore, node_id: str, statuses: Any) -> Any:
+            calls.append(("publish", len(statuses)))
+            return publish(store, node_id, statuses)
+
+        def update_spy(store: MemoryRelayStore, node_id: str, changed: Any, withdrawn: Any) -> Any:
+            calls.append(("update", len(changed)))
+            return update(store, node_id, changed, withdrawn)
+
+        self.patch(MemoryRelayStore, "publish_statuses", publish_spy)
+        self.patch(MemoryRelayStore, "update_statuses", update_spy)
+        a.coordinator._published = None  # as after a failed publish
+        shared = a.coordinator._share_statuses()
+        for _ in range(10):
+            self.clock.advance(0)
+        self.successResultOf(shared)
+        self.assertEqual(calls, [("publish", 2), ("update", 2), ("update", 1)])
+        statuses = self.successResultOf(a.store.load_statuses())
+        self.assertEqual(set(statuses), set(a.running()))
+
     def test_renewals_fail_for_less_than_ttl(self) -> None:
         """
         Renewals that fail past the stop deadline but not past the lease

@@ -269,8 +269,8 @@ class ClusterCoordinator:
         """
         Publish what this node's bots look like, for ``GET /relays`` on the
         others, and take in what the others published of theirs.  Only
-        what changed since the last round is published (all of it after a
-        failure), a slice of statuses per store call.  A bot's status is
+        what changed since the last round is published (all of it the first
+        time and after a failure), a slice of statuses per store call.  A bot's status is
         taken only if its
         :attr:`~dccrelay.relay.relay.Relay.status_changes` moved since it
         was last taken (all of them after a failure), a slice of bots per
@@ -300,23 +300,28 @@ class ClusterCoordinator:
             taken_now[alias] = _Taken(relay, relay.status_changes, record)
             if before is None or before.record != record:
                 changed[alias] = record
+        # Encoded by the store on this thread: a slice per call (each status
+        # stands alone; the withdrawn go last).  Everything, the first time
+        # or after a failure: the first slice replaces all the node
+        # published before and the others are added to it, so that other
+        # nodes may see part of them for the few turns that takes.
         if published is None:
-            yield self._store.publish_statuses(
-                self.node_id, {alias: taken.record for alias, taken in taken_now.items()}
-            )
+            items = [(alias, taken.record) for alias, taken in taken_now.items()]
+            withdrawn = []
         else:
-            # Encoded by the store on this thread: a slice per call when
-            # many changed (each status stands alone; the withdrawn go last).
-            withdrawn = list(published.keys() - taken_now.keys())
             items = list(changed.items())
-            for start in range(0, max(1, len(items)), STATUS_SLICE):
-                if start:
-                    yield manager.breathe()
-                final = start + STATUS_SLICE >= len(items)
-                yield self._store.update_statuses(
-                    self.node_id, dict(items[start:start + STATUS_SLICE]),
-                    withdrawn if final else [],
-                )
+            withdrawn = list(published.keys() - taken_now.keys())
+        for start in range(0, max(1, len(items)), STATUS_SLICE):
+            if start:
+                yield manager.breathe()
+            part = dict(items[start:start + STATUS_SLICE])
+            if published is None and not start:
+                yield self._store.publish_statuses(self.node_id, part)
+                continue
+            final = start + STATUS_SLICE >= len(items)
+            yield self._store.update_statuses(
+                self.node_id, part, withdrawn if final else []
+            )
         self._published = taken_now
         statuses = yield self._store.load_statuses()
         taken: dict[str, tuple[str, dict[str, Any]] | None] = {}
