@@ -28,7 +28,7 @@ class RelaySieveTests(SynchronousTestCase):
         """
         relay = self.harness.relay(self, criteria={"t": "MESSAGE_CREATE"})
         self.assertEqual(relay.gateway.sieve.wanted, {  # type: ignore[union-attr]
-            "MESSAGE_CREATE", "READY", "RESUMED", "GUILD_MEMBERS_CHUNK", "RATE_LIMITED",
+            b"MESSAGE_CREATE", b"READY", b"RESUMED", b"GUILD_MEMBERS_CHUNK", b"RATE_LIMITED",
         })
         self.harness.dispatch("TYPING_START", {"user_id": "5"})
         self.assertEqual(self.harness.channel.payloads, [])

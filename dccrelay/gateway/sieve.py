@@ -11,9 +11,10 @@ resume needs) and passes over the rest.
 
 Discord writes a payload's scalar members before ``d``:
 ``{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{...}}``.  The head is read only
-when it has exactly that shape (``t``, ``s`` and ``op``, in any order,
-compact, before ``d``; the type in capitals, digits and underscores);
-anything else is parsed whole, as before.
+when it has exactly that shape, or ``op`` first (``{"op":0,"t":...,"s":...,
+"d":``), compact, the type in capitals, digits and underscores; anything
+else is parsed whole, as before.  Reading it costs a third of parsing and
+filtering a typing or presence dispatch (0.4 against 1.4 µs in process).
 """
 
 from __future__ import annotations
@@ -26,20 +27,24 @@ from typing import Optional
 #: what the gateway session itself reads, whatever the bot wants
 SESSION_TYPES = frozenset({"READY", "RESUMED"})
 
-# One scalar member of the head and its comma.
-_MEMBER = re.compile(rb'"(t|s|op)":("[A-Z0-9_]+"|[0-9]+|null),')
-_DATA = b'"d":'
+# The heads the sieve reads: Discord's order, and op first (as the
+# project's load generator writes them); anything else is parsed.
+_HEADS = (
+    re.compile(rb'\{"t":"([A-Z0-9_]+)","s":([0-9]+),"op":0,"d":'),
+    re.compile(rb'\{"op":0,"t":"([A-Z0-9_]+)","s":([0-9]+),"d":'),
+)
 
 
 @functools.lru_cache(maxsize=1024)
-def _shared(wanted: frozenset[str]) -> tuple[frozenset[str], tuple[bytes, ...]]:
-    # One set and one tuple of heads for every bot wanting the same types
-    # (most share their criteria): ~1.5 KiB a bot otherwise.
-    names = sorted(t.encode() for t in wanted)
-    heads = tuple(b'{"t":"' + name + b'"' for name in names) + tuple(
-        b'{"op":0,"t":"' + name + b'"' for name in names
+def _shared(wanted: frozenset[str]) -> tuple[frozenset[bytes], tuple[bytes, ...]]:
+    # One set for every bot wanting the same types (most share their
+    # criteria), as the bytes the heads hold, and the starts of their
+    # heads: a wanted dispatch costs one startswith.
+    names = frozenset(t.encode() for t in wanted)
+    starts = tuple(b'{"t":"' + name + b'"' for name in sorted(names)) + tuple(
+        b'{"op":0,"t":"' + name + b'"' for name in sorted(names)
     )
-    return wanted, heads
+    return names, starts
 
 
 class EventSieve:
@@ -47,21 +52,19 @@ class EventSieve:
     The dispatch types one bot's relay wants parsed; by default all of them.
     """
 
-    __slots__ = ("wanted", "_heads")
+    __slots__ = ("wanted", "_starts")
 
     def __init__(self) -> None:
-        #: the types parsed, or None for every type
-        self.wanted: Optional[frozenset[str]] = None
-        # Heads of a wanted dispatch in the usual orders, checked first so
-        # that a wanted dispatch costs one startswith.
-        self._heads: tuple[bytes, ...] = ()
+        #: the types parsed (encoded), or None for every type
+        self.wanted: Optional[frozenset[bytes]] = None
+        self._starts: tuple[bytes, ...] = ()
 
     def want(self, types: Optional[Iterable[str]]) -> None:
         """Parse only dispatches of ``types`` (and the session's own); None: all."""
         if types is None:
-            self.wanted, self._heads = None, ()
-            return
-        self.wanted, self._heads = _shared(frozenset(types) | SESSION_TYPES)
+            self.wanted, self._starts = None, ()
+        else:
+            self.wanted, self._starts = _shared(frozenset(types) | SESSION_TYPES)
 
     def passed_over(self, data: bytes) -> Optional[int]:
         """
@@ -70,26 +73,11 @@ class EventSieve:
         parsed.
         """
         wanted = self.wanted
-        if wanted is None or data.startswith(self._heads) or data[:1] != b"{":
+        if wanted is None or data.startswith(self._starts):
             return None
-        members: dict[bytes, bytes] = {}
-        at = 1
-        for _ in range(3):
-            found = _MEMBER.match(data, at)
-            if found is None:
-                return None
-            members[found.group(1)] = found.group(2)
-            at = found.end()
-        t, s = members.get(b"t"), members.get(b"s")
-        if (
-            not data.startswith(_DATA, at)
-            or members.get(b"op") != b"0"
-            or t is None
-            or s is None
-            or not t.startswith(b'"')
-            or not s.isdigit()
-        ):
-            return None
-        if t[1:-1].decode("ascii") in wanted:
-            return None
-        return int(s)
+        for head in _HEADS:
+            found = head.match(data)
+            if found is not None:
+                t, s = found.groups()
+                return None if t in wanted else int(s)
+        return None
