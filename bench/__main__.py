@@ -59,6 +59,7 @@ from bench import (
     lease_round,
     receive_path,
     restart,
+    sieve_cost,
     tail_latency,
     throughput,
     tls_connection,
@@ -407,6 +408,11 @@ def mixed_target(options: argparse.Namespace) -> None:
         f" {options.cpu_bots} bots, sample criteria, websocket v1 ({runs_text(options)}, before"
         " and now alternating)")
     say_beside_before(options, before, dispatch_cpu.table(results))
+    progress("sieve, in process")
+    say("   In process (bench/sieve_cost.py: per dispatch past the receive path, sample criteria,"
+        " best of 5):")
+    for line in sieve_cost.compare():
+        say(line)
 
 
 def say_beside_before(options: argparse.Namespace, before: str | None, lines: list[str]) -> None:
