@@ -49,6 +49,11 @@ START_SLICE = 50
 START_RATE = 500.0
 START_BURST = 25
 
+# Gateway sessions being opened at once (connecting, TLS and websocket
+# handshakes, RESUME or IDENTIFY): more wait.  Bounds the handshakes that
+# can come due in one reactor turn when the node falls behind the pace.
+START_WINDOW = 20
+
 
 class TooManyRelays(Exception):
     """
@@ -107,7 +112,7 @@ class RelayManager(Service):
         # service starts.
         self._lock.acquire()
         self._checkpoints = Checkpoints(env.store, env.clock, self.local_relays, self.breathe)
-        self._starts = Pacer(env.clock, START_RATE, START_BURST)
+        self._starts = Pacer(env.clock, START_RATE, START_BURST, window=START_WINDOW)
         #: why the registry is not served yet, or that it never will be
         self.startup = startup if startup is not None else Startup(env.clock)
         self._loading: Deferred[None] | None = None
@@ -285,7 +290,8 @@ class RelayManager(Service):
             if self.running and self.relays.get(relay.alias) is relay:
                 relay.start(sessions)
 
-        self._starts.add(start)
+        # counts against the pacer's window while its session opens
+        self._starts.add(start, lambda: relay.opening)
 
     def breathe(self) -> Deferred[None]:
         """

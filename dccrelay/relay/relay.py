@@ -194,6 +194,11 @@ class Relay:
         self.counters = Counters()
 
     @property
+    def opening(self) -> bool:
+        """Whether its gateway session is being opened (the start's work)."""
+        return self.gateway.opening
+
+    @property
     def shards(self) -> list[Shard]:
         """The gateway session's shards, in order."""
         return self.gateway.shards
