@@ -12,11 +12,18 @@ from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from dccrelay.gateway import codes
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.gateway.session import IGatewayOwner
 from dccrelay.gateway.shard import IShardOwner
 from dccrelay.relay.handle import IRelayHandle
-from dccrelay.relay.manager import START_BURST, START_RATE, START_WINDOW, RelayManager
+from dccrelay.relay.manager import (
+    START_BURST,
+    START_RATE,
+    START_SLICE,
+    START_WINDOW,
+    RelayManager,
+)
 from dccrelay.relay.relay import Relay
 from dccrelay.store import SessionState
 from dccrelay.web.status_json import public_json
@@ -264,6 +271,37 @@ class ManagerRestartTests(SynchronousTestCase):
         harness.clock.advance(interval)
         self.assertEqual(len(harness.connections), count)
         self.assertTrue(manager.started_up())
+
+    def test_stop_in_slices(self) -> None:
+        """
+        Stopping a node closes its bots' gateway connections a slice at a
+        time, with a reactor turn between slices; every one resumably, and
+        the stop is over once all are closed.
+        """
+        harness = RelayHarness()
+        store = harness.store
+        count = START_SLICE + 3
+        for n in range(count):
+            alias = f"bot{n}"
+            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
+            self.successResultOf(store.save_session(alias, stored(0)))
+        manager = RelayManager(harness.env, store, max_relays=100)
+        manager.startService()
+        while len(harness.connections) < count:
+            harness.clock.advance(START_BURST / START_RATE)
+            for connection in harness.connections:
+                if not connection.sent:
+                    resume(connection)
+        stopped = manager.stopService()
+        closed = [c for c in harness.connections if c.closed is not None]
+        self.assertEqual(len(closed), START_SLICE)
+        self.assertNoResult(stopped)
+        harness.clock.advance(0)
+        self.assertEqual(
+            {c.closed for c in harness.connections}, {codes.RESUMABLE_CLOSE}
+        )
+        harness.clock.advance(0)
+        self.successResultOf(stopped)
 
     def test_change_before_load_waits(self) -> None:
         """
