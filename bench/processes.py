@@ -261,7 +261,10 @@ class Relay(Process):
         # A run has a handful of API clients: counting the default 256 of them
         # would not let 9,800 bots fit under a hard limit of 20,000.  (A
         # baseline from before the option was added counts none.)
-        api = ["--max-api-connections", str(BENCH_API_CONNECTIONS)] if code == REPO else []
+        api = (
+            ["--max-api-connections", str(BENCH_API_CONNECTIONS)]
+            if _has_option(code, "max-api-connections") else []
+        )
         super().__init__(
             "relay",
             [TWISTD, "--nodaemon", "--pidfile=", "dcc", "--listen", LOOPBACK,
@@ -302,6 +305,12 @@ class Relay(Process):
         """The longest garbage collection the lag probe logged."""
         found = re.findall(r"longest garbage collection ([\d.]+) ms", self.output()[since:])
         return max((float(ms) for ms in found), default=0.0)
+
+
+def _has_option(code: str, option: str) -> bool:
+    """Whether the relay in source tree ``code`` has ``--option``."""
+    with open(os.path.join(code, "dccrelay", "tap.py")) as tap:
+        return f'"{option}"' in tap.read()
 
 
 def _healthy(base: str) -> bool:
