@@ -12,10 +12,11 @@ is the node's own CPU budget.
 The pace alone does not bound the work of one reactor turn: when the node
 cannot keep up with it (a busy or shared machine), openings pile up, and the
 TLS handshakes, upgrades and RESUMEs of all of them come due in the same
-turns (at 9,800 bots, turns of 200-400 ms).  So a pacer may also be given a
-``window``: at most that many started calls still at work (each says so
-through its ``busy`` check) before it starts more.  The node then opens
-sessions as fast as it completes them, and no faster.
+turns (at 9,800 bots starting 25 a turn: turns of 150-400 ms).  So a pacer
+may also be given a ``window``: at most that many started calls still at
+work (each says so through its ``busy`` check) before it starts more.  A
+node that falls behind then opens sessions as fast as it completes them,
+and no faster.
 """
 
 from __future__ import annotations
