@@ -220,7 +220,7 @@ def fleet_targets(options: argparse.Namespace) -> None:
             " waiting for a core; the relay before did not measure it)")
         say(f"   {'bots':>8}{'relay':>8}{'all RESUMEd after s':>21}{'longest stall ms':>18}"
             f"{'stall on CPU ms':>17}{'longest GC ms':>15}{'re-IDENTIFYs':>14}"
-            f"{'frozen objects':>16}")
+            f"{'frozen':>8}")
         # each size's "before" first
         order = sorted(restarts, key=lambda key: (key[0], key[1] != "before"))
         for bots, label in order:
@@ -228,7 +228,8 @@ def fleet_targets(options: argparse.Namespace) -> None:
             say(f"   {bots:>8,}{label:>8}{median(rows, 'resumed_after'):>21.1f}"
                 f"{median(rows, 'worst_lag_ms'):>18.0f}{median(rows, 'worst_on_cpu_ms'):>17.0f}"
                 f"{median(rows, 'worst_gc_ms'):>15.0f}"
-                f"{median(rows, 'identifies'):>14.0f}{median(rows, 'frozen'):>16,.0f}")
+                f"{median(rows, 'identifies'):>14.0f}"
+                f"{'yes' if median(rows, 'frozen') else 'no':>8}")
 
 
 def _transport(tls: bool) -> str:

@@ -35,5 +35,5 @@ def measure(fleet: Fleet, timeout: float = 600.0) -> dict[str, float]:
         "worst_gc_ms": fleet.relay.worst_gc_ms(),
         "worst_on_cpu_ms": fleet.relay.worst_on_cpu_ms(),
         "identifies": after["identifies"] - before["identifies"],
-        "frozen": fleet.relay.frozen_objects(),
+        "frozen": fleet.relay.froze(),
     }

@@ -75,6 +75,21 @@ class GatewayConnectorTests(TestCase):
         await wait_for(lambda: listener.closed, what="the close")
         self.assertEqual(listener.closed[0][0], 4000)
 
+    def test_opening_leaves_the_certificate_unparsed(self) -> None:
+        """
+        Over TLS the connection opens with the server's certificate verified
+        but not parsed into Autobahn's details, which nothing reads (a cost
+        per connection when thousands reconnect).
+        """
+        return ensureDeferred(self._certificate())
+
+    async def _certificate(self) -> None:
+        sim = await self.simulator()
+        connection: Any = await connector().connect(gateway_url(sim.gateway_url), Listener())
+        self.addCleanup(connection.abort)
+        self.assertIsNotNone(connection.transport.getPeerCertificate())
+        self.assertIsNone(connection._transport_details.peer_cert)
+
     def test_refused(self) -> None:
         """
         A port with nobody listening fails the connect Deferred.

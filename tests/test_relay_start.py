@@ -12,22 +12,37 @@ from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from dccrelay.gateway import codes
 from dccrelay.gateway.rest import DiscordHTTPError, GatewayInfo
 from dccrelay.gateway.session import IGatewayOwner
 from dccrelay.gateway.shard import IShardOwner
 from dccrelay.relay.handle import IRelayHandle
-from dccrelay.relay.manager import START_BURST, START_RATE, RelayManager
+from dccrelay.relay.manager import (
+    START_BURST,
+    START_RATE,
+    START_SLICE,
+    START_WINDOW,
+    RelayManager,
+)
 from dccrelay.relay.relay import Relay
 from dccrelay.store import SessionState
 from dccrelay.web.status_json import public_json
 from tests.memory_store import MemoryRelayStore
-from tests.relay_harness import FakeREST, RelayHarness
+from tests.relay_harness import FakeConnection, FakeREST, RelayHarness
 
 RESUME_URL = "wss://resume.example"
 
 
 def stored(shard_id: int, count: int = 1) -> SessionState:
     return SessionState(shard_id, count, f"session{shard_id}", 41, RESUME_URL)
+
+
+def resume(connection: FakeConnection) -> None:
+    """
+    Play Discord for a shard that resumes: HELLO, then RESUMED.
+    """
+    connection.frame({"op": 10, "d": {"heartbeat_interval": 41250}})
+    connection.frame({"op": 0, "t": "RESUMED", "s": 42, "d": {}})
 
 
 class FlakyREST(FakeREST):
@@ -190,12 +205,14 @@ class ManagerRestartTests(SynchronousTestCase):
     def test_restart(self) -> None:
         """
         One load for all; a burst of connections at once, the rest one
-        pacing interval later; every one to its resume URL.
+        pacing interval later, while fewer than the window are still
+        opening; every one to its resume URL.
         """
         store = CountingSessionsStore()
         harness = RelayHarness(store=store)
         store.open()
-        count = START_BURST + 5
+        first = min(START_BURST, START_WINDOW)
+        count = first + 5
         for n in range(count):
             alias = f"bot{n}"
             self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
@@ -206,11 +223,85 @@ class ManagerRestartTests(SynchronousTestCase):
         self.addCleanup(manager.stopService)
         harness.clock.advance(0)
         self.assertEqual(store.loads, ["*"])
-        self.assertEqual(len(harness.connections), START_BURST)
+        self.assertEqual(len(harness.connections), first)
+        if first < START_BURST:
+            # The window is full: nothing more until some have resumed.
+            harness.clock.advance(START_BURST / START_RATE)
+            self.assertEqual(len(harness.connections), first)
+            for connection in harness.connections[:5]:
+                resume(connection)
         harness.clock.advance(START_BURST / START_RATE)
         self.assertEqual(len(harness.connections), count)
         self.assertEqual(harness.rest.calls, 0)
         self.assertTrue(all(c.url.startswith(RESUME_URL) for c in harness.connections))
+
+    def test_window(self) -> None:
+        """
+        A session counts against the start window while it connects and
+        resumes, not once it has resumed, nor while it waits to reconnect
+        after a failed connection; start-up is over once none waits.
+        """
+        store = CountingSessionsStore()
+        harness = RelayHarness(store=store)
+        store.open()
+        count = START_WINDOW + 2
+        for n in range(count):
+            alias = f"bot{n}"
+            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
+            self.successResultOf(store.save_session(alias, stored(0)))
+        manager = RelayManager(harness.env, store, max_relays=100)
+        manager.startService()
+        self.addCleanup(manager.stopService)
+        interval = START_BURST / START_RATE
+        harness.clock.advance(0)
+        opened = len(harness.connections)
+        self.assertLessEqual(opened, START_WINDOW)
+        # Filling the window at the pace, then waiting.
+        for _ in range(START_WINDOW):
+            harness.clock.advance(interval)
+        self.assertEqual(len(harness.connections), START_WINDOW)
+        self.assertFalse(manager.started_up())
+        # One resumes, one's connection drops before HELLO (it waits for its
+        # retry): two places free.
+        resume(harness.connections[0])
+        harness.connections[1].drop()
+        self.assertEqual(
+            [r.opening for r in manager.local_relays()[:2]], [False, False]
+        )
+        harness.clock.advance(interval)
+        self.assertEqual(len(harness.connections), count)
+        self.assertTrue(manager.started_up())
+
+    def test_stop_in_slices(self) -> None:
+        """
+        Stopping a node closes its bots' gateway connections a slice at a
+        time, with a reactor turn between slices; every one resumably, and
+        the stop is over once all are closed.
+        """
+        harness = RelayHarness()
+        store = harness.store
+        count = START_SLICE + 3
+        for n in range(count):
+            alias = f"bot{n}"
+            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
+            self.successResultOf(store.save_session(alias, stored(0)))
+        manager = RelayManager(harness.env, store, max_relays=100)
+        manager.startService()
+        while len(harness.connections) < count:
+            harness.clock.advance(START_BURST / START_RATE)
+            for connection in harness.connections:
+                if not connection.sent:
+                    resume(connection)
+        stopped = manager.stopService()
+        closed = [c for c in harness.connections if c.closed is not None]
+        self.assertEqual(len(closed), START_SLICE)
+        self.assertNoResult(stopped)
+        harness.clock.advance(0)
+        self.assertEqual(
+            {c.closed for c in harness.connections}, {codes.RESUMABLE_CLOSE}
+        )
+        harness.clock.advance(0)
+        self.successResultOf(stopped)
 
     def test_change_before_load_waits(self) -> None:
         """

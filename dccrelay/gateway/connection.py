@@ -27,7 +27,7 @@ from typing import Any, Callable
 import orjson
 import txaio
 import zstandard
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.twisted.websocket import WebSocketClientFactory
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 from dccrelay import __version__
 from dccrelay.gateway.frames import split_whole_frames
 from dccrelay.gateway.shard import IGatewayConnection, IGatewayListener
-from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, client_endpoint
+from dccrelay.net.websocket import AUTOBAHN_TIMERS_OFF, RelayClientProtocol, client_endpoint
 
 USER_AGENT = f"dccrelay/{__version__}"
 
@@ -64,7 +64,7 @@ class HandshakeFailed(Exception):
 _OPEN = WebSocketProtocol.STATE_OPEN
 
 
-class GatewayProtocol(WebSocketClientProtocol):
+class GatewayProtocol(RelayClientProtocol):
     """
     Frames in, frames out, for one shard.
     """

@@ -39,6 +39,9 @@ from dccrelay.store import ISessions, SessionState
 #: refused (429)
 MAX_WAITING_COMMANDS = 20
 
+#: shard states (as shown in status) of a connection being opened
+_OPENING = frozenset({"connecting", "identifying", "resuming"})
+
 
 class IGatewayOwner(Interface):
     """
@@ -129,6 +132,14 @@ class GatewaySession:
     def open_or_opening(self) -> bool:
         """Shards exist, or are being set up."""
         return bool(self.shards) or self._starting
+
+    @property
+    def opening(self) -> bool:
+        """
+        Being set up, or a shard is connecting, identifying or resuming: the
+        work of opening is under way (not waiting for a slot or a retry).
+        """
+        return self._starting or any(shard.state in _OPENING for shard in self.shards)
 
     # -- opening -----------------------------------------------------------------
 

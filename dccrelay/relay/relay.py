@@ -226,6 +226,11 @@ class Relay:
         self.status_changes += 1
 
     @property
+    def opening(self) -> bool:
+        """Whether its gateway session is being opened (the start's work)."""
+        return self.gateway.opening
+
+    @property
     def shards(self) -> list[Shard]:
         """The gateway session's shards, in order."""
         return self.gateway.shards
