@@ -202,6 +202,13 @@ class ManagerRestartTests(SynchronousTestCase):
     one call and resumes them at the pacer's pace, asking Discord nothing.
     """
 
+    def store_resumable(self, store: MemoryRelayStore, harness: RelayHarness, count: int) -> None:
+        """Store ``count`` bots, each with a session to resume."""
+        for n in range(count):
+            alias = f"bot{n}"
+            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
+            self.successResultOf(store.save_session(alias, stored(0)))
+
     def test_restart(self) -> None:
         """
         One load for all; a burst of connections at once, the rest one
@@ -213,10 +220,7 @@ class ManagerRestartTests(SynchronousTestCase):
         store.open()
         first = min(START_BURST, START_WINDOW)
         count = first + 5
-        for n in range(count):
-            alias = f"bot{n}"
-            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
-            self.successResultOf(store.save_session(alias, stored(0)))
+        self.store_resumable(store, harness, count)
         store.loads.clear()
         manager = RelayManager(harness.env, store, max_relays=100)
         manager.startService()
@@ -245,10 +249,7 @@ class ManagerRestartTests(SynchronousTestCase):
         harness = RelayHarness(store=store)
         store.open()
         count = START_WINDOW + 2
-        for n in range(count):
-            alias = f"bot{n}"
-            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
-            self.successResultOf(store.save_session(alias, stored(0)))
+        self.store_resumable(store, harness, count)
         manager = RelayManager(harness.env, store, max_relays=100)
         manager.startService()
         self.addCleanup(manager.stopService)
@@ -281,10 +282,7 @@ class ManagerRestartTests(SynchronousTestCase):
         harness = RelayHarness()
         store = harness.store
         count = START_SLICE + 3
-        for n in range(count):
-            alias = f"bot{n}"
-            self.successResultOf(store.save_relay(alias, harness.settings().to_json()))
-            self.successResultOf(store.save_session(alias, stored(0)))
+        self.store_resumable(store, harness, count)
         manager = RelayManager(harness.env, store, max_relays=100)
         manager.startService()
         while len(harness.connections) < count:
