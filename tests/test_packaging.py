@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import configparser
 import os
+import subprocess
+import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -43,3 +45,24 @@ class PackagesTests(SynchronousTestCase):
         for package in listed_packages():
             path = os.path.join(ROOT, *package.split("."))
             self.assertTrue(os.path.isdir(path), f"setup.cfg lists {package}, not in the tree")
+
+
+class InstalledCommandTests(SynchronousTestCase):
+    """
+    The ``twistd`` of the environment the tests run in knows ``dcc`` from
+    any directory, without ``PYTHONPATH``: README's test command installs
+    the checkout editable, and its "Trying it without Discord" runs that
+    environment's ``twistd dcc``.
+    """
+
+    def test_twistd_knows_dcc(self) -> None:
+        """``twistd dcc --help`` answers with the plugin's usage."""
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        elsewhere = self.mktemp()
+        os.makedirs(elsewhere)
+        result = subprocess.run(
+            [twistd, "dcc", "--help"], cwd=elsewhere, env=env,
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        self.assertIn("Usage: twistd [options] dcc", result.stdout, result.stderr[-2000:])
