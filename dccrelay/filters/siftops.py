@@ -89,6 +89,16 @@ def _fixed(ops: Sequence[Op]) -> Optional[Fixed]:
     return tuple((op.step, op.initial) for op in ops)  # type: ignore[misc]
 
 
+def _fed_once(ops: Sequence[Op]) -> Fixed:
+    # The steps of operations fed one value per evaluation, which the
+    # compiler builds without state (every operation of a query fed once is
+    # itself fed once).
+    fixed = _fixed(ops)
+    if fixed is None:
+        raise ValueError("an operation fed once per evaluation must have no state")
+    return fixed
+
+
 class PathStep(NamedTuple):
     """One dotted-path component, with what sift derives from it precomputed."""
 
@@ -246,20 +256,13 @@ def group(children: Sequence[Op], once: bool = False) -> Op:
     ops = tuple(children)
     cost = 1 + sum(op.cost for op in ops)
     if once:
+        steps = _fed_once(ops)
         if len(ops) == 1:
             # One round of one child is the child's own status.
             return ops[0]._replace(cost=cost)
-        fixed = _fixed(ops)
-        if fixed is not None:
-            steps = fixed
-
-            def fixed_step(previous: int, value: Any, key: Any, owner: Any) -> int:
-                return _fixed_round(steps, value, key, owner)
-
-            return _stateless(fixed_step, cost)
 
         def once_step(previous: int, value: Any, key: Any, owner: Any) -> int:
-            return _one_round(ops, value, key, owner)
+            return _fixed_round(steps, value, key, owner)
 
         return _stateless(once_step, cost)
     initial = [op.initial for op in ops]
@@ -463,9 +466,7 @@ def elem_match(query: Op) -> Op:
     candidate, such as an element the walk spreads before its array, undoes
     it (neither kept nor done).
     """
-    start_query = query.start
-    query_initial = query.initial
-    query_step = query.step
+    [(query_step, query_initial)] = _fed_once([query])
 
     def step(previous: int, value: Any, key: Any, owner: Any) -> int:
         if type(value) is not list:
@@ -473,8 +474,7 @@ def elem_match(query: Op) -> Op:
         if previous & KEEP:
             return KEEP_DONE
         for index, element in enumerate(value):
-            run = query_step if query_step is not None else start_query()
-            if run(query_initial, element, index, value) & KEEP:
+            if query_step(query_initial, element, index, value) & KEEP:
                 return KEEP_DONE
         return DONE
 
@@ -489,17 +489,10 @@ def negate(query: Op, once: bool = False) -> Op:
     """
     cost = 1 + query.cost
     if once:
-        start_query, query_initial, query_step = query.start, query.initial, query.step
-        if query_step is not None:
-            fixed = query_step
-
-            def fixed_step(previous: int, value: Any, key: Any, owner: Any) -> int:
-                return fixed(query_initial, value, key, owner) ^ KEEP
-
-            return _stateless(fixed_step, cost)
+        [(query_step, query_initial)] = _fed_once([query])
 
         def once_step(previous: int, value: Any, key: Any, owner: Any) -> int:
-            return start_query()(query_initial, value, key, owner) ^ KEEP
+            return query_step(query_initial, value, key, owner) ^ KEEP
 
         return _stateless(once_step, cost)
 
@@ -528,21 +521,11 @@ def any_of(queries: Sequence[Op], invert: bool = False, once: bool = False) -> O
     cost = 1 + sum(op.cost for op in ops)
     flip = KEEP if invert else 0
     if once:
-        fixed = _fixed(ops)
-        if fixed is not None:
-            steps = fixed
-
-            def fixed_step(previous: int, value: Any, key: Any, owner: Any) -> int:
-                for step, initial in steps:
-                    if step(initial, value, key, owner) & KEEP:
-                        return KEEP_DONE ^ flip
-                return flip
-
-            return _stateless(fixed_step, cost)
+        steps = _fed_once(ops)
 
         def once_step(previous: int, value: Any, key: Any, owner: Any) -> int:
-            for op in ops:
-                if op.start()(op.initial, value, key, owner) & KEEP:
+            for step, initial in steps:
+                if step(initial, value, key, owner) & KEEP:
                     return KEEP_DONE ^ flip
             return flip
 
