@@ -99,7 +99,6 @@ class GatewaySession:
         tools: GatewayTools,
         owner: IGatewayOwner,
         shared_identify: Callable[[str], SharedIdentifySlots] | None = None,
-        sieve: EventSieve | None = None,
     ) -> None:
         self.alias = alias
         self.settings = settings
@@ -112,8 +111,9 @@ class GatewaySession:
         # on the hot path than forwarding them from here.
         self.dispatch_received = owner.dispatch_received
         self.dispatch_passed_over = owner.dispatch_passed_over
-        #: the dispatch types the owner wants parsed, shared by its shards
-        self.sieve = sieve
+        #: the dispatch types the owner wants parsed (all, until it says),
+        #: shared by the shards
+        self.sieve = EventSieve()
         self.shards: list[Shard] = []
         self.resume = ResumeBook()
         #: why the session could not be opened, for status

@@ -27,7 +27,6 @@ from dccrelay.gateway.limiter import SharedIdentifySlots
 from dccrelay.gateway.rest import DiscordREST
 from dccrelay.gateway.session import MAX_WAITING_COMMANDS, GatewaySession, IGatewayOwner
 from dccrelay.gateway.shard import Connect, GatewayTools, Shard
-from dccrelay.gateway.sieve import EventSieve
 from dccrelay.relay.bot_guilds import BotGuilds
 from dccrelay.relay.guild_snapshot_saver import GuildSnapshotSaver
 from dccrelay.relay.handle import IRelayHandle
@@ -186,13 +185,11 @@ class Relay:
             wake_interval=env.wake_interval, defer_after=env.defer_after,
             on_change=changed,
         )
-        # which dispatches the shards need not parse
-        self._sieve = EventSieve()
-        self._want_types(settings)
         self.gateway = GatewaySession(
             alias, settings, rest=env.rest, store=env.store, tools=env.gateway_tools(),
-            owner=self, shared_identify=env.shared_identify, sieve=self._sieve,
+            owner=self, shared_identify=env.shared_identify,
         )
+        self._want_types(settings)
         self._resume = self.gateway.resume
         # opt-in (guildSnapshot): the bot's guilds, for its cold starts,
         # restored from the store when the relay starts
@@ -420,7 +417,7 @@ class Relay:
         types = None if settings.guild_snapshot else event_types(
             settings.filter, settings.criteria
         )
-        self._sieve.want(None if types is None else types | ANSWER_TYPES)
+        self.gateway.sieve.want(None if types is None else types | ANSWER_TYPES)
 
     def bot_user(self, user: Any) -> None:
         """READY named the bot's user."""
