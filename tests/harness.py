@@ -6,7 +6,7 @@ receiver, and waiting without sleeping longer than needed.
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import orjson
 from autobahn.twisted.resource import WebSocketResource
@@ -16,7 +16,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
@@ -25,7 +25,7 @@ from twisted.web.server import Site
 from dccrelay.client.receiver import DispatchReceiverFactory, DispatchReceiverProtocol
 from dccrelay.net.tls import ClientTLS
 from dccrelay.tap import Options, makeService
-from dccrelay.testing.simulator import DiscordSimulator
+from dccrelay.testing.simulator import DiscordSimulator, SimulatedBot
 from dccrelay.testing.tls import ThrowAwayCA, serve_tls
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
@@ -226,6 +226,32 @@ class RelayProcess:
 
     def relay(self, alias: str = "cookout") -> Any:
         return self.manager.relays[alias]
+
+
+class MessageFlow:
+    """
+    A numbered message from every bot of ``bots`` (alias -> simulated bot)
+    every ``interval`` seconds, from now until :meth:`stop`; a bot without a
+    live connection has Discord buffer it for RESUME.  :attr:`sent` holds
+    what was sent, in order.
+    """
+
+    def __init__(self, bots: Mapping[str, SimulatedBot], interval: float = 0.2) -> None:
+        self.sent: list[bytes] = []
+        self._bots = bots
+        self._rounds = 0
+        self._loop = LoopingCall(self._send)
+        self._loop.clock = reactor
+        self._loop.start(interval)
+
+    def _send(self) -> None:
+        n, self._rounds = self._rounds, self._rounds + 1
+        for alias, bot in self._bots.items():
+            self.sent.append(bot.message(f"{alias} {n}"))
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
 
 
 def next_item(queue: DeferredQueue[bytes], timeout: float = 10.0) -> Awaitable[bytes]:

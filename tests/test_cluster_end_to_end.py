@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from tests.harness import LOOPBACK, SECRET, BotReceiver, http, tls_simulator, wait_for
+from tests.harness import LOOPBACK, SECRET, BotReceiver, MessageFlow, http, tls_simulator, wait_for
 from tests.postgres import fresh_database
 from tests.twistd_process import TwistdProcess, run_relay, serving
 
@@ -89,18 +89,8 @@ class ThreeNodeTests(TestCase):
         victims = [alias for alias, node in owners.items() if node == "n3"]
         identifies_before = sum(bot.identifies for bot in bots.values())
 
-        sent: list[bytes] = []
-        counter = iter(range(10**6))
-
-        def send() -> None:
-            # A bot without a live connection has Discord buffer it for RESUME.
-            n = next(counter)
-            for alias, bot in bots.items():
-                sent.append(bot.message(f"{alias} {n}"))
-
-        flow = LoopingCall(send)
-        flow.clock = reactor
-        flow.start(0.2)
+        flow = MessageFlow(bots)
+        sent = flow.sent
         await deferLater(reactor, 1.0, lambda: None)
 
         killed_at = time.monotonic()

@@ -18,15 +18,16 @@ import sqlite3
 import sys
 import time
 from collections import Counter
+
 import orjson
 import psycopg
 from twisted.internet import reactor
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from dccrelay.tap import STORE_FILE
 from tests.delivery_harness import WebhookBot, report
-from tests.harness import http, wait_for
+from tests.harness import MessageFlow, http, wait_for
 from tests.postgres import ThrowawayCluster, private_server
 from tests.test_delivery_end_to_end import TOKEN, Fixture, deferred_test
 from tests.twistd_process import TwistdProcess, put_relay, run_relay, serving
@@ -227,17 +228,8 @@ class PostgresOutageTests(Fixture):
         for bot in bots.values():
             await bot.wait_for_ready()
 
-        sent: list[bytes] = []
-        counter = iter(range(10**6))
-
-        def send() -> None:
-            n = next(counter)
-            for alias, bot in bots.items():
-                sent.append(bot.message(f"{alias} {n}"))
-
-        flow = LoopingCall(send)
-        flow.clock = reactor
-        flow.start(0.2)
+        flow = MessageFlow(bots)
+        sent = flow.sent
         try:
             await wait_for(lambda: set(sent) <= set(hook.wire), what="the first dispatches")
             before_outage = set(sent)
