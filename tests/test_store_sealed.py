@@ -32,21 +32,29 @@ SECRET = "admin:very-secret-secret"
 SETTINGS = RelaySettings(token=TOKEN, dst="wss://bot.example/", client_secret=SECRET).to_json()
 
 
-class SealedMemoryTests(SynchronousTestCase):
-    """
-    The sealing layer over the in-memory store: what the store keeps, and
-    what the manager gets back.
-    """
+class _TwoKeysCase(SynchronousTestCase):
+    """A memory database and two keys, an old one and a new one."""
 
     def setUp(self) -> None:
         self.database = MemoryDatabase()
         self.old = Fernet.generate_key()
         self.new = Fernet.generate_key()
 
-    def store(self, *keys: bytes) -> SealedSecretsStore:
+    def sealed_store(self, *keys: bytes) -> SealedSecretsStore:
+        """The database, sealed with ``keys`` (the first seals), opened."""
         store = SealedSecretsStore(MemoryRelayStore(self.database), [Fernet(k) for k in keys])
         self.successResultOf(store.open())
         return store
+
+
+class SealedMemoryTests(_TwoKeysCase):
+    """
+    The sealing layer over the in-memory store: what the store keeps, and
+    what the manager gets back.
+    """
+
+    def store(self, *keys: bytes) -> SealedSecretsStore:
+        return self.sealed_store(*keys)
 
     def stored(self, alias: str = "cookout") -> dict[str, Any]:
         return self.database.relays[alias].settings
@@ -164,20 +172,14 @@ class SealedMemoryTests(SynchronousTestCase):
         )
 
 
-class SealedGuildSnapshotTests(SynchronousTestCase):
+class SealedGuildSnapshotTests(_TwoKeysCase):
     """
     Guild snapshot parts through the sealing layer: encrypted at rest,
     resealed under the first key when loaded, left out when no key fits.
     """
 
-    def setUp(self) -> None:
-        self.database = MemoryDatabase()
-        self.old = Fernet.generate_key()
-        self.new = Fernet.generate_key()
-
     def store(self, *keys: bytes) -> SealedSecretsStore:
-        store = SealedSecretsStore(MemoryRelayStore(self.database), [Fernet(k) for k in keys])
-        self.successResultOf(store.open())
+        store = self.sealed_store(*keys)
         if "cookout" not in self.database.relays:
             self.successResultOf(store.save_relay("cookout", SETTINGS))
         return store
