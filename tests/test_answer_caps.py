@@ -217,7 +217,8 @@ def _handshaking(caps: AnswerCaps) -> tuple[_Client, StringTransport, bytes]:
 
 class SendTests(SynchronousTestCase):
     """
-    :class:`CappedHandshakeProtocol` writes a frame as Autobahn does, without
+    The relay's websocket clients (:class:`RelayClientProtocol`, here through
+    :class:`CappedHandshakeProtocol`) write a frame as Autobahn does, without
     formatting Autobahn's per-write debug line.
     """
 

@@ -14,8 +14,9 @@ the connect timeout.  :class:`CappedHandshakeProtocol` gathers the answer itself
 searches only what is new, and gives up past the caps.
 
 And Autobahn's ``sendData`` formats a debug line for every frame it writes
-(three ``click`` stylings, ~4 µs) that the logger then drops; the relay's
-bot connections write one frame per delivered dispatch.
+(three ``click`` stylings, ~4 µs) that the logger then drops; a bot
+connection writes one frame per delivered dispatch, a gateway connection
+one per heartbeat or command.
 """
 
 from __future__ import annotations
@@ -58,16 +59,24 @@ def client_endpoint(
 
 class RelayClientProtocol(WebSocketClientProtocol):
     """
-    Autobahn's client protocol, less what it does on opening for WAMP's
-    authentication: it reads the TLS channel binding and parses the
+    Autobahn's client protocol, less two costs of its own.  On opening, for
+    WAMP's authentication, it reads the TLS channel binding and parses the
     server's whole certificate into a dict of details (with
     ``cryptography``), which nothing here reads: ~6 % of the relay's py-spy
     samples while 3,000 bots reconnected (issue 15).  The certificate is
-    still verified during the TLS handshake, as before.
+    still verified during the TLS handshake, as before.  And it writes
+    frames without the debug line Autobahn formats for each (see above).
     """
 
     def _onOpen(self) -> None:
         self.onOpen()
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if sync or chopsize or self.send_queue:
+            super().sendData(data, sync, chopsize)
+            return
+        # Autobahn's own branch for this case, without its debug line.
+        self.transport.write(data)  # type: ignore[union-attr]
 
 
 _END_OF_HEAD = b"\r\n\r\n"
@@ -118,10 +127,3 @@ class CappedHandshakeProtocol(RelayClientProtocol):
         self._head = None
         self.handshake_problem = problem
         self.failHandshake(problem)
-
-    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        if sync or chopsize or self.send_queue:
-            super().sendData(data, sync, chopsize)
-            return
-        # Autobahn's own branch for this case, without its debug line.
-        self.transport.write(data)  # type: ignore[union-attr]
